@@ -1,0 +1,32 @@
+/**
+ * An error the user can act on: printed as one line by the CLI and shown as-is in the app.
+ * Anything else that escapes is a bug and is reported with its stack under --debug.
+ */
+export class UserError extends Error {
+  override name = 'UserError';
+}
+
+/** A problem with one input file; the message always starts with the file's path. */
+export class FileError extends UserError {
+  override name = 'FileError';
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string) {
+    super(`${file}: ${problem}`);
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+/** Raised by long jobs when the caller cancelled them; never shown as a failure. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor() {
+    super('cancelled');
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
