@@ -1,0 +1,108 @@
+/**
+ * The Electron main process (bundled by scripts/build-app.mjs to dist/app/main.cjs). It owns the
+ * window, the app:// protocol serving the built renderer, and the IPC channel; the core
+ * services are loaded from source through tsx at start-up, exactly as the CLI runs them (they
+ * locate their worker entry points and model folders from their own file URLs).
+ */
+import { BrowserWindow, app, dialog, ipcMain, protocol, session } from 'electron';
+import type { IpcMainInvokeEvent } from 'electron';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ApiEvent, ExportFormat } from '../core/api.ts';
+import { readStatic, rendererCsp } from '../web/static.ts';
+import type { AppWiring } from './ipc.ts';
+import { CALL_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
+
+const root = resolve(__dirname, '../..');
+const rendererDir = join(root, 'renderer/dist');
+const log = (line: string) => process.stderr.write(`sam2unet: ${line}\n`);
+
+protocol.registerSchemesAsPrivileged([{ scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+
+const FILTERS: Record<ExportFormat, Electron.FileFilter[]> = {
+  nifti: [{ name: 'NIfTI', extensions: ['nii.gz', 'nii'] }],
+  'dicom-seg': [{ name: 'DICOM SEG', extensions: ['dcm'] }],
+  report: [{ name: 'Report', extensions: ['html', 'pdf', 'csv', 'json'] }],
+};
+
+async function loadWiring(window: () => BrowserWindow | null): Promise<AppWiring> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { register } = require('tsx/esm/api') as typeof import('tsx/esm/api');
+  register();
+  const { createAppWiring } = (await import(pathToFileURL(join(root, 'main/app/ipc.ts')).href)) as typeof import('./ipc.ts');
+  return createAppWiring({
+    modelsDir: join(root, 'models'),
+    log,
+    showOpenDialog: async () => {
+      const owner = window();
+      // Linux and Windows cannot offer files and folders in one dialog: folders (BraTS cases,
+      // DICOM series) are the common case; single NIfTI files can be typed or dropped as paths.
+      const options: Electron.OpenDialogOptions = { title: 'Open a study', properties: process.platform === 'darwin' ? ['openFile', 'openDirectory'] : ['openDirectory'] };
+      const result = owner ? await dialog.showOpenDialog(owner, options) : await dialog.showOpenDialog(options);
+      return result.canceled ? null : (result.filePaths[0] ?? null);
+    },
+    showSaveDialog: async (suggestedName, format) => {
+      const owner = window();
+      const options = { defaultPath: join(app.getPath('documents'), suggestedName), filters: FILTERS[format] };
+      const result = owner ? await dialog.showSaveDialog(owner, options) : await dialog.showSaveDialog(options);
+      return result.canceled || !result.filePath ? null : result.filePath;
+    },
+  });
+}
+
+async function start(): Promise<void> {
+  await app.whenReady();
+  let mainWindow: BrowserWindow | null = null;
+  const wiring = await loadWiring(() => mainWindow);
+
+  protocol.handle('app', async (request) => {
+    const url = new URL(request.url);
+    if (url.host !== 'renderer') return new Response('not found', { status: 404 });
+    const file = await readStatic(rendererDir, url.pathname);
+    if (!file) return new Response('not found', { status: 404 });
+    return new Response(new Uint8Array(file.body), {
+      headers: { 'Content-Type': file.type, 'Content-Security-Policy': rendererCsp(), 'X-Content-Type-Options': 'nosniff' },
+    });
+  });
+
+  // Nothing in the renderer needs a camera, notifications or the like.
+  session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+
+  ipcMain.handle(CALL_CHANNEL, (event: IpcMainInvokeEvent, method: unknown, request: unknown) =>
+    wiring.handleCall(event.senderFrame?.url ?? '', method, request),
+  );
+  wiring.service.onEvent((event: ApiEvent) => mainWindow?.webContents.send(EVENT_CHANNEL, event));
+
+  mainWindow = new BrowserWindow({
+    width: 1400,
+    height: 900,
+    title: 'SAM2-UNet Workstation',
+    backgroundColor: '#111417',
+    webPreferences: {
+      preload: join(__dirname, 'preload.cjs'),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      spellcheck: false,
+    },
+  });
+  mainWindow.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  mainWindow.webContents.on('will-navigate', (event, url) => {
+    if (!url.startsWith('app://renderer/')) event.preventDefault();
+  });
+  mainWindow.on('closed', () => {
+    mainWindow = null;
+  });
+  const initial = process.argv.find((arg, i) => i > 0 && arg.startsWith('--open='))?.slice('--open='.length);
+  await mainWindow.loadURL(`app://renderer/index.html${initial ? `?open=${encodeURIComponent(resolve(initial))}` : ''}`);
+
+  app.on('window-all-closed', () => {
+    void wiring.service.dispose().finally(() => app.quit());
+  });
+}
+
+start().catch((err: unknown) => {
+  log(`could not start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  app.exit(1);
+});

@@ -1,0 +1,46 @@
+import { defineCommand, numberOption, stringOption } from '../command.ts';
+import { UserError } from '../../core/errors.ts';
+
+export default defineCommand({
+  name: 'serve',
+  summary: 'run the workstation in a web browser (browser mode) on localhost',
+  usage: 'serve [--port 8080] [--open <study>] [--export-dir <dir>]',
+  options: {
+    port: { type: 'string', description: 'TCP port on localhost (0 picks a free one)', valueName: 'n' },
+    host: { type: 'string', description: 'address to listen on (default 127.0.0.1; the services read local files, keep it local)', valueName: 'addr' },
+    open: { type: 'string', description: 'a study to open when the page loads (file or folder)', valueName: 'path' },
+    'export-dir': { type: 'string', description: 'where exports are written (default ./sam2unet-exports)', valueName: 'dir' },
+  },
+  details: 'The renderer must be built first: npm run build:renderer. Stop with Ctrl-C.',
+  async run(args, io) {
+    const { resolve } = await import('node:path');
+    const { fileURLToPath } = await import('node:url');
+    const { existsSync } = await import('node:fs');
+    const { startWebServer } = await import('../../web/server.ts');
+    const port = numberOption(args, 'port', 8080)!;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port must be an integer 0…65535, got ${port}`);
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const open = stringOption(args, 'open');
+    if (open !== undefined && !existsSync(open)) throw new UserError(`${open}: no such file or folder`);
+    const server = await startWebServer({
+      port,
+      host: stringOption(args, 'host'),
+      rendererDir: resolve(root, 'renderer/dist'),
+      exportDir: resolve(stringOption(args, 'export-dir') ?? 'sam2unet-exports'),
+      modelsDir: resolve(root, 'models'),
+      log: (line) => io.stderr(`${line}\n`),
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') throw new UserError(`port ${port} is in use; choose another with --port`);
+      throw err;
+    });
+    const url = open ? `${server.url}?open=${encodeURIComponent(resolve(open))}` : server.url;
+    io.stdout(`${url}\n`);
+    io.stderr('sam2unet: serving; press Ctrl-C to stop\n');
+    await new Promise<void>((done) => {
+      const stop = () => void server.close().then(done);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  },
+});

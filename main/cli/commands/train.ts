@@ -1,0 +1,130 @@
+import { UserError } from '../../core/errors.ts';
+import { defineCommand, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
+import { hieraConfigOption } from '../config-option.ts';
+import { createProgress } from '../progress.ts';
+
+function list(args: ParsedArgs, name: string): string[] | undefined {
+  const value = stringOption(args, name);
+  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function positiveInt(args: ParsedArgs, name: string, fallback?: number): number | undefined {
+  const value = numberOption(args, name, fallback);
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new UserError(`--${name} must be a positive whole number`);
+  return value;
+}
+
+export default defineCommand({
+  name: 'train',
+  summary: 'fine-tune SAM2-UNet on labelled studies (adapter, LoRA or full), with validation, checkpoints and resume',
+  usage: 'train --data <folder of studies> [--val <folder>] --checkpoint <init> --out <dir> [--strategy adapter|lora|full] [--epochs N | --steps N] [--batch 12] [--lr 1e-3] [--size 352] [--channels flair,t1ce,t2] [--regions brats|binary] [--resume]',
+  options: {
+    data: { type: 'string', description: 'folder of labelled studies (BraTS folders with <case>_seg), or one study; several separated by commas', valueName: 'folder' },
+    val: { type: 'string', description: 'folder of validation studies: Dice per volume after every epoch', valueName: 'folder' },
+    checkpoint: { type: 'string', description: 'SAM2-UNet checkpoint to start from (.pth or .safetensors)', valueName: 'file' },
+    config: { type: 'string', description: 'Hiera preset or JSON: with --checkpoint, its configuration; without, start from fresh weights of this configuration', valueName: 'preset|file' },
+    out: { type: 'string', description: 'output folder: checkpoints/, train-log.csv, train-log.json, model.safetensors', valueName: 'dir' },
+    strategy: { type: 'string', description: 'adapter (official: adapters + decoder), lora (LoRA on attn.qkv/proj + adapters + decoder) or full', valueName: 'name' },
+    'lora-rank': { type: 'string', description: 'LoRA rank (default 8)', valueName: 'r' },
+    'lora-alpha': { type: 'string', description: 'LoRA alpha (default 16)', valueName: 'alpha' },
+    epochs: { type: 'string', description: 'epochs (default 20)', valueName: 'N' },
+    steps: { type: 'string', description: 'optimiser steps (overrides --epochs)', valueName: 'N' },
+    batch: { type: 'string', description: 'batch size (default 12, as the official recipe)', valueName: 'N' },
+    lr: { type: 'string', description: 'peak learning rate, cosine-annealed to 1e-7 (default 1e-3)', valueName: 'number' },
+    'weight-decay': { type: 'string', description: 'AdamW weight decay (default 5e-4)', valueName: 'number' },
+    size: { type: 'string', description: 'model input size, a multiple of 32 (default 352)', valueName: 'pixels' },
+    channels: { type: 'string', description: 'the three input sequences (default flair,t1ce,t2; one name is replicated)', valueName: 'a,b,c' },
+    regions: { type: 'string', description: 'brats (WT/TC/ET, 3 channels; default) or binary (1 channel)', valueName: 'kind' },
+    seed: { type: 'string', description: 'seed of sampling, augmentation and fresh weights (default 0)', valueName: 'N' },
+    'empty-ratio': { type: 'string', description: 'slices without tumour per tumour slice in each epoch (default 0.25)', valueName: 'r' },
+    'checkpoint-every': { type: 'string', description: 'write a checkpoint every N steps (default 50)', valueName: 'N' },
+    'validate-every': { type: 'string', description: 'validate every N epochs (default 1; 0 = never)', valueName: 'N' },
+    loss: { type: 'string', description: 'official (default) or weighted-bce', valueName: 'variant' },
+    threads: { type: 'string', description: 'ONNX Runtime threads (default: all cores)', valueName: 'N' },
+    resume: { type: 'boolean', description: 'continue from the last checkpoint in --out' },
+    json: { type: 'boolean', description: 'one JSON line per step and per validation on stdout' },
+  },
+  async run(args, io) {
+    const [{ train }, { STRATEGIES, LORA_DEFAULTS }, { LOSS_VARIANTS }] = await Promise.all([
+      import('../../core/train/trainer.ts'),
+      import('../../core/train/train-graph.ts'),
+      import('../../core/train/loss.ts'),
+    ]);
+    const data = list(args, 'data');
+    if (!data?.length) throw new UserError('--data is required (see --help)');
+    const out = requireOption(args, 'out');
+    const strategy = stringOption(args, 'strategy') ?? 'adapter';
+    if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new UserError(`--strategy must be one of ${STRATEGIES.join(', ')}`);
+    const loss = stringOption(args, 'loss') ?? 'official';
+    if (!(LOSS_VARIANTS as readonly string[]).includes(loss)) throw new UserError(`--loss must be one of ${LOSS_VARIANTS.join(', ')}`);
+    const regions = stringOption(args, 'regions') ?? 'brats';
+    if (regions !== 'brats' && regions !== 'binary') throw new UserError('--regions must be brats or binary');
+    const config = hieraConfigOption(stringOption(args, 'config'));
+    const checkpoint = stringOption(args, 'checkpoint');
+    if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
+    const size = positiveInt(args, 'size', 352)!;
+    if (size % 32) throw new UserError('--size must be a multiple of 32');
+    const json = args.values.json === true;
+    const controller = new AbortController();
+    const onSignal = (): void => {
+      io.stderr('\nstopping after this step (a checkpoint will be written)…\n');
+      controller.abort();
+    };
+    process.once('SIGINT', onSignal);
+    let progress: ReturnType<typeof createProgress> | undefined;
+    try {
+      const result = await train(
+        {
+          data,
+          val: list(args, 'val'),
+          init: checkpoint ? { checkpoint, config } : { fresh: config! },
+          out,
+          strategy: strategy as 'adapter' | 'lora' | 'full',
+          lora: { rank: positiveInt(args, 'lora-rank', LORA_DEFAULTS.rank)!, alpha: numberOption(args, 'lora-alpha', LORA_DEFAULTS.alpha)! },
+          epochs: positiveInt(args, 'epochs'),
+          steps: positiveInt(args, 'steps'),
+          batch: positiveInt(args, 'batch', 12)!,
+          lr: numberOption(args, 'lr', 1e-3)!,
+          weightDecay: numberOption(args, 'weight-decay', 5e-4)!,
+          size: [size, size],
+          channels: list(args, 'channels'),
+          regions,
+          seed: numberOption(args, 'seed', 0)!,
+          emptyRatio: numberOption(args, 'empty-ratio', 0.25)!,
+          checkpointEvery: positiveInt(args, 'checkpoint-every', 50)!,
+          validateEvery: numberOption(args, 'validate-every', 1),
+          loss: loss as 'official' | 'weighted-bce',
+          resume: args.values.resume === true,
+          threads: positiveInt(args, 'threads'),
+        },
+        {
+          start(info) {
+            io.stderr(`training ${info.trainable.toLocaleString('en')} parameters (${strategy}; ${info.frozen.toLocaleString('en')} frozen) on ${info.studies} studies, ${info.slices} slices per epoch: ${info.totalSteps} steps\n`);
+            progress = createProgress(io, 'train', info.totalSteps, { unit: 'steps', step: 5 });
+            progress.update(info.resumedFrom);
+          },
+          step(e) {
+            progress?.update(e.step, `loss ${e.loss[3]!.toFixed(4)} lr ${e.lr.toExponential(2)} ${e.imagesPerSecond.toFixed(2)} img/s`);
+            if (json) io.stdout(`${JSON.stringify({ type: 'step', ...e })}\n`);
+          },
+          validation(v) {
+            progress?.clear();
+            io.stderr(`validation after epoch ${v.epoch + 1}: Dice ${Object.entries(v.meanDice).map(([r, d]) => `${r} ${d.toFixed(4)}`).join(', ')}\n`);
+            if (json) io.stdout(`${JSON.stringify({ type: 'validation', ...v })}\n`);
+          },
+          message(text) {
+            progress?.clear();
+            io.stderr(`${text}\n`);
+          },
+        },
+        controller.signal,
+      );
+      progress?.finish(`done: ${result.steps} steps`);
+      io.stderr(`model written to ${result.model}\n`);
+      if (json) io.stdout(`${JSON.stringify({ type: 'done', ...result })}\n`);
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+    }
+  },
+});

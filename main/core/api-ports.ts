@@ -1,0 +1,231 @@
+/**
+ * Ports from the api service to the other core services. Each is loaded lazily (so the web
+ * server and the Electron window start fast) and reports itself unavailable, with the reason,
+ * when its module is missing or fails to load — the UI shows that instead of faking results.
+ */
+import type { Availability, ExportFormat, MaskSource, RegionDice } from './api.ts';
+import { UserError, errorMessage } from './errors.ts';
+import type { Study } from './io/study.ts';
+import type { Volume } from './io/volume.ts';
+import type { CheckpointModel } from './jobs/model.ts';
+
+export interface SegmentationRunOptions {
+  checkpoint?: string;
+  device?: string;
+  signal: AbortSignal;
+  /** one axial slice's label map (0, 1, 2, 4), x fastest, with its Dice when there is ground truth */
+  onSlice: (index: number, mask: Uint8Array, dice: RegionDice | null, ms: number) => void;
+  onProgress: (message: string) => void;
+}
+
+/** What produced a prediction: recorded in reports. */
+export interface PredictionRun {
+  checkpoint: string;
+  preset: string;
+  device: string;
+  inputSize: number;
+  regions: 'brats' | 'binary';
+  loadMs: number;
+  ms: number;
+}
+
+export interface SegmentationOutcome {
+  device: string;
+  /** whole-volume Dice when there is ground truth */
+  dice: RegionDice | null;
+  run: PredictionRun;
+}
+
+export interface SegmentationPort {
+  availability: Availability;
+  devices: string[];
+  run?: (study: Study, options: SegmentationRunOptions) => Promise<SegmentationOutcome>;
+}
+
+export interface ExportInput {
+  study: Study;
+  /** the label map on the study grid, with the study's geometry */
+  labels: Volume;
+  source: MaskSource;
+  /** how the prediction was made (absent for ground truth) */
+  run?: PredictionRun;
+}
+
+export interface ExporterPort {
+  availability: Availability;
+  /** writes to `target` (and beside it if the format has several files); returns the files written */
+  write?: (target: string, input: ExportInput) => Promise<string[]>;
+}
+
+export interface Ports {
+  openPath(path: string): Promise<{ studies: Study[]; notes: string[] }>;
+  segmentation(): Promise<SegmentationPort>;
+  exporter(format: ExportFormat): Promise<ExporterPort>;
+  exporterAvailability(format: ExportFormat): Promise<Availability>;
+  /** releases loaded models */
+  dispose?(): Promise<void>;
+}
+
+function unavailable(what: string, err: unknown): Availability {
+  const message = errorMessage(err);
+  const missing = /Cannot find module|Failed to load|ERR_MODULE_NOT_FOUND|does not provide an export|is not a function/.test(message);
+  return { available: false, reason: missing ? `${what} is not available yet in this build` : `${what} failed to load: ${message}` };
+}
+
+const loadedModels = new Map<string, Promise<CheckpointModel>>();
+
+async function loadSegmentation() {
+  const [jobs, models, session] = await Promise.all([import('./jobs/segment.ts'), import('./jobs/model.ts'), import('./onnx/session.ts')]);
+  return {
+    segmentStudy: jobs.segmentStudy,
+    sliceModelFromCheckpoint: models.sliceModelFromCheckpoint,
+    bundledModel: models.bundledModel,
+    DEVICES: session.DEVICES,
+    parseDevice: session.parseDevice,
+  };
+}
+
+/** The picture behind report thumbnails: FLAIR when there is one (tumours show best), else the first. */
+function reportImage(study: Study): Volume {
+  return study.sequences.flair ?? Object.values(study.sequences)[0]!;
+}
+
+/** The job's per-region metrics as the API's Dice; a binary model's one region counts as WT. */
+function diceOf(regions: Record<string, { dice: number }> | null): RegionDice | null {
+  if (!regions) return null;
+  const pick = (name: string) => regions[name]?.dice ?? null;
+  return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
+}
+
+export const defaultPorts: Ports = {
+  async openPath(path) {
+    const { openPath } = await import('./io/open.ts');
+    return openPath(path);
+  },
+
+  async segmentation() {
+    let modules;
+    try {
+      modules = await loadSegmentation();
+    } catch (err) {
+      return { availability: unavailable('the segmentation engine', err), devices: [] };
+    }
+    const { segmentStudy, sliceModelFromCheckpoint, bundledModel, DEVICES, parseDevice } = modules;
+    // Without a bundled model the user can still name a checkpoint; say so rather than hide the button.
+    const bundled = await bundledModel().then(
+      () => null,
+      (err: unknown) => errorMessage(err),
+    );
+    return {
+      availability: { available: true, ...(bundled ? { reason: bundled } : {}) },
+      devices: [...DEVICES],
+      run: async (study, options) => {
+        const source = options.checkpoint ? { checkpoint: options.checkpoint, config: undefined } : await bundledModel();
+        const device = parseDevice(options.device);
+        // Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch
+        // may still be running in the session's worker, which must not be torn down under it.
+        const key = `${source.checkpoint}\0${device}`;
+        let loading = loadedModels.get(key);
+        if (!loading) {
+          options.onProgress(`loading the model ${source.checkpoint}`);
+          loading = sliceModelFromCheckpoint(source.checkpoint, { config: source.config, device, onMessage: options.onProgress });
+          loadedModels.set(key, loading);
+          loading.catch(() => loadedModels.delete(key));
+        }
+        const model = await loading;
+        options.onProgress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
+        const outcome = await segmentStudy(
+          study,
+          model,
+          { signal: options.signal },
+          { slice: (result) => options.onSlice(result.index, result.mask, diceOf(result.regions), result.ms) },
+        );
+        const { presetName } = await import('./model/config.ts');
+        return {
+          device: model.provider,
+          dice: diceOf(outcome.summary.metrics),
+          run: {
+            checkpoint: source.checkpoint,
+            preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
+            device: model.provider,
+            inputSize: model.inputSize[0],
+            regions: outcome.summary.regions,
+            loadMs: model.loadMs,
+            ms: outcome.summary.ms,
+          },
+        };
+      },
+    };
+  },
+
+  async exporter(format) {
+    try {
+      switch (format) {
+        case 'nifti': {
+          const { writeNifti } = await import('./io/nifti.ts');
+          return {
+            availability: { available: true },
+            write: async (target, { labels, source }) => {
+              await writeNifti(target, labels, { dtype: 'uint8', description: `SAM2-UNet workstation ${source} labels` });
+              return [target];
+            },
+          };
+        }
+        case 'dicom-seg': {
+          const [{ writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS }, { detectRegionKind, labelsPresent }] = await Promise.all([import('./io/dicom-seg.ts'), import('./metrics/regions.ts')]);
+          return {
+            availability: { available: true },
+            write: async (target, { study, labels, source, run }) => {
+              const data = labels.data as Uint8Array;
+              const kind = run?.regions ?? detectRegionKind(labelsPresent(data));
+              // the SEG references the DICOM images it was computed on: any sequence read from DICOM
+              const reference = Object.values(study.sequences).find((v) => v.meta.sopInstanceUids?.length) ?? Object.values(study.sequences)[0]!;
+              await writeDicomSeg(target, {
+                labels: data,
+                source: reference,
+                segments: kind === 'brats' ? BRATS_SEGMENTS : BINARY_SEGMENTS,
+                algorithm: { name: source === 'prediction' ? 'SAM2-UNet' : 'ground truth', version: '1' },
+                seriesDescription: source === 'prediction' ? 'SAM2-UNet segmentation' : 'Ground truth segmentation',
+              });
+              return [target];
+            },
+          };
+        }
+        case 'report': {
+          const { buildReport, writeReports } = await import('./report/index.ts');
+          return {
+            availability: { available: true },
+            write: async (target, { study, labels, source, run }) => {
+              if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
+              const { labelBytes } = await import('./jobs/segment.ts');
+              const report = buildReport({
+                study: study.name,
+                settings: { checkpoint: run.checkpoint, preset: run.preset, device: run.device, inputSize: run.inputSize, threshold: 0.5 },
+                regionKind: run.regions,
+                image: reportImage(study),
+                pred: labels.data as Uint8Array,
+                gt: study.seg ? labelBytes(study.seg) : undefined,
+                timings: { load: run.loadMs, inference: run.ms },
+              });
+              const files = await writeReports(target, report);
+              return [files.html, files.pdf, files.csv, files.json];
+            },
+          };
+        }
+      }
+    } catch (err) {
+      return { availability: unavailable(`export as ${format}`, err) };
+    }
+  },
+
+  async exporterAvailability(format) {
+    return (await this.exporter(format)).availability;
+  },
+
+  async dispose() {
+    const models = [...loadedModels.values()];
+    loadedModels.clear();
+    await Promise.all(models.map((m) => m.then((model) => model.dispose(), () => undefined)));
+  },
+};
+

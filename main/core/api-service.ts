@@ -1,0 +1,378 @@
+/**
+ * The implementation behind api.ts: one object that the Electron IPC handlers and the web bridge
+ * both call. It keeps the opened studies and the latest prediction per study, and reaches the
+ * other core services (reader, segmentation jobs, writers, reports) through api-ports.ts, which
+ * reports a service that is not available instead of faking one.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import type {
+  ApiEvent,
+  ApiMethod,
+  Reply,
+  Capabilities,
+  DisplayWindow,
+  ExportFormat,
+  ExportRequest,
+  ExportResult,
+  GetLabelsRequest,
+  GetVolumeRequest,
+  JobStarted,
+  LabelData,
+  ModelInfo,
+  OpenStudyResult,
+  SegmentRequest,
+  StudySummary,
+  VolumeData,
+  WorkstationApi,
+} from './api.ts';
+import { EXPORT_FORMATS, toWireError, validateRequest } from './api.ts';
+import { CancelledError, UserError, errorMessage } from './errors.ts';
+import type { Study } from './io/study.ts';
+import type { Volume } from './io/volume.ts';
+import type { Ports, PredictionRun } from './api-ports.ts';
+import { defaultPorts } from './api-ports.ts';
+
+export interface ServiceOptions {
+  mode: 'electron' | 'web';
+  /**
+   * Decides where exports may go: returns the absolute path to write, or throws a UserError.
+   * Electron passes a guard that only accepts paths its save dialog returned; the web bridge
+   * one that maps everything into its export folder.
+   */
+  resolveExportPath: (request: ExportRequest, suggestedName: string) => string;
+  /** Electron: shows the save dialog; absent in web mode */
+  chooseExportPath?: (suggestedName: string, format: ExportFormat) => Promise<string | null>;
+  /** Electron: shows the open dialog; absent in web mode */
+  chooseStudyPath?: () => Promise<string | null>;
+  /** web mode: turns a written file into a URL the browser can download */
+  downloadUrl?: (file: string) => string | undefined;
+  modelsDir?: string;
+  ports?: Ports;
+  log?: (line: string) => void;
+}
+
+interface OpenedStudy {
+  id: string;
+  study: Study;
+  summary: StudySummary;
+  /** the latest segmentation, filled in slice by slice */
+  prediction?: Uint8Array;
+  run?: PredictionRun;
+  predictionComplete: boolean;
+  job?: RunningJob;
+}
+
+interface RunningJob {
+  id: string;
+  studyId: string;
+  controller: AbortController;
+}
+
+const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export class WorkstationService implements WorkstationApi {
+  readonly #studies = new Map<string, OpenedStudy>();
+  readonly #jobs = new Map<string, RunningJob>();
+  readonly #listeners = new Set<(event: ApiEvent) => void>();
+  readonly #options: ServiceOptions;
+  readonly #ports: Ports;
+
+  constructor(options: ServiceOptions) {
+    this.#options = options;
+    this.#ports = options.ports ?? defaultPorts;
+  }
+
+  onEvent(listener: (event: ApiEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: ApiEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.#options.log?.(`event listener failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    const [segmentation, exports] = await Promise.all([
+      this.#ports.segmentation(),
+      Promise.all(EXPORT_FORMATS.map(async (format) => [format, await this.#ports.exporterAvailability(format)] as const)),
+    ]);
+    return {
+      mode: this.#options.mode,
+      segmentation: segmentation.availability,
+      exports: Object.fromEntries(exports) as Capabilities['exports'],
+      dialogs: Boolean(this.#options.chooseExportPath && this.#options.chooseStudyPath),
+      devices: segmentation.devices,
+    };
+  }
+
+  async openStudy({ path }: { path: string }): Promise<OpenStudyResult> {
+    const opened = await this.#ports.openPath(resolve(path));
+    if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
+    const studies = opened.studies.map((study) => {
+      const id = newId('study');
+      const summary = summarize(id, study);
+      this.#studies.set(id, { id, study, summary, predictionComplete: false });
+      return summary;
+    });
+    return { studies, notes: opened.notes };
+  }
+
+  #opened(studyId: string): OpenedStudy {
+    const opened = this.#studies.get(studyId);
+    if (!opened) throw new UserError(`no open study with id ${studyId}; open it again`);
+    return opened;
+  }
+
+  async getVolume({ studyId, sequence }: GetVolumeRequest): Promise<VolumeData> {
+    const { study, summary } = this.#opened(studyId);
+    const volume = study.sequences[sequence];
+    if (!volume) throw new UserError(`study ${study.name} has no sequence "${sequence}" (it has ${Object.keys(study.sequences).join(', ')})`);
+    if (volume.components !== 1) throw new UserError(`${study.name}/${sequence} is a colour image; only greyscale volumes can be viewed`);
+    const { dims, spacing, origin, direction } = volume.geometry;
+    const window = summary.sequences.find((s) => s.name === sequence)!.window;
+    return { studyId, sequence, dims, spacing, origin, direction, slope: volume.slope, intercept: volume.intercept, window, data: volume.data };
+  }
+
+  async getLabels({ studyId, source }: GetLabelsRequest): Promise<LabelData | null> {
+    const opened = this.#opened(studyId);
+    const data = source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    if (!data) return null;
+    return { studyId, source, dims: opened.summary.dims, data };
+  }
+
+  async listModels(): Promise<ModelInfo[]> {
+    const dir = this.#options.modelsDir;
+    if (!dir) return [];
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    return names
+      .filter((name) => ['.safetensors', '.pth', '.pt', '.onnx'].includes(extname(name)))
+      .sort()
+      .map((name) => ({
+        id: join(dir, name),
+        name: basename(name, extname(name)),
+        regions: ['WT', 'TC', 'ET'],
+        description: `checkpoint file ${name}`,
+      }));
+  }
+
+  async segment({ studyId, checkpoint, device }: SegmentRequest): Promise<JobStarted> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`a segmentation of ${opened.study.name} is already running`);
+    const engine = await this.#ports.segmentation();
+    if (!engine.availability.available || !engine.run) {
+      throw new UserError(`segmentation is not available: ${engine.availability.reason ?? 'unknown reason'}`);
+    }
+    const [nx, ny, nz] = opened.summary.dims;
+    const job: RunningJob = { id: newId('job'), studyId, controller: new AbortController() };
+    opened.job = job;
+    opened.prediction = new Uint8Array(nx * ny * nz);
+    opened.predictionComplete = false;
+    opened.run = undefined;
+    this.#jobs.set(job.id, job);
+    const prediction = opened.prediction;
+    const started = performance.now();
+    let done = 0;
+    const run = engine.run;
+    void (async () => {
+      try {
+        const result = await run(opened.study, {
+          checkpoint,
+          device,
+          signal: job.controller.signal,
+          onSlice: (index, mask, dice, ms) => {
+            if (job.controller.signal.aborted) return;
+            if (mask.length !== nx * ny) throw new Error(`segmentation returned ${mask.length} voxels for a ${nx}×${ny} slice`);
+            prediction.set(mask, index * nx * ny);
+            done++;
+            this.#emit({ type: 'sliceResult', jobId: job.id, studyId, index, mask: mask.slice(), dice, ms });
+            this.#emit({ type: 'progress', jobId: job.id, done, total: nz });
+          },
+          onProgress: (message) => this.#emit({ type: 'progress', jobId: job.id, done, total: nz, message }),
+        });
+        if (job.controller.signal.aborted) throw new CancelledError();
+        opened.predictionComplete = true;
+        opened.run = result.run;
+        this.#emit({ type: 'done', jobId: job.id, studyId, dice: result.dice, ms: performance.now() - started, device: result.device });
+      } catch (err) {
+        if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
+        else {
+          this.#options.log?.(`segmentation of ${opened.study.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+          this.#emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
+        }
+      } finally {
+        opened.job = undefined;
+        this.#jobs.delete(job.id);
+      }
+    })();
+    return { jobId: job.id, slices: nz };
+  }
+
+  async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {
+    const job = this.#jobs.get(jobId);
+    if (!job) return { cancelled: false };
+    job.controller.abort();
+    return { cancelled: true };
+  }
+
+  async chooseStudyPath(): Promise<{ path: string } | null> {
+    if (!this.#options.chooseStudyPath) throw new UserError('there is no file dialog in browser mode; type the path of the study on the server');
+    const chosen = await this.#options.chooseStudyPath();
+    return chosen ? { path: chosen } : null;
+  }
+
+  async chooseExportPath({ studyId, format }: { studyId: string; format: ExportFormat }): Promise<{ path: string } | null> {
+    const opened = this.#opened(studyId);
+    if (!this.#options.chooseExportPath) throw new UserError('there is no save dialog in browser mode; exports go to the server export folder');
+    const chosen = await this.#options.chooseExportPath(suggestedExportName(opened.study.name, format), format);
+    return chosen ? { path: chosen } : null;
+  }
+
+  async exportMasks(request: ExportRequest): Promise<ExportResult> {
+    const opened = this.#opened(request.studyId);
+    const labels = request.source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    if (!labels) {
+      throw new UserError(request.source === 'groundTruth' ? `${opened.study.name} has no ground truth to export` : 'run a segmentation first: there is no prediction to export');
+    }
+    if (request.source === 'prediction' && !opened.predictionComplete) throw new UserError('the segmentation has not finished; wait for it or run it again');
+    const exporter = await this.#ports.exporter(request.format);
+    if (!exporter.write) throw new UserError(`export as ${request.format} is not available: ${exporter.availability.reason ?? 'unknown reason'}`);
+    const target = this.#options.resolveExportPath(request, suggestedExportName(opened.study.name, request.format));
+    const reference = referenceVolume(opened.study);
+    const files = await exporter.write(target, {
+      study: opened.study,
+      labels: reference.withData(labels, { id: `${opened.study.name}-${request.source}`, description: `${request.source} segmentation` }),
+      source: request.source,
+      ...(request.source === 'prediction' && opened.run ? { run: opened.run } : {}),
+    });
+    const downloadUrl = this.#options.downloadUrl?.(files[0] ?? target);
+    return downloadUrl ? { files, downloadUrl } : { files };
+  }
+
+  /** Stops running jobs and releases models (window closed, server stopped). */
+  async dispose(): Promise<void> {
+    for (const job of this.#jobs.values()) job.controller.abort();
+    this.#listeners.clear();
+    await this.#ports.dispose?.();
+  }
+}
+
+export function suggestedExportName(studyName: string, format: ExportFormat): string {
+  const safe = studyName.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'study';
+  switch (format) {
+    case 'nifti':
+      return `${safe}_seg.nii.gz`;
+    case 'dicom-seg':
+      return `${safe}_seg.dcm`;
+    case 'report':
+      // a folder: report.html, report.pdf, metrics.csv, metrics.json
+      return `${safe}_report`;
+  }
+}
+
+function referenceVolume(study: Study): Volume {
+  const first = Object.values(study.sequences)[0];
+  if (!first) throw new UserError(`${study.name} has no image volume`);
+  return first;
+}
+
+/** Ground-truth labels as uint8 (BraTS seg files are uint8 already; other types are converted once). */
+function groundTruthLabels(study: Study): Uint8Array | undefined {
+  const seg = study.seg;
+  if (!seg) return undefined;
+  if (seg.data instanceof Uint8Array && !seg.isScaled) return seg.data;
+  const cached = labelCache.get(seg);
+  if (cached) return cached;
+  const out = new Uint8Array(seg.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = Math.round(seg.value(i));
+  labelCache.set(seg, out);
+  return out;
+}
+const labelCache = new WeakMap<Volume, Uint8Array>();
+
+function summarize(id: string, study: Study): StudySummary {
+  const first = referenceVolume(study);
+  const { dims, spacing, origin, direction } = first.geometry;
+  return {
+    id,
+    name: study.name,
+    kind: study.kind,
+    source: study.source,
+    dims,
+    spacing,
+    origin,
+    direction,
+    sequences: Object.entries(study.sequences).map(([name, volume]) => {
+      const { min, max } = volume.stats();
+      return { name, dtype: volume.dtype, range: [min, max] as [number, number], window: robustWindow(volume) };
+    }),
+    hasGroundTruth: Boolean(study.seg),
+  };
+}
+
+/**
+ * A display window from the 0.5 and 99.5 percentiles of the non-zero voxels (the background of a
+ * skull-stripped MRI is zero and would otherwise pull the window down). Histogram-based: two
+ * passes, no sort, no copy.
+ */
+export function robustWindow(volume: Volume): DisplayWindow {
+  const { min, max } = volume.stats();
+  if (!(max > min)) return { center: min, width: 1 };
+  const bins = 4096;
+  const histogram = new Uint32Array(bins);
+  const { data, slope, intercept } = volume;
+  const scale = (bins - 1) / (max - min);
+  let count = 0;
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i]! * slope + intercept;
+    if (value === 0) continue;
+    histogram[Math.floor((value - min) * scale)]!++;
+    count++;
+  }
+  if (count === 0) return { center: (min + max) / 2, width: max - min };
+  const quantile = (q: number) => {
+    const target = q * count;
+    let seen = 0;
+    for (let b = 0; b < bins; b++) {
+      seen += histogram[b]!;
+      if (seen >= target) return min + b / scale;
+    }
+    return max;
+  };
+  const lo = quantile(0.005);
+  const hi = Math.max(quantile(0.995), lo + 1e-6);
+  return { center: (lo + hi) / 2, width: hi - lo };
+}
+
+/**
+ * The one entry point of every call that crosses a boundary (Electron IPC, WebSocket): validates
+ * the method and the request, refuses and logs invalid ones, and turns errors into plain data.
+ */
+export async function dispatch(service: WorkstationApi, method: unknown, request: unknown, log: (line: string) => void): Promise<Reply> {
+  const problem = validateRequest(method, request);
+  if (problem) {
+    log(`refused invalid call: ${problem}`);
+    return { ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } };
+  }
+  const m = method as ApiMethod;
+  try {
+    const call = service[m] as (request: unknown) => Promise<unknown>;
+    return { ok: true, value: await call.call(service, request) };
+  } catch (err) {
+    const error = toWireError(err);
+    if (!error.user) log(`${m} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return { ok: false, error };
+  }
+}

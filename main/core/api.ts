@@ -1,0 +1,489 @@
+/**
+ * THE service interface the renderer sees (architecture.md: renderer → api.ts ← app | web | cli).
+ * One definition of every request, reply and event, with a small runtime validator for each
+ * message that crosses a process or network boundary, and the binary frame codec the web bridge
+ * uses to carry typed arrays without base64.
+ *
+ * This file is imported by the renderer (browser), the Electron main and preload, and the web
+ * server: it must stay free of Node and DOM imports.
+ */
+
+export type Vec3 = [number, number, number];
+
+/** BraTS evaluation regions: whole tumour (1+2+4), tumour core (1+4), enhancing tumour (4). */
+export const REGIONS = ['WT', 'TC', 'ET'] as const;
+export type Region = (typeof REGIONS)[number];
+/** Dice per region; null when the region is absent from both masks (nothing to score). */
+export type RegionDice = Record<Region, number | null>;
+
+export const EXPORT_FORMATS = ['nifti', 'dicom-seg', 'report'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const MASK_SOURCES = ['prediction', 'groundTruth'] as const;
+export type MaskSource = (typeof MASK_SOURCES)[number];
+
+export interface DisplayWindow {
+  center: number;
+  width: number;
+}
+
+export interface SequenceSummary {
+  name: string;
+  dtype: string;
+  /** real-value range (slope and intercept applied) */
+  range: [number, number];
+  /** a default window from robust percentiles of the non-zero voxels */
+  window: DisplayWindow;
+}
+
+export interface StudySummary {
+  id: string;
+  name: string;
+  kind: string;
+  source: string;
+  dims: Vec3;
+  spacing: Vec3;
+  origin: Vec3;
+  direction: number[];
+  sequences: SequenceSummary[];
+  hasGroundTruth: boolean;
+}
+
+export interface OpenStudyRequest {
+  /** a file or folder path on the machine running the services */
+  path: string;
+}
+export interface OpenStudyResult {
+  studies: StudySummary[];
+  /** reader remarks worth showing (skipped files, assumptions) */
+  notes: string[];
+}
+
+export type VoxelData = Int16Array | Uint16Array | Uint8Array | Int8Array | Float32Array | Int32Array | Uint32Array | Float64Array;
+
+export interface GetVolumeRequest {
+  studyId: string;
+  sequence: string;
+}
+/** A whole volume, x fastest; real value = data[i] · slope + intercept. Sent once per sequence. */
+export interface VolumeData {
+  studyId: string;
+  sequence: string;
+  dims: Vec3;
+  spacing: Vec3;
+  origin: Vec3;
+  direction: number[];
+  slope: number;
+  intercept: number;
+  window: DisplayWindow;
+  data: VoxelData;
+}
+
+export interface GetLabelsRequest {
+  studyId: string;
+  source: MaskSource;
+}
+/** A label map on the study grid (BraTS labels 0, 1, 2, 4), or null when there is none. */
+export interface LabelData {
+  studyId: string;
+  source: MaskSource;
+  dims: Vec3;
+  data: Uint8Array;
+}
+
+export interface ModelInfo {
+  id: string;
+  name: string;
+  /** what it segments, e.g. ['WT', 'TC', 'ET'] */
+  regions: string[];
+  description: string;
+}
+
+export interface Availability {
+  available: boolean;
+  /** why not, in words the user can act on */
+  reason?: string;
+}
+
+export interface Capabilities {
+  mode: 'electron' | 'web';
+  segmentation: Availability;
+  exports: Record<ExportFormat, Availability>;
+  /** Electron: studies are picked and exports placed through native dialogs; web: typed paths and the server's export folder */
+  dialogs: boolean;
+  devices: string[];
+}
+
+export interface SegmentRequest {
+  studyId: string;
+  checkpoint?: string;
+  device?: string;
+}
+export interface JobStarted {
+  jobId: string;
+  slices: number;
+}
+
+export interface CancelRequest {
+  jobId: string;
+}
+
+export interface ChooseExportPathRequest {
+  studyId: string;
+  format: ExportFormat;
+}
+
+export interface ExportRequest {
+  studyId: string;
+  format: ExportFormat;
+  source: MaskSource;
+  /** Electron: a path returned by chooseExportPath (others are refused); web: ignored */
+  path?: string;
+}
+export interface ExportResult {
+  files: string[];
+  /** web mode: where the browser can download the first file */
+  downloadUrl?: string;
+}
+
+export interface SliceResultEvent {
+  type: 'sliceResult';
+  jobId: string;
+  studyId: string;
+  index: number;
+  /** label values (0, 1, 2, 4) of axial slice `index`, x fastest */
+  mask: Uint8Array;
+  dice: RegionDice | null;
+  ms: number;
+}
+export interface ProgressEvent {
+  type: 'progress';
+  jobId: string;
+  done: number;
+  total: number;
+  message?: string;
+}
+export interface DoneEvent {
+  type: 'done';
+  jobId: string;
+  studyId: string;
+  /** whole-volume Dice when ground truth is loaded */
+  dice: RegionDice | null;
+  ms: number;
+  device: string;
+}
+export interface FailedEvent {
+  type: 'failed';
+  jobId: string;
+  message: string;
+}
+export interface CancelledEvent {
+  type: 'cancelled';
+  jobId: string;
+}
+export type ApiEvent = SliceResultEvent | ProgressEvent | DoneEvent | FailedEvent | CancelledEvent;
+
+/**
+ * The services. Every method takes exactly one request object (possibly empty) so that the wire
+ * format is uniform: `{method, request}` → reply.
+ */
+export interface WorkstationApi {
+  capabilities(request: Record<string, never>): Promise<Capabilities>;
+  openStudy(request: OpenStudyRequest): Promise<OpenStudyResult>;
+  getVolume(request: GetVolumeRequest): Promise<VolumeData>;
+  getLabels(request: GetLabelsRequest): Promise<LabelData | null>;
+  listModels(request: Record<string, never>): Promise<ModelInfo[]>;
+  segment(request: SegmentRequest): Promise<JobStarted>;
+  cancel(request: CancelRequest): Promise<{ cancelled: boolean }>;
+  /** Electron: the native open dialog (files or folders); null when the user cancelled */
+  chooseStudyPath(request: Record<string, never>): Promise<{ path: string } | null>;
+  chooseExportPath(request: ChooseExportPathRequest): Promise<{ path: string } | null>;
+  exportMasks(request: ExportRequest): Promise<ExportResult>;
+}
+
+export type ApiMethod = keyof WorkstationApi;
+export type ApiRequest<M extends ApiMethod> = Parameters<WorkstationApi[M]>[0];
+export type ApiReply<M extends ApiMethod> = Awaited<ReturnType<WorkstationApi[M]>>;
+
+/** What the renderer holds: the services plus the event stream (preload and web client both give this). */
+export interface ClientApi extends WorkstationApi {
+  onEvent(listener: (event: ApiEvent) => void): () => void;
+}
+
+/** Errors cross the boundary as plain data; `user` marks messages meant to be shown as they are. */
+export interface WireError {
+  name: string;
+  message: string;
+  user: boolean;
+}
+export type Reply<T = unknown> = { ok: true; value: T } | { ok: false; error: WireError };
+
+// ---------------------------------------------------------------------------------------------
+// Validators: small, hand-written, no dependency. A validator returns null when the value is
+// valid, else a message naming the offending field.
+
+export type Check = (value: unknown, at: string) => string | null;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+
+const MAX_STRING = 4096;
+
+export const v = {
+  string(opts: { max?: number; nonEmpty?: boolean } = {}): Check {
+    const max = opts.max ?? MAX_STRING;
+    return (x, at) => {
+      if (typeof x !== 'string') return `${at} must be a string`;
+      if (x.length > max) return `${at} is longer than ${max} characters`;
+      if (opts.nonEmpty && x.length === 0) return `${at} must not be empty`;
+      if (x.includes('\0')) return `${at} contains a NUL character`;
+      return null;
+    };
+  },
+  number(opts: { int?: boolean; min?: number; max?: number } = {}): Check {
+    return (x, at) => {
+      if (typeof x !== 'number' || !Number.isFinite(x)) return `${at} must be a finite number`;
+      if (opts.int && !Number.isInteger(x)) return `${at} must be an integer`;
+      if (opts.min !== undefined && x < opts.min) return `${at} must be ≥ ${opts.min}`;
+      if (opts.max !== undefined && x > opts.max) return `${at} must be ≤ ${opts.max}`;
+      return null;
+    };
+  },
+  boolean(): Check {
+    return (x, at) => (typeof x === 'boolean' ? null : `${at} must be a boolean`);
+  },
+  literal<T extends string>(values: readonly T[]): Check {
+    return (x, at) => ((values as readonly unknown[]).includes(x) ? null : `${at} must be one of ${values.join(', ')}`);
+  },
+  nullable(inner: Check): Check {
+    return (x, at) => (x === null ? null : inner(x, at));
+  },
+  array(item: Check, opts: { length?: number; max?: number } = {}): Check {
+    return (x, at) => {
+      if (!Array.isArray(x)) return `${at} must be an array`;
+      if (opts.length !== undefined && x.length !== opts.length) return `${at} must have ${opts.length} items`;
+      if (opts.max !== undefined && x.length > opts.max) return `${at} has more than ${opts.max} items`;
+      for (let i = 0; i < x.length; i++) {
+        const problem = item(x[i], `${at}[${i}]`);
+        if (problem) return problem;
+      }
+      return null;
+    };
+  },
+  typedArray(ctors: readonly (abstract new (...args: any[]) => ArrayBufferView)[]): Check {
+    return (x, at) => (ctors.some((c) => x instanceof c) ? null : `${at} must be a ${ctors.map((c) => c.name).join(' or ')}`);
+  },
+  /** Exact shape: unknown keys are refused, `optional` keys may be missing (not null). */
+  object(required: Record<string, Check>, optional: Record<string, Check> = {}): Check {
+    return (x, at) => {
+      if (!isPlainObject(x)) return `${at} must be an object`;
+      for (const key of Object.keys(x)) {
+        if (!(key in required) && !(key in optional)) return `${at}.${key} is not expected`;
+      }
+      for (const [key, check] of Object.entries(required)) {
+        if (!(key in x)) return `${at}.${key} is missing`;
+        const problem = check(x[key], `${at}.${key}`);
+        if (problem) return problem;
+      }
+      for (const [key, check] of Object.entries(optional)) {
+        if (x[key] === undefined) continue;
+        const problem = check(x[key], `${at}.${key}`);
+        if (problem) return problem;
+      }
+      return null;
+    };
+  },
+  union(tag: string, variants: Record<string, Check>): Check {
+    return (x, at) => {
+      if (!isPlainObject(x)) return `${at} must be an object`;
+      const variant = variants[String(x[tag])];
+      return variant ? variant(x, at) : `${at}.${tag} must be one of ${Object.keys(variants).join(', ')}`;
+    };
+  },
+};
+
+const id = v.string({ max: 256, nonEmpty: true });
+const path = v.string({ nonEmpty: true });
+const vec3 = v.array(v.number(), { length: 3 });
+const exportFormat = v.literal(EXPORT_FORMATS);
+const maskSource = v.literal(MASK_SOURCES);
+const empty = v.object({});
+const regionDice = v.nullable(v.object({ WT: v.nullable(v.number()), TC: v.nullable(v.number()), ET: v.nullable(v.number()) }));
+const window = v.object({ center: v.number(), width: v.number() });
+const voxelArrays = [Int16Array, Uint16Array, Uint8Array, Int8Array, Float32Array, Int32Array, Uint32Array, Float64Array] as const;
+
+/** Validators of every request, one per method: the Electron main and the web server run them on each call. */
+export const requestValidators: Record<ApiMethod, Check> = {
+  capabilities: empty,
+  openStudy: v.object({ path }),
+  getVolume: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
+  getLabels: v.object({ studyId: id, source: maskSource }),
+  listModels: empty,
+  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }) }),
+  cancel: v.object({ jobId: id }),
+  chooseStudyPath: empty,
+  chooseExportPath: v.object({ studyId: id, format: exportFormat }),
+  exportMasks: v.object({ studyId: id, format: exportFormat, source: maskSource }, { path }),
+};
+
+export const API_METHODS = Object.keys(requestValidators) as ApiMethod[];
+
+export function isApiMethod(name: unknown): name is ApiMethod {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requestValidators, name);
+}
+
+/** Replies and events are checked by the clients (and tests): a server bug must not become a renderer crash. */
+export const eventValidator: Check = v.union('type', {
+  sliceResult: v.object({
+    type: v.literal(['sliceResult']),
+    jobId: id,
+    studyId: id,
+    index: v.number({ int: true, min: 0 }),
+    mask: v.typedArray([Uint8Array]),
+    dice: regionDice,
+    ms: v.number({ min: 0 }),
+  }),
+  progress: v.object(
+    { type: v.literal(['progress']), jobId: id, done: v.number({ int: true, min: 0 }), total: v.number({ int: true, min: 0 }) },
+    { message: v.string() },
+  ),
+  done: v.object({ type: v.literal(['done']), jobId: id, studyId: id, dice: regionDice, ms: v.number({ min: 0 }), device: v.string() }),
+  failed: v.object({ type: v.literal(['failed']), jobId: id, message: v.string({ max: 65536 }) }),
+  cancelled: v.object({ type: v.literal(['cancelled']), jobId: id }),
+});
+
+export const replyValidators: Partial<Record<ApiMethod, Check>> = {
+  getVolume: v.object({
+    studyId: id,
+    sequence: v.string(),
+    dims: vec3,
+    spacing: vec3,
+    origin: vec3,
+    direction: v.array(v.number(), { length: 9 }),
+    slope: v.number(),
+    intercept: v.number(),
+    window,
+    data: v.typedArray(voxelArrays),
+  }),
+  getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
+};
+
+/** Returns null when `request` is a valid request for `method`, else the reason it is not. */
+export function validateRequest(method: unknown, request: unknown): string | null {
+  if (!isApiMethod(method)) return `unknown method ${JSON.stringify(String(method)).slice(0, 80)}`;
+  return requestValidators[method](request, method);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary frames for the web bridge. Layout: u32 LE header length · UTF-8 JSON header · zero
+// padding to 8 bytes · each typed array's bytes, each starting on an 8-byte boundary. In the
+// JSON, a typed array is replaced by {"$ta": <constructor name>, "o": byteOffset, "n": length}.
+
+const TYPED_ARRAYS = {
+  Int8Array,
+  Uint8Array,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+} as const;
+type TypedArrayName = keyof typeof TYPED_ARRAYS;
+type AnyTypedArray = InstanceType<(typeof TYPED_ARRAYS)[TypedArrayName]>;
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+function typedArrayName(value: unknown): TypedArrayName | null {
+  if (!ArrayBuffer.isView(value) || value instanceof DataView) return null;
+  const name = value.constructor.name;
+  // Node's Buffer is a Uint8Array subclass.
+  if (name in TYPED_ARRAYS) return name as TypedArrayName;
+  return value instanceof Uint8Array ? 'Uint8Array' : null;
+}
+
+export function encodeFrame(message: unknown): Uint8Array {
+  const blobs: AnyTypedArray[] = [];
+  let offset = 0;
+  const header = JSON.stringify(message, function (this: unknown, _key, value: unknown) {
+    const name = typedArrayName(value);
+    if (!name) return value;
+    const array = value as AnyTypedArray;
+    const ref = { $ta: name, o: offset, n: array.length };
+    blobs.push(array);
+    offset += align8(array.byteLength);
+    return ref;
+  });
+  const headerBytes = new TextEncoder().encode(header);
+  const start = align8(4 + headerBytes.length);
+  const frame = new Uint8Array(start + offset);
+  new DataView(frame.buffer).setUint32(0, headerBytes.length, true);
+  frame.set(headerBytes, 4);
+  let at = start;
+  for (const blob of blobs) {
+    frame.set(new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength), at);
+    at += align8(blob.byteLength);
+  }
+  return frame;
+}
+
+export class FrameError extends Error {
+  override name = 'FrameError';
+}
+
+/** Typed arrays come back as views on the frame when it is 8-byte aligned (no copy), else copies. */
+export function decodeFrame(bytes: Uint8Array): unknown {
+  if (bytes.byteLength < 4) throw new FrameError('frame shorter than its header length');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(0, true);
+  if (4 + headerLength > bytes.byteLength) throw new FrameError('frame header runs past the end of the frame');
+  const start = align8(4 + headerLength);
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + headerLength));
+  const aligned = bytes.byteOffset % 8 === 0;
+  return JSON.parse(text, (_key, value: unknown) => {
+    if (!isPlainObject(value) || typeof value.$ta !== 'string') return value;
+    const ctor = TYPED_ARRAYS[value.$ta as TypedArrayName] as (new (buffer: ArrayBufferLike, offset: number, length: number) => AnyTypedArray) | undefined;
+    const { o, n } = value;
+    if (!ctor || !Number.isInteger(o) || !Number.isInteger(n) || (o as number) < 0 || (n as number) < 0) {
+      throw new FrameError('frame holds a malformed array reference');
+    }
+    const bytesPer = (ctor as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+    const begin = start + (o as number);
+    const end = begin + (n as number) * bytesPer;
+    if (end > bytes.byteLength) throw new FrameError('frame array runs past the end of the frame');
+    if (aligned) return new ctor(bytes.buffer, bytes.byteOffset + begin, n as number);
+    return new ctor(bytes.slice(begin, end).buffer, 0, n as number);
+  });
+}
+
+/** Web bridge envelopes. */
+export type ClientMessage = { kind: 'call'; id: number; method: ApiMethod; request: unknown };
+export type ServerMessage = ({ kind: 'reply'; id: number } & Reply) | { kind: 'event'; event: ApiEvent };
+
+export const clientMessageValidator: Check = v.object({
+  kind: v.literal(['call']),
+  id: v.number({ int: true, min: 0 }),
+  method: v.literal(API_METHODS),
+  request: (x, at) => (x === undefined ? `${at} is missing` : null),
+});
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof Error) {
+    // UserError and its subclasses, and CancelledError, carry messages meant for the user.
+    const user = ['UserError', 'FileError', 'CancelledError'].includes(err.name);
+    return { name: err.name, message: err.message, user };
+  }
+  return { name: 'Error', message: String(err), user: false };
+}
+
+/** The renderer's error for a failed call: keeps the server's message, and whether it is meant for the user. */
+export class ApiCallError extends Error {
+  override name = 'ApiCallError';
+  readonly remoteName: string;
+  readonly user: boolean;
+  constructor(method: string, error: WireError) {
+    super(error.user ? error.message : `${method} failed: ${error.message}`);
+    this.remoteName = error.name;
+    this.user = error.user;
+  }
+}

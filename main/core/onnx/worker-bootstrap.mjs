@@ -1,0 +1,7 @@
+// Worker entry: registers tsx's loader so the TypeScript module named in workerData.entry runs
+// without a build step (as bin/sam2unet.mjs does for the main thread).
+import { register } from 'tsx/esm/api';
+import { workerData } from 'node:worker_threads';
+
+register();
+await import(workerData.entry);

@@ -1,0 +1,161 @@
+/** report.html: one self-contained file (inline CSS, inline SVG, PNG data URIs, no scripts). */
+import { regionsFor } from '../metrics/regions.ts';
+import { diceChart, type ChartModel } from './chart.ts';
+import { FOOTNOTES, SUMMARY_HEADER, formatMm, formatScore, hex, regionColour, settingsRows, summaryRows, timingRows } from './format.ts';
+import { encodePng, pngDataUri } from './png.ts';
+import { thumbnailRGB } from './thumbnail.ts';
+import type { MetricsReport } from './types.ts';
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const CSS = `
+*{box-sizing:border-box}
+body{margin:0;background:#f4f5f7;color:#1d2329;font:14px/1.45 "Helvetica Neue",Helvetica,Arial,sans-serif}
+main{max-width:1000px;margin:0 auto;padding:28px 32px 40px;background:#fff;min-height:100vh}
+header{border-bottom:3px solid #1f3b57;padding-bottom:12px;margin-bottom:20px}
+h1{margin:0;font-size:24px;color:#1f3b57;font-weight:600}
+header p{margin:4px 0 0;color:#5b6670}
+h2{font-size:16px;color:#1f3b57;margin:26px 0 10px;padding-bottom:4px;border-bottom:1px solid #d9dee3}
+table{border-collapse:collapse;width:100%}
+th,td{padding:5px 8px;text-align:right;border-bottom:1px solid #e6e9ec;font-variant-numeric:tabular-nums}
+th{background:#eef1f4;color:#33404d;font-weight:600;font-size:12.5px}
+td:first-child,th:first-child{text-align:left}
+.kv td:first-child{color:#5b6670;width:32%}
+.kv td{text-align:left}
+.cols{display:grid;grid-template-columns:3fr 2fr;gap:28px}
+.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:6px;vertical-align:-1px}
+.thumbs{display:grid;grid-template-columns:repeat(2,1fr);gap:18px}
+figure{margin:0;border:1px solid #e1e5e9;border-radius:4px;padding:8px;background:#fafbfc}
+figure img{width:100%;image-rendering:pixelated;display:block;background:#000}
+figcaption{font-size:12.5px;color:#33404d;margin-top:6px}
+.panels{display:flex;justify-content:space-between;font-size:11px;color:#5b6670;margin-bottom:4px}
+.panels span{width:50%;text-align:center}
+.legend{margin:6px 0 0;font-size:12.5px;color:#33404d}
+.legend span{margin-right:16px}
+.notes{font-size:12px;color:#5b6670}
+.notes p{margin:4px 0}
+details{margin-top:8px}
+summary{cursor:pointer;color:#1f3b57}
+svg text{font-family:"Helvetica Neue",Helvetica,Arial,sans-serif}
+@media print{body{background:#fff}main{padding:0}}
+`;
+
+function table(header: string[], rows: string[][], className = ''): string {
+  const head = `<tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
+  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table${className ? ` class="${className}"` : ''}><thead>${head}</thead><tbody>${body}</tbody></table>`;
+}
+
+function keyValueTable(rows: [string, string][]): string {
+  return `<table class="kv"><tbody>${rows.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`).join('')}</tbody></table>`;
+}
+
+/** The Dice chart as inline SVG: one <polyline class="series"> per run of consecutive slices. */
+export function chartSvg(chart: ChartModel, width = 936, height = 300): string {
+  const left = 48;
+  const right = 16;
+  const top = 14;
+  const bottom = 40;
+  const w = width - left - right;
+  const h = height - top - bottom;
+  const sx = (x: number): number => left + ((x - chart.xMin) / (chart.xMax - chart.xMin)) * w;
+  const sy = (y: number): number => top + (1 - y) * h;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="dice-chart" viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Dice per slice">`);
+  parts.push(`<rect x="${left}" y="${top}" width="${w}" height="${h}" fill="#fbfcfd" stroke="#c9d0d6"/>`);
+  for (const y of chart.yTicks) {
+    parts.push(`<line x1="${left}" x2="${left + w}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e3e7eb"/>`);
+    parts.push(`<text x="${left - 6}" y="${(sy(y) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#5b6670">${y.toFixed(1)}</text>`);
+  }
+  for (const x of chart.xTicks) {
+    parts.push(`<line x1="${sx(x).toFixed(1)}" x2="${sx(x).toFixed(1)}" y1="${top + h}" y2="${top + h + 4}" stroke="#8a949c"/>`);
+    parts.push(`<text x="${sx(x).toFixed(1)}" y="${top + h + 16}" font-size="11" text-anchor="middle" fill="#5b6670">${x}</text>`);
+  }
+  parts.push(`<text x="${left + w / 2}" y="${height - 4}" font-size="12" text-anchor="middle" fill="#33404d">Axial slice</text>`);
+  parts.push(`<text transform="translate(12 ${top + h / 2}) rotate(-90)" font-size="12" text-anchor="middle" fill="#33404d">Dice</text>`);
+  for (const s of chart.series) {
+    const colour = hex(s.colour);
+    for (const run of s.runs) {
+      const points = run.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
+      if (run.length === 1) {
+        parts.push(`<circle class="series" data-region="${escapeHtml(s.region)}" cx="${sx(run[0]![0]).toFixed(1)}" cy="${sy(run[0]![1]).toFixed(1)}" r="2" fill="${colour}"/>`);
+      } else {
+        parts.push(`<polyline class="series" data-region="${escapeHtml(s.region)}" points="${points}" fill="none" stroke="${colour}" stroke-width="1.6" stroke-linejoin="round"/>`);
+      }
+    }
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export function renderHtml(report: MetricsReport): string {
+  const regions = regionsFor(report.regionKind).filter((r) => report.settings.regions.includes(r.name));
+  const chart = diceChart(report);
+  const legend = report.settings.regions
+    .map((r, i) => `<span><i class="swatch" style="background:${hex(regionColour(r, i))}"></i>${escapeHtml(r)}</span>`)
+    .join('');
+  const thumbs = report.thumbnails
+    .map((t) => {
+      const { rgb, width, height } = thumbnailRGB(t, regions);
+      const panels = t.gt ? '<div class="panels"><span>Ground truth</span><span>Prediction</span></div>' : '<div class="panels"><span>Prediction</span></div>';
+      return `<figure>${panels}<img alt="${escapeHtml(t.caption)}" width="${width}" height="${height}" src="${pngDataUri(encodePng(rgb, width, height))}"><figcaption>${escapeHtml(t.caption)}</figcaption></figure>`;
+    })
+    .join('\n');
+  const sliceRows = [...report.perSlice]
+    .sort((a, b) => a.slice - b.slice)
+    .flatMap((e) =>
+      report.settings.regions
+        .filter((r) => e.metrics[r] && e.metrics[r]!.tp + e.metrics[r]!.fp + e.metrics[r]!.fn > 0)
+        .map((r) => {
+          const m = e.metrics[r]!;
+          return [String(e.slice), r, formatScore(m.dice), formatScore(m.iou), formatScore(m.sensitivity), formatMm(m.hd95)];
+        }),
+    );
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Segmentation report – ${escapeHtml(report.study)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>Segmentation report: ${escapeHtml(report.study)}</h1>
+<p>SAM2-UNet Workstation · ${escapeHtml(report.createdAt)} · ${escapeHtml(report.settings.preset)} on ${escapeHtml(report.settings.device)}</p>
+</header>
+<section>
+<h2>Volume metrics</h2>
+${report.perVolume ? table(SUMMARY_HEADER, summaryRows(report), 'summary') : '<p>No ground truth: overlap and distance metrics are not available.</p>'}
+</section>
+<section>
+<h2>Dice per slice</h2>
+${chartSvg(chart)}
+<p class="legend">${legend}</p>
+</section>
+<section>
+<h2>Slices</h2>
+<p class="legend">${legend} &nbsp; Filled area: region; solid line: its outline.</p>
+<div class="thumbs">
+${thumbs}
+</div>
+</section>
+<div class="cols">
+<section><h2>Model and settings</h2>${keyValueTable(settingsRows(report))}</section>
+<section><h2>Timings</h2>${keyValueTable(timingRows(report))}</section>
+</div>
+<section class="notes">
+<h2>Definitions</h2>
+${FOOTNOTES.map((n) => `<p>${escapeHtml(n)}</p>`).join('\n')}
+<details><summary>Per-slice metrics (${sliceRows.length} rows)</summary>
+${table(['Slice', 'Region', 'Dice', 'IoU', 'Sensitivity', 'HD95 (mm)'], sliceRows)}
+</details>
+</section>
+</main>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,63 @@
+/** Writing metrics.json, metrics.csv, report.html and report.pdf of one segmentation run. */
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/fs.ts';
+import { renderCsv } from './csv.ts';
+import { renderHtml } from './html.ts';
+import { renderPdf } from './pdf.ts';
+import type { MetricsReport } from './types.ts';
+import { regionsFor } from '../metrics/regions.ts';
+import { encodePng, pngDataUri } from './png.ts';
+import { thumbnailRGB } from './thumbnail.ts';
+
+export type { MetricsReport, ReportSettings, SliceEntry, Thumbnail } from './types.ts';
+export { renderCsv, CSV_COLUMNS } from './csv.ts';
+export { renderHtml, chartSvg } from './html.ts';
+export { renderPdf } from './pdf.ts';
+export { headCrop, makeThumbnail, pickThumbnailSlices, thumbnailRGB, type CropBox } from './thumbnail.ts';
+export { encodePng, pngDataUri } from './png.ts';
+
+/**
+ * metrics.json: everything in the report; thumbnails as PNG data URIs of the composed pictures,
+ * and NaN (a figure that was not computed) as null.
+ */
+export function renderJson(report: MetricsReport): string {
+  const regions = regionsFor(report.regionKind).filter((r) => report.settings.regions.includes(r.name));
+  // thumbnails as the composed PNG pictures: smaller than raw label arrays, and viewable as they are
+  const thumbnails = report.thumbnails.map((t) => {
+    const { rgb, width, height } = thumbnailRGB(t, regions);
+    return { slice: t.slice, caption: t.caption, width, height, png: pngDataUri(encodePng(rgb, width, height)) };
+  });
+  return `${JSON.stringify(
+    { ...report, thumbnails },
+    (_key, value: unknown) => {
+      if (typeof value === 'number' && !Number.isFinite(value)) return null;
+      return value;
+    },
+    1,
+  )}\n`;
+}
+
+export interface ReportFiles {
+  json: string;
+  csv: string;
+  html: string;
+  pdf: string;
+}
+
+/** Writes the four report files into `outDir` (created if needed), each atomically. */
+export async function writeReports(outDir: string, report: MetricsReport): Promise<ReportFiles> {
+  const files: ReportFiles = {
+    json: join(outDir, 'metrics.json'),
+    csv: join(outDir, 'metrics.csv'),
+    html: join(outDir, 'report.html'),
+    pdf: join(outDir, 'report.pdf'),
+  };
+  await Promise.all([
+    writeFileAtomic(files.json, renderJson(report)),
+    writeFileAtomic(files.csv, renderCsv(report)),
+    writeFileAtomic(files.html, renderHtml(report)),
+    writeFileAtomic(files.pdf, renderPdf(report)),
+  ]);
+  return files;
+}
+export { buildReport, type BuildReportInput } from './build.ts';

@@ -1,0 +1,191 @@
+/** report.pdf: the same content as report.html, laid out on A4 pages with the PDF writer. */
+import { regionsFor } from '../metrics/regions.ts';
+import { diceChart } from './chart.ts';
+import { FOOTNOTES, SUMMARY_HEADER, regionColour, settingsRows, summaryRows, timingRows } from './format.ts';
+import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.ts';
+import { thumbnailRGB } from './thumbnail.ts';
+import type { MetricsReport } from './types.ts';
+
+const MARGIN = 40;
+const NAVY: Rgb = [31, 59, 87];
+const GREY: Rgb = [91, 102, 112];
+const RULE: Rgb = [217, 222, 227];
+const HEAD_FILL: Rgb = [238, 241, 244];
+
+class Layout {
+  page!: PdfPage;
+  y = 0;
+  readonly width = A4[0] - 2 * MARGIN;
+  readonly #doc: PdfDocument;
+
+  constructor(doc: PdfDocument) {
+    this.#doc = doc;
+    this.newPage();
+  }
+
+  newPage(): void {
+    this.page = this.#doc.addPage(A4);
+    this.y = MARGIN;
+  }
+
+  /** Starts a new page unless `height` points still fit. */
+  need(height: number): void {
+    if (this.y + height > A4[1] - MARGIN - 16) this.newPage();
+  }
+
+  heading(text: string): void {
+    this.need(40);
+    this.y += 18;
+    this.page.text(MARGIN, this.y, text, { size: 12, font: 'bold', colour: NAVY });
+    this.y += 5;
+    this.page.line(MARGIN, this.y, MARGIN + this.width, this.y, RULE, 0.7);
+    this.y += 12;
+  }
+
+  /** A table; the first column is left-aligned, the others right-aligned. */
+  table(header: string[] | null, rows: string[][], columnWidths: number[], size = 8.5): void {
+    const rowHeight = size * 1.9;
+    const xs: number[] = [];
+    let x = MARGIN;
+    for (const w of columnWidths) {
+      xs.push(x);
+      x += w;
+    }
+    const drawRow = (cells: string[], bold: boolean): void => {
+      this.need(rowHeight);
+      if (bold) this.page.rect(MARGIN, this.y, this.width, rowHeight, { fill: HEAD_FILL });
+      const baseline = this.y + rowHeight * 0.66;
+      cells.forEach((cell, i) => {
+        const left = i === 0 || header === null;
+        this.page.text(left ? xs[i]! + 4 : xs[i]! + columnWidths[i]! - 4, baseline, cell, {
+          size,
+          font: bold ? 'bold' : 'regular',
+          colour: header === null && i === 0 ? GREY : [29, 35, 41],
+          align: left ? 'left' : 'right',
+        });
+      });
+      this.y += rowHeight;
+      this.page.line(MARGIN, this.y, MARGIN + this.width, this.y, RULE, 0.5);
+    };
+    if (header) drawRow(header, true);
+    for (const row of rows) drawRow(row, false);
+  }
+}
+
+function drawChart(layout: Layout, report: MetricsReport): void {
+  const chart = diceChart(report);
+  const height = 190;
+  layout.need(height + 30);
+  const page = layout.page;
+  const left = MARGIN + 34;
+  const top = layout.y + 14;
+  const w = layout.width - 34 - 6;
+  const h = height - 34;
+  const sx = (x: number): number => left + ((x - chart.xMin) / (chart.xMax - chart.xMin)) * w;
+  const sy = (y: number): number => top + (1 - y) * h;
+  page.rect(left, top, w, h, { fill: [251, 252, 253], stroke: [201, 208, 214] });
+  for (const y of chart.yTicks) {
+    page.line(left, sy(y), left + w, sy(y), [227, 231, 235], 0.5);
+    page.text(left - 5, sy(y) + 3, y.toFixed(1), { size: 8, colour: GREY, align: 'right' });
+  }
+  for (const x of chart.xTicks) {
+    page.line(sx(x), top + h, sx(x), top + h + 3, [138, 148, 156], 0.5);
+    page.text(sx(x), top + h + 12, String(x), { size: 8, colour: GREY, align: 'center' });
+  }
+  page.text(left + w / 2, top + h + 24, 'Axial slice', { size: 8.5, colour: [51, 64, 77], align: 'center' });
+  page.text(left - 5, top - 6, 'Dice', { size: 8.5, colour: [51, 64, 77], align: 'right' });
+  for (const s of chart.series) {
+    for (const run of s.runs) {
+      if (run.length === 1) page.circle(sx(run[0]![0]), sy(run[0]![1]), 1.5, s.colour);
+      else page.polyline(run.map(([x, y]) => [sx(x), sy(y)] as [number, number]), s.colour, 1.1);
+    }
+  }
+  layout.y = top + height - 6;
+  drawLegend(layout, report);
+}
+
+function drawLegend(layout: Layout, report: MetricsReport, suffix = ''): void {
+  let x = MARGIN;
+  const y = layout.y;
+  report.settings.regions.forEach((region, i) => {
+    layout.page.rect(x, y - 7, 8, 8, { fill: regionColour(region, i) });
+    layout.page.text(x + 12, y, region, { size: 8.5, colour: [51, 64, 77] });
+    x += 12 + textWidth(region, 8.5) + 16;
+  });
+  if (suffix) layout.page.text(x, y, suffix, { size: 8.5, colour: GREY });
+  layout.y += 10;
+}
+
+function drawThumbnails(layout: Layout, report: MetricsReport): void {
+  const regions = regionsFor(report.regionKind).filter((r) => report.settings.regions.includes(r.name));
+  const gap = 14;
+  const cellWidth = (layout.width - gap) / 2;
+  for (let i = 0; i < report.thumbnails.length; i += 2) {
+    const pair = report.thumbnails.slice(i, i + 2).map((t) => ({ t, ...thumbnailRGB(t, regions) }));
+    const cellHeight = Math.max(...pair.map((p) => (cellWidth * p.height) / p.width));
+    layout.need(cellHeight + 44);
+    let bottom = layout.y;
+    pair.forEach((p, j) => {
+      const x = MARGIN + j * (cellWidth + gap);
+      const labels = p.t.gt ? ['Ground truth', 'Prediction'] : ['Prediction'];
+      labels.forEach((label, k) => {
+        const panel = cellWidth / labels.length;
+        layout.page.text(x + panel * (k + 0.5), layout.y + 7, label, { size: 7.5, colour: GREY, align: 'center' });
+      });
+      layout.page.image(p.rgb, p.width, p.height, x, layout.y + 11, cellWidth, (cellWidth * p.height) / p.width);
+      const end = layout.page.paragraph(x, layout.y + 11 + cellHeight + 11, cellWidth, p.t.caption, { size: 8, colour: [51, 64, 77], leading: 10 });
+      bottom = Math.max(bottom, end);
+    });
+    layout.y = bottom + 12;
+  }
+}
+
+export function renderPdf(report: MetricsReport): Uint8Array {
+  const doc = new PdfDocument(`Segmentation report: ${report.study}`);
+  const layout = new Layout(doc);
+  const page = layout.page;
+  page.rect(0, 0, A4[0], 6, { fill: NAVY });
+  layout.y = MARGIN + 8;
+  page.text(MARGIN, layout.y, `Segmentation report: ${report.study}`, { size: 18, font: 'bold', colour: NAVY });
+  layout.y += 16;
+  page.text(MARGIN, layout.y, `SAM2-UNet Workstation · ${report.createdAt} · ${report.settings.preset} on ${report.settings.device}`, { size: 9, colour: GREY });
+  layout.y += 8;
+  page.line(MARGIN, layout.y, MARGIN + layout.width, layout.y, NAVY, 1.5);
+
+  layout.heading('Volume metrics');
+  if (report.perVolume) {
+    const widths = [58, 48, 48, 56, 56, 54, 60, 55, 40, 40];
+    const scale = layout.width / widths.reduce((a, b) => a + b, 0);
+    layout.table(SUMMARY_HEADER, summaryRows(report), widths.map((w) => w * scale));
+  } else {
+    layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'No ground truth: overlap and distance metrics are not available.', { size: 9 });
+  }
+
+  layout.heading('Dice per slice');
+  drawChart(layout, report);
+
+  layout.heading('Model and settings');
+  layout.table(null, settingsRows(report), [130, layout.width - 130]);
+  layout.heading('Timings');
+  layout.table(null, timingRows(report), [130, layout.width - 130]);
+
+  if (report.thumbnails.length) {
+    layout.newPage();
+    layout.heading('Slices');
+    drawLegend(layout, report, 'Filled area: region; solid line: its outline.');
+    layout.y += 4;
+    drawThumbnails(layout, report);
+  }
+
+  layout.heading('Definitions');
+  for (const note of FOOTNOTES) {
+    layout.need(30);
+    layout.y = layout.page.paragraph(MARGIN, layout.y, layout.width, note, { size: 8.5, colour: GREY }) + 3;
+  }
+
+  doc.pages.forEach((p, i) => {
+    p.text(MARGIN, A4[1] - 22, `SAM2-UNet Workstation · ${report.study}`, { size: 7.5, colour: GREY });
+    p.text(A4[0] - MARGIN, A4[1] - 22, `Page ${i + 1} of ${doc.pages.length}`, { size: 7.5, colour: GREY, align: 'right' });
+  });
+  return doc.toBytes();
+}

@@ -1,0 +1,169 @@
+/** Thumbnails of slices with prediction and ground-truth overlays, composed as RGB pictures. */
+import type { Volume } from '../io/volume.ts';
+import { regionLookup, type Region } from '../metrics/regions.ts';
+import { regionColour } from './format.ts';
+import type { SliceEntry, Thumbnail } from './types.ts';
+
+/**
+ * Grey thumbnail data of axial slice `slice`: intensities windowed to the 0.5–99.5 percentiles of
+ * the slice's non-zero voxels (MRI background is 0), plus the label slices.
+ */
+export function makeThumbnail(
+  image: Volume,
+  pred: Uint8Array,
+  gt: Uint8Array | undefined,
+  slice: number,
+  caption: string,
+  crop: CropBox = { x0: 0, y0: 0, width: image.dims[0], height: image.dims[1] },
+): Thumbnail {
+  const nx = image.dims[0];
+  const n = nx * image.dims[1];
+  const full = image.sliceValues(slice);
+  const { x0, y0, width, height } = crop;
+  const values = new Float32Array(width * height);
+  const predSlice = new Uint8Array(width * height);
+  const gtSlice = gt ? new Uint8Array(width * height) : undefined;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const src = (y0 + y) * nx + x0 + x;
+      values[y * width + x] = full[src]!;
+      predSlice[y * width + x] = pred[slice * n + src]!;
+      if (gtSlice) gtSlice[y * width + x] = gt![slice * n + src]!;
+    }
+  const nonZero = values.filter((v) => v !== 0).sort();
+  const lo = nonZero.length ? nonZero[Math.floor(0.005 * (nonZero.length - 1))]! : 0;
+  const hi = nonZero.length ? nonZero[Math.ceil(0.995 * (nonZero.length - 1))]! : 1;
+  const scale = hi > lo ? 255 / (hi - lo) : 0;
+  const grey = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) grey[i] = Math.max(0, Math.min(255, Math.round((values[i]! - lo) * scale)));
+  return {
+    slice,
+    caption,
+    width,
+    height,
+    grey,
+    pred: predSlice,
+    ...(gtSlice ? { gt: gtSlice } : {}),
+  };
+}
+
+export interface CropBox {
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * One square in-plane crop for all thumbnails of a volume: the bounding box of the non-zero image
+ * voxels over all slices (the head), with a small margin, so thumbnails share one scale.
+ */
+export function headCrop(image: Volume, margin = 4): CropBox {
+  const [nx, ny, nz] = image.dims;
+  const data = image.data;
+  const zero = -image.intercept / image.slope;
+  let x0 = nx, x1 = -1, y0 = ny, y1 = -1;
+  for (let z = 0; z < nz; z++)
+    for (let y = 0; y < ny; y++) {
+      const row = (z * ny + y) * nx;
+      for (let x = 0; x < nx; x++) {
+        if (data[row + x] === zero) continue;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+    }
+  if (x1 < 0) return { x0: 0, y0: 0, width: nx, height: ny };
+  const side = Math.min(Math.max(nx, ny), Math.max(x1 - x0, y1 - y0) + 1 + 2 * margin);
+  const cx = (x0 + x1 + 1) / 2;
+  const cy = (y0 + y1 + 1) / 2;
+  const width = Math.min(nx, side);
+  const height = Math.min(ny, side);
+  return {
+    x0: Math.max(0, Math.min(nx - width, Math.round(cx - width / 2))),
+    y0: Math.max(0, Math.min(ny - height, Math.round(cy - height / 2))),
+    width,
+    height,
+  };
+}
+
+/**
+ * The worst and the best slice by Dice of each region, among the slices whose ground-truth area
+ * of the region is at least 10% of its largest slice area: the first and last few voxels of a
+ * tumour would otherwise always be "worst" and say little about the model. Ties keep the lower
+ * index.
+ */
+export function pickThumbnailSlices(perSlice: readonly SliceEntry[], regions: readonly string[]): { slice: number; caption: string }[] {
+  const picks: { slice: number; caption: string }[] = [];
+  for (const region of regions) {
+    let worst: SliceEntry | undefined;
+    let best: SliceEntry | undefined;
+    let largest = 0;
+    for (const entry of perSlice) largest = Math.max(largest, (entry.metrics[region]?.tp ?? 0) + (entry.metrics[region]?.fn ?? 0));
+    for (const entry of perSlice) {
+      const m = entry.metrics[region];
+      if (!m || m.tp + m.fn === 0 || m.tp + m.fn < 0.1 * largest) continue;
+      if (!worst || m.dice < worst.metrics[region]!.dice) worst = entry;
+      if (!best || m.dice > best.metrics[region]!.dice) best = entry;
+    }
+    const add = (entry: SliceEntry | undefined, label: string): void => {
+      if (!entry) return;
+      const text = `${label} ${region}: slice ${entry.slice}, Dice ${entry.metrics[region]!.dice.toFixed(3)}`;
+      // one picture per slice: a slice that is worst (or best) for several regions gets one caption for all
+      const existing = picks.find((p) => p.slice === entry.slice);
+      if (existing) existing.caption += `; ${text.replace(/^\w+ /, (w) => w.toLowerCase())}`;
+      else picks.push({ slice: entry.slice, caption: text });
+    };
+    add(worst, 'Worst');
+    add(best, 'Best');
+  }
+  return picks;
+}
+
+const GAP = 6;
+const FILL_ALPHA = 0.35;
+
+function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, labels: Uint8Array | undefined, regions: readonly Region[]): void {
+  const { width, height, grey } = t;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const o = (y * stride + x0 + x) * 3;
+      const g = grey[y * width + x]!;
+      rgb[o] = rgb[o + 1] = rgb[o + 2] = g;
+    }
+  if (!labels) return;
+  // outer regions first, so nested inner regions (TC inside WT, ET inside TC) stay visible
+  regions.forEach((region, index) => {
+    const lut = regionLookup(region);
+    const colour = regionColour(region.name, index);
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        const i = y * width + x;
+        if (!lut[labels[i]!]) continue;
+        const edge =
+          x === 0 || y === 0 || x === width - 1 || y === height - 1 ||
+          !lut[labels[i - 1]!] || !lut[labels[i + 1]!] || !lut[labels[i - width]!] || !lut[labels[i + width]!];
+        const o = (y * stride + x0 + x) * 3;
+        const a = edge ? 1 : FILL_ALPHA;
+        for (let c = 0; c < 3; c++) rgb[o + c] = Math.round(rgb[o + c]! * (1 - a) + colour[c]! * a);
+      }
+  });
+}
+
+/**
+ * RGB picture of a thumbnail: ground truth on the left and prediction on the right (or the
+ * prediction alone without ground truth), regions as translucent fills with solid outlines.
+ */
+export function thumbnailRGB(t: Thumbnail, regions: readonly Region[]): { rgb: Uint8Array; width: number; height: number } {
+  const panels = t.gt ? 2 : 1;
+  const width = t.width * panels + GAP * (panels - 1);
+  const rgb = new Uint8Array(width * t.height * 3).fill(255);
+  if (t.gt) {
+    paintPanel(rgb, width, 0, t, t.gt, regions);
+    paintPanel(rgb, width, t.width + GAP, t, t.pred, regions);
+  } else {
+    paintPanel(rgb, width, 0, t, t.pred, regions);
+  }
+  return { rgb, width, height: t.height };
+}

@@ -1,0 +1,325 @@
+/**
+ * The trainer: labelled studies → train-step graph runs with a cosine schedule, validation Dice
+ * per volume every epoch, atomic checkpoints every N steps, exact resume, cancellation, progress
+ * events and a CSV + JSON log. Everything random derives from (seed, epoch, step), so a run that
+ * is killed and resumed ends with the same weights as one that never stopped.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { CancelledError, FileError, UserError } from '../errors.ts';
+import { regionsFor, type RegionKind } from '../metrics/regions.ts';
+import { readCheckpoint, METADATA_CONFIG, METADATA_KIND, METADATA_OUT_CHANNELS } from '../model/checkpoint.ts';
+import type { HieraConfig } from '../model/config.ts';
+import { parameterCounts } from '../model/keys.ts';
+import { readSafetensorsFile, writeSafetensors } from '../model/safetensors.ts';
+import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { ADAMW_DEFAULTS } from './adamw.ts';
+import { epochSamples, loadTrainingStudies, makeBatch, type TrainingStudy } from './data.ts';
+import { initLora, initSam2UNetWeights, mergeLora } from './init.ts';
+import type { LossVariant } from './loss.ts';
+import { cosineLearningRate } from './schedule.ts';
+import { LORA_DEFAULTS, type LoraOptions, type Strategy } from './train-graph.ts';
+import { TrainStepSession } from './train-step.ts';
+
+export interface TrainOptions {
+  data: string[];
+  val?: string[];
+  /** a SAM2-UNet checkpoint, or a fresh model of this configuration */
+  init: { checkpoint: string; config?: HieraConfig } | { fresh: HieraConfig };
+  out: string;
+  strategy: Strategy;
+  lora?: LoraOptions;
+  /** give epochs or steps; steps wins */
+  epochs?: number;
+  steps?: number;
+  batch: number;
+  lr: number;
+  weightDecay: number;
+  size: [number, number];
+  channels?: string[];
+  regions: RegionKind;
+  seed: number;
+  emptyRatio: number;
+  checkpointEvery: number;
+  loss: LossVariant;
+  resume: boolean;
+  threads?: number;
+  /** run validation every this many epochs (default 1); 0 = never */
+  validateEvery?: number;
+}
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number[];
+  lr: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface ValidationResult {
+  epoch: number;
+  step: number;
+  /** per study: region → Dice of the whole volume */
+  studies: { name: string; dice: Record<string, number> }[];
+  /** mean over studies per region */
+  meanDice: Record<string, number>;
+}
+
+export interface TrainEvents {
+  start?(info: { totalSteps: number; stepsPerEpoch: number; trainable: number; frozen: number; resumedFrom: number; studies: number; slices: number }): void;
+  step?(e: StepEvent): void;
+  validation?(v: ValidationResult): void;
+  checkpoint?(path: string, step: number): void;
+  message?(text: string): void;
+}
+
+export interface TrainResult {
+  steps: number;
+  model: string;
+  lastValidation?: ValidationResult;
+}
+
+const STATE_FILE = 'state.json';
+
+interface SavedState {
+  step: number;
+  weights: string;
+  optimizer: string;
+  fingerprint: Record<string, unknown>;
+}
+
+/** What must not change between a run and its resumption. */
+function fingerprint(o: TrainOptions): Record<string, unknown> {
+  return {
+    strategy: o.strategy,
+    lora: o.strategy === 'lora' ? (o.lora ?? LORA_DEFAULTS) : null,
+    batch: o.batch,
+    lr: o.lr,
+    weightDecay: o.weightDecay,
+    size: o.size,
+    channels: o.channels ?? null,
+    regions: o.regions,
+    seed: o.seed,
+    emptyRatio: o.emptyRatio,
+    loss: o.loss,
+    epochs: o.steps === undefined ? (o.epochs ?? null) : null,
+    steps: o.steps ?? null,
+  };
+}
+
+function fingerprintDifferences(saved: Record<string, unknown>, now: Record<string, unknown>): string[] {
+  return Object.keys(now).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(now[k])).map((k) => `${k} was ${JSON.stringify(saved[k] ?? null)}, now ${JSON.stringify(now[k])}`);
+}
+
+function checkpointMetadata(config: HieraConfig, outChannels: number, extra: Record<string, string>): Record<string, string> {
+  return { [METADATA_KIND]: 'sam2unet', [METADATA_CONFIG]: JSON.stringify(config), [METADATA_OUT_CHANNELS]: String(outChannels), ...extra };
+}
+
+async function initialWeights(o: TrainOptions, outChannels: number): Promise<{ config: HieraConfig; weights: StateDict }> {
+  if ('fresh' in o.init) return { config: o.init.fresh, weights: initSam2UNetWeights(o.init.fresh, outChannels, o.seed) };
+  const ck = await readCheckpoint(o.init.checkpoint, o.init.config ? { config: o.init.config } : {});
+  if (ck.kind !== 'sam2unet') throw new FileError(o.init.checkpoint, 'a trunk-only checkpoint: train from a SAM2-UNet checkpoint, or start fresh with --config');
+  if (ck.outChannels !== outChannels) {
+    throw new FileError(o.init.checkpoint, `its heads have ${ck.outChannels} output channel(s); ${o.regions} regions need ${outChannels}`);
+  }
+  // private copies: the trainer updates them in place
+  return { config: ck.config, weights: new Map([...ck.weights].map(([k, t]) => [k, tensor([...t.shape], Float32Array.from(t.data))])) };
+}
+
+export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: AbortSignal): Promise<TrainResult> {
+  const regions = regionsFor(o.regions);
+  const outChannels = regions.length;
+  const checkpointDir = join(o.out, 'checkpoints');
+  await mkdir(checkpointDir, { recursive: true });
+
+  const studies = await loadTrainingStudies(o.data, { channels: o.channels, regions: o.regions });
+  const valStudies = o.val?.length ? await loadTrainingStudies(o.val, { channels: o.channels, regions: o.regions }) : [];
+  const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, seed: o.seed }).length;
+  const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
+  if (stepsPerEpoch < 1) throw new UserError(`the data gives ${slicesPerEpoch} training slices per epoch, fewer than one batch of ${o.batch}`);
+  const totalSteps = o.steps ?? (o.epochs ?? 20) * stepsPerEpoch;
+
+  const initial = await initialWeights(o, outChannels);
+  const { config } = initial;
+  let { weights } = initial;
+  const lora = o.strategy === 'lora' ? (o.lora ?? LORA_DEFAULTS) : undefined;
+  if (lora) initLora(weights, config, lora, o.seed);
+  let startStep = 0;
+  let moments: Map<string, { m: Float32Array; v: Float32Array }> | undefined;
+  const statePath = join(checkpointDir, STATE_FILE);
+  if (o.resume && existsSync(statePath)) {
+    const saved = JSON.parse(await readFile(statePath, 'utf8')) as SavedState;
+    const differences = fingerprintDifferences(saved.fingerprint ?? {}, fingerprint(o));
+    if (differences.length) throw new UserError(`${o.out}: cannot resume with different training options (${differences.join('; ')})`);
+    const restored = await readSafetensorsFile(join(checkpointDir, saved.weights));
+    weights = restored.tensors;
+    const optim = await readSafetensorsFile(join(checkpointDir, saved.optimizer));
+    moments = new Map();
+    for (const [key, t] of optim.tensors) {
+      const m = /^adam\.(m|v)\.(.+)$/.exec(key);
+      if (!m) continue;
+      const entry = moments.get(m[2]!) ?? { m: new Float32Array(0), v: new Float32Array(0) };
+      entry[m[1] as 'm' | 'v'] = t.data;
+      moments.set(m[2]!, entry);
+    }
+    startStep = saved.step;
+    events.message?.(`resuming from step ${startStep} (${saved.weights})`);
+  } else if (o.resume) {
+    events.message?.(`nothing to resume in ${checkpointDir}: starting from the beginning`);
+  }
+
+  const session = await TrainStepSession.create({
+    config,
+    weights,
+    batch: o.batch,
+    height: o.size[0],
+    width: o.size[1],
+    outChannels,
+    strategy: o.strategy,
+    lora,
+    loss: o.loss,
+    adamw: { ...ADAMW_DEFAULTS, weightDecay: o.weightDecay },
+    threads: o.threads,
+  });
+  if (moments) {
+    for (const [name, state] of moments) if (session.moments.has(name)) session.moments.set(name, state);
+  }
+  const counts = parameterCounts(config, outChannels);
+  events.start?.({
+    totalSteps,
+    stepsPerEpoch,
+    trainable: session.plan.trainableCount,
+    frozen: o.strategy === 'full' ? 0 : counts.trunk,
+    resumedFrom: startStep,
+    studies: studies.length,
+    slices: slicesPerEpoch,
+  });
+
+  const log: Record<string, unknown>[] = [];
+  const logCsv = ['step,epoch,lr,loss,loss_out,loss_out1,loss_out2,images_per_second,seconds'];
+  let lastValidation: ValidationResult | undefined;
+  const started = performance.now();
+  let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), { emptyRatio: o.emptyRatio, seed: o.seed });
+  let samplesEpoch = Math.floor(startStep / stepsPerEpoch);
+
+  const saveCheckpoint = async (step: number): Promise<string> => {
+    const name = `step-${String(step).padStart(6, '0')}`;
+    const meta = checkpointMetadata(config, outChannels, { step: String(step), strategy: o.strategy });
+    await writeSafetensors(join(checkpointDir, `${name}.safetensors`), session.weights, meta);
+    const optimizer = new Map<string, Tensor>();
+    for (const [key, state] of session.moments) {
+      const shape = session.weights.get(key)!.shape;
+      optimizer.set(`adam.m.${key}`, tensor(shape, state.m));
+      optimizer.set(`adam.v.${key}`, tensor(shape, state.v));
+    }
+    await writeSafetensors(join(checkpointDir, `${name}.optim.safetensors`), optimizer, { step: String(step) });
+    // state.json is the commit point: it names files that are already complete on disk
+    const state: SavedState = { step, weights: `${name}.safetensors`, optimizer: `${name}.optim.safetensors`, fingerprint: fingerprint(o) };
+    await writeFileAtomic(join(checkpointDir, STATE_FILE), JSON.stringify(state, null, 2));
+    events.checkpoint?.(join(checkpointDir, `${name}.safetensors`), step);
+    return name;
+  };
+
+  const writeLogs = async (): Promise<void> => {
+    await writeFileAtomic(join(o.out, 'train-log.csv'), `${logCsv.join('\n')}\n`);
+    await writeFileAtomic(join(o.out, 'train-log.json'), JSON.stringify({ options: { ...o, init: 'fresh' in o.init ? { fresh: o.init.fresh } : o.init }, steps: log, validation: lastValidation }, null, 2));
+  };
+
+  try {
+    for (let step = startStep; step < totalSteps; step++) {
+      if (signal?.aborted) {
+        await saveCheckpoint(step);
+        await writeLogs();
+        throw new CancelledError();
+      }
+      const epoch = Math.floor(step / stepsPerEpoch);
+      if (epoch !== samplesEpoch) {
+        samples = epochSamples(studies, epoch, { emptyRatio: o.emptyRatio, seed: o.seed });
+        samplesEpoch = epoch;
+      }
+      const within = step - epoch * stepsPerEpoch;
+      const refs = samples.slice(within * o.batch, (within + 1) * o.batch);
+      const batch = makeBatch(studies, refs, o.size, o.regions, { seed: o.seed, step });
+      const lr = cosineLearningRate(step, totalSteps, o.lr);
+      const t0 = performance.now();
+      const { loss } = await session.run(batch.input, batch.mask, lr, step + 1);
+      const seconds = (performance.now() - t0) / 1000;
+      const done = step + 1 - startStep;
+      const elapsed = (performance.now() - started) / 1000;
+      const imagesPerSecond = (done * o.batch) / elapsed;
+      const lossValues = Array.from(loss);
+      if (!lossValues.every(Number.isFinite)) throw new UserError(`training diverged at step ${step + 1} (loss ${lossValues.join(', ')}); try a lower --lr`);
+      events.step?.({ step: step + 1, totalSteps, epoch, loss: lossValues, lr, imagesPerSecond, etaSeconds: ((totalSteps - step - 1) * elapsed) / done });
+      log.push({ step: step + 1, epoch, lr, loss: lossValues[3], losses: lossValues.slice(0, 3), imagesPerSecond, seconds });
+      logCsv.push([step + 1, epoch, lr, lossValues[3], ...lossValues.slice(0, 3), imagesPerSecond.toFixed(3), seconds.toFixed(3)].join(','));
+
+      const endOfEpoch = (step + 1) % stepsPerEpoch === 0 || step + 1 === totalSteps;
+      if ((step + 1) % o.checkpointEvery === 0 || step + 1 === totalSteps) await saveCheckpoint(step + 1);
+      const every = o.validateEvery ?? 1;
+      if (endOfEpoch && valStudies.length && every > 0 && ((epoch + 1) % every === 0 || step + 1 === totalSteps)) {
+        lastValidation = await validate(config, session.weights, lora, valStudies, o, epoch, step + 1);
+        events.validation?.(lastValidation);
+        log.push({ validation: lastValidation });
+      }
+      if (endOfEpoch || (step + 1) % 10 === 0) await writeLogs();
+    }
+  } finally {
+    await session.dispose();
+  }
+  await writeLogs();
+  const model = join(o.out, 'model.safetensors');
+  const finalWeights = lora ? mergeLora(session.weights, lora) : session.weights;
+  await writeSafetensors(model, finalWeights, checkpointMetadata(config, outChannels, { steps: String(totalSteps), strategy: o.strategy }));
+  return { steps: totalSteps, model, lastValidation };
+}
+
+/** Dice per validation volume with the current weights (eval mode, BatchNorm running statistics). */
+async function validate(
+  config: HieraConfig,
+  weights: StateDict,
+  lora: LoraOptions | undefined,
+  studies: readonly TrainingStudy[],
+  o: TrainOptions,
+  epoch: number,
+  step: number,
+): Promise<ValidationResult> {
+  const [{ buildSam2UNetGraph }, { joinChunks, serializeModel }, { segmentStudy }, { sliceModelFromSession }] = await Promise.all([
+    import('../model/engine.ts'),
+    import('../onnx/writer.ts'),
+    import('../jobs/segment.ts'),
+    import('../jobs/slice-model.ts'),
+  ]);
+  const regions = regionsFor(o.regions);
+  const evalWeights = lora ? mergeLora(weights, lora) : weights;
+  const graph = buildSam2UNetGraph(config, evalWeights, { height: o.size[0], width: o.size[1], outChannels: regions.length });
+  const session = await ort.InferenceSession.create(joinChunks(serializeModel(graph)), { graphOptimizationLevel: 'all', intraOpNumThreads: o.threads ?? 0 });
+  const model = sliceModelFromSession(
+    {
+      provider: 'cpu',
+      async run(feeds) {
+        const input = feeds.input!;
+        const out = await session.run({ input: new ort.Tensor('float32', input.data, [...input.dims]) });
+        return { out: { dims: [...out.out!.dims], data: out.out!.data as Float32Array } };
+      },
+      dispose: () => session.release(),
+    },
+    { inputSize: o.size, outChannels: regions.length },
+  );
+  const results: ValidationResult['studies'] = [];
+  try {
+    for (const s of studies) {
+      const outcome = await segmentStudy(s.study, model, { channels: o.channels, regions: o.regions, volumeMetrics: true, batchSize: 4 });
+      const metrics = outcome.summary.metrics ?? {};
+      results.push({ name: s.study.name, dice: Object.fromEntries(regions.map((r) => [r.name, metrics[r.name]?.dice ?? NaN])) });
+    }
+  } finally {
+    await model.dispose();
+  }
+  const meanDice = Object.fromEntries(regions.map((r) => [r.name, results.reduce((sum, s) => sum + s.dice[r.name]!, 0) / results.length]));
+  return { epoch, step, studies: results, meanDice };
+}

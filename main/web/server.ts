@@ -1,0 +1,179 @@
+/**
+ * Browser mode: the api.ts services over one WebSocket (/api, binary frames from api.ts) plus
+ * the built renderer served statically, and the export folder for downloads. Listens on
+ * localhost only by default: the services read any path the user types, so they must not be
+ * reachable from other machines or, through the Origin check, from other web pages.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { clientMessageValidator, decodeFrame, encodeFrame } from '../core/api.ts';
+import type { ServerMessage } from '../core/api.ts';
+import type { Ports } from '../core/api-ports.ts';
+import { WorkstationService, dispatch } from '../core/api-service.ts';
+import { errorMessage } from '../core/errors.ts';
+import { acceptWebSocket } from './websocket.ts';
+import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
+
+export interface WebServerOptions {
+  port: number;
+  host?: string;
+  rendererDir: string;
+  /** every export is written here (browser mode has no save dialog) */
+  exportDir: string;
+  modelsDir?: string;
+  ports?: Ports;
+  log?: (line: string) => void;
+}
+
+export interface WebServer {
+  url: string;
+  port: number;
+  service: WorkstationService;
+  close(): Promise<void>;
+}
+
+/** Requests are small JSON; a few MB is far more than any valid one. */
+const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
+
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const exportDir = resolve(options.exportDir);
+  mkdirSync(exportDir, { recursive: true });
+  const service = new WorkstationService({
+    mode: 'web',
+    ports: options.ports,
+    modelsDir: options.modelsDir,
+    log,
+    // The browser cannot name a server path to write to: everything lands in the export folder.
+    resolveExportPath: (_request, suggestedName) => join(exportDir, suggestedName),
+    downloadUrl: (file) => {
+      const inside = relative(exportDir, resolve(file));
+      if (inside.startsWith('..') || isAbsolute(inside)) return undefined;
+      return `/exports/${inside.split(sep).map(encodeURIComponent).join('/')}`;
+    },
+  });
+
+  const sockets = new Set<import('node:stream').Duplex>();
+  const server = createServer((request, response) => {
+    void serveHttp(request, response).catch((err) => {
+      log(`http ${request.url}: ${errorMessage(err)}`);
+      if (!response.headersSent) response.writeHead(500);
+      response.end();
+    });
+  });
+
+  let ownOrigins: string[] = [];
+  const sameOrigin = (request: IncomingMessage) => {
+    const origin = request.headers.origin;
+    // Non-browser clients send no Origin; browsers always do on WebSocket upgrades.
+    return origin === undefined || ownOrigins.includes(origin);
+  };
+
+  async function serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const headers = {
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url.pathname.startsWith('/exports/')) {
+      const file = await readStatic(exportDir, url.pathname.slice('/exports'.length));
+      if (!file) {
+        response.writeHead(404, headers).end('not found');
+        return;
+      }
+      const name = basename(resolveUnder(exportDir, url.pathname.slice('/exports'.length))!);
+      response.writeHead(200, { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="${name.replace(/"/g, '')}"` });
+      response.end(request.method === 'HEAD' ? undefined : file.body);
+      return;
+    }
+    if (!(await rendererBuilt(options.rendererDir))) {
+      response.writeHead(503, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
+      response.end('The renderer is not built: run `npm run build:renderer`, then reload.\n');
+      return;
+    }
+    const file = await readStatic(options.rendererDir, url.pathname);
+    if (!file) {
+      response.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
+    }
+    response.writeHead(200, { ...headers, 'Content-Type': file.type, 'Content-Security-Policy': rendererCsp() });
+    response.end(request.method === 'HEAD' ? undefined : file.body);
+  }
+
+  server.on('upgrade', (request, socket) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/api' || !sameOrigin(request)) {
+      log(`refused WebSocket ${url.pathname} from origin ${request.headers.origin ?? '(none)'}`);
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let unsubscribe = () => {};
+    const connection = acceptWebSocket(
+      request,
+      socket,
+      {
+        onMessage: (data, isText) => void handleMessage(data, isText),
+        onClose: () => unsubscribe(),
+      },
+      { maxMessageBytes: MAX_CLIENT_MESSAGE },
+    );
+    if (!connection) return;
+    const send = (message: ServerMessage) => connection.send(encodeFrame(message));
+    unsubscribe = service.onEvent((event) => send({ kind: 'event', event }));
+
+    async function handleMessage(data: Uint8Array, isText: boolean): Promise<void> {
+      let message: unknown;
+      try {
+        if (isText) throw new Error('text frames are not part of the protocol');
+        message = decodeFrame(data);
+      } catch (err) {
+        log(`refused malformed message: ${errorMessage(err)}`);
+        return;
+      }
+      const problem = clientMessageValidator(message, 'message');
+      const id = (message as { id?: unknown })?.id;
+      if (problem) {
+        log(`refused invalid message: ${problem}`);
+        if (Number.isInteger(id)) send({ kind: 'reply', id: id as number, ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } });
+        return;
+      }
+      const call = message as { id: number; method: string; request: unknown };
+      const reply = await dispatch(service, call.method, call.request, log);
+      send({ kind: 'reply', id: call.id, ...reply });
+    }
+  });
+
+  await new Promise<void>((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => resolvePromise());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  ownOrigins = [`http://${shownHost}:${port}`, `http://localhost:${port}`, `http://127.0.0.1:${port}`];
+  return {
+    url: `http://${shownHost}:${port}/`,
+    port,
+    service,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      });
+      await service.dispose();
+    },
+  };
+}

@@ -1,0 +1,1 @@
+export function buildApp(options?: { quiet?: boolean }): Promise<void>;

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import {
+  API_METHODS,
+  FrameError,
+  clientMessageValidator,
+  decodeFrame,
+  encodeFrame,
+  eventValidator,
+  replyValidators,
+  validateRequest,
+} from '../../../main/core/api.ts';
+
+describe('api.ts request validators', () => {
+  const valid: Record<string, unknown> = {
+    capabilities: {},
+    openStudy: { path: '/data/case' },
+    getVolume: { studyId: 's1', sequence: 'flair' },
+    getLabels: { studyId: 's1', source: 'groundTruth' },
+    listModels: {},
+    segment: { studyId: 's1', checkpoint: '/m.pth', device: 'cpu' },
+    cancel: { jobId: 'j1' },
+    chooseStudyPath: {},
+    chooseExportPath: { studyId: 's1', format: 'nifti' },
+    exportMasks: { studyId: 's1', format: 'dicom-seg', source: 'prediction', path: '/out/x.dcm' },
+  };
+
+  it('has a valid example for every method, and accepts it', () => {
+    expect(Object.keys(valid).sort()).toEqual([...API_METHODS].sort());
+    for (const method of API_METHODS) expect(validateRequest(method, valid[method]), method).toBeNull();
+  });
+
+  it.each([
+    ['nosuch', {}, /unknown method/],
+    ['__proto__', {}, /unknown method/],
+    ['openStudy', { path: 42 }, /openStudy.path must be a string/],
+    ['openStudy', { path: '' }, /must not be empty/],
+    ['openStudy', { path: 'a\0b' }, /NUL/],
+    ['openStudy', { path: 'x'.repeat(5000) }, /longer than/],
+    ['openStudy', {}, /openStudy.path is missing/],
+    ['openStudy', { path: '/a', extra: 1 }, /openStudy.extra is not expected/],
+    ['openStudy', null, /must be an object/],
+    ['openStudy', ['/a'], /must be an object/],
+    ['getLabels', { studyId: 's', source: 'both' }, /source must be one of prediction, groundTruth/],
+    ['exportMasks', { studyId: 's', format: 'png', source: 'prediction' }, /format must be one of/],
+    ['segment', { studyId: 's', device: 7 }, /device must be a string/],
+    ['capabilities', { x: 1 }, /not expected/],
+  ])('refuses %s %j', (method, request, message) => {
+    expect(validateRequest(method, request)).toMatch(message);
+  });
+
+  it('validates events, including the mask type', () => {
+    const slice = { type: 'sliceResult', jobId: 'j', studyId: 's', index: 3, mask: new Uint8Array(4), dice: { WT: 0.5, TC: null, ET: 1 }, ms: 2 };
+    expect(eventValidator(slice, 'e')).toBeNull();
+    expect(eventValidator({ ...slice, mask: [0, 1] }, 'e')).toMatch(/mask must be a Uint8Array/);
+    expect(eventValidator({ ...slice, index: -1 }, 'e')).toMatch(/index must be ≥ 0/);
+    expect(eventValidator({ type: 'explode', jobId: 'j' }, 'e')).toMatch(/type must be one of/);
+    expect(eventValidator({ type: 'done', jobId: 'j', studyId: 's', dice: null, ms: 1, device: 'cpu' }, 'e')).toBeNull();
+  });
+
+  it('validates volume replies', () => {
+    const volume = { studyId: 's', sequence: 'flair', dims: [2, 2, 1], spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1], slope: 1, intercept: 0, window: { center: 1, width: 2 }, data: new Int16Array(4) };
+    expect(replyValidators.getVolume!(volume, 'r')).toBeNull();
+    expect(replyValidators.getVolume!({ ...volume, data: 'AAAA' }, 'r')).toMatch(/data must be/);
+  });
+
+  it('validates web envelopes', () => {
+    expect(clientMessageValidator({ kind: 'call', id: 1, method: 'listModels', request: {} }, 'm')).toBeNull();
+    expect(clientMessageValidator({ kind: 'call', id: 1.5, method: 'listModels', request: {} }, 'm')).toMatch(/integer/);
+    expect(clientMessageValidator({ kind: 'call', id: 1, method: 'rm', request: {} }, 'm')).toMatch(/method must be one of/);
+  });
+});
+
+describe('api.ts binary frames', () => {
+  it('round-trips typed arrays of every kind, aligned, next to JSON', () => {
+    const message = {
+      kind: 'event',
+      nested: { a: new Int16Array([-3, 7, 32767]), b: [new Float32Array([1.5, -2]), new Uint8Array([1, 2, 3])] },
+      f64: new Float64Array([Math.PI]),
+      text: 'Ünïcode ✓',
+    };
+    const frame = encodeFrame(message);
+    const decoded = decodeFrame(frame) as typeof message;
+    expect(decoded.text).toBe(message.text);
+    expect(decoded.nested.a).toBeInstanceOf(Int16Array);
+    expect([...decoded.nested.a]).toEqual([-3, 7, 32767]);
+    expect([...decoded.nested.b[0]!]).toEqual([1.5, -2]);
+    expect([...decoded.nested.b[1]!]).toEqual([1, 2, 3]);
+    expect(decoded.f64[0]).toBe(Math.PI);
+    // aligned input: views on the frame, no copies
+    expect(decoded.nested.a.buffer).toBe(frame.buffer);
+    expect(decoded.nested.a.byteOffset % 8).toBe(0);
+  });
+
+  it('copies when the frame itself is misaligned (as Node Buffers can be)', () => {
+    const frame = encodeFrame({ v: new Float32Array([1, 2, 3]) });
+    const shifted = new Uint8Array(frame.length + 3).subarray(3);
+    shifted.set(frame);
+    const decoded = decodeFrame(shifted) as { v: Float32Array };
+    expect([...decoded.v]).toEqual([1, 2, 3]);
+  });
+
+  it('sends subarrays without their neighbours', () => {
+    const whole = new Uint8Array([9, 9, 1, 2, 9]);
+    const decoded = decodeFrame(encodeFrame({ m: whole.subarray(2, 4) })) as { m: Uint8Array };
+    expect([...decoded.m]).toEqual([1, 2]);
+  });
+
+  it('refuses malformed frames with a FrameError', () => {
+    expect(() => decodeFrame(new Uint8Array(2))).toThrow(FrameError);
+    const lying = new Uint8Array(8);
+    new DataView(lying.buffer).setUint32(0, 1000, true);
+    expect(() => decodeFrame(lying)).toThrow(/header runs past/);
+    const frame = encodeFrame({ v: new Float64Array(4) });
+    expect(() => decodeFrame(frame.subarray(0, frame.length - 8))).toThrow(/runs past the end/);
+    const header = new TextEncoder().encode('{"v":{"$ta":"Nope","o":0,"n":1}}');
+    const bad = new Uint8Array(8 + header.length + 8);
+    new DataView(bad.buffer).setUint32(0, header.length, true);
+    bad.set(header, 4);
+    expect(() => decodeFrame(bad)).toThrow(/malformed array reference/);
+  });
+});

@@ -1,0 +1,218 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { API_METHODS, ApiCallError } from '../../../main/core/api.ts';
+import type { ApiEvent, Reply } from '../../../main/core/api.ts';
+import { createAppWiring, isTrustedSender } from '../../../main/app/ipc.ts';
+import { CALL_CHANNEL, EVENT_CHANNEL, createPreloadApi } from '../../../main/app/preload-api.ts';
+import type { RendererIpc } from '../../../main/app/preload-api.ts';
+import { DIMS, fakePorts } from './fakes.ts';
+import type { FakeCalls } from './fakes.ts';
+
+const APP = 'app://renderer/index.html';
+const dir = mkdtempSync(join(tmpdir(), 'sam2unet-ipc-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function wiring(dialogAnswers: (string | null)[] = [], calls: FakeCalls = { written: [] }, options = {}) {
+  const log = vi.fn<(line: string) => void>();
+  const showSaveDialog = vi.fn(async () => dialogAnswers.shift() ?? null);
+  const showOpenDialog = vi.fn(async () => '/data/tiny');
+  const w = createAppWiring({ ports: fakePorts(calls, options), log, showSaveDialog, showOpenDialog });
+  const call = async (method: string, request: unknown, sender = APP) => w.handleCall(sender, method, request);
+  const value = async <T>(method: string, request: unknown) => {
+    const reply = await call(method, request);
+    if (!reply.ok) throw new Error(`${method}: ${reply.error.message}`);
+    return reply.value as T;
+  };
+  return { ...w, log, showSaveDialog, call, value, calls };
+}
+
+describe('Electron IPC wiring (handlers called directly)', () => {
+  it('trusts only the app:// renderer', () => {
+    expect(isTrustedSender('app://renderer/index.html')).toBe(true);
+    expect(isTrustedSender('https://evil.example/')).toBe(false);
+    expect(isTrustedSender('file:///etc/passwd')).toBe(false);
+    expect(isTrustedSender('app://other/index.html')).toBe(false);
+    expect(isTrustedSender('not a url')).toBe(false);
+  });
+
+  it('refuses calls from other pages before validating or running anything', async () => {
+    const w = wiring();
+    const reply = await w.call('openStudy', { path: '/x' }, 'https://evil.example/');
+    expect(reply).toMatchObject({ ok: false, error: { name: 'Forbidden' } });
+    expect(w.log).toHaveBeenCalledWith(expect.stringContaining('refused a call from https://evil.example/'));
+  });
+
+  it('refuses and logs every invalid message', async () => {
+    const w = wiring();
+    for (const [method, request] of [
+      ['deleteEverything', {}],
+      ['openStudy', { path: 1 }],
+      ['exportMasks', { studyId: 's', format: 'nifti', source: 'prediction', path: 5 }],
+      ['getVolume', 'flair'],
+    ] as const) {
+      const reply = await w.call(method, request);
+      expect(reply.ok, method).toBe(false);
+      expect((reply as Extract<Reply, { ok: false }>).error.name).toBe('InvalidRequest');
+    }
+    expect(w.log).toHaveBeenCalledTimes(4);
+    expect(w.log.mock.calls.every(([line]) => line.startsWith('refused invalid call'))).toBe(true);
+  });
+
+  it('opens a study, serves its volume and ground truth, and reports user errors as such', async () => {
+    const w = wiring();
+    const opened = await w.value<{ studies: { id: string; dims: number[]; sequences: { name: string; window: { width: number } }[]; hasGroundTruth: boolean }[]; notes: string[] }>('openStudy', { path: '/data/tiny' });
+    expect(opened.notes).toEqual(['a note']);
+    const [study] = opened.studies;
+    expect(study).toMatchObject({ dims: DIMS, hasGroundTruth: true });
+    expect(study!.sequences[0]!.name).toBe('flair');
+    expect(study!.sequences[0]!.window.width).toBeGreaterThan(0);
+    const volume = await w.value<{ data: Int16Array; dims: number[] }>('getVolume', { studyId: study!.id, sequence: 'flair' });
+    expect(volume.data).toBeInstanceOf(Int16Array);
+    expect(volume.data[23]).toBe(230);
+    const labels = await w.value<{ data: Uint8Array }>('getLabels', { studyId: study!.id, source: 'groundTruth' });
+    expect(labels.data[6]).toBe(4);
+    expect(await w.value('getLabels', { studyId: study!.id, source: 'prediction' })).toBeNull();
+    const missing = await w.call('getVolume', { studyId: study!.id, sequence: 't2' });
+    expect(missing).toMatchObject({ ok: false, error: { user: true, message: expect.stringContaining('has no sequence "t2"') } });
+    const unknown = await w.call('getVolume', { studyId: 'nope', sequence: 'flair' });
+    expect(unknown).toMatchObject({ ok: false, error: { user: true } });
+  });
+
+  it('streams a segmentation as events, then exports only to the path the dialog returned', async () => {
+    const w = wiring([join(dir, 'chosen.nii.gz'), join(dir, 'second.nii.gz')]);
+    const events: ApiEvent[] = [];
+    w.service.onEvent((e) => events.push(e));
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/tiny' });
+    const studyId = studies[0]!.id;
+    // exporting before any prediction exists is a user error, not a crash
+    expect(await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: join(dir, 'x.nii.gz') })).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/run a segmentation first/) } });
+
+    const started = await w.value<{ jobId: string; slices: number }>('segment', { studyId });
+    expect(started.slices).toBe(2);
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'done')).toBe(true));
+    const slices = events.filter((e) => e.type === 'sliceResult');
+    expect(slices.map((e) => e.index)).toEqual([0, 1]);
+    expect(slices[0]!.mask).toBeInstanceOf(Uint8Array);
+    const prediction = await w.value<{ data: Uint8Array }>('getLabels', { studyId, source: 'prediction' });
+    expect(prediction.data[17]).toBe(1);
+
+    // a path the dialog never returned is refused
+    const forged = await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: '/etc/cron.d/evil.nii.gz' });
+    expect(forged).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/not chosen in the save dialog/) } });
+    expect(await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction' })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/choose where to save/) } });
+
+    const chosen = await w.value<{ path: string }>('chooseExportPath', { studyId, format: 'nifti' });
+    expect(w.showSaveDialog).toHaveBeenCalledWith('tiny_seg.nii.gz', 'nifti');
+    const result = await w.value<{ files: string[] }>('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: chosen.path });
+    expect(result.files).toEqual([join(dir, 'chosen.nii.gz')]);
+    expect(existsSync(join(dir, 'chosen.nii.gz'))).toBe(true);
+    expect([...w.calls.written[0]!.labels]).toEqual([...w.calls.written[0]!.labels].map((_, i) => (i === 5 ? 2 : i === 6 ? 4 : i === 17 ? 1 : 0)));
+    // each choice is good for one export
+    expect(await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: chosen.path })).toMatchObject({ ok: false });
+    expect(await w.value('chooseStudyPath', {})).toEqual({ path: '/data/tiny' });
+    // a cancelled dialog gives null and allows nothing
+    w.showSaveDialog.mockResolvedValueOnce(null);
+    expect(await w.value('chooseExportPath', { studyId, format: 'nifti' })).toBeNull();
+  });
+
+  it('cancels a running job and says so in an event', async () => {
+    const w = wiring([], { written: [] }, { sliceDelayMs: 200 });
+    const events: ApiEvent[] = [];
+    w.service.onEvent((e) => events.push(e));
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/tiny' });
+    const { jobId } = await w.value<{ jobId: string }>('segment', { studyId: studies[0]!.id });
+    expect(await w.call('segment', { studyId: studies[0]!.id })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/already running/) } });
+    expect(await w.value('cancel', { jobId })).toEqual({ cancelled: true });
+    await vi.waitFor(() => expect(events.at(-1)).toEqual({ type: 'cancelled', jobId }));
+    expect(events.some((e) => e.type === 'done')).toBe(false);
+    expect(await w.value('cancel', { jobId })).toEqual({ cancelled: false });
+  });
+
+  it('says clearly when segmentation or an export format is not available', async () => {
+    const w = wiring([], { written: [] }, { segmentation: false });
+    const caps = await w.value<{ segmentation: { available: boolean; reason: string }; exports: Record<string, { available: boolean }>; dialogs: boolean; mode: string }>('capabilities', {});
+    expect(caps).toMatchObject({ mode: 'electron', dialogs: true, segmentation: { available: false, reason: 'no engine in this test' } });
+    expect(caps.exports).toMatchObject({ nifti: { available: true }, report: { available: false } });
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/tiny' });
+    expect(await w.call('segment', { studyId: studies[0]!.id })).toMatchObject({ ok: false, error: { user: true, message: 'segmentation is not available: no engine in this test' } });
+  });
+});
+
+describe('preload API', () => {
+  function fakeIpc(reply: Reply) {
+    const listeners = new Map<string, (event: unknown, ...args: unknown[]) => void>();
+    const ipc: RendererIpc & { invoke: ReturnType<typeof vi.fn> } = {
+      invoke: vi.fn(async () => reply),
+      on: (channel, listener) => listeners.set(channel, listener),
+      removeListener: (channel) => listeners.delete(channel),
+    };
+    return { ipc, listeners };
+  }
+
+  it('exposes exactly the api.ts methods plus onEvent', () => {
+    const api = createPreloadApi(fakeIpc({ ok: true, value: null }).ipc);
+    expect(Object.keys(api).sort()).toEqual([...API_METHODS, 'onEvent'].sort());
+    expect(Object.values(api).every((f) => typeof f === 'function')).toBe(true);
+  });
+
+  it('sends each call on the one channel and unwraps replies', async () => {
+    const { ipc } = fakeIpc({ ok: true, value: [{ id: 'm' }] });
+    const api = createPreloadApi(ipc);
+    expect(await api.listModels({})).toEqual([{ id: 'm' }]);
+    expect(ipc.invoke).toHaveBeenCalledWith(CALL_CHANNEL, 'listModels', {});
+  });
+
+  it('turns error replies into ApiCallErrors that keep user messages as they are', async () => {
+    const api = createPreloadApi(fakeIpc({ ok: false, error: { name: 'FileError', message: '/x: no such file', user: true } }).ipc);
+    const err = await api.openStudy({ path: '/x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiCallError);
+    expect((err as Error).message).toBe('/x: no such file');
+  });
+
+  it('passes valid events on and drops invalid ones', () => {
+    const { ipc, listeners } = fakeIpc({ ok: true, value: null });
+    const api = createPreloadApi(ipc);
+    const seen: ApiEvent[] = [];
+    const stop = api.onEvent((e) => seen.push(e));
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    listeners.get(EVENT_CHANNEL)!({}, { type: 'cancelled', jobId: 'j' });
+    listeners.get(EVENT_CHANNEL)!({}, { type: 'cancelled' });
+    expect(seen).toEqual([{ type: 'cancelled', jobId: 'j' }]);
+    expect(error).toHaveBeenCalledTimes(1);
+    error.mockRestore();
+    stop();
+    expect(listeners.has(EVENT_CHANNEL)).toBe(false);
+  });
+});
+
+describe('display window and export names', async () => {
+  const { robustWindow, suggestedExportName } = await import('../../../main/core/api-service.ts');
+  const { Volume } = await import('../../../main/core/io/volume.ts');
+
+  it('windows the non-zero voxels between their 0.5 and 99.5 percentiles', () => {
+    // background zeros (ignored), 1000 voxels 1…1000, and one bright outlier
+    const data = new Int16Array(3000);
+    for (let i = 0; i < 1000; i++) data[i] = i + 1;
+    data[2999] = 30000;
+    const volume = new Volume({ geometry: { dims: [3000, 1, 1], spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] }, data, meta: { id: 'v', description: '', modality: 'MR', sources: [] } });
+    const { center, width } = robustWindow(volume);
+    const lo = center - width / 2;
+    const hi = center + width / 2;
+    // histogram bins are (30000 / 4095) ≈ 7.3 wide: that is the tolerance
+    expect(Math.abs(lo - 5)).toBeLessThan(8);
+    expect(Math.abs(hi - 996)).toBeLessThan(8);
+  });
+
+  it('gives a flat volume a usable window', () => {
+    const volume = new Volume({ geometry: { dims: [2, 1, 1], spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] }, data: new Float32Array([5, 5]), meta: { id: 'v', description: '', modality: 'MR', sources: [] } });
+    expect(robustWindow(volume)).toEqual({ center: 5, width: 1 });
+  });
+
+  it('suggests safe file names', () => {
+    expect(suggestedExportName('BraTS20 Training/001', 'nifti')).toBe('BraTS20_Training_001_seg.nii.gz');
+    expect(suggestedExportName('../..', 'dicom-seg')).toBe('study_seg.dcm');
+    expect(suggestedExportName('', 'report')).toBe('study_report');
+  });
+});

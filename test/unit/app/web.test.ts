@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeFrame, encodeFrame } from '../../../main/core/api.ts';
+import type { ServerMessage } from '../../../main/core/api.ts';
+import { resolveUnder } from '../../../main/web/static.ts';
+import { startWebServer } from '../../../main/web/server.ts';
+import type { WebServer } from '../../../main/web/server.ts';
+import { fakePorts } from './fakes.ts';
+
+/** A bare RFC 6455 client (Node 20 has no WebSocket global): masked frames out, frames in. */
+class RawClient {
+  readonly messages: ServerMessage[] = [];
+  closed = false;
+  #buffer = Buffer.alloc(0);
+  #waiters: (() => void)[] = [];
+  private constructor(readonly socket: Socket) {}
+
+  static async open(port: number, headers: Record<string, string> = {}): Promise<{ client?: RawClient; status: number }> {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const key = randomBytes(16).toString('base64');
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`GET /api HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+    const head = await new Promise<Buffer>((resolve) => {
+      let acc = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        acc = Buffer.concat([acc, chunk]);
+        const end = acc.indexOf('\r\n\r\n');
+        if (end >= 0) {
+          socket.off('data', onData);
+          if (acc.length > end + 4) socket.unshift(acc.subarray(end + 4));
+          resolve(acc.subarray(0, end));
+        }
+      };
+      socket.on('data', onData);
+    });
+    const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head.toString())![1]);
+    if (status !== 101) {
+      socket.destroy();
+      return { status };
+    }
+    const client = new RawClient(socket);
+    socket.on('data', (chunk: Buffer) => client.#onData(chunk));
+    socket.on('close', () => {
+      client.closed = true;
+      client.#wake();
+    });
+    return { client, status };
+  }
+
+  #wake() {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  #onData(chunk: Buffer) {
+    this.#buffer = Buffer.concat([this.#buffer, chunk]);
+    while (this.#buffer.length >= 2) {
+      let length = this.#buffer[1]! & 0x7f;
+      let offset = 2;
+      if (length === 126) [length, offset] = [this.#buffer.readUInt16BE(2), 4];
+      else if (length === 127) [length, offset] = [Number(this.#buffer.readBigUInt64BE(2)), 10];
+      if (this.#buffer.length < offset + length) return;
+      const opcode = this.#buffer[0]! & 0x0f;
+      const payload = this.#buffer.subarray(offset, offset + length);
+      if (opcode === 0x2) this.messages.push(decodeFrame(new Uint8Array(payload)) as ServerMessage);
+      this.#buffer = this.#buffer.subarray(offset + length);
+    }
+    this.#wake();
+  }
+
+  sendFrame(payload: Uint8Array, opcode = 0x2, fin = true) {
+    const mask = randomBytes(4);
+    const header = payload.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | payload.length]) : Buffer.alloc(4);
+    if (payload.length >= 126) {
+      header[0] = (fin ? 0x80 : 0) | opcode;
+      header[1] = 0x80 | 126;
+      header.writeUInt16BE(payload.length, 2);
+    }
+    const masked = Buffer.from(payload).map((b, i) => b ^ mask[i & 3]!);
+    this.socket.write(Buffer.concat([header, mask, masked]));
+  }
+
+  async until<T>(find: () => T | undefined, ms = 5000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = find();
+      if (found !== undefined) return found;
+      if (this.closed || Date.now() > deadline) throw new Error('no such message');
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  async call(id: number, method: string, request: unknown) {
+    this.sendFrame(encodeFrame({ kind: 'call', id, method, request }));
+    return this.until(() => this.messages.find((m) => m.kind === 'reply' && m.id === id) as Extract<ServerMessage, { kind: 'reply' }> | undefined);
+  }
+}
+
+describe('web bridge', () => {
+  let server: WebServer;
+  let rendererDir: string;
+  let exportDir: string;
+  const log = vi.fn<(line: string) => void>();
+
+  beforeAll(async () => {
+    const base = mkdtempSync(join(tmpdir(), 'sam2unet-web-'));
+    rendererDir = join(base, 'renderer');
+    exportDir = join(base, 'exports');
+    mkdirSync(join(rendererDir, 'assets'), { recursive: true });
+    writeFileSync(join(rendererDir, 'index.html'), '<!doctype html><title>t</title>');
+    writeFileSync(join(rendererDir, 'assets', 'app.js'), 'console.log(1)');
+    writeFileSync(join(base, 'secret.txt'), 'secret');
+    server = await startWebServer({ port: 0, rendererDir, exportDir, ports: fakePorts(), log });
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(join(rendererDir, '..'), { recursive: true, force: true });
+  });
+
+  it('serves the renderer with a strict CSP and nothing outside it', async () => {
+    const index = await fetch(server.url);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-type')).toMatch(/text\/html/);
+    const csp = index.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval'");
+    expect(csp).not.toMatch(/'unsafe-eval'/);
+    expect((await fetch(new URL('assets/app.js', server.url))).headers.get('content-type')).toMatch(/javascript/);
+    expect((await fetch(new URL('nope.js', server.url))).status).toBe(404);
+    expect((await fetch(new URL('%2e%2e/secret.txt', server.url))).status).toBe(404);
+    expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
+    expect(resolveUnder(rendererDir, '/../secret.txt')).toBeNull();
+    expect(resolveUnder(rendererDir, '/a\\..\\..\\secret.txt')).toBeNull();
+    expect(resolveUnder(rendererDir, '/%E0%A4%A')).toBeNull();
+  });
+
+  it('refuses WebSocket upgrades from other origins', async () => {
+    const { status } = await RawClient.open(server.port, { Origin: 'https://evil.example' });
+    expect(status).toBe(403);
+    const ok = await RawClient.open(server.port, { Origin: `http://127.0.0.1:${server.port}` });
+    expect(ok.status).toBe(101);
+    ok.client!.socket.destroy();
+  });
+
+  it('runs calls, streams binary events, and exports into its folder with a download URL', async () => {
+    const { client } = await RawClient.open(server.port);
+    const caps = await client!.call(1, 'capabilities', {});
+    expect(caps).toMatchObject({ ok: true, value: { mode: 'web', dialogs: false } });
+    const opened = await client!.call(2, 'openStudy', { path: '/data/tiny' });
+    const studyId = (opened as { value: { studies: { id: string }[] } }).value.studies[0]!.id;
+    const volume = await client!.call(3, 'getVolume', { studyId, sequence: 'flair' });
+    expect((volume as { value: { data: Int16Array } }).value.data).toBeInstanceOf(Int16Array);
+    await client!.call(4, 'segment', { studyId });
+    const done = await client!.until(() => client!.messages.find((m) => m.kind === 'event' && m.event.type === 'done'));
+    expect(done).toBeDefined();
+    const slice = client!.messages.find((m) => m.kind === 'event' && m.event.type === 'sliceResult') as Extract<ServerMessage, { kind: 'event' }>;
+    expect((slice.event as { mask: Uint8Array }).mask).toBeInstanceOf(Uint8Array);
+    // a path from the browser is ignored: web exports always land in the export folder
+    const exported = await client!.call(5, 'exportMasks', { studyId, format: 'nifti', source: 'prediction', path: '/etc/evil.nii.gz' });
+    expect(exported).toMatchObject({ ok: true, value: { files: [join(exportDir, 'tiny_seg.nii.gz')], downloadUrl: '/exports/tiny_seg.nii.gz' } });
+    const download = await fetch(new URL('exports/tiny_seg.nii.gz', server.url));
+    expect(download.status).toBe(200);
+    expect(download.headers.get('content-disposition')).toContain('attachment');
+    expect(await download.text()).toBe('fake');
+    client!.socket.destroy();
+  });
+
+  it('answers invalid calls with an error reply and logs them; drops undecodable frames', async () => {
+    const { client } = await RawClient.open(server.port);
+    log.mockClear();
+    const bad = await client!.call(7, 'openStudy', { path: ['x'] });
+    expect(bad).toMatchObject({ ok: false, error: { name: 'InvalidRequest' } });
+    const noDialog = await client!.call(10, 'chooseStudyPath', {});
+    expect(noDialog).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/no file dialog in browser mode/) } });
+    const unknown = await client!.call(8, 'format', {});
+    expect(unknown).toMatchObject({ ok: false, error: { name: 'InvalidRequest' } });
+    client!.sendFrame(new Uint8Array([1, 2, 3]));
+    client!.sendFrame(new TextEncoder().encode('{"kind":"call"}'), 0x1);
+    // the connection survives: a fragmented valid call still works
+    const frame = encodeFrame({ kind: 'call', id: 9, method: 'listModels', request: {} });
+    client!.sendFrame(frame.subarray(0, 5), 0x2, false);
+    client!.sendFrame(frame.subarray(5), 0x0, true);
+    const models = await client!.until(() => client!.messages.find((m) => m.kind === 'reply' && m.id === 9));
+    expect(models).toMatchObject({ ok: true, value: [] });
+    expect(log.mock.calls.map(([l]) => l)).toEqual([
+      expect.stringMatching(/^refused invalid call: openStudy.path must be a string/),
+      expect.stringMatching(/^refused invalid message: message.method must be one of/),
+      expect.stringMatching(/^refused malformed message/),
+      expect.stringMatching(/^refused malformed message: text frames/),
+    ]);
+    client!.socket.destroy();
+  });
+
+  it('closes connections that send unmasked frames', async () => {
+    const { client } = await RawClient.open(server.port);
+    client!.socket.write(Buffer.from([0x82, 0x01, 0x00]));
+    await client!.until(() => (client!.closed ? true : undefined));
+    expect(client!.closed).toBe(true);
+  });
+
+  it('says when the renderer is not built', async () => {
+    const bare = await startWebServer({ port: 0, rendererDir: join(rendererDir, 'missing'), exportDir, ports: fakePorts(), log: () => {} });
+    const response = await fetch(bare.url);
+    expect(response.status).toBe(503);
+    expect(await response.text()).toMatch(/npm run build:renderer/);
+    await bare.close();
+  });
+});

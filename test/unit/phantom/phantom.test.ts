@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readNifti, readNiftiHeader } from '../../../main/core/io/nifti.ts';
+import { affineRAS, type Vec3 } from '../../../main/core/io/volume.ts';
+import { PHANTOM_SEQUENCES, generatePhantomCase, phantomCaseName, writePhantomCase, type PhantomCase } from '../../../main/core/phantom/index.ts';
+import { main } from '../../../main/cli/index.ts';
+
+const SMALL: Vec3 = [96, 96, 62];
+const shared = resolve(process.cwd(), '../shared/data/phantoms');
+const tmp = mkdtempSync(join(tmpdir(), 'phantom-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** value at percentile p (0…1) of the positive values of an int16 volume (by histogram) */
+function percentile(values: ArrayLike<number>, p: number): number {
+  const histogram = new Float64Array(32768);
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i]! > 0) {
+      histogram[values[i]!]!++;
+      n++;
+    }
+  }
+  const target = p * n;
+  let seen = 0;
+  for (let v = 1; v < histogram.length; v++) {
+    seen += histogram[v]!;
+    if (seen > target) return v;
+  }
+  return histogram.length - 1;
+}
+
+describe('phantom generator', () => {
+  let full: PhantomCase;
+  let fullCpuSeconds = 0;
+
+  it('generates a full-size case in a few seconds of CPU', () => {
+    const before = process.cpuUsage();
+    full = generatePhantomCase(7, 1);
+    const used = process.cpuUsage(before);
+    fullCpuSeconds = (used.user + used.system) / 1e6;
+    console.log(`full-size case: ${fullCpuSeconds.toFixed(2)} s CPU`);
+    // about 1.7 s on this machine when idle; the bound leaves room for a loaded CI runner
+    expect(fullCpuSeconds).toBeLessThan(10);
+  });
+
+  it('uses the BraTS grid, affine and types', () => {
+    for (const volume of [...Object.values(full.sequences), full.seg]) {
+      expect(volume.dims).toEqual([240, 240, 155]);
+      expect(volume.geometry.spacing).toEqual([1, 1, 1]);
+      expect(affineRAS(volume.geometry)).toEqual([-1, 0, 0, 0, 0, -1, 0, 239, 0, 0, 1, 0, 0, 0, 0, 1]);
+    }
+    for (const sequence of PHANTOM_SEQUENCES) expect(full.sequences[sequence].dtype).toBe('int16');
+    expect(full.seg.dtype).toBe('uint8');
+    expect(full.name).toBe('Phantom_001');
+    expect(phantomCaseName(42)).toBe('Phantom_042');
+  });
+
+  it('has labels in {0,1,2,4}, only inside a skull-stripped brain shared by all sequences', () => {
+    const seg = full.seg.data;
+    const t1 = full.sequences.t1.data;
+    let brain = 0;
+    const counts = new Map<number, number>();
+    for (let i = 0; i < seg.length; i++) {
+      counts.set(seg[i]!, (counts.get(seg[i]!) ?? 0) + 1);
+      const inside = t1[i]! > 0;
+      if (inside) brain++;
+      for (const sequence of PHANTOM_SEQUENCES) {
+        if ((full.sequences[sequence].data[i]! > 0) !== inside) throw new Error(`${sequence} brain mask differs from t1 at voxel ${i}`);
+      }
+      if (seg[i] && !inside) throw new Error(`label ${seg[i]} outside the brain at voxel ${i}`);
+    }
+    expect([...counts.keys()].every((label) => [0, 1, 2, 4].includes(label))).toBe(true);
+    expect(full.info.labelCounts).toEqual({ 0: counts.get(0) ?? 0, 1: counts.get(1) ?? 0, 2: counts.get(2) ?? 0, 4: counts.get(4) ?? 0 });
+    // the shared Colin27-based phantoms: 18–23 % of the grid is brain; tumour 74k–129k voxels
+    expect(brain / seg.length).toBeGreaterThan(0.13);
+    expect(brain / seg.length).toBeLessThan(0.28);
+    expect(counts.get(2) ?? 0).toBeGreaterThan(1000);
+  });
+
+  it('has the shared phantoms’ contrasts (in units of the 0.5–99.5 percentile range)', () => {
+    const seg = full.seg.data;
+    const mean = (sequence: keyof PhantomCase['sequences'], label: number) => {
+      const data = full.sequences[sequence].data;
+      const lo = percentile(data, 0.005);
+      const hi = percentile(data, 0.995);
+      let sum = 0;
+      let n = 0;
+      for (let i = 0; i < seg.length; i++) {
+        if (seg[i] === label) {
+          sum += (data[i]! - lo) / (hi - lo);
+          n++;
+        }
+      }
+      return sum / n;
+    };
+    for (const sequence of PHANTOM_SEQUENCES) {
+      const hi = percentile(full.sequences[sequence].data, 0.995);
+      // shared phantoms: 99.5 percentiles 335…1927
+      expect(hi).toBeGreaterThan(250);
+      expect(hi).toBeLessThan(2600);
+    }
+    // edema (label 2) measured on the shared phantoms: t1 0.30–0.38, t2 0.79–0.86, flair 0.83–0.87
+    expect(mean('t1', 2)).toBeGreaterThan(0.2);
+    expect(mean('t1', 2)).toBeLessThan(0.5);
+    expect(mean('t2', 2)).toBeGreaterThan(0.6);
+    expect(mean('flair', 2)).toBeGreaterThan(0.65);
+    if (full.info.enhancing) expect(mean('t1ce', 4)).toBeGreaterThan(0.75); // shared: 0.90–1.01
+    if (full.info.necrosis) expect(mean('t1', 1)).toBeLessThan(0.3); // shared: 0.07–0.11
+  });
+
+  it('is deterministic: same seed → same voxels and byte-identical files; other seeds differ', async () => {
+    const a = generatePhantomCase(11, 3, { size: SMALL });
+    const b = generatePhantomCase(11, 3, { size: SMALL });
+    const c = generatePhantomCase(12, 3, { size: SMALL });
+    for (const sequence of PHANTOM_SEQUENCES) {
+      expect(sha(new Uint8Array(a.sequences[sequence].data.buffer))).toBe(sha(new Uint8Array(b.sequences[sequence].data.buffer)));
+      expect(sha(new Uint8Array(a.sequences[sequence].data.buffer))).not.toBe(sha(new Uint8Array(c.sequences[sequence].data.buffer)));
+    }
+    expect(sha(a.seg.data as Uint8Array)).toBe(sha(b.seg.data as Uint8Array));
+    const filesA = await writePhantomCase(join(tmp, 'a'), a);
+    const filesB = await writePhantomCase(join(tmp, 'b'), b);
+    expect(filesA.map((f) => f.slice(join(tmp, 'a').length))).toEqual(PHANTOM_SEQUENCES.map((s) => `/Phantom_003/Phantom_003_${s}.nii.gz`).concat('/Phantom_003/Phantom_003_seg.nii.gz'));
+    for (let f = 0; f < filesA.length; f++) expect(sha(readFileSync(filesA[f]!))).toBe(sha(readFileSync(filesB[f]!)));
+  });
+
+  it('produces ET-absent and necrosis-absent cases with given seeds, and honours forcing', () => {
+    // the tumour plan does not depend on the grid size, so small grids show the same mix
+    const noEt = generatePhantomCase(1, 1, { size: SMALL });
+    expect(noEt.info.enhancing).toBe(false);
+    expect(noEt.info.labelCounts[4]).toBe(0);
+    expect(noEt.info.labelCounts[1]).toBeGreaterThan(0);
+    const noNecrosis = generatePhantomCase(2, 3, { size: SMALL });
+    expect(noNecrosis.info.necrosis).toBe(false);
+    expect(noNecrosis.info.labelCounts[1]).toBe(0);
+    expect(noNecrosis.info.labelCounts[4]).toBeGreaterThan(0);
+    const forced = generatePhantomCase(1, 1, { size: SMALL, enhancing: true, necrosis: true });
+    expect(forced.info.labelCounts[4]).toBeGreaterThan(0);
+    expect(forced.info.labelCounts[1]).toBeGreaterThan(0);
+  });
+
+  it('writes NIfTI files whose header matches the shared BraTS-like phantoms', async () => {
+    const [t1File, , , , segFile] = await writePhantomCase(join(tmp, 'full'), full);
+    const ours = await readNiftiHeader(t1File!);
+    const theirs = await readNiftiHeader(join(shared, 'BraTS20_Training_001/BraTS20_Training_001_t1.nii.gz'));
+    for (const key of ['dim', 'datatype', 'bitpix', 'srow', 'sformCode'] as const) expect(ours[key], key).toEqual(theirs[key]);
+    expect(ours.pixdim.slice(1, 4)).toEqual(theirs.pixdim.slice(1, 4));
+    const oursSeg = await readNiftiHeader(segFile!);
+    const theirsSeg = await readNiftiHeader(join(shared, 'BraTS20_Training_001/BraTS20_Training_001_seg.nii.gz'));
+    expect(oursSeg.datatype).toBe(theirsSeg.datatype);
+    const back = (await readNifti(segFile!)).volumes[0]!;
+    expect(sha(back.data as Uint8Array)).toBe(sha(full.seg.data as Uint8Array));
+  });
+
+  it('runs as `sam2unet phantom` with a JSON summary', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const status = await main(['phantom', '--out', join(tmp, 'cli'), '--cases', '2', '--seed', '3', '--size', '64,64,40', '--json'], {
+      stdout: (t) => out.push(t),
+      stderr: (t) => err.push(t),
+      interactive: false,
+    });
+    expect(status).toBe(0);
+    const summary = JSON.parse(out.join('')) as { cases: { name: string; files: string[] }[] };
+    expect(summary.cases.map((c) => c.name)).toEqual(['Phantom_001', 'Phantom_002']);
+    expect(summary.cases[1]!.files).toHaveLength(5);
+    expect(err.join('')).toContain('[2/2] Phantom_002');
+    const bad = await main(['phantom', '--out', join(tmp, 'cli'), '--size', '10,abc'], { stdout: () => {}, stderr: (t) => err.push(t), interactive: false });
+    expect(bad).toBe(2);
+    expect(err.join('')).toContain('--size expects');
+  });
+});
