@@ -35,6 +35,17 @@ export function isTrustedSender(url: string): boolean {
   }
 }
 
+/**
+ * Electron's structured clone sends a typed array's whole ArrayBuffer; a volume that is a view
+ * into a bigger buffer (a 4-D NIfTI's frames share one) is sent as just its own bytes.
+ */
+function compactArrays(reply: Reply): Reply {
+  if (!reply.ok || typeof reply.value !== 'object' || reply.value === null || !('data' in reply.value)) return reply;
+  const data = (reply.value as { data: unknown }).data;
+  if (!ArrayBuffer.isView(data) || data.byteLength === data.buffer.byteLength) return reply;
+  return { ok: true, value: { ...reply.value, data: (data as Uint8Array).slice() } };
+}
+
 export function createAppWiring(options: AppServiceOptions): AppWiring {
   const guard = new ExportPathGuard();
   const service = new WorkstationService({
@@ -57,7 +68,8 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
         options.log(`refused a call from ${senderUrl.slice(0, 200)}`);
         return { ok: false, error: { name: 'Forbidden', message: 'calls are only accepted from the workstation renderer', user: false } };
       }
-      return dispatch(service, method, request, options.log);
+      const reply = await dispatch(service, method, request, options.log);
+      return compactArrays(reply);
     },
   };
 }

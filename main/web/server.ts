@@ -66,11 +66,14 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     });
   });
 
-  let ownOrigins: string[] = [];
+  let ownHosts: string[] = [];
+  // DNS rebinding: a hostile page can make its own name resolve to 127.0.0.1, but it cannot
+  // change the Host header, so only our own names are served.
+  const ownHost = (request: IncomingMessage) => ownHosts.includes(request.headers.host ?? '');
   const sameOrigin = (request: IncomingMessage) => {
     const origin = request.headers.origin;
     // Non-browser clients send no Origin; browsers always do on WebSocket upgrades.
-    return origin === undefined || ownOrigins.includes(origin);
+    return origin === undefined || ownHosts.some((h) => origin === `http://${h}`);
   };
 
   async function serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -82,6 +85,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       'Cross-Origin-Embedder-Policy': 'require-corp',
       'Cross-Origin-Resource-Policy': 'same-origin',
     };
+    if (!ownHost(request)) {
+      response.writeHead(421, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end('misdirected request\n');
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end();
       return;
@@ -113,7 +120,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 
   server.on('upgrade', (request, socket) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/api' || !sameOrigin(request)) {
+    if (url.pathname !== '/api' || !ownHost(request) || !sameOrigin(request)) {
       log(`refused WebSocket ${url.pathname} from origin ${request.headers.origin ?? '(none)'}`);
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
@@ -162,7 +169,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   });
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
-  ownOrigins = [`http://${shownHost}:${port}`, `http://localhost:${port}`, `http://127.0.0.1:${port}`];
+  ownHosts = [...new Set([`${shownHost}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])];
   return {
     url: `http://${shownHost}:${port}/`,
     port,

@@ -40,8 +40,11 @@ async function matmulGflops(): Promise<number> {
 
 const run = promisify(execFile);
 console.log(`threads ${threads}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-console.log(`ORT MatMul throughput now: ${(await matmulGflops()).toFixed(1)} GFLOP/s (recorded idle figure ≈ 138 on 2 threads)`);
+const IDLE_MATMUL_GFLOPS = 138;
 for (const preset of values.presets!.split(',')) {
+  // ORT's raw MatMul throughput just before: on a shared machine it says how much CPU we really get
+  const raw = await matmulGflops();
+  console.log(`ORT MatMul throughput now: ${raw.toFixed(1)} GFLOP/s (recorded idle figure ≈ ${IDLE_MATMUL_GFLOPS} on 2 threads)`);
   const args = ['bin/sam2unet.mjs', 'bench', '--preset', preset, '--size', '352', '--batch', '1', '--runs', values.runs!, '--device', 'cpu', '--threads', String(threads), '--json'];
   const { stdout, stderr } = await run(process.execPath, args, { maxBuffer: 1 << 20 });
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number | string>;
@@ -50,6 +53,15 @@ for (const preset of values.presets!.split(',')) {
   console.log(
     `${preset.padEnd(8)} per slice ${sec.toFixed(3)} s (min ${((r.min_ms as number) / 1000).toFixed(3)} s)${ratio}; ${r.gflops} GFLOP/s of ${r.model_gflop} GFLOP; ` +
       `build ${r.build_ms} ms, session ${r.session_ms} ms; peak RSS ${r.peak_rss_mb} MB`,
+  );
+  const efficiency = (r.gflops as number) / raw;
+  const floor = (r.model_gflop as number) / IDLE_MATMUL_GFLOPS;
+  const versus = (sec: number): string => (PYTORCH_S[preset] ? ` = ${(sec / PYTORCH_S[preset]).toFixed(2)}× PyTorch` : '');
+  console.log(
+    efficiency <= 1
+      ? `${''.padEnd(8)} model / raw MatMul throughput ${efficiency.toFixed(2)}: if that ratio holds on an idle machine, ${(floor / efficiency).toFixed(3)} s per slice${versus(floor / efficiency)} (projection)`
+      : `${''.padEnd(8)} model / raw MatMul throughput ${efficiency.toFixed(2)} > 1: the load changed between the two measurements, no projection; ` +
+          `FLOP floor at the idle MatMul rate ${floor.toFixed(3)} s${versus(floor)}`,
   );
   if (process.env.BENCH_VERBOSE) console.log(stderr);
 }

@@ -145,6 +145,19 @@ describe.skipIf(!haveChromium)('browser mode (web bridge + renderer in Chromium)
     await shot('03-t1ce.png');
   });
 
+  it('changes window/level by dragging, and resets it', async () => {
+    const corner = () => page.locator('.corner').textContent();
+    const initial = await corner();
+    const box = (await page.getByTestId('viewport').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 40, { steps: 4 });
+    await page.mouse.up();
+    await expect.poll(corner).not.toBe(initial);
+    await page.getByRole('button', { name: 'Reset W/L' }).click();
+    await expect.poll(corner).toBe(initial);
+  });
+
   it('segments with streaming per-slice results, or says clearly why it cannot', async () => {
     const unavailable = page.getByTestId('segment-unavailable');
     if (await unavailable.count()) {

@@ -1,5 +1,6 @@
 import { UserError } from '../../core/errors.ts';
 import { defineCommand, numberOption, requireOption, stringOption } from '../command.ts';
+import { hieraConfigOption } from '../config-option.ts';
 
 function intOption(value: number | undefined, name: string, min: number, max: number): number {
   if (value === undefined || !Number.isInteger(value) || value < min || value > max) throw new UserError(`--${name} expects an integer ${min}…${max}, got ${value}`);
@@ -9,9 +10,10 @@ function intOption(value: number | undefined, name: string, min: number, max: nu
 export default defineCommand({
   name: 'bench',
   summary: 'time the SAM2-UNet forward pass of a preset with random weights',
-  usage: 'bench --preset <name> [--size 352] [--batch 1] [--runs 5] [--device auto] [--channels 1] [--trunk] [--json]',
+  usage: 'bench --preset <name> | --config <JSON file> [--size 352] [--batch 1] [--runs 5] [--device auto] [--channels 1] [--trunk] [--json]',
   options: {
     preset: { type: 'string', description: 'hiera_t, hiera_s, hiera_b+ or hiera_l', valueName: 'name' },
+    config: { type: 'string', description: 'a custom Hiera configuration (JSON file or inline JSON) instead of a preset', valueName: 'file' },
     size: { type: 'string', description: 'input height = width, a multiple of 32 (default 352)', valueName: 'px' },
     batch: { type: 'string', description: 'images per run (default 1)', valueName: 'n' },
     runs: { type: 'string', description: 'timed runs after one warm-up run (default 5)', valueName: 'n' },
@@ -25,7 +27,8 @@ export default defineCommand({
     'The last stdout line is JSON: {"median_ms", "min_ms", "provider", "threads", "gflops", "peak_rss_mb", ...};\n' +
     'gflops = the model’s FLOPs (counted from the graph) × batch / median time. Build and session times go to stderr.',
   async run(args, io) {
-    const presetArg = requireOption(args, 'preset');
+    const configArg = stringOption(args, 'config');
+    const presetArg = configArg === undefined ? requireOption(args, 'preset') : (stringOption(args, 'preset') ?? 'custom');
     const size = intOption(numberOption(args, 'size', 352), 'size', 32, 4096);
     if (size % 32) throw new UserError(`--size must be a multiple of 32, got ${size}`);
     const batch = intOption(numberOption(args, 'batch', 1), 'batch', 1, 256);
@@ -34,7 +37,7 @@ export default defineCommand({
     const threadsArg = numberOption(args, 'threads');
     const threads = threadsArg === undefined ? undefined : intOption(threadsArg, 'threads', 1, 256);
     const { parseHieraConfig } = await import('../../core/model/config.ts');
-    const config = parseHieraConfig(presetArg, '--preset');
+    const config = configArg === undefined ? parseHieraConfig(presetArg, '--preset') : hieraConfigOption(configArg)!;
     const [{ mkdtemp, rm }, { tmpdir }, { join }, engine, { RandomWeights }, session] = await Promise.all([
       import('node:fs/promises'),
       import('node:os'),

@@ -158,7 +158,7 @@ export default defineCommand({
       const { segmentStudy } = await import('../../core/jobs/segment.ts');
       let progress: ReturnType<typeof createProgress> | undefined;
       let done = 0;
-      const { labels, summary } = await segmentStudy(
+      const job = segmentStudy(
         study,
         model,
         // the report builder computes the whole-volume metrics (HD95 is the costly part): once
@@ -174,6 +174,11 @@ export default defineCommand({
           },
         },
       );
+      // a failed or cancelled job leaves no half-drawn bar before the error line
+      const { labels, summary } = await job.catch((err: unknown) => {
+        progress?.clear();
+        throw err;
+      });
       progress?.finish(`segmented ${summary.slices} slices (${summary.emptySlices} empty) in ${(summary.ms / 1000).toFixed(1)} s on ${summary.provider.toUpperCase()}`);
 
       const { files, report } = await writeOutputs(outDir, study, labels, summary, {

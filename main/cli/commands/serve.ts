@@ -10,8 +10,9 @@ export default defineCommand({
     host: { type: 'string', description: 'address to listen on (default 127.0.0.1; the services read local files, keep it local)', valueName: 'addr' },
     open: { type: 'string', description: 'a study to open when the page loads (file or folder)', valueName: 'path' },
     'export-dir': { type: 'string', description: 'where exports are written (default ./sam2unet-exports)', valueName: 'dir' },
+    build: { type: 'boolean', description: 'rebuild the renderer first (it is built automatically when missing)' },
   },
-  details: 'The renderer must be built first: npm run build:renderer. Stop with Ctrl-C.',
+  details: 'Open the printed URL in a browser. Stop with Ctrl-C.',
   async run(args, io) {
     const { resolve } = await import('node:path');
     const { fileURLToPath } = await import('node:url');
@@ -22,10 +23,21 @@ export default defineCommand({
     const root = fileURLToPath(new URL('../../../', import.meta.url));
     const open = stringOption(args, 'open');
     if (open !== undefined && !existsSync(open)) throw new UserError(`${open}: no such file or folder`);
+    const rendererDir = resolve(root, 'renderer/dist');
+    const { rendererBuilt } = await import('../../web/static.ts');
+    if (!(await rendererBuilt(rendererDir)) || args.values.build) {
+      io.stderr('sam2unet: building the renderer (vite) …\n');
+      try {
+        const { build } = await import('vite');
+        await build({ configFile: resolve(root, 'renderer/vite.config.ts'), logLevel: 'error' });
+      } catch (err) {
+        throw new UserError(`the renderer is not built and building it failed (${err instanceof Error ? err.message : String(err)}); run npm run build:renderer`);
+      }
+    }
     const server = await startWebServer({
       port,
       host: stringOption(args, 'host'),
-      rendererDir: resolve(root, 'renderer/dist'),
+      rendererDir,
       exportDir: resolve(stringOption(args, 'export-dir') ?? 'sam2unet-exports'),
       modelsDir: resolve(root, 'models'),
       log: (line) => io.stderr(`${line}\n`),

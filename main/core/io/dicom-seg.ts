@@ -5,7 +5,8 @@
  * Frames: one per (segment, source slice) pair in which the segment has at least one voxel, in
  * segment order and then source slice order. Empty frames are left out (they carry no
  * information and would multiply the file size by the number of segments), and so are
- * segments with no voxel at all: segment numbers run 1…n over the segments present. Each
+ * segments with no voxel at all: segment numbers run 1…n over the segments present (an empty
+ * label map gives the first segment with one empty frame on the middle slice). Each
  * segment's label value is kept in its SegmentDescription ("… (label 4)"), which readDicomSeg
  * uses to rebuild the label map.
  */
@@ -185,15 +186,23 @@ export function buildDicomSeg(options: DicomSegOptions): { dataset: Record<strin
     const entry = labels[i] ? present.get(labels[i]!) : undefined;
     if (entry) entry.voxels++;
   }
-  const written = options.segments.filter((s) => present.get(s.label)!.slices.length > 0);
-  if (written.length === 0) throw new UserError('DICOM SEG: the label map has none of the segments’ labels: nothing to export');
+  if (options.segments.length === 0) throw new UserError('DICOM SEG: no segments given');
+  let written = options.segments.filter((s) => present.get(s.label)!.slices.length > 0);
+  if (written.length === 0) {
+    // "no tumour found" is a result too, but a SEG needs a segment and a frame: the first
+    // segment, with one empty frame on the middle slice
+    written = [options.segments[0]!];
+    present.get(written[0]!.label)!.slices.push(Math.floor(nz / 2));
+  }
 
-  const extra = ((meta.extra?.dicom ?? {}) as Record<string, unknown>) ?? {};
+  const extra = (meta.extra?.dicom ?? {}) as Record<string, unknown>;
   const now = options.date ?? new Date();
   const sopInstanceUid = newUid();
   const seriesInstanceUid = newUid();
   const dimensionOrganizationUid = newUid();
-  const sourceSeriesUid = meta.id;
+  // the reader's id is the SeriesInstanceUID, with ".2", ".3" … appended for the further parts of
+  // a series it had to split (several orientations or sizes); the tag itself wins when present
+  const sourceSeriesUid = text(extra.SeriesInstanceUID) ?? meta.id;
   const sourceClass = meta.sopClassUid!;
   const uids = meta.sopInstanceUids!;
   const { row, column } = planeVectors(geometry);

@@ -86,9 +86,11 @@ export interface SegmentOutcome {
 }
 
 /**
- * Batching does not pay on a CPU: on this project's 2-core test machine (hiera_t, 352×352,
- * test/bench/segment.bench.ts) a slice took 2.5 s at batch 1, 3.0 s at batch 2 and 3.9 s at
- * batch 4, as larger activations fall out of cache. Accelerators get batches of 4.
+ * Batching does not pay on a CPU. On this project's 2-core test machine (shared; hiera_t at
+ * 352×352, test/bench/segment.bench.ts) a slice took 2.5 / 3.0 / 3.9 s at batch 1 / 2 / 4 under a
+ * load average of 17, and 0.50–0.53 / 0.45–0.57 / 0.46–0.63 s over three rounds at a load of 6:
+ * within the noise at best, worse under contention. Batch 1 also gives each streamed slice the
+ * lowest latency. Accelerators get batches of 4.
  */
 export function defaultBatchSize(provider: string): number {
   return provider === 'cpu' ? 1 : 4;

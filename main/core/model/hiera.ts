@@ -109,6 +109,32 @@ export function positionalEmbedding(posEmbed: Tensor, posEmbedWindow: Tensor, h:
   return out;
 }
 
+/** The interpolation of cubicAxis as a dense (out × in) matrix, so the resize is a MatMul. */
+function cubicMatrix(inSize: number, outSize: number): Float32Array {
+  const { taps, weights } = cubicAxis(inSize, outSize);
+  const m = new Float64Array(outSize * inSize);
+  for (let o = 0; o < outSize; o++) for (let k = 0; k < 4; k++) m[o * inSize + taps[o * 4 + k]!]! += weights[o * 4 + k]!;
+  return Float32Array.from(m);
+}
+
+/**
+ * positionalEmbedding as graph ops (bicubic resize = Ry·P·Rxᵀ, window embedding tiled by
+ * Expand), for graphs that train the trunk: gradients then reach pos_embed and pos_embed_window.
+ */
+function positionalEmbeddingOps(g: Graph, posEmbed: string, posEmbedWindow: string, h: number, w: number): string {
+  const [, c, bh, bw] = g.shape(posEmbed) as number[];
+  const [, , wh, ww] = g.shape(posEmbedWindow) as number[];
+  if (h % wh! !== 0 || w % ww! !== 0) throw new UserError(`the token grid ${h}×${w} is not a multiple of the ${wh}×${ww} window embedding; use an input size that is a multiple of 32`);
+  const ry = g.constant(cubicMatrix(bh!, h), [h, bh!]);
+  const rxT = g.constant(cubicMatrix(bw!, w), [w, bw!]);
+  const resized = g.matmul(g.matmul(ry, posEmbed), g.transpose(rxT, [1, 0]));
+  const tiled = g.reshape(
+    g.op('Expand', [g.reshape(posEmbedWindow, [1, c!, 1, wh!, 1, ww!]), g.ints([1, c!, h / wh!, wh!, w / ww!, ww!])]),
+    [1, c!, h, w],
+  );
+  return g.transpose(g.add(resized, tiled), [0, 2, 3, 1]);
+}
+
 // ---- the trunk ----
 
 export interface TrunkBuild {
@@ -141,6 +167,7 @@ function attentionCore(g: Graph, p: BlockPlan, qkv: string, rh: number, rw: numb
     q = g.reshape(g.reduceMax(g.reshape(q, [-1, rh >> 1, 2, rw >> 1, 2, dimOut]), [2, 4]), [-1, L >> 2, dimOut]);
     Lq = L >> 2;
   }
+  if (g.inferenceOnly) return g.op('MultiHeadAttention', [q, k, v], { num_heads: heads, scale: 1 / Math.sqrt(hd) });
   q = g.mul(q, g.scalar(1 / Math.sqrt(hd)));
   if (heads === 1) return g.matmul(g.softmax(g.matmul(q, g.transpose(k, [0, 2, 1])), -1), v);
   const qh = g.transpose(g.reshape(q, [-1, Lq, heads, hd]), [0, 2, 1, 3]);
@@ -190,16 +217,18 @@ function block(g: Graph, w: Weights, keys: TrunkKeys, p: BlockPlan, x: string, h
     const padW = (win - (wd % win)) % win;
     const nh = (h + padH) / win;
     const nw = (wd + padW) / win;
-    let qkv: string;
+    let windows: string;
     if (padH || padW) {
       // SAM2 zero-pads the normalised tokens before qkv, so a padded token's qkv is the bias alone:
       // project the real tokens only, zero-pad, then add the bias everywhere (same numbers, fewer FLOPs)
-      qkv = g.pad(linear(g, w, xn, qkvKey, dim, 3 * dimOut, { bias: false }), [0, 0, 0, 0, 0, padH, padW, 0]);
+      let qkv = g.pad(linear(g, w, xn, qkvKey, dim, 3 * dimOut, { bias: false }), [0, 0, 0, 0, 0, padH, padW, 0]);
       qkv = g.add(qkv, linearBias(g, w, qkvKey, 3 * dimOut));
+      windows = partition(g, qkv, nh, nw, win, 3 * dimOut);
     } else {
-      qkv = linear(g, w, xn, qkvKey, dim, 3 * dimOut);
+      // without padding, partition the narrower normalised tokens and project them afterwards
+      windows = linear(g, w, partition(g, xn, nh, nw, win, dim), qkvKey, dim, 3 * dimOut);
     }
-    const o = attentionCore(g, p, partition(g, qkv, nh, nw, win, 3 * dimOut), win, win);
+    const o = attentionCore(g, p, windows, win, win);
     const wq = p.poolQuery ? win >> 1 : win;
     attn = unpartition(g, o, nh, nw, wq, dimOut);
     // the output projection is per token: crop the padding first (fewer FLOPs, same numbers)
@@ -232,7 +261,9 @@ export function buildHieraTrunk(g: Graph, input: string, config: HieraConfig, w:
   const w0 = config.window_spec[0]!;
   const posEmbed = w.get(keys.trunk('pos_embed'), [1, c, bkg[0], bkg[1]]);
   const posEmbedWindow = w.get(keys.trunk('pos_embed_window'), [1, c, w0, w0]);
-  const pos = g.constant(positionalEmbedding(posEmbed, posEmbedWindow, h, wd), [1, h, wd, c], 'float32', `${keys.trunk('pos_embed')}@${h}x${wd}`);
+  const pos = g.trainable
+    ? positionalEmbeddingOps(g, g.param(keys.trunk('pos_embed'), posEmbed), g.param(keys.trunk('pos_embed_window'), posEmbedWindow), h, wd)
+    : g.constant(positionalEmbedding(posEmbed, posEmbedWindow, h, wd), [1, h, wd, c], 'float32', `${keys.trunk('pos_embed')}@${h}x${wd}`);
   x = g.add(x, pos);
   const features: string[] = [];
   const featureShapes: [number, number, number][] = [];

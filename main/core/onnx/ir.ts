@@ -113,6 +113,11 @@ export class Graph {
    * PyTorch weight as-is). Training graphs leave this false and get primitive compositions.
    */
   inferenceOnly = false;
+  /**
+   * Set by training graphs: constants derived from weights (the resized positional embedding)
+   * are built as ops instead, so gradients reach the weights they come from.
+   */
+  trainable = false;
 
   /** Values named inside `fn` get `prefix/` in front (readable graphs, unique names). */
   scope<T>(prefix: string, fn: () => T): T {

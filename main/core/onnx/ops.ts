@@ -25,6 +25,8 @@ export interface OutputType {
 export interface OpSpec {
   /** attribute name → type (ONNX needs the type; JS numbers don't carry int vs float) */
   attrs: Record<string, AttrType>;
+  /** operator-set domain when not the default ONNX one ('com.microsoft' for ONNX Runtime's contrib ops) */
+  domain?: string;
   infer(ctx: InferContext): OutputType[];
   /** floating-point operations for one evaluation, symbols resolved by `sym` */
   flops?(inputs: Shape[], outputs: Shape[], attrs: Record<string, AttrValue>, sym: (d: Dim) => number): number;
@@ -188,6 +190,28 @@ export const OPS = {
       return [{ dtype: req(ctx, 0).dtype, shape: [m, n] }];
     },
     flops: (i, o, a, sym) => 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * sym(a.transA === 1 ? i[0]![0]! : i[0]![1]!),
+  },
+  /**
+   * ONNX Runtime's fused attention (com.microsoft, inference graphs only, no VJP rule):
+   * q (N, Lq, D), k and v (N, L, D) → softmax(q kᵀ · scale) v per head, (N, Lq, D).
+   */
+  MultiHeadAttention: {
+    domain: 'com.microsoft',
+    attrs: { num_heads: 'int', scale: 'float' },
+    infer: (ctx) => {
+      const q = req(ctx, 0).shape;
+      const k = req(ctx, 1).shape;
+      const v = req(ctx, 2).shape;
+      if (q.length !== 3 || k.length !== 3 || v.length !== 3) fail(ctx, 'q, k and v must be (N, L, D)');
+      if (!sameDim(q[2]!, k[2]!) || !sameDim(k[1]!, v[1]!) || !sameDim(q[0]!, k[0]!)) fail(ctx, 'q, k, v do not agree');
+      if (typeof q[2] !== 'number' || q[2] % (ctx.attrs.num_heads as number) !== 0) fail(ctx, 'D must divide into num_heads');
+      return [{ dtype: req(ctx, 0).dtype, shape: [q[0]!, q[1]!, v[2]!] }];
+    },
+    flops: (i, _o, _a, sym) => {
+      const [n, lq, d] = i[0]!.map(sym) as [number, number, number];
+      const l = sym(i[1]![1]!);
+      return 4 * n * lq * l * d + 3 * n * lq * l;
+    },
   },
   MatMul: {
     attrs: {},

@@ -3,7 +3,7 @@
  * chunks: small encoded messages plus zero-copy byte views of the weight arrays, so a model can be
  * written to disk without any copy of its weights, or joined once into a single buffer for ORT.
  */
-import { OPS, ONNX_DTYPE, type AttrType, type AttrValue } from './ops.ts';
+import { OPS, ONNX_DTYPE, type AttrType, type AttrValue, type OpSpec } from './ops.ts';
 import { ProtoWriter } from './protobuf.ts';
 import { type Graph, type Initializer, type ValueInfo } from './ir.ts';
 
@@ -107,6 +107,8 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
       for (const i of node.inputs) n.string(1, i);
       for (const o of node.outputs) n.string(2, o);
       n.string(4, node.op);
+      const domain = (OPS[node.op] as OpSpec).domain;
+      if (domain) n.string(7, domain);
       const schema: Record<string, AttrType> = OPS[node.op].attrs;
       for (const [key, value] of Object.entries(node.attrs)) writeAttribute(n, key, schema[key]!, value);
     });
@@ -154,6 +156,13 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
     o.string(1, '');
     o.int(2, OPSET);
   });
+  const domains = new Set(graph.nodes.map((n) => (OPS[n.op] as OpSpec).domain).filter((d): d is string => Boolean(d)));
+  for (const domain of domains) {
+    model.message(8, (o) => {
+      o.string(1, domain);
+      o.int(2, 1);
+    });
+  }
   model.lengthHeader(7, graphLength);
   const head = model.finish().slice();
   const chunks = [head, bodyBytes.slice(), ...initChunks];

@@ -87,8 +87,8 @@ const CONTRAST: Record<PhantomSequence, number[]> = {
   //      CSF   GM    WM    deep  edema ET    necrosis
   t1: [0.05, 0.5, 0.79, 0.63, 0.35, 0.26, 0.09],
   t1ce: [0.05, 0.51, 0.74, 0.62, 0.35, 0.96, 0.09],
-  t2: [0.98, 0.4, 0.14, 0.3, 0.83, 0.64, 0.85],
-  flair: [0.2, 0.36, 0.13, 0.3, 0.87, 0.65, 0.47],
+  t2: [0.98, 0.5, 0.15, 0.4, 1.0, 0.74, 0.95],
+  flair: [0.45, 0.56, 0.16, 0.44, 1.02, 0.74, 0.55],
 };
 /** raw value of the 0.5 percentile relative to the 99.5 percentile, as measured */
 const FLOOR: Record<PhantomSequence, number> = { t1: 0.22, t1ce: 0.24, t2: 0.11, flair: 0.11 };
@@ -246,7 +246,8 @@ function planTumour(rng: Rng, options: PhantomOptions): Tumour {
 /**
  * Tissue fractions of the healthy brain at canonical position (x, y, z) into `fractions`.
  * Returns 0 for background; otherwise 1, with the depth below the brain surface (mm) in
- * scratch[0] and the ventricles' CSF fraction in scratch[1]. (Split from the voxel loop so that V8 inlines the small helpers into it.)
+ * scratch[0] and the ventricles' CSF fraction in scratch[1]. (Split from the voxel loop so that
+ * V8 inlines the small helpers here; in the huge loop it did not, and boxed every result.)
  */
 function brainFractions(x: number, y: number, z: number, fields: CanonicalFields, fractions: Float64Array, scratch: Float64Array): number {
   const { fine, coarse, folia, atFine, atCoarse } = fields;
@@ -254,7 +255,8 @@ function brainFractions(x: number, y: number, z: number, fields: CanonicalFields
   const rCerebrum = radius(CEREBRUM, x, y, z);
   const rCerebellum = radius(CEREBELLUM, x, y, z);
   const rStem = radius(BRAINSTEM, x, y, z);
-  if (rCerebrum >= 1.08 && rCerebellum >= 1.15 && rStem >= 1.3) return 0; // far outside
+  // beyond the largest surface ripple (1.2 mm × NOISE_LIMIT) of every compartment
+  if (rCerebrum >= 1.08 && rCerebellum >= 1.15 && rStem >= 1.3) return 0;
   const dCerebrum = (1 - rCerebrum) * DEPTH_SCALE.cerebrum;
   const dCerebellum = (1 - rCerebellum) * DEPTH_SCALE.cerebellum;
   const dStem = (1 - rStem) * DEPTH_SCALE.brainstem;
@@ -271,8 +273,8 @@ function brainFractions(x: number, y: number, z: number, fields: CanonicalFields
     const n = atFine[0]!;
     const an = n < 0 ? -n : n;
     const sulcusDepth = 21 + 6 * atCoarse[0]!;
-    const sulcus = (1 - smoothstep(0.08, 0.25, an)) * (1 - smoothstep(sulcusDepth - 2, sulcusDepth + 1, depth));
-    const surface = 0.5 * (1 - smoothstep(0, 1.2, depth));
+    const sulcus = (1 - smoothstep(0.06, 0.2, an)) * (1 - smoothstep(sulcusDepth - 2, sulcusDepth + 1, depth));
+    const surface = 0.3 * (1 - smoothstep(0, 1.2, depth));
     let gm = Math.max(1 - smoothstep(2.2, 3.8, depth), (1 - smoothstep(0.6, 1.0, an)) * (1 - smoothstep(sulcusDepth, sulcusDepth + 3, depth)));
     // interhemispheric fissure: above the corpus callosum and in front of / behind it
     const mid = Math.abs(x - MID_X - 2.5 * low);
@@ -387,7 +389,10 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   const canonical: CanonicalFields = {
     fine: stackFields([smoothNoise(fields.fork(1), NOISE_LO, NOISE_HI, 2, fields.uniform(6, 7.5)), smoothNoise(fields.fork(4), NOISE_LO, NOISE_HI, 2, 6)]),
     // channels: 0 sulcal depth, 1 surface ripple and midline wander
-    coarse: stackFields([smoothNoise(fields.fork(2), NOISE_LO, NOISE_HI, 6, 30), smoothNoise(fields.fork(5), NOISE_LO, NOISE_HI, 6, 25)]),
+    coarse: stackFields([
+      clampField(smoothNoise(fields.fork(2), NOISE_LO, NOISE_HI, 6, 30), NOISE_LIMIT),
+      clampField(smoothNoise(fields.fork(5), NOISE_LO, NOISE_HI, 6, 25), NOISE_LIMIT),
+    ]),
     folia: smoothNoise(fields.fork(3), [60, 120, -10], [180, 220, 70], 1.2, 4.5),
     atFine: new Float64Array(2),
     atCoarse: new Float64Array(2),
@@ -461,12 +466,12 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
         seg[offset] = label;
 
         const tex = canonical.atFine[1]!;
-        const tumourTex = label ? 1 + 0.1 * tex : 1;
+        const tumourTex = label ? 1 + 0.06 * tex : 1;
         for (let s = 0; s < 4; s++) {
           const raw = tables[s]!.raw;
           let v = 0;
           for (let t = 0; t < TISSUES; t++) v += fractions[t]! * raw[t]!;
-          v *= (1 + 0.03 * tex) * tumourTex * Math.exp(biasMix[s]![0]! * atOutput[3]! + biasMix[s]![1]! * atOutput[4]!);
+          v *= (1 + 0.05 * tex) * tumourTex * Math.exp(biasMix[s]![0]! * atOutput[3]! + biasMix[s]![1]! * atOutput[4]!);
           const draw = noiseRng.int32();
           const sigma = noiseSigma[s]!;
           const re = v + sigma * GAUSS_TABLE[draw & GAUSS_MASK]!;

@@ -80,6 +80,7 @@ export function buildTrainGraph(config: HieraConfig, weights: StateDict, opts: T
   const specs = expectedSam2UNetKeys(config, outChannels);
   const hyper = opts.adamw ?? ADAMW_DEFAULTS;
   const g = new Graph();
+  g.trainable = true;
   const input = g.input('input', 'float32', [batch, 3, height, width]);
   const mask = g.input('mask', 'float32', [batch, outChannels, height, width]);
   const lr = g.input('lr', 'float32', []);

@@ -7,22 +7,13 @@ import { UserError } from '../errors.ts';
 import { joinChunks, serializeModel } from '../onnx/writer.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
-import { ADAMW_DEFAULTS, type AdamWHyper } from './adamw.ts';
+import { ADAMW_DEFAULTS } from './adamw.ts';
 import type { LossVariant } from './loss.ts';
-import { buildTrainGraph, momentName, nextMomentName, type LoraOptions, type Strategy, type TrainGraph } from './train-graph.ts';
+import { buildTrainGraph, momentName, nextMomentName, type LoraOptions, type Strategy, type TrainGraph, type TrainGraphOptions } from './train-graph.ts';
 
-export interface TrainStepSessionOptions {
+export interface TrainStepSessionOptions extends TrainGraphOptions {
   config: HieraConfig;
   weights: StateDict;
-  batch: number;
-  height: number;
-  width: number;
-  outChannels: number;
-  strategy: Strategy;
-  lora?: LoraOptions;
-  loss?: LossVariant;
-  adamw?: AdamWHyper;
-  emitGradients?: boolean;
   threads?: number;
 }
 
@@ -53,17 +44,7 @@ export class TrainStepSession {
   }
 
   static async create(opts: TrainStepSessionOptions): Promise<TrainStepSession> {
-    const plan = buildTrainGraph(opts.config, opts.weights, {
-      batch: opts.batch,
-      height: opts.height,
-      width: opts.width,
-      outChannels: opts.outChannels,
-      strategy: opts.strategy,
-      lora: opts.lora,
-      loss: opts.loss,
-      adamw: opts.adamw,
-      emitGradients: opts.emitGradients,
-    });
+    const plan = buildTrainGraph(opts.config, opts.weights, opts);
     const bytes = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
     const session = await ort.InferenceSession.create(bytes, {
       graphOptimizationLevel: 'all',
@@ -103,7 +84,7 @@ export class TrainStepSession {
       this.moments.set(name, { m: tensors.get(nextMomentName('m', name))!.data, v: tensors.get(nextMomentName('v', name))!.data });
     }
     for (const name of this.plan.buffers) this.weights.set(name, tensor(this.weights.get(name)!.shape, tensors.get(`after.${name}`)!.data));
-    bumpBatchCounters(this.weights);
+    bumpBatchCounters(this.weights, this.plan.buffers);
     return { loss: tensors.get('loss')!.data, tensors };
   }
 
@@ -112,9 +93,17 @@ export class TrainStepSession {
   }
 }
 
-/** BatchNorm's num_batches_tracked counts forward passes in train mode; keep the state_dict honest. */
-function bumpBatchCounters(weights: StateDict): void {
-  for (const [key, t] of weights) if (key.endsWith('num_batches_tracked')) t.data[0] = t.data[0]! + 1;
+/**
+ * BatchNorm's num_batches_tracked counts forward passes in train mode; keep the state_dict honest.
+ * Only the BatchNorms the graph runs count (their running statistics are its buffers): up4 never
+ * runs, so PyTorch leaves its counters alone.
+ */
+function bumpBatchCounters(weights: StateDict, buffers: readonly string[]): void {
+  for (const buffer of buffers) {
+    if (!buffer.endsWith('.running_mean')) continue;
+    const t = weights.get(`${buffer.slice(0, -'running_mean'.length)}num_batches_tracked`);
+    if (t) t.data[0] = t.data[0]! + 1;
+  }
 }
 
 export interface TrainStepRequest {

@@ -12,7 +12,7 @@ import { CancelledError, FileError, UserError } from '../errors.ts';
 import { regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { readCheckpoint, METADATA_CONFIG, METADATA_KIND, METADATA_OUT_CHANNELS } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
-import { parameterCounts } from '../model/keys.ts';
+import { parameterCounts, trunkKeyToSam2UNet } from '../model/keys.ts';
 import { readSafetensorsFile, writeSafetensors } from '../model/safetensors.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -123,7 +123,12 @@ function checkpointMetadata(config: HieraConfig, outChannels: number, extra: Rec
 async function initialWeights(o: TrainOptions, outChannels: number): Promise<{ config: HieraConfig; weights: StateDict }> {
   if ('fresh' in o.init) return { config: o.init.fresh, weights: initSam2UNetWeights(o.init.fresh, outChannels, o.seed) };
   const ck = await readCheckpoint(o.init.checkpoint, o.init.config ? { config: o.init.config } : {});
-  if (ck.kind !== 'sam2unet') throw new FileError(o.init.checkpoint, 'a trunk-only checkpoint: train from a SAM2-UNet checkpoint, or start fresh with --config');
+  if (ck.kind === 'trunk') {
+    // The official start: a pretrained SAM2 Hiera trunk, fresh adapters and decoder.
+    const weights = initSam2UNetWeights(ck.config, outChannels, o.seed);
+    for (const [key, t] of ck.weights) weights.set(trunkKeyToSam2UNet(key), tensor([...t.shape], Float32Array.from(t.data)));
+    return { config: ck.config, weights };
+  }
   if (ck.outChannels !== outChannels) {
     throw new FileError(o.init.checkpoint, `its heads have ${ck.outChannels} output channel(s); ${o.regions} regions need ${outChannels}`);
   }

@@ -7,9 +7,11 @@ import { Volume } from '../../../main/core/io/volume.ts';
 
 export const DIMS: [number, number, number] = [4, 3, 2];
 
-export function tinyStudy(name = 'tiny'): Study {
+/** `asView`: the image is a view into a larger buffer, as a 4-D NIfTI's frames are. */
+export function tinyStudy(name = 'tiny', asView = false): Study {
   const geometry = { dims: DIMS, spacing: [1, 1, 2] as [number, number, number], origin: [0, 0, 0] as [number, number, number], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] };
-  const image = new Int16Array(24).map((_, i) => i * 10);
+  const image = asView ? new Int16Array(48).subarray(24) : new Int16Array(24);
+  for (let i = 0; i < 24; i++) image[i] = i * 10;
   const seg = new Uint8Array(24);
   seg[5] = 2;
   seg[6] = 4;
@@ -32,7 +34,7 @@ export function fakePorts(calls: FakeCalls = { written: [] }, options: { segment
   return {
     async openPath(path) {
       if (path.endsWith('missing')) throw new Error(`${path}: no such file or directory`);
-      return { studies: [tinyStudy()], notes: ['a note'] };
+      return { studies: [tinyStudy('tiny', path.endsWith('view'))], notes: ['a note'] };
     },
     async segmentation() {
       if (options.segmentation === false) return { availability: { available: false, reason: 'no engine in this test' }, devices: [] };

@@ -80,6 +80,15 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     expect(unknown).toMatchObject({ ok: false, error: { user: true } });
   });
 
+  it('sends a volume that is a view into a bigger buffer as its own bytes only', async () => {
+    const w = wiring();
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/view' });
+    const volume = await w.value<{ data: Int16Array }>('getVolume', { studyId: studies[0]!.id, sequence: 'flair' });
+    // 24 int16 voxels: 48 bytes, not the 96 of the buffer behind the view
+    expect(volume.data.buffer.byteLength).toBe(48);
+    expect(volume.data[23]).toBe(230);
+  });
+
   it('streams a segmentation as events, then exports only to the path the dialog returned', async () => {
     const w = wiring([join(dir, 'chosen.nii.gz'), join(dir, 'second.nii.gz')]);
     const events: ApiEvent[] = [];

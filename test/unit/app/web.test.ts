@@ -24,8 +24,9 @@ class RawClient {
     const socket = connect(port, '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));
     const key = randomBytes(16).toString('base64');
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    socket.write(`GET /api HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+    const { Host: host = `127.0.0.1:${port}`, ...others } = headers;
+    const extra = Object.entries(others).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`GET /api HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
     const head = await new Promise<Buffer>((resolve) => {
       let acc = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
@@ -136,14 +137,23 @@ describe('web bridge', () => {
     expect((await fetch(new URL('nope.js', server.url))).status).toBe(404);
     expect((await fetch(new URL('%2e%2e/secret.txt', server.url))).status).toBe(404);
     expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`http://localhost:${server.port}/`)).status).toBe(200);
     expect(resolveUnder(rendererDir, '/../secret.txt')).toBeNull();
     expect(resolveUnder(rendererDir, '/a\\..\\..\\secret.txt')).toBeNull();
     expect(resolveUnder(rendererDir, '/%E0%A4%A')).toBeNull();
   });
 
-  it('refuses WebSocket upgrades from other origins', async () => {
+  it('refuses other host names (DNS rebinding) and WebSocket upgrades from other origins', async () => {
+    const rebound = await new Promise<string>((resolve) => {
+      const socket = connect(server.port, '127.0.0.1', () => socket.write('GET /exports/x HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('close', () => resolve(text));
+    });
+    expect(rebound).toMatch(/^HTTP\/1\.1 421/);
     const { status } = await RawClient.open(server.port, { Origin: 'https://evil.example' });
     expect(status).toBe(403);
+    expect((await RawClient.open(server.port, { Host: 'evil.example' })).status).toBe(403);
     const ok = await RawClient.open(server.port, { Origin: `http://127.0.0.1:${server.port}` });
     expect(ok.status).toBe(101);
     ok.client!.socket.destroy();

@@ -79,12 +79,13 @@ describe('sam2unet model-info', () => {
 describe('sam2unet bench', () => {
   it('ends stdout with the JSON result line', async () => {
     const io = capture();
-    expect(await main(['bench', '--preset', 'hiera_t', '--size', '64', '--runs', '1', '--device', 'cpu', '--trunk'], io)).toBe(0);
+    const small = JSON.stringify({ embed_dim: 8, num_heads: 1, stages: [1, 2, 7, 2], global_att_blocks: [5, 7, 9], window_pos_embed_bkg_spatial_size: [7, 7], window_spec: [8, 4, 14, 7] });
+    expect(await main(['bench', '--config', small, '--size', '64', '--runs', '1', '--device', 'cpu', '--trunk'], io)).toBe(0);
     const last = JSON.parse(io.out.trim().split('\n').pop()!);
     for (const key of ['median_ms', 'min_ms', 'provider', 'threads', 'gflops', 'peak_rss_mb']) expect(last).toHaveProperty(key);
     expect(last.provider).toBe('cpu');
     expect(last.gflops).toBeGreaterThan(0);
-    expect(io.err).toMatch(/built hiera_t trunk 64×64 in \d+ ms/);
+    expect(io.err).toMatch(/built custom trunk 64×64 in \d+ ms/);
   });
 
   it('refuses a size that is not a multiple of 32', async () => {

@@ -158,13 +158,25 @@ describe('DICOM SEG', () => {
     expect(ones).toBe(Math.round(0.13821792602539062 * 512 * 512));
   });
 
-  it('refuses sources that are not DICOM, mismatched label maps and empty exports', async () => {
+  it('refuses sources that are not DICOM and mismatched label maps', async () => {
     const nifti = (await readNifti(join(phantoms, 'BraTS20_Training_001/BraTS20_Training_001_seg.nii.gz'))).volumes[0]!;
     const algorithm = { name: 'x', version: '1' };
     await expect(writeDicomSeg(join(tmp, 'a.dcm'), { labels: truth, source: nifti, segments: BRATS_SEGMENTS, algorithm })).rejects.toThrow(/needs a volume read from a DICOM series/);
     await expect(writeDicomSeg(join(tmp, 'b.dcm'), { labels: truth.subarray(1), source, segments: BRATS_SEGMENTS, algorithm })).rejects.toThrow(UserError);
-    await expect(writeDicomSeg(join(tmp, 'c.dcm'), { labels: new Uint8Array(truth.length), source, segments: BRATS_SEGMENTS, algorithm })).rejects.toThrow(/nothing to export/);
+    await expect(writeDicomSeg(join(tmp, 'c.dcm'), { labels: truth, source, segments: [], algorithm })).rejects.toThrow(/no segments/);
     expect(existsSync(join(tmp, 'a.dcm')) || existsSync(join(tmp, 'b.dcm')) || existsSync(join(tmp, 'c.dcm'))).toBe(false);
+  });
+
+  it('exports an empty label map ("no tumour found") as one empty frame of the first segment', async () => {
+    const file = join(tmp, 'empty.seg.dcm');
+    const empty = new Uint8Array(truth.length);
+    const summary = await writeDicomSeg(file, { labels: empty, source, segments: BRATS_SEGMENTS, algorithm: { name: 'SAM2-UNet', version: '0.1.0' } });
+    expect(summary.frames).toBe(1);
+    expect(summary.segments.map((s) => [s.label, s.voxels])).toEqual([[1, 0]]);
+    const back = await readDicomSeg(file, source);
+    expect(countDiffering(back.labels.data, empty)).toBe(0);
+    const verdict = validate(file);
+    if (verdict) expect(verdict.errors).toEqual([]);
   });
 
   it('refuses files that are not SEGs or are damaged, naming the file', async () => {

@@ -132,4 +132,56 @@ describe('ONNX writer', () => {
     }
     for (let i = 0; i < outputs[0]!.length; i++) expect(outputs[0]![i]).toBeCloseTo(outputs[1]![i]!, 5);
   });
+
+  it('stores large initializers as 4096-aligned external data, small ones inline', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['batch', 300]);
+    const big = g.param('big.weight', { shape: [300, 300], data: new Float32Array(90_000).fill(1) });
+    g.output('y', g.add(g.matmul(x, big), g.scalar(1)));
+    const model = serializeModel(g, { externalData: { location: 'm.onnx.data' } });
+    expect(model.dataByteLength).toBe(360_000);
+    const graph = fields(fields(joinChunks(model)).find((f) => f.field === 7)!.value as Uint8Array);
+    const inits = graph.filter((f) => f.field === 5).map((f) => fields(f.value as Uint8Array));
+    const big0 = inits.find((t) => text(t.find((f) => f.field === 8)!.value as Uint8Array) === 'big.weight')!;
+    expect(big0.find((f) => f.field === 14)!.value).toBe(1n); // data_location EXTERNAL
+    expect(big0.some((f) => f.field === 9)).toBe(false);
+    const entries = big0.filter((f) => f.field === 13).map((f) => fields(f.value as Uint8Array).map((e) => text(e.value as Uint8Array)));
+    expect(entries).toEqual([['location', 'm.onnx.data'], ['offset', '0'], ['length', '360000']]);
+    const scalar = inits.find((t) => text(t.find((f) => f.field === 8)!.value as Uint8Array) === 'f32(1)')!;
+    expect(scalar.some((f) => f.field === 9)).toBe(true);
+  });
+
+  it('fused inference ops (Gemm, com.microsoft MultiHeadAttention) equal their primitive compositions', async () => {
+    const n = 3;
+    const L = 8;
+    const heads = 2;
+    const d = 8;
+    const rnd = (len: number, seed: number): Float32Array => Float32Array.from({ length: len }, (_, i) => Math.sin(seed * 7.1 + i * 1.3));
+    const weights = new Map([
+      ['fc.weight', { shape: [3 * d, d], data: rnd(3 * d * d, 1) }],
+      ['fc.bias', { shape: [3 * d], data: rnd(3 * d, 2) }],
+    ]);
+    const results: Float32Array[] = [];
+    for (const fused of [true, false]) {
+      const g = new Graph();
+      g.inferenceOnly = fused;
+      const x = g.input('x', 'float32', [n, L, d]);
+      const [q, k, v] = g.split(linear(g, new Weights(weights), x, 'fc', d, 3 * d), [d, d, d], 2) as [string, string, string];
+      const hd = d / heads;
+      let o: string;
+      if (fused) o = g.op('MultiHeadAttention', [q, k, v], { num_heads: heads, scale: 1 / Math.sqrt(hd) });
+      else {
+        const split = (t: string, perm: number[]): string => g.transpose(g.reshape(t, [n, L, heads, hd]), perm);
+        const s = g.softmax(g.matmul(g.mul(split(q, [0, 2, 1, 3]), g.scalar(1 / Math.sqrt(hd))), split(k, [0, 2, 3, 1])), -1);
+        o = g.reshape(g.transpose(g.matmul(s, split(v, [0, 2, 1, 3])), [0, 2, 1, 3]), [n, L, d]);
+      }
+      g.output('o', o);
+      const ort = await loadOrt();
+      const session = await ort.InferenceSession.create(joinChunks(serializeModel(g)));
+      const r = await session.run({ x: new ort.Tensor('float32', rnd(n * L * d, 3), [n, L, d]) });
+      results.push(r.o!.data as Float32Array);
+      await session.release();
+    }
+    for (let i = 0; i < results[0]!.length; i++) expect(results[0]![i]).toBeCloseTo(results[1]![i]!, 5);
+  });
 });

@@ -84,8 +84,9 @@ describe('AdamW graph nodes', () => {
       // |w| < 0.25 like trained weights: there a float32 ulp is ≤ 3e-8, so 1e-7 allows a few roundings per trajectory
       const start = Float32Array.from({ length: n }, () => (random() - 0.5) / 2);
       // the graph's own trajectory, adamwReference's and torch's, each fed back into itself
-      let ours = { param: start, m: new Float32Array(n), v: new Float32Array(n) };
-      let reference = { param: start, m: new Float32Array(n), v: new Float32Array(n) };
+      type State = { param: Float32Array; m: Float32Array; v: Float32Array };
+      let ours: State = { param: start, m: new Float32Array(n), v: new Float32Array(n) };
+      let reference: State = { param: start, m: new Float32Array(n), v: new Float32Array(n) };
       // Σ of |terms| over the whole history: the magnitude trajectory rounding errors are relative to
       const mHistory = new Float64Array(n);
       const vHistory = new Float64Array(n);
