@@ -2,7 +2,7 @@ import { defineCommand, requireOption } from '../command.ts';
 
 export default defineCommand({
   name: 'eval',
-  summary: 'Compare a predicted mask with a ground-truth segmentation (Dice, IoU, HD95, ...)',
+  summary: 'compare a predicted mask with a ground-truth segmentation (Dice, IoU, HD95, ...)',
   usage: 'eval --pred <mask.nii[.gz]> --gt <seg.nii[.gz]> [--json]',
   options: {
     pred: { type: 'string', valueName: 'file', description: 'predicted label map or binary mask (NIfTI)' },

@@ -12,7 +12,7 @@ function parseSize(raw: string | undefined): [number, number, number] | undefine
 
 export default defineCommand({
   name: 'phantom',
-  summary: 'Generate seeded BraTS-like phantom studies (t1, t1ce, t2, flair + ground truth) as NIfTI',
+  summary: 'generate seeded BraTS-like phantom studies (t1, t1ce, t2, flair + ground truth) as NIfTI',
   usage: 'phantom --out <dir> [--cases N] [--seed S] [--size 240,240,155] [--json]',
   options: {
     out: { type: 'string', description: 'output folder (one sub-folder per case)', valueName: 'dir' },

@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineCommand, numberOption, requireOption, stringOption, type CommandIO } from '../command.ts';
+import { hieraConfigOption } from '../config-option.ts';
 import { FileError, UserError } from '../../core/errors.ts';
 import type { Study } from '../../core/io/study.ts';
 import type { Volume } from '../../core/io/volume.ts';
-import type { HieraConfig } from '../../core/model/config.ts';
 import type { RegionKind } from '../../core/metrics/regions.ts';
 import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
 import type { CheckpointModel } from '../../core/jobs/model.ts';
@@ -24,28 +24,6 @@ export function parseSize(value: string | undefined): [number, number] | undefin
   if (!m) throw new UserError(`--size expects N or HxW (e.g. 352 or 352x320), got "${value}"`);
   const h = Number(m[1]);
   return [h, m[2] ? Number(m[2]) : h];
-}
-
-/** --config: a preset name, inline JSON, or a JSON file. */
-async function parseConfigOption(value: string | undefined): Promise<HieraConfig | undefined> {
-  if (value === undefined) return undefined;
-  const { parseHieraConfig, HIERA_PRESETS } = await import('../../core/model/config.ts');
-  if (value in HIERA_PRESETS) return parseHieraConfig(value, '--config');
-  let text = value;
-  let origin = '--config';
-  if (!value.trim().startsWith('{')) {
-    if (!existsSync(value)) throw new UserError(`--config "${value}" is neither a preset (${Object.keys(HIERA_PRESETS).join(', ')}), JSON, nor an existing file`);
-    text = readFileSync(value, 'utf8');
-    origin = value;
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    const problem = `not valid JSON (${(err as Error).message})`;
-    throw origin === '--config' ? new UserError(`--config: ${problem}`) : new FileError(origin, problem);
-  }
-  return parseHieraConfig(parsed, origin);
 }
 
 function parseRegions(value: string | undefined): RegionKind | undefined {
@@ -113,13 +91,13 @@ export default defineCommand({
     const json = args.values.json === true;
     const wantDicomSeg = args.values['dicom-seg'] === true;
     const regionsOpt = parseRegions(stringOption(args, 'regions'));
-    const size = parseSize(stringOption(args, 'size'));
+    let size = parseSize(stringOption(args, 'size'));
     const batch = numberOption(args, 'batch');
     if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
     const channels = stringOption(args, 'channels')?.split(',').map((s) => s.trim()).filter(Boolean);
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const device = parseDevice(stringOption(args, 'device'));
-    const config = await parseConfigOption(stringOption(args, 'config'));
+    const config = hieraConfigOption(stringOption(args, 'config'));
     const { bundledModel, checkInputSize, sliceModelFromCheckpoint } = await import('../../core/jobs/model.ts');
     if (size) checkInputSize(size);
 
@@ -129,6 +107,7 @@ export default defineCommand({
       const bundled = await bundledModel();
       checkpoint = bundled.checkpoint;
       modelConfig ??= bundled.config;
+      size ??= bundled.size;
     }
     if (!existsSync(checkpoint)) throw new FileError(checkpoint, 'no such file');
 

@@ -69,6 +69,8 @@ export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/default/
 export interface BundledModel {
   checkpoint: string;
   config?: HieraConfig;
+  /** the input size the model was trained at (config.json "size": N or [H, W]) */
+  size?: [number, number];
 }
 
 /**
@@ -89,6 +91,16 @@ export async function bundledModel(dir = DEFAULT_MODEL_DIR): Promise<BundledMode
   } catch (err) {
     throw new FileError(configFile, `not valid JSON (${(err as Error).message})`);
   }
-  const inner = value && typeof value === 'object' && 'config' in value ? (value as { config: unknown }).config : undefined;
-  return { checkpoint, config: inner === undefined ? undefined : parseHieraConfig(inner, configFile) };
+  const record = value && typeof value === 'object' ? (value as { config?: unknown; size?: unknown }) : {};
+  const size = parseBundledSize(record.size, configFile);
+  return { checkpoint, config: record.config === undefined ? undefined : parseHieraConfig(record.config, configFile), size };
+}
+
+function parseBundledSize(value: unknown, file: string): [number, number] | undefined {
+  if (value === undefined) return undefined;
+  const pair = typeof value === 'number' ? [value, value] : value;
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((d) => typeof d === 'number')) throw new FileError(file, '"size" must be a number or [height, width]');
+  const size = pair as [number, number];
+  checkInputSize(size);
+  return size;
 }

@@ -228,7 +228,7 @@ export function postTransferring(port: { postMessage(value: unknown, transfer?: 
 /** An InferenceSession in its own worker thread. */
 export class SessionClient {
   private nextId = 1;
-  private pending = new Map<number, { resolve: (v: Record<string, TensorData & { data: Float32Array }>) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { resolve: (v: Record<string, TensorData & { data: Float32Array }>) => void; reject: (e: Error) => void; settled: Promise<unknown> }>();
   private closed = false;
 
   private constructor(
@@ -291,8 +291,20 @@ export class SessionClient {
     const payload: Record<string, { dims: number[]; data: Float32Array }> = {};
     for (const [name, t] of Object.entries(feeds)) payload[name] = { dims: [...t.dims], data: opts.copy ? t.data.slice() : t.data };
     const transfer = transferList(Object.values(payload).map((t) => t.data));
+    let settle!: () => void;
+    const settled = new Promise<void>((done) => (settle = done));
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, {
+        resolve: (v) => {
+          settle();
+          resolve(v);
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
+        settled,
+      });
       try {
         postTransferring(this.worker, { type: 'run', id, feeds: payload }, transfer);
       } catch (err) {
@@ -302,10 +314,15 @@ export class SessionClient {
     });
   }
 
+  /**
+   * Closes the session. Runs already inside ONNX Runtime finish first: terminating a worker in
+   * the middle of session.run takes the whole process down with a native error.
+   */
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failAll(new Error('the session was disposed'));
+    const inFlight = [...this.pending.values()].map((p) => p.settled);
+    await Promise.allSettled(inFlight);
     await this.worker.terminate();
   }
 

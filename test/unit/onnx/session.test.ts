@@ -52,6 +52,20 @@ describe('SessionClient (worker thread)', () => {
     await expect(client.run({ x: { dims: [1, 3], data: new Float32Array(3) } })).rejects.toThrow(/disposed/);
   });
 
+  it('dispose() lets a run already inside ONNX Runtime finish instead of killing the process', async () => {
+    // a model heavy enough that dispose() arrives while session.run is still executing
+    const g = new Graph();
+    const x = g.input('x', 'float32', [1, 512, 512]);
+    let y = x;
+    for (let i = 0; i < 6; i++) y = g.matmul(y, x);
+    g.output('y', y);
+    const client = await SessionClient.create(joinChunks(serializeModel(g)), { device: 'cpu', threads: 1 });
+    const run = client.run({ x: { dims: [1, 512, 512], data: new Float32Array(512 * 512).fill(1e-3) } });
+    await client.dispose();
+    const out = await run;
+    expect(out.y!.dims).toEqual([1, 512, 512]);
+  });
+
   it('falls back from an unavailable provider with a named message, never silently', async () => {
     const messages: string[] = [];
     const wanted = process.platform === 'darwin' ? 'dml' : 'coreml';
