@@ -21,6 +21,8 @@ import { freemem, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HIERA_PRESETS, type HieraConfig } from '../../main/core/model/config.ts';
+import { Graph } from '../../main/core/onnx/ir.ts';
+import { graphFlops } from '../../main/core/onnx/ops.ts';
 import { loadOrt, physicalCores } from '../../main/core/onnx/session.ts';
 import { joinChunks, serializeModel } from '../../main/core/onnx/writer.ts';
 import type { Strategy } from '../../main/core/train/train-graph.ts';
@@ -93,12 +95,18 @@ async function measure(preset: string, batch: number): Promise<void> {
   for (const node of nodes) for (const out of node.outputs) valueBytes += bytesOf(out);
   let savedBytes = 0;
   for (const name of savedForBackward) savedBytes += bytesOf(name);
+  // FLOPs of the forward pass (with the loss) and of the rest (backward, AdamW), from ops.ts's per-op counts
+  const forwardOnly = new Graph();
+  for (const [k, v] of plan.graph.values) forwardOnly.values.set(k, v);
+  forwardOnly.nodes.push(...nodes.slice(0, backwardStart));
+  const forwardGflop = graphFlops(forwardOnly, {}) / 1e9;
+  const totalGflop = graphFlops(plan.graph, {}) / 1e9;
   phase(
-    `graph built: ${nodes.length} nodes (${buildMs.toFixed(0)} ms); node outputs ${(valueBytes / 2 ** 30).toFixed(1)} GB without reuse, ` +
+    `graph built: ${nodes.length} nodes, ${forwardGflop.toFixed(0)} GFLOP forward + ${(totalGflop - forwardGflop).toFixed(0)} backward/AdamW (${buildMs.toFixed(0)} ms); node outputs ${(valueBytes / 2 ** 30).toFixed(1)} GB without reuse, ` +
       `${savedForBackward.size} forward values read by the backward pass ${(savedBytes / 2 ** 30).toFixed(1)} GB`,
   );
   if (values['estimate-only']) {
-    console.log(JSON.stringify({ preset, batch, size, estimateOnly: true, nodes: nodes.length, value_gb: valueBytes / 2 ** 30, saved_gb: savedBytes / 2 ** 30, build_ms: buildMs, trainable: plan.trainableCount, peak_rss_mb: peakRss() / 2 ** 20 }));
+    console.log(JSON.stringify({ preset, batch, size, estimateOnly: true, nodes: nodes.length, forward_gflop: forwardGflop, total_gflop: totalGflop, value_gb: valueBytes / 2 ** 30, saved_gb: savedBytes / 2 ** 30, build_ms: buildMs, trainable: plan.trainableCount, peak_rss_mb: peakRss() / 2 ** 20 }));
     return;
   }
   t = performance.now();
@@ -163,6 +171,8 @@ async function measure(preset: string, batch: number): Promise<void> {
       strategy: values.strategy,
       threads,
       nodes: plan.graph.nodes.length,
+      forward_gflop: forwardGflop,
+      total_gflop: totalGflop,
       trainable: plan.trainableCount,
       frozen: plan.frozenCount,
       model_mb: bytes.length / 2 ** 20,
@@ -243,7 +253,7 @@ function runChild(preset: string, batch: number): Promise<void> {
       const r = JSON.parse(last) as Record<string, number> & { step_ms: number[]; estimateOnly?: boolean };
       if (r.estimateOnly) {
         console.log(
-          `${preset.padEnd(8)} batch ${batch}, ${r.size}²: ${r.nodes} nodes, ${r.trainable.toLocaleString('en')} trainable; node outputs ${r.value_gb.toFixed(1)} GB without reuse, saved for backward ${r.saved_gb.toFixed(1)} GB; ` +
+          `${preset.padEnd(8)} batch ${batch}, ${r.size}²: ${r.nodes} nodes, ${r.forward_gflop.toFixed(0)} + ${(r.total_gflop - r.forward_gflop).toFixed(0)} GFLOP (forward + backward/AdamW), ${r.trainable.toLocaleString('en')} trainable; node outputs ${r.value_gb.toFixed(1)} GB without reuse, saved for backward ${r.saved_gb.toFixed(1)} GB; ` +
             `build ${(r.build_ms / 1000).toFixed(1)} s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB (graph only)`,
         );
         return resolve();
@@ -259,7 +269,7 @@ function runChild(preset: string, batch: number): Promise<void> {
       console.log(
         `${preset.padEnd(8)} batch ${batch}, ${r.size}², ${r.outChannels} out, ${values.strategy}, ${r.threads} threads: ` +
           `median step ${s.toFixed(2)} s over ${r.step_ms.length} (${r.step_ms.map((m) => (m / 1000).toFixed(2)).join(', ')})${versus}\n` +
-          `         ${r.nodes} nodes, ${r.trainable.toLocaleString('en')} trainable / ${r.frozen.toLocaleString('en')} frozen, model ${r.model_mb.toFixed(0)} MB; ` +
+          `         ${r.nodes} nodes, ${r.forward_gflop.toFixed(0)} + ${(r.total_gflop - r.forward_gflop).toFixed(0)} GFLOP (forward + backward/AdamW) = ${(r.total_gflop / s).toFixed(1)} GFLOP/s; ${r.trainable.toLocaleString('en')} trainable / ${r.frozen.toLocaleString('en')} frozen, model ${r.model_mb.toFixed(0)} MB; ` +
           `saved for backward ${r.saved_gb.toFixed(1)} GB; build ${(r.build_ms / 1000).toFixed(1)} s, serialise ${(r.serialize_ms / 1000).toFixed(1)} s, session ${(r.session_ms / 1000).toFixed(1)} s; ` +
           `peak RSS ${r.peak_rss_mb.toFixed(0)} MB (after build ${r.peak_rss_after_build_mb.toFixed(0)}, after session ${r.peak_rss_after_session_mb.toFixed(0)})`,
       );

@@ -95,11 +95,10 @@ describe('fine-tuning strategies (sam2unet_mini, batch 1, 64×64)', () => {
     const up4 = count((s) => s.group === 'up4');
     const adapterExpected = manifest.trainable_params - up4;
     expect(adapterExpected).toBe(1_924_755);
-    // pos_embed and pos_embed_window are read at build time and baked (resized, tiled) into one
-    // constant, so the full strategy cannot train them: they are reported unused, like up4
-    const baked = count((s) => /^encoder\.pos_embed(_window)?$/.test(s.key));
+    // every trunk parameter, pos_embed and pos_embed_window included: train graphs compute the
+    // positional embedding with graph ops (inference bakes it into one constant), so full trains it
     expect(count((s) => s.group === 'trunk')).toBe(manifest.frozen_params);
-    const fullExpected = adapterExpected + manifest.frozen_params - baked;
+    const fullExpected = adapterExpected + manifest.frozen_params;
     let loraFactors = 0;
     for (const b of blockPlan(ckpt.config)) loraFactors += LORA.rank * (b.dim + 3 * b.dimOut) + LORA.rank * (2 * b.dimOut);
     const loraExpected = adapterExpected + loraFactors;
@@ -114,13 +113,29 @@ describe('fine-tuning strategies (sam2unet_mini, batch 1, 64×64)', () => {
       expect(plan.trainableCount, strategy).toBe(expected[strategy]);
       const unused = [...plan.unused].sort();
       const up4Keys = params.filter((s) => s.group === 'up4').map((s) => s.key);
-      const expectUnused = strategy === 'full' ? [...up4Keys, 'encoder.pos_embed', 'encoder.pos_embed_window'] : up4Keys;
-      expect(unused, `${strategy}: unused`).toEqual([...expectUnused].sort());
+      expect(unused, `${strategy}: unused`).toEqual([...up4Keys].sort());
       if (strategy === 'lora') expect(plan.trainable.filter((k) => /\.lora_[AB]$/.test(k)).length).toBe(4 * blockPlan(ckpt.config).length);
       if (strategy === 'full') expect(plan.frozenCount).toBe(0);
-      else expect(plan.frozenCount).toBe(manifest.frozen_params - baked);
+      else expect(plan.frozenCount).toBe(manifest.frozen_params);
+      if (strategy === 'full') expect(plan.trainable).toEqual(expect.arrayContaining(['encoder.pos_embed', 'encoder.pos_embed_window']));
     }
     console.log(lines.join('\n'));
+  });
+
+  it('the positional embedding as graph ops (what full fine-tuning differentiates) equals the baked constant inference uses', async () => {
+    const { input } = sampleBatch(ckpt.outChannels);
+    const baked = await runInference(buildSam2UNetGraph(ckpt.config, ckpt.weights, { height: SIZE, width: SIZE, foldBatchNorm: false }), input);
+    const g = new Graph();
+    g.inferenceOnly = true;
+    g.trainable = true;
+    const x = g.input('input', 'float32', [1, 3, SIZE, SIZE]);
+    const outs = buildSam2UNet(g, x, ckpt.config, new Weights(ckpt.weights), SIZE, SIZE, { outChannels: ckpt.outChannels, foldBatchNorm: false });
+    expect(g.initializers.has('encoder.pos_embed')).toBe(true);
+    g.output('out', outs.out);
+    const ops = await runInference(g, input);
+    const d = maxAbs(ops.out!, baked.out!);
+    console.log(`  positional embedding as ops vs baked: max |Δ out| ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5);
   });
 
   it('LoRA with lora_B = 0 outputs exactly what the adapter strategy does; after one step mergeLora is exact (1e-5)', async () => {
