@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { FileError, UserError } from '../core/errors.ts';
+import { FileError, UserError, fileSystemProblem } from '../core/errors.ts';
 import { HIERA_PRESETS, parseHieraConfig, type HieraConfig } from '../core/model/config.ts';
 
 /**
@@ -16,7 +16,7 @@ export function hieraConfigOption(value: string | undefined, option = '--config'
     try {
       text = readFileSync(value, 'utf8');
     } catch (err) {
-      throw new FileError(value, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new FileError(value, fileSystemProblem(err));
     }
     origin = value;
   }

@@ -30,3 +30,13 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** A readable reason for a failed file-system call (ENOENT → "no such file or directory", …). */
+export function fileSystemProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return 'no such file or directory';
+  if (code === 'EISDIR') return 'is a directory, not a file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ERR_FS_FILE_TOO_LARGE') return 'file too large to read';
+  return `cannot read (${code ?? errorMessage(err)})`;
+}

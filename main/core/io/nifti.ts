@@ -15,7 +15,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { endianness } from 'node:os';
 import { basename } from 'node:path';
 import { createGunzip, createGzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
-import { FileError, errorMessage } from '../errors.ts';
+import { FileError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { Volume, affineRAS, geometryFromAffineLPS, type DType, type Vec3, type VolumeMeta, type VoxelArray } from './volume.ts';
 
@@ -311,12 +311,7 @@ function rasToLps(affine: number[]): number[] {
 // reading
 
 function fileProblem(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file or directory';
-  if (code === 'EISDIR') return 'is a directory, not a NIfTI file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ERR_FS_FILE_TOO_LARGE') return 'file too large to read';
-  return errorMessage(err);
+  return (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'is a directory, not a NIfTI file' : fileSystemProblem(err);
 }
 
 function gzipProblem(err: unknown): string {

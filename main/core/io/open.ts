@@ -15,7 +15,7 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { FileError, errorMessage } from '../errors.ts';
+import { FileError, fileSystemProblem } from '../errors.ts';
 import { findBratsCases, loadBratsCase, type BratsCaseFiles } from './brats.ts';
 import { isNiftiPath, niftiStem, readNifti } from './nifti.ts';
 import type { Study } from './study.ts';
@@ -40,13 +40,6 @@ interface Found {
   notes: string[];
 }
 
-function missingProblem(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return 'no such file or directory';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  return errorMessage(err);
-}
-
 async function looksLikeDicom(file: string): Promise<boolean> {
   const { isDicomBytes } = await import('./dicom/dataset.ts');
   try {
@@ -68,7 +61,7 @@ async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    throw new FileError(dir, `cannot list folder: ${missingProblem(err)}`);
+    throw new FileError(dir, `cannot list folder: ${fileSystemProblem(err)}`);
   }
   const files: string[] = [];
   const dirs: string[] = [];
@@ -156,7 +149,7 @@ export async function openPath(input: string | string[]): Promise<OpenResult> {
     try {
       info = await stat(path);
     } catch (err) {
-      throw new FileError(path, missingProblem(err));
+      throw new FileError(path, fileSystemProblem(err));
     }
     if (info.isDirectory()) await searchFolder(path, path, found);
     else if (isNiftiPath(path)) found.nifti.push({ file: path, source: path, explicit: true });

@@ -6,8 +6,8 @@
  * - safetensors files holding either of the above, or a bare trunk.
  * The format is found from the first bytes, never from the file name.
  */
-import { open } from 'node:fs/promises';
 import { FileError } from '../errors.ts';
+import { openForReading } from '../util/fs.ts';
 import { parseHieraConfig, type HieraConfig } from './config.ts';
 import type { Dtype } from './dtype.ts';
 import {
@@ -74,12 +74,7 @@ function layoutOf(keys: readonly string[], path: string): Layout {
 type Sniffed = 'torch' | 'legacy-torch' | 'safetensors';
 
 async function sniff(path: string): Promise<Sniffed> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new FileError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const handle = await openForReading(path);
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new FileError(path, 'not a regular file');

@@ -9,8 +9,9 @@
  * float32 values too. Integers beyond 2^24 would lose precision; no weight file stores such values,
  * and `readSafetensorsFile` reports each tensor's original dtype for callers that care.
  */
-import { open, readFile } from 'node:fs/promises';
-import { FileError } from '../errors.ts';
+import { readFile } from 'node:fs/promises';
+import { FileError, fileSystemProblem } from '../errors.ts';
+import { openForReading } from '../util/fs.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { numel, type StateDict, type Tensor } from './tensor.ts';
 import { DTYPE_BYTES, toFloat32, type Dtype } from './dtype.ts';
@@ -132,7 +133,7 @@ export async function readSafetensorsFile(path: string, opts: SafetensorsReadOpt
   try {
     bytes = await readFile(path);
   } catch (err) {
-    throw new FileError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new FileError(path, fileSystemProblem(err));
   }
   return parseSafetensors(bytes, path, opts);
 }
@@ -143,12 +144,7 @@ export async function readSafetensors(path: string): Promise<StateDict> {
 
 /** Reads only the header: names, dtypes and shapes, without loading the data (cheap on huge files). */
 export async function readSafetensorsHeader(path: string): Promise<{ tensors: Map<string, { dtype: Dtype; shape: number[] }>; metadata: Record<string, string> }> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new FileError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const handle = await openForReading(path);
   try {
     const { size } = await handle.stat();
     const head = new Uint8Array(8);

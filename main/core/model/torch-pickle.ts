@@ -9,9 +9,10 @@
  * lazily, one zip entry at a time, so unwanted tensors (a SAM2 checkpoint's memory modules) are never
  * loaded.
  */
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { FileError } from '../errors.ts';
+import { openForReading } from '../util/fs.ts';
 import { DTYPE_BYTES, toFloat32, type Dtype } from './dtype.ts';
 import { numel, type StateDict } from './tensor.ts';
 
@@ -553,12 +554,7 @@ function wrap(path: string, err: unknown): never {
 const WHOLE_FILE_LIMIT = 1.5 * 2 ** 30;
 
 async function withSource<T>(path: string, use: (src: ByteSource) => Promise<T>, wholeFileLimit = WHOLE_FILE_LIMIT): Promise<T> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new FileError(path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const handle = await openForReading(path);
   try {
     const { size } = await handle.stat();
     if (size <= wholeFileLimit) {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { FileError, fileSystemProblem } from '../errors.ts';
 import { dirname, basename, join } from 'node:path';
 
 function tempPathFor(target: string): string {
@@ -16,7 +17,6 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array 
   const tmp = tempPathFor(target);
   try {
     if (Array.isArray(data)) {
-      const { open } = await import('node:fs/promises');
       const handle = await open(tmp, 'w');
       try {
         for (const chunk of data as readonly Uint8Array[]) await handle.write(chunk);
@@ -43,5 +43,14 @@ export function writeFileAtomicSync(target: string, data: string | Uint8Array): 
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+}
+
+/** fs.open for reading, failing with a FileError that names the file and the reason. */
+export async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    throw new FileError(path, fileSystemProblem(err));
   }
 }
