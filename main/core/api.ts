@@ -91,12 +91,84 @@ export interface LabelData {
   data: Uint8Array;
 }
 
+export const MODEL_KINDS = ['bundled', 'file', 'trained'] as const;
 export interface ModelInfo {
+  /** what SegmentRequest.checkpoint and TrainRequest.model take: the checkpoint's path */
   id: string;
   name: string;
+  kind: (typeof MODEL_KINDS)[number];
   /** what it segments, e.g. ['WT', 'TC', 'ET'] */
   regions: string[];
   description: string;
+}
+
+export interface AddModelRequest {
+  /** a SAM2-UNet checkpoint (.pth, .pt or .safetensors) */
+  path: string;
+}
+
+export const TRAIN_STRATEGIES = ['adapter', 'lora', 'full'] as const;
+export type TrainStrategy = (typeof TRAIN_STRATEGIES)[number];
+
+export interface TrainRequest {
+  /** labelled studies: BraTS case folders (with <case>_seg), or folders holding them */
+  data: string[];
+  /** studies scored (whole-volume Dice) after every epoch */
+  val?: string[];
+  /** the model to start from (a ModelInfo id); default the bundled model */
+  model?: string;
+  strategy: TrainStrategy;
+  /** give steps or epochs; default 1 epoch */
+  steps?: number;
+  epochs?: number;
+  batch?: number;
+  lr?: number;
+  /** model input size in pixels, a multiple of 32; default the starting model's */
+  size?: number;
+  loraRank?: number;
+  loraAlpha?: number;
+  /** the run's name: its folder in the training folder; with resume, the run to continue */
+  name?: string;
+  resume?: boolean;
+}
+
+export interface TrainingRun {
+  name: string;
+  /** where its checkpoints and logs are */
+  dir: string;
+  /** the last step a checkpoint holds (resume continues from there) */
+  step: number;
+  /** the finished model, when the run completed */
+  model?: string;
+}
+
+export interface RecentStudy {
+  path: string;
+  name: string;
+  openedAt: string;
+}
+
+export const OVERLAY_MODES = ['fill', 'outline'] as const;
+export interface Settings {
+  /** execution provider for segmentation and training ('auto' picks the best present) */
+  device: string;
+  overlayOpacity: number;
+  overlayMode: (typeof OVERLAY_MODES)[number];
+  /** CSS colours of the BraTS labels: 1 necrotic core, 2 edema, 4 enhancing tumour */
+  labelColors: { necrotic: string; edema: string; enhancing: string };
+}
+
+export interface ThumbnailRequest {
+  studyId: string;
+  sequence: string;
+  /** longest side in pixels */
+  size: number;
+}
+/** The middle axial slice, windowed to 8-bit grey, row-major (x fastest), for the study list. */
+export interface Thumbnail {
+  width: number;
+  height: number;
+  data: Uint8Array;
 }
 
 export interface Availability {
@@ -181,7 +253,63 @@ export interface CancelledEvent {
   type: 'cancelled';
   jobId: string;
 }
-export type ApiEvent = SliceResultEvent | ProgressEvent | DoneEvent | FailedEvent | CancelledEvent;
+export interface TrainStartEvent {
+  type: 'trainStart';
+  jobId: string;
+  run: string;
+  totalSteps: number;
+  resumedFrom: number;
+  trainable: number;
+  frozen: number;
+  studies: number;
+  slices: number;
+}
+export interface TrainStepEvent {
+  type: 'trainStep';
+  jobId: string;
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  /** the summed structure loss of the three outputs */
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+export interface TrainValidationEvent {
+  type: 'trainValidation';
+  jobId: string;
+  step: number;
+  epoch: number;
+  /** mean whole-volume Dice over the validation studies, per region */
+  dice: Record<string, number>;
+}
+export interface TrainDoneEvent {
+  type: 'trainDone';
+  jobId: string;
+  /** the trained model, ready to select for segmentation */
+  model: ModelInfo;
+  steps: number;
+  ms: number;
+}
+export const MENU_ACTIONS = ['open', 'export', 'segment', 'train', 'toggleOverlay', 'settings'] as const;
+export type MenuAction = (typeof MENU_ACTIONS)[number];
+/** The desktop application menu (and its shortcuts) asking the renderer to act. */
+export interface MenuEvent {
+  type: 'menu';
+  action: MenuAction;
+}
+export type ApiEvent =
+  | SliceResultEvent
+  | ProgressEvent
+  | DoneEvent
+  | FailedEvent
+  | CancelledEvent
+  | TrainStartEvent
+  | TrainStepEvent
+  | TrainValidationEvent
+  | TrainDoneEvent
+  | MenuEvent;
 
 /**
  * The services. Every method takes exactly one request object (possibly empty) so that the wire
@@ -199,6 +327,19 @@ export interface WorkstationApi {
   chooseStudyPath(request: Record<string, never>): Promise<{ path: string } | null>;
   chooseExportPath(request: ChooseExportPathRequest): Promise<{ path: string } | null>;
   exportMasks(request: ExportRequest): Promise<ExportResult>;
+  getThumbnail(request: ThumbnailRequest): Promise<Thumbnail>;
+  /** Electron: the native open dialog for a checkpoint file; null when the user cancelled */
+  chooseModelPath(request: Record<string, never>): Promise<{ path: string } | null>;
+  /** checks the checkpoint and adds it to the models list (remembered) */
+  addModel(request: AddModelRequest): Promise<ModelInfo>;
+  /** fine-tunes a model on labelled studies in a worker; trainStart/trainStep/trainValidation/trainDone events follow */
+  train(request: TrainRequest): Promise<JobStarted>;
+  /** earlier training runs (to resume, or to pick their model) */
+  listTrainingRuns(request: Record<string, never>): Promise<TrainingRun[]>;
+  recentStudies(request: Record<string, never>): Promise<RecentStudy[]>;
+  getSettings(request: Record<string, never>): Promise<Settings>;
+  /** merges the given fields; returns the settings now in force (persisted) */
+  updateSettings(request: Partial<Settings>): Promise<Settings>;
 }
 
 export type ApiMethod = keyof WorkstationApi;
@@ -293,6 +434,20 @@ export const v = {
       return null;
     };
   },
+  /** a plain object with any keys (at most `max`), every value passing `value` */
+  record(value: Check, opts: { max?: number } = {}): Check {
+    const max = opts.max ?? 64;
+    return (x, at) => {
+      if (!isPlainObject(x)) return `${at} must be an object`;
+      const keys = Object.keys(x);
+      if (keys.length > max) return `${at} has more than ${max} keys`;
+      for (const key of keys) {
+        const problem = value(x[key], `${at}.${key}`);
+        if (problem) return problem;
+      }
+      return null;
+    };
+  },
   union(tag: string, variants: Record<string, Check>): Check {
     return (x, at) => {
       if (!isPlainObject(x)) return `${at} must be an object`;
@@ -312,6 +467,16 @@ const regionDice = v.nullable(v.object({ WT: v.nullable(v.number()), TC: v.nulla
 const window = v.object({ center: v.number(), width: v.number() });
 const voxelArrays = [Int16Array, Uint16Array, Uint8Array, Int8Array, Float32Array, Int32Array, Uint32Array, Float64Array] as const;
 
+const color = v.string({ max: 64, nonEmpty: true });
+const settingsFields: Record<keyof Settings, Check> = {
+  device: v.string({ max: 64, nonEmpty: true }),
+  overlayOpacity: v.number({ min: 0, max: 1 }),
+  overlayMode: v.literal(OVERLAY_MODES),
+  labelColors: v.object({ necrotic: color, edema: color, enhancing: color }),
+};
+const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string() });
+const count = v.number({ int: true, min: 0 });
+
 /** Validators of every request, one per method: the Electron main and the web server run them on each call. */
 export const requestValidators: Record<ApiMethod, Check> = {
   capabilities: empty,
@@ -324,6 +489,29 @@ export const requestValidators: Record<ApiMethod, Check> = {
   chooseStudyPath: empty,
   chooseExportPath: v.object({ studyId: id, format: exportFormat }),
   exportMasks: v.object({ studyId: id, format: exportFormat, source: maskSource }, { path }),
+  getThumbnail: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }), size: v.number({ int: true, min: 8, max: 512 }) }),
+  chooseModelPath: empty,
+  addModel: v.object({ path }),
+  train: v.object(
+    { data: v.array(path, { max: 1000 }), strategy: v.literal(TRAIN_STRATEGIES) },
+    {
+      val: v.array(path, { max: 1000 }),
+      model: path,
+      steps: v.number({ int: true, min: 1, max: 10_000_000 }),
+      epochs: v.number({ int: true, min: 1, max: 100_000 }),
+      batch: v.number({ int: true, min: 1, max: 256 }),
+      lr: v.number({ min: 0, max: 1 }),
+      size: v.number({ int: true, min: 32, max: 2048 }),
+      loraRank: v.number({ int: true, min: 1, max: 1024 }),
+      loraAlpha: v.number({ min: 0, max: 1e6 }),
+      name: v.string({ max: 128, nonEmpty: true }),
+      resume: v.boolean(),
+    },
+  ),
+  listTrainingRuns: empty,
+  recentStudies: empty,
+  getSettings: empty,
+  updateSettings: v.object({}, settingsFields),
 };
 
 export const API_METHODS = Object.keys(requestValidators) as ApiMethod[];
@@ -350,6 +538,31 @@ export const eventValidator: Check = v.union('type', {
   done: v.object({ type: v.literal(['done']), jobId: id, studyId: id, dice: regionDice, ms: v.number({ min: 0 }), device: v.string() }),
   failed: v.object({ type: v.literal(['failed']), jobId: id, message: v.string({ max: 65536 }) }),
   cancelled: v.object({ type: v.literal(['cancelled']), jobId: id }),
+  trainStart: v.object({
+    type: v.literal(['trainStart']),
+    jobId: id,
+    run: v.string(),
+    totalSteps: count,
+    resumedFrom: count,
+    trainable: count,
+    frozen: count,
+    studies: count,
+    slices: count,
+  }),
+  trainStep: v.object({
+    type: v.literal(['trainStep']),
+    jobId: id,
+    step: count,
+    totalSteps: count,
+    epoch: count,
+    loss: v.number(),
+    lr: v.number(),
+    imagesPerSecond: v.number({ min: 0 }),
+    etaSeconds: v.number({ min: 0 }),
+  }),
+  trainValidation: v.object({ type: v.literal(['trainValidation']), jobId: id, step: count, epoch: count, dice: v.record(v.number()) }),
+  trainDone: v.object({ type: v.literal(['trainDone']), jobId: id, model: modelInfo, steps: count, ms: v.number({ min: 0 }) }),
+  menu: v.object({ type: v.literal(['menu']), action: v.literal(MENU_ACTIONS) }),
 });
 
 export const replyValidators: Partial<Record<ApiMethod, Check>> = {
@@ -366,6 +579,8 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
     data: v.typedArray(voxelArrays),
   }),
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
+  getThumbnail: v.object({ width: count, height: count, data: v.typedArray([Uint8Array]) }),
+  listModels: v.array(modelInfo, { max: 10_000 }),
 };
 
 /** Returns null when `request` is a valid request for `method`, else the reason it is not. */
