@@ -106,16 +106,34 @@ describe('golden train step (sam2unet_mini, adapter strategy)', () => {
 
   /**
    * The manifest compares after.* wherever the reference gradient exceeds 1e-4 of its tensor's RMS.
-   * Measured here: all but a handful of ~1.86 million such elements agree within 2e-6; the few
-   * that don't have gradients barely above that cut (≈1.4e-4 RMS, |g| ≈ 30·eps), where a 5e-6
-   * float32 divergence of the forward pass between PyTorch and ONNX Runtime (see the outputs
-   * test) moves Adam's first step g/(|g|+eps) by ~1e-5. So: every element above 1e-3 of the RMS
-   * must agree within 2e-6, and above 1e-4 at most 1 in 100,000 may exceed it (counted, printed).
+   * That cut sits at the float32 noise floor of these gradients, so it cannot be met element for
+   * element by any float32 implementation, nor by exact arithmetic. Measured against a float64
+   * recomputation of the same step (PyTorch, model.md; its float32 run reproduces the reference's
+   * loss, outputs and gradients as closely as this engine does):
+   * - the reference itself is up to 5.9e-5·RMS off the exact gradient (rfb3/rfb4 weights), and at
+   *   rfb1.branch1.3.conv.weight[44,56,2,0] (|g| = 1.3e-4·RMS) its after.* is 2.24e-6 from the exact
+   *   AdamW step: an exact implementation would fail the criterion there;
+   * - the dominant float32 error is the frozen trunk's forward pass (12 blocks of float32 storage:
+   *   the last feature map is ~1e-6 off, ~5e-6 once a train-mode BatchNorm removes channel means up
+   *   to 13× the spread), which rfb4's gradients inherit; it stays ~4.4e-6 even with every trunk op
+   *   computed in float64 between float32 tensors. Only a float64 trunk avoids it (then 0 elements
+   *   exceed, worst 1.8e-6, but only because float32 rounding in the decoder happens to match the
+   *   reference's at the rfb1 element above), and that is no option: the trunk is the bulk of a
+   *   real train step, float64 halves the SIMD width, and ONNX Runtime has no float64 Conv, Erf or
+   *   LayerNormalization;
+   * - PyTorch 1.13 float32 on this machine, same model, misses the reference at 2 elements (up to
+   *   9.0e-6), the same rfb4 elements this engine misses (3 elements, up to 8.7e-6);
+   * - at |g| ≈ 1.2e-4·RMS ≈ 25·eps, Adam's first step g/(|g|+eps) turns a gradient difference of
+   *   3e-5·RMS (≈ 6.5e-8, a fifth of g) into an after.* difference of ~1e-5.
+   * So: every element above 1e-3 of the RMS must agree within 2e-6; above 1e-4 at most 1 in
+   * 100,000 may exceed it, and only with a gradient within 1e-4·RMS of the reference's (same
+   * sign, float32 noise rather than a wrong gradient).
    */
   it(`after.* equal the reference within ${tol.after_max_abs} where the reference gradient is not tiny`, () => {
     let worstStrict = 0;
     let compared = 0;
     let outliers = 0;
+    let worstOutlierGradient = 0;
     for (const key of reference.keys()) {
       if (!key.startsWith('grad.')) continue;
       const name = key.slice(5);
@@ -124,19 +142,27 @@ describe('golden train step (sam2unet_mini, adapter strategy)', () => {
       const rms = Math.sqrt(g.reduce((s, v) => s + v * v, 0) / g.length);
       const ref = reference.get(`after.${name}`)!.data;
       const ours = result.tensors.get(`after.${name}`)!.data;
+      const ourGrad = result.tensors.get(key)!.data;
       for (let i = 0; i < g.length; i++) {
         const magnitude = Math.abs(g[i]!);
         if (magnitude <= 1e-4 * rms) continue;
         compared++;
         const d = Math.abs(ours[i]! - ref[i]!);
         if (magnitude > 1e-3 * rms) worstStrict = Math.max(worstStrict, d);
-        else if (d > tol.after_max_abs) outliers++;
+        else if (d > tol.after_max_abs) {
+          outliers++;
+          worstOutlierGradient = Math.max(worstOutlierGradient, Math.abs(ourGrad[i]! - g[i]!) / rms);
+        }
       }
     }
-    console.log(`  after.*: worst difference ${worstStrict.toExponential(3)} where |g| > 1e-3·RMS; ${outliers} of ${compared} elements with 1e-4·RMS < |g| ≤ 1e-3·RMS exceed ${tol.after_max_abs}`);
+    console.log(
+      `  after.*: worst difference ${worstStrict.toExponential(3)} where |g| > 1e-3·RMS; ${outliers} of ${compared} elements with 1e-4·RMS < |g| ≤ 1e-3·RMS exceed ${tol.after_max_abs}` +
+        (outliers ? ` (their gradients within ${worstOutlierGradient.toExponential(2)}·RMS of the reference's)` : ''),
+    );
     expect(compared).toBeGreaterThan(1000);
     expect(worstStrict).toBeLessThan(tol.after_max_abs);
     expect(outliers / compared).toBeLessThan(1e-5);
+    expect(worstOutlierGradient).toBeLessThan(1e-4);
   });
 
   it(`BatchNorm running statistics within ${tol.bn_running_stats_rel} relative`, () => {
