@@ -7,7 +7,10 @@ import type { Availability, ExportFormat, MaskSource, RegionDice } from './api.t
 import { UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Volume } from './io/volume.ts';
-import type { CheckpointModel } from './jobs/model.ts';
+import type { JobHost } from './jobs/job-host.ts';
+import type { BundledModel } from './jobs/model.ts';
+import type { CheckpointSummary, TrainJobEvent } from './jobs/worker-jobs.ts';
+import type { TrainOptions, TrainResult } from './train/trainer.ts';
 
 export interface SegmentationRunOptions {
   checkpoint?: string;
@@ -57,12 +60,22 @@ export interface ExporterPort {
   write?: (target: string, input: ExportInput) => Promise<string[]>;
 }
 
+export interface TrainingPort {
+  availability: Availability;
+  run?: (options: TrainOptions, onEvent: (event: TrainJobEvent) => void, signal: AbortSignal) => Promise<TrainResult>;
+}
+
 export interface Ports {
   openPath(path: string): Promise<{ studies: Study[]; notes: string[] }>;
+  /** the bundled default model, or null when this build has none */
+  bundledModel(): Promise<BundledModel | null>;
+  /** reads a checkpoint file and says what it holds; throws a FileError when it is not one */
+  inspectCheckpoint(path: string): Promise<CheckpointSummary>;
   segmentation(): Promise<SegmentationPort>;
+  training(): Promise<TrainingPort>;
   exporter(format: ExportFormat): Promise<ExporterPort>;
   exporterAvailability(format: ExportFormat): Promise<Availability>;
-  /** releases loaded models */
+  /** ends the job workers and releases loaded models */
   dispose?(): Promise<void>;
 }
 
@@ -72,160 +85,152 @@ function unavailable(what: string, err: unknown): Availability {
   return { available: false, reason: missing ? `${what} is not available yet in this build` : `${what} failed to load: ${message}` };
 }
 
-const loadedModels = new Map<string, Promise<CheckpointModel>>();
-
-async function loadSegmentation() {
-  const [jobs, models, session] = await Promise.all([import('./jobs/segment.ts'), import('./jobs/model.ts'), import('./onnx/session.ts')]);
-  return {
-    segmentStudy: jobs.segmentStudy,
-    sliceModelFromCheckpoint: models.sliceModelFromCheckpoint,
-    bundledModel: models.bundledModel,
-    DEVICES: session.DEVICES,
-    parseDevice: session.parseDevice,
-  };
-}
-
 /** The picture behind report thumbnails: FLAIR when there is one (tumours show best), else the first. */
 function reportImage(study: Study): Volume {
   return study.sequences.flair ?? Object.values(study.sequences)[0]!;
 }
 
-/** The job's per-region metrics as the API's Dice; a binary model's one region counts as WT. */
-function diceOf(regions: Record<string, { dice: number }> | null): RegionDice | null {
-  if (!regions) return null;
-  const pick = (name: string) => regions[name]?.dice ?? null;
-  return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
-}
-
-export const defaultPorts: Ports = {
-  async openPath(path) {
-    const { openPath } = await import('./io/open.ts');
-    return openPath(path);
-  },
-
-  async segmentation() {
-    let modules;
-    try {
-      modules = await loadSegmentation();
-    } catch (err) {
-      return { availability: unavailable('the segmentation engine', err), devices: [] };
+/**
+ * The ports of a running app or server. Segmentation, training and checkpoint inspection run
+ * in worker threads (jobs/job-host.ts): the caller's event loop only relays their results.
+ */
+export function createDefaultPorts(): Ports {
+  let host: JobHost | undefined;
+  const jobs = async (): Promise<JobHost> => {
+    if (!host) {
+      const { JobHost } = await import('./jobs/job-host.ts');
+      host = new JobHost();
     }
-    const { segmentStudy, sliceModelFromCheckpoint, bundledModel, DEVICES, parseDevice } = modules;
-    // Without a bundled model the user can still name a checkpoint; say so rather than hide the button.
-    const bundled = await bundledModel().then(
-      () => null,
-      (err: unknown) => errorMessage(err),
-    );
-    return {
-      availability: { available: true, ...(bundled ? { reason: bundled } : {}) },
-      devices: [...DEVICES],
-      run: async (study, options) => {
-        const source = options.checkpoint ? { checkpoint: options.checkpoint, config: undefined } : await bundledModel();
-        const device = parseDevice(options.device);
-        // Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch
-        // may still be running in the session's worker, which must not be torn down under it.
-        const key = `${source.checkpoint}\0${device}`;
-        let loading = loadedModels.get(key);
-        if (!loading) {
-          options.onProgress(`loading the model ${source.checkpoint}`);
-          loading = sliceModelFromCheckpoint(source.checkpoint, { config: source.config, device, onMessage: options.onProgress });
-          loadedModels.set(key, loading);
-          loading.catch(() => loadedModels.delete(key));
-        }
-        const model = await loading;
-        options.onProgress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
-        const outcome = await segmentStudy(
-          study,
-          model,
-          { signal: options.signal },
-          { slice: (result) => options.onSlice(result.index, result.mask, diceOf(result.regions), result.ms) },
-        );
-        const { presetName } = await import('./model/config.ts');
-        return {
-          device: model.provider,
-          dice: diceOf(outcome.summary.metrics),
-          run: {
-            checkpoint: source.checkpoint,
-            preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
-            device: model.provider,
-            inputSize: model.inputSize[0],
-            regions: outcome.summary.regions,
-            loadMs: model.loadMs,
-            ms: outcome.summary.ms,
-          },
-        };
-      },
-    };
-  },
+    return host;
+  };
+  return {
+    async openPath(path) {
+      const { openPath } = await import('./io/open.ts');
+      return openPath(path);
+    },
 
-  async exporter(format) {
-    try {
-      switch (format) {
-        case 'nifti': {
-          const { writeNifti } = await import('./io/nifti.ts');
-          return {
-            availability: { available: true },
-            write: async (target, { labels, source }) => {
-              await writeNifti(target, labels, { dtype: 'uint8', description: `SAM2-UNet workstation ${source} labels` });
-              return [target];
-            },
-          };
-        }
-        case 'dicom-seg': {
-          const [{ writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS }, { detectRegionKind, labelsPresent }] = await Promise.all([import('./io/dicom-seg.ts'), import('./metrics/regions.ts')]);
-          return {
-            availability: { available: true },
-            write: async (target, { study, labels, source, run }) => {
-              const data = labels.data as Uint8Array;
-              const kind = run?.regions ?? detectRegionKind(labelsPresent(data));
-              // the SEG references the DICOM images it was computed on: any sequence read from DICOM
-              const reference = Object.values(study.sequences).find((v) => v.meta.sopInstanceUids?.length) ?? Object.values(study.sequences)[0]!;
-              await writeDicomSeg(target, {
-                labels: data,
-                source: reference,
-                segments: kind === 'brats' ? BRATS_SEGMENTS : BINARY_SEGMENTS,
-                algorithm: { name: source === 'prediction' ? 'SAM2-UNet' : 'ground truth', version: '1' },
-                seriesDescription: source === 'prediction' ? 'SAM2-UNet segmentation' : 'Ground truth segmentation',
-              });
-              return [target];
-            },
-          };
-        }
-        case 'report': {
-          const { buildReport, writeReports } = await import('./report/index.ts');
-          return {
-            availability: { available: true },
-            write: async (target, { study, labels, source, run }) => {
-              if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
-              const { labelBytes } = await import('./jobs/segment.ts');
-              const report = buildReport({
-                study: study.name,
-                settings: { checkpoint: run.checkpoint, preset: run.preset, device: run.device, inputSize: run.inputSize, threshold: 0.5 },
-                regionKind: run.regions,
-                image: reportImage(study),
-                pred: labels.data as Uint8Array,
-                gt: study.seg ? labelBytes(study.seg) : undefined,
-                timings: { load: run.loadMs, inference: run.ms },
-              });
-              const files = await writeReports(target, report);
-              return [files.html, files.pdf, files.csv, files.json];
-            },
-          };
-        }
+    async bundledModel() {
+      const { bundledModel } = await import('./jobs/model.ts');
+      return bundledModel().then(
+        (model) => model,
+        () => null,
+      );
+    },
+
+    async inspectCheckpoint(path) {
+      return (await jobs()).run('inspect', { path });
+    },
+
+    async segmentation() {
+      let modules;
+      try {
+        modules = await Promise.all([import('./jobs/model.ts'), import('./onnx/session.ts'), import('./jobs/worker-jobs.ts'), jobs()]);
+      } catch (err) {
+        return { availability: unavailable('the segmentation engine', err), devices: [] };
       }
-    } catch (err) {
-      return { availability: unavailable(`export as ${format}`, err) };
-    }
-  },
+      const [{ bundledModel }, { DEVICES }, { studyToData }, host] = modules;
+      // Without a bundled model the user can still name a checkpoint; say so rather than hide the button.
+      const bundled = await bundledModel().then(
+        () => null,
+        (err: unknown) => errorMessage(err),
+      );
+      return {
+        availability: { available: true, ...(bundled ? { reason: bundled } : {}) },
+        devices: [...DEVICES],
+        run: (study, options) =>
+          host.run(
+            'segment',
+            { study: studyToData(study), checkpoint: options.checkpoint, device: options.device },
+            {
+              signal: options.signal,
+              onEvent: (event) => (event.kind === 'slice' ? options.onSlice(event.index, event.mask, event.dice, event.ms) : options.onProgress(event.message)),
+            },
+          ),
+      };
+    },
 
-  async exporterAvailability(format) {
-    return (await this.exporter(format)).availability;
-  },
+    async training() {
+      let host: JobHost;
+      try {
+        await import('./train/trainer.ts');
+        host = await jobs();
+      } catch (err) {
+        return { availability: unavailable('the training engine', err) };
+      }
+      return {
+        availability: { available: true },
+        run: (options, onEvent, signal) => host.run('train', options, { onEvent, signal }),
+      };
+    },
 
-  async dispose() {
-    const models = [...loadedModels.values()];
-    loadedModels.clear();
-    await Promise.all(models.map((m) => m.then((model) => model.dispose(), () => undefined)));
-  },
-};
+    async exporter(format) {
+      try {
+        switch (format) {
+          case 'nifti': {
+            const { writeNifti } = await import('./io/nifti.ts');
+            return {
+              availability: { available: true },
+              write: async (target, { labels, source }) => {
+                await writeNifti(target, labels, { dtype: 'uint8', description: `SAM2-UNet workstation ${source} labels` });
+                return [target];
+              },
+            };
+          }
+          case 'dicom-seg': {
+            const [{ writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS }, { detectRegionKind, labelsPresent }] = await Promise.all([import('./io/dicom-seg.ts'), import('./metrics/regions.ts')]);
+            return {
+              availability: { available: true },
+              write: async (target, { study, labels, source, run }) => {
+                const data = labels.data as Uint8Array;
+                const kind = run?.regions ?? detectRegionKind(labelsPresent(data));
+                // the SEG references the DICOM images it was computed on: any sequence read from DICOM
+                const reference = Object.values(study.sequences).find((v) => v.meta.sopInstanceUids?.length) ?? Object.values(study.sequences)[0]!;
+                await writeDicomSeg(target, {
+                  labels: data,
+                  source: reference,
+                  segments: kind === 'brats' ? BRATS_SEGMENTS : BINARY_SEGMENTS,
+                  algorithm: { name: source === 'prediction' ? 'SAM2-UNet' : 'ground truth', version: '1' },
+                  seriesDescription: source === 'prediction' ? 'SAM2-UNet segmentation' : 'Ground truth segmentation',
+                });
+                return [target];
+              },
+            };
+          }
+          case 'report': {
+            const { buildReport, writeReports } = await import('./report/index.ts');
+            return {
+              availability: { available: true },
+              write: async (target, { study, labels, source, run }) => {
+                if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
+                const { labelBytes } = await import('./jobs/segment.ts');
+                const report = buildReport({
+                  study: study.name,
+                  settings: { checkpoint: run.checkpoint, preset: run.preset, device: run.device, inputSize: run.inputSize, threshold: 0.5 },
+                  regionKind: run.regions,
+                  image: reportImage(study),
+                  pred: labels.data as Uint8Array,
+                  gt: study.seg ? labelBytes(study.seg) : undefined,
+                  timings: { load: run.loadMs, inference: run.ms },
+                });
+                const files = await writeReports(target, report);
+                return [files.html, files.pdf, files.csv, files.json];
+              },
+            };
+          }
+        }
+      } catch (err) {
+        return { availability: unavailable(`export as ${format}`, err) };
+      }
+    },
 
+    async exporterAvailability(format) {
+      return (await this.exporter(format)).availability;
+    },
+
+    async dispose() {
+      const current = host;
+      host = undefined;
+      await current?.dispose();
+    },
+  };
+}

@@ -5,8 +5,9 @@
  * reports a service that is not available instead of faking one.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type {
   ApiEvent,
   ApiMethod,
@@ -16,7 +17,14 @@ import type {
   ExportFormat,
   ExportRequest,
   ExportResult,
+  AddModelRequest,
   GetLabelsRequest,
+  RecentStudy,
+  Settings,
+  Thumbnail,
+  ThumbnailRequest,
+  TrainRequest,
+  TrainingRun,
   GetVolumeRequest,
   JobStarted,
   LabelData,
@@ -32,7 +40,9 @@ import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Volume } from './io/volume.ts';
 import type { Ports, PredictionRun } from './api-ports.ts';
-import { defaultPorts } from './api-ports.ts';
+import { createDefaultPorts } from './api-ports.ts';
+import type { CheckpointSummary } from './jobs/worker-jobs.ts';
+import { SettingsStore } from './settings.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -46,6 +56,17 @@ export interface ServiceOptions {
   chooseExportPath?: (suggestedName: string, format: ExportFormat) => Promise<string | null>;
   /** Electron: shows the open dialog; absent in web mode */
   chooseStudyPath?: () => Promise<string | null>;
+  /** Electron: shows the open dialog for a checkpoint file; absent in web mode */
+  chooseModelPath?: () => Promise<string | null>;
+  /**
+   * Throws a UserError when the services may not read `path` (Electron: only under folders the
+   * user chose); absent = any path (browser mode on loopback, the CLI)
+   */
+  checkReadable?: (path: string) => void;
+  /** remembered settings, recent studies and added models; default in memory only */
+  settings?: SettingsStore;
+  /** where training runs write their checkpoints and models; absent = training unavailable */
+  trainingDir?: string;
   /** web mode: turns a written file into a URL the browser can download */
   downloadUrl?: (file: string) => string | undefined;
   modelsDir?: string;
@@ -78,10 +99,19 @@ export class WorkstationService implements WorkstationApi {
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   readonly #options: ServiceOptions;
   readonly #ports: Ports;
+  readonly #settings: SettingsStore;
+  #training?: RunningJob;
 
   constructor(options: ServiceOptions) {
     this.#options = options;
-    this.#ports = options.ports ?? defaultPorts;
+    this.#ports = options.ports ?? createDefaultPorts();
+    this.#settings = options.settings ?? new SettingsStore();
+  }
+
+  #readable(path: string): string {
+    const absolute = resolve(path);
+    this.#options.checkReadable?.(absolute);
+    return absolute;
   }
 
   onEvent(listener: (event: ApiEvent) => void): () => void {
@@ -114,8 +144,10 @@ export class WorkstationService implements WorkstationApi {
   }
 
   async openStudy({ path }: { path: string }): Promise<OpenStudyResult> {
-    const opened = await this.#ports.openPath(resolve(path));
+    const absolute = this.#readable(path);
+    const opened = await this.#ports.openPath(absolute);
     if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
+    await this.#settings.addRecent(absolute, opened.studies.length === 1 ? opened.studies[0]!.name : basename(absolute));
     const studies = opened.studies.map((study) => {
       const id = newId('study');
       const summary = summarize(id, study);
@@ -149,28 +181,66 @@ export class WorkstationService implements WorkstationApi {
   }
 
   async listModels(): Promise<ModelInfo[]> {
-    const dir = this.#options.modelsDir;
-    if (!dir) return [];
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return [];
+    const models: ModelInfo[] = [];
+    const bundled = await this.#ports.bundledModel();
+    if (bundled) models.push({ id: bundled.checkpoint, name: 'default', kind: 'bundled', regions: ['WT', 'TC', 'ET'], description: 'the bundled default model' });
+    for (const run of await this.listTrainingRuns()) {
+      if (run.model) models.push({ id: run.model, name: run.name, kind: 'trained', regions: ['WT', 'TC', 'ET'], description: `trained here (${run.step} steps)` });
     }
-    return names
-      .filter((name) => ['.safetensors', '.pth', '.pt', '.onnx'].includes(extname(name)))
-      .sort()
-      .map((name) => ({
-        id: join(dir, name),
-        name: basename(name, extname(name)),
-        regions: ['WT', 'TC', 'ET'],
-        description: `checkpoint file ${name}`,
-      }));
+    for (const path of await this.#settings.models()) {
+      if (existsSync(path) && !models.some((m) => m.id === path)) models.push({ id: path, name: basename(path, extname(path)), kind: 'file', regions: ['WT', 'TC', 'ET'], description: `checkpoint file ${path}` });
+    }
+    const dir = this.#options.modelsDir;
+    const names = dir ? await readdir(dir).catch(() => [] as string[]) : [];
+    for (const name of names.filter((n) => ['.safetensors', '.pth', '.pt'].includes(extname(n))).sort()) {
+      const id = join(dir!, name);
+      if (!models.some((m) => m.id === id)) models.push({ id, name: basename(name, extname(name)), kind: 'file', regions: ['WT', 'TC', 'ET'], description: `checkpoint file ${name}` });
+    }
+    return models;
+  }
+
+  async chooseModelPath(): Promise<{ path: string } | null> {
+    if (!this.#options.chooseModelPath) throw new UserError('there is no file dialog in browser mode; type the path of the checkpoint on the server');
+    const chosen = await this.#options.chooseModelPath();
+    return chosen ? { path: chosen } : null;
+  }
+
+  async addModel({ path }: AddModelRequest): Promise<ModelInfo> {
+    const absolute = this.#readable(path);
+    const summary = await this.#ports.inspectCheckpoint(absolute);
+    await this.#settings.addModel(absolute);
+    return modelInfo(absolute, 'file', summary);
+  }
+
+  async recentStudies(): Promise<RecentStudy[]> {
+    return this.#settings.recent();
+  }
+
+  async getSettings(): Promise<Settings> {
+    return this.#settings.settings();
+  }
+
+  async updateSettings(changes: Partial<Settings>): Promise<Settings> {
+    if (changes.device !== undefined) {
+      const { devices } = await this.capabilities();
+      if (!devices.includes(changes.device)) throw new UserError(`unknown device "${changes.device}"; choose one of ${devices.join(', ')}`);
+    }
+    return this.#settings.updateSettings(changes);
+  }
+
+  async getThumbnail({ studyId, sequence, size }: ThumbnailRequest): Promise<Thumbnail> {
+    const { study, summary } = this.#opened(studyId);
+    const volume = study.sequences[sequence];
+    if (!volume) throw new UserError(`study ${study.name} has no sequence "${sequence}"`);
+    const window = summary.sequences.find((s) => s.name === sequence)!.window;
+    return thumbnail(volume, window, size);
   }
 
   async segment({ studyId, checkpoint, device }: SegmentRequest): Promise<JobStarted> {
     const opened = this.#opened(studyId);
     if (opened.job) throw new UserError(`a segmentation of ${opened.study.name} is already running`);
+    const checkpointPath = checkpoint === undefined ? undefined : this.#readable(checkpoint);
+    const chosenDevice = device ?? (await this.#settings.settings()).device;
     const engine = await this.#ports.segmentation();
     if (!engine.availability.available || !engine.run) {
       throw new UserError(`segmentation is not available: ${engine.availability.reason ?? 'unknown reason'}`);
@@ -189,8 +259,8 @@ export class WorkstationService implements WorkstationApi {
     void (async () => {
       try {
         const result = await run(opened.study, {
-          checkpoint,
-          device,
+          checkpoint: checkpointPath,
+          device: chosenDevice,
           signal: job.controller.signal,
           onSlice: (index, mask, dice, ms) => {
             if (job.controller.signal.aborted) return;
@@ -218,6 +288,118 @@ export class WorkstationService implements WorkstationApi {
       }
     })();
     return { jobId: job.id, slices: nz };
+  }
+
+  async listTrainingRuns(): Promise<TrainingRun[]> {
+    const dir = this.#options.trainingDir;
+    if (!dir) return [];
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const runs: TrainingRun[] = [];
+    for (const name of names.sort()) {
+      const runDir = join(dir, name);
+      const state = await readFile(join(runDir, 'checkpoints', 'state.json'), 'utf8').then(
+        (text) => JSON.parse(text) as { step?: unknown },
+        () => null,
+      );
+      const model = join(runDir, 'model.safetensors');
+      const finished = existsSync(model);
+      if (!state && !finished) continue;
+      runs.push({ name, dir: runDir, step: typeof state?.step === 'number' ? state.step : 0, ...(finished ? { model } : {}) });
+    }
+    return runs;
+  }
+
+  async train(request: TrainRequest): Promise<JobStarted> {
+    const trainingDir = this.#options.trainingDir;
+    if (!trainingDir) throw new UserError('training is not available here: no folder for training runs is configured');
+    if (this.#training) throw new UserError('a training run is already going; cancel it or wait for it to finish');
+    const port = await this.#ports.training();
+    if (!port.availability.available || !port.run) throw new UserError(`training is not available: ${port.availability.reason ?? 'unknown reason'}`);
+    if (request.data.length === 0) throw new UserError('choose at least one labelled study to train on');
+    if (request.steps !== undefined && request.epochs !== undefined) throw new UserError('give the length of the run as steps or as epochs, not both');
+    const data = request.data.map((p) => this.#readable(p));
+    const val = request.val?.map((p) => this.#readable(p));
+    const name = request.name ?? `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${request.strategy}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new UserError(`run name "${name}": use letters, digits, ".", "_" and "-" only`);
+    const out = join(trainingDir, name);
+    const hasState = existsSync(join(out, 'checkpoints', 'state.json'));
+    if (request.resume && !hasState) throw new UserError(`there is no training run "${name}" to resume`);
+    if (!request.resume && existsSync(out)) throw new UserError(`a training run named "${name}" exists; resume it or choose another name`);
+
+    const bundled = await this.#ports.bundledModel();
+    const init = request.model === undefined ? bundled : { checkpoint: this.#readable(request.model), config: undefined, size: undefined };
+    if (!init) throw new UserError('there is no bundled model to start from; choose a checkpoint');
+    const summary = await this.#ports.inspectCheckpoint(init.checkpoint);
+    const { TRAIN_DEFAULTS } = await import('./train/trainer.ts');
+    const size = request.size ?? init.size?.[0] ?? TRAIN_DEFAULTS.size;
+    if (size % 32 !== 0) throw new UserError(`input size ${size}: must be a multiple of 32`);
+    const regions = summary.kind === 'trunk' || summary.outChannels === 3 ? 'brats' : 'binary';
+
+    const job: RunningJob = { id: newId('train'), studyId: '', controller: new AbortController() };
+    this.#training = job;
+    this.#jobs.set(job.id, job);
+    const started = performance.now();
+    void (async () => {
+      try {
+        const result = await port.run!(
+          {
+            data,
+            ...(val?.length ? { val } : {}),
+            init: { checkpoint: init.checkpoint, config: init.config },
+            out,
+            strategy: request.strategy,
+            lora: { rank: request.loraRank ?? TRAIN_DEFAULTS.loraRank, alpha: request.loraAlpha ?? TRAIN_DEFAULTS.loraAlpha },
+            ...(request.steps !== undefined ? { steps: request.steps } : { epochs: request.epochs ?? 1 }),
+            batch: request.batch ?? TRAIN_DEFAULTS.batch,
+            lr: request.lr ?? TRAIN_DEFAULTS.lr,
+            weightDecay: TRAIN_DEFAULTS.weightDecay,
+            size: [size, size],
+            regions,
+            seed: TRAIN_DEFAULTS.seed,
+            emptyRatio: TRAIN_DEFAULTS.emptyRatio,
+            checkpointEvery: TRAIN_DEFAULTS.checkpointEvery,
+            validateEvery: 1,
+            loss: 'official',
+            resume: request.resume === true,
+          },
+          (event) => {
+            switch (event.kind) {
+              case 'start':
+                this.#emit({ type: 'trainStart', jobId: job.id, run: name, ...event.info });
+                break;
+              case 'step': {
+                const { step, totalSteps, epoch, loss, lr, imagesPerSecond, etaSeconds } = event.step;
+                this.#emit({ type: 'trainStep', jobId: job.id, step, totalSteps, epoch, loss: loss[3] ?? loss[0] ?? NaN, lr, imagesPerSecond, etaSeconds });
+                break;
+              }
+              case 'validation':
+                this.#emit({ type: 'trainValidation', jobId: job.id, step: event.result.step, epoch: event.result.epoch, dice: event.result.meanDice });
+                break;
+              case 'checkpoint':
+                this.#emit({ type: 'progress', jobId: job.id, done: event.step, total: 0, message: `checkpoint written at step ${event.step}` });
+                break;
+              case 'message':
+                this.#emit({ type: 'progress', jobId: job.id, done: 0, total: 0, message: event.text });
+                break;
+            }
+          },
+          job.controller.signal,
+        );
+        if (job.controller.signal.aborted) throw new CancelledError();
+        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
+        this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started });
+      } catch (err) {
+        if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
+        else {
+          this.#options.log?.(`training ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+          this.#emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
+        }
+      } finally {
+        this.#training = undefined;
+        this.#jobs.delete(job.id);
+      }
+    })();
+    return { jobId: job.id, slices: 0 };
   }
 
   async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {
@@ -267,6 +449,39 @@ export class WorkstationService implements WorkstationApi {
     this.#listeners.clear();
     await this.#ports.dispose?.();
   }
+}
+
+function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSummary, name?: string, description?: string): ModelInfo {
+  const what = summary.kind === 'trunk' ? 'a SAM2 Hiera trunk (train from it; it cannot segment by itself)' : `SAM2-UNet, ${summary.preset ?? `embed_dim ${summary.embedDim}`}`;
+  return {
+    id: path,
+    name: name ?? (basename(path, extname(path)) === 'model' ? basename(dirname(path)) : basename(path, extname(path))),
+    kind,
+    regions: summary.kind === 'trunk' || summary.outChannels === 3 ? ['WT', 'TC', 'ET'] : ['WT'],
+    description: description ?? `${what}: ${path}`,
+  };
+}
+
+/** The middle axial slice of `volume`, windowed to 8-bit grey and shrunk (nearest) to fit `size`. */
+export function thumbnail(volume: Volume, window: DisplayWindow, size: number): Thumbnail {
+  const [nx, ny, nz] = volume.dims;
+  const scale = Math.min(1, size / Math.max(nx, ny));
+  const width = Math.max(1, Math.round(nx * scale));
+  const height = Math.max(1, Math.round(ny * scale));
+  const k = Math.floor(nz / 2);
+  const plane = volume.sliceView(k);
+  const step = volume.components;
+  const lo = window.center - window.width / 2;
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const sy = Math.min(ny - 1, Math.floor((y + 0.5) / scale));
+    for (let x = 0; x < width; x++) {
+      const sx = Math.min(nx - 1, Math.floor((x + 0.5) / scale));
+      const value = plane[(sy * nx + sx) * step]! * volume.slope + volume.intercept;
+      out[y * width + x] = Math.max(0, Math.min(255, Math.round(((value - lo) / window.width) * 255)));
+    }
+  }
+  return { width, height, data: out };
 }
 
 export function suggestedExportName(studyName: string, format: ExportFormat): string {

@@ -45,7 +45,7 @@ export default defineCommand({
     json: { type: 'boolean', description: 'one JSON line per step and per validation on stdout' },
   },
   async run(args, io) {
-    const [{ train }, { STRATEGIES, LORA_DEFAULTS }, { LOSS_VARIANTS }] = await Promise.all([
+    const [{ train, TRAIN_DEFAULTS }, { STRATEGIES }, { LOSS_VARIANTS }] = await Promise.all([
       import('../../core/train/trainer.ts'),
       import('../../core/train/train-graph.ts'),
       import('../../core/train/loss.ts'),
@@ -62,7 +62,7 @@ export default defineCommand({
     const config = hieraConfigOption(stringOption(args, 'config'));
     const checkpoint = stringOption(args, 'checkpoint');
     if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
-    const size = positiveInt(args, 'size', 352)!;
+    const size = positiveInt(args, 'size', TRAIN_DEFAULTS.size)!;
     if (size % 32) throw new UserError('--size must be a multiple of 32');
     const json = args.values.json === true;
     const controller = new AbortController();
@@ -80,18 +80,18 @@ export default defineCommand({
           init: checkpoint ? { checkpoint, config } : { fresh: config! },
           out,
           strategy: strategy as 'adapter' | 'lora' | 'full',
-          lora: { rank: positiveInt(args, 'lora-rank', LORA_DEFAULTS.rank)!, alpha: numberOption(args, 'lora-alpha', LORA_DEFAULTS.alpha)! },
+          lora: { rank: positiveInt(args, 'lora-rank', TRAIN_DEFAULTS.loraRank)!, alpha: numberOption(args, 'lora-alpha', TRAIN_DEFAULTS.loraAlpha)! },
           epochs: positiveInt(args, 'epochs'),
           steps: positiveInt(args, 'steps'),
-          batch: positiveInt(args, 'batch', 12)!,
-          lr: numberOption(args, 'lr', 1e-3)!,
-          weightDecay: numberOption(args, 'weight-decay', 5e-4)!,
+          batch: positiveInt(args, 'batch', TRAIN_DEFAULTS.batch)!,
+          lr: numberOption(args, 'lr', TRAIN_DEFAULTS.lr)!,
+          weightDecay: numberOption(args, 'weight-decay', TRAIN_DEFAULTS.weightDecay)!,
           size: [size, size],
           channels: list(args, 'channels'),
           regions,
-          seed: numberOption(args, 'seed', 0)!,
-          emptyRatio: numberOption(args, 'empty-ratio', 0.25)!,
-          checkpointEvery: positiveInt(args, 'checkpoint-every', 50)!,
+          seed: numberOption(args, 'seed', TRAIN_DEFAULTS.seed)!,
+          emptyRatio: numberOption(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio)!,
+          checkpointEvery: positiveInt(args, 'checkpoint-every', TRAIN_DEFAULTS.checkpointEvery)!,
           validateEvery: numberOption(args, 'validate-every', 1),
           loss: loss as 'official' | 'weighted-bce',
           resume: args.values.resume === true,

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { rebuildError, startTsWorker } from '../util/worker.ts';
 import { UserError, FileError, errorMessage } from '../errors.ts';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
@@ -196,14 +197,7 @@ interface ErrorMessage {
 }
 type WorkerReply = ReadyMessage | ResultMessage | ErrorMessage | { type: 'note'; message: string };
 
-const BOOTSTRAP = new URL('./worker-bootstrap.mjs', import.meta.url);
-const ENTRY = new URL('./session-worker.ts', import.meta.url).href;
-
-function rebuildError(e: ErrorMessage): Error {
-  const err = e.name === 'UserError' || e.name === 'FileError' ? new UserError(e.message) : new Error(e.message);
-  if (e.stack) err.stack = e.stack;
-  return err;
-}
+const ENTRY = new URL('./session-worker.ts', import.meta.url);
 
 /** The ArrayBuffers to transfer for these typed arrays (each once; shared memory never). */
 export function transferList(arrays: Iterable<ArrayBufferView>): ArrayBuffer[] {
@@ -254,7 +248,7 @@ export class SessionClient {
    */
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<SessionClient> {
     if (typeof model === 'string' && !existsSync(model)) throw new FileError(model, 'model file not found');
-    const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY } });
+    const worker = startTsWorker(ENTRY);
     const transfer = typeof model === 'string' ? [] : transferList([model]);
     const ready = await new Promise<ReadyMessage>((resolve, reject) => {
       const onMessage = (m: WorkerReply): void => {

@@ -51,6 +51,20 @@ export interface TrainOptions {
   validateEvery?: number;
 }
 
+/** The defaults of every front end (CLI, app): the official recipe where it has one. */
+export const TRAIN_DEFAULTS = {
+  epochs: 20,
+  batch: 12,
+  lr: 1e-3,
+  weightDecay: 5e-4,
+  size: 352,
+  seed: 0,
+  emptyRatio: 0.25,
+  checkpointEvery: 50,
+  loraRank: LORA_DEFAULTS.rank,
+  loraAlpha: LORA_DEFAULTS.alpha,
+} as const;
+
 export interface StepEvent {
   step: number;
   totalSteps: number;
@@ -147,7 +161,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, seed: o.seed }).length;
   const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
   if (stepsPerEpoch < 1) throw new UserError(`the data gives ${slicesPerEpoch} training slices per epoch, fewer than one batch of ${o.batch}`);
-  const totalSteps = o.steps ?? (o.epochs ?? 20) * stepsPerEpoch;
+  const totalSteps = o.steps ?? (o.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch;
 
   const initial = await initialWeights(o, outChannels);
   const { config } = initial;

@@ -22,6 +22,14 @@ describe('api.ts request validators', () => {
     chooseStudyPath: {},
     chooseExportPath: { studyId: 's1', format: 'nifti' },
     exportMasks: { studyId: 's1', format: 'dicom-seg', source: 'prediction', path: '/out/x.dcm' },
+    getThumbnail: { studyId: 's1', sequence: 'flair', size: 96 },
+    chooseModelPath: {},
+    addModel: { path: '/m.pth' },
+    train: { data: ['/data/BraTS20_Training_001'], val: ['/data/BraTS20_Training_004'], strategy: 'lora', steps: 10, batch: 2, lr: 1e-4, size: 128, loraRank: 4, loraAlpha: 8, name: 'run-1', resume: false, model: '/m.pth' },
+    listTrainingRuns: {},
+    recentStudies: {},
+    getSettings: {},
+    updateSettings: { device: 'cpu', overlayOpacity: 0.4, overlayMode: 'outline', labelColors: { necrotic: '#f00', edema: '#0f0', enhancing: '#ff0' } },
   };
 
   it('has a valid example for every method, and accepts it', () => {
@@ -44,6 +52,15 @@ describe('api.ts request validators', () => {
     ['exportMasks', { studyId: 's', format: 'png', source: 'prediction' }, /format must be one of/],
     ['segment', { studyId: 's', device: 7 }, /device must be a string/],
     ['capabilities', { x: 1 }, /not expected/],
+    ['train', { data: '/a', strategy: 'adapter' }, /train.data must be an array/],
+    ['train', { data: ['/a'], strategy: 'sgd' }, /strategy must be one of adapter, lora, full/],
+    ['train', { data: ['/a'], strategy: 'full', steps: 1.5 }, /steps must be an integer/],
+    ['train', { data: ['/a'], strategy: 'full', batch: 0 }, /batch must be ≥ 1/],
+    ['train', { data: Array(1001).fill('/a'), strategy: 'full' }, /more than 1000 items/],
+    ['getThumbnail', { studyId: 's', sequence: 'flair', size: 100000 }, /size must be ≤ 512/],
+    ['updateSettings', { overlayOpacity: 2 }, /overlayOpacity must be ≤ 1/],
+    ['updateSettings', { labelColors: { necrotic: '#f00' } }, /labelColors.edema is missing/],
+    ['updateSettings', { theme: 'dark' }, /theme is not expected/],
   ])('refuses %s %j', (method, request, message) => {
     expect(validateRequest(method, request)).toMatch(message);
   });

@@ -1,5 +1,5 @@
 /**
- * The api service with the real reader and writers (api-ports defaultPorts) and a stand-in
+ * The api service with the real reader and writers (api-ports createDefaultPorts) and a stand-in
  * model that predicts the ground truth shifted by a few voxels: checks the export wiring end to
  * end (NIfTI read back voxel for voxel, DICOM SEG parsed back, report files written) without
  * the minutes a real model run takes here.
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { ApiEvent, ExportFormat } from '../../../main/core/api.ts';
-import { defaultPorts } from '../../../main/core/api-ports.ts';
+import { createDefaultPorts } from '../../../main/core/api-ports.ts';
 import type { Ports } from '../../../main/core/api-ports.ts';
 import { WorkstationService } from '../../../main/core/api-service.ts';
 
@@ -19,7 +19,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 /** Real ports except the model: label 2 wherever the image is bright, one slice at a time. */
 const ports: Ports = {
-  ...defaultPorts,
+  ...createDefaultPorts(),
   async segmentation() {
     return {
       availability: { available: true },

@@ -52,6 +52,16 @@ export function fakePorts(calls: FakeCalls = { written: [] }, options: { segment
         },
       };
     },
+    async bundledModel() {
+      return null;
+    },
+    async inspectCheckpoint(path) {
+      if (!path.endsWith('.pth')) throw new Error(`${path}: not a checkpoint`);
+      return { kind: 'sam2unet', outChannels: 3, embedDim: 8, preset: null };
+    },
+    async training() {
+      return { availability: { available: false, reason: 'no training in this test' } };
+    },
     async exporter(format) {
       if (format !== 'nifti') return { availability: { available: false, reason: `${format} not in this test` } };
       return {

@@ -1,0 +1,38 @@
+/** The job worker's entry point (started by job-host.ts): runs jobs, streams their events. */
+import { parentPort } from 'node:worker_threads';
+import { postTransferring } from '../onnx/session.ts';
+import { serializeError } from '../util/worker.ts';
+import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+
+const port = parentPort!;
+const running = new Map<number, AbortController>();
+
+const send = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => postTransferring(port, message, transfer);
+
+async function start(id: number, kind: keyof JobKinds, payload: unknown): Promise<void> {
+  const controller = new AbortController();
+  running.set(id, controller);
+  const post = (event: unknown, transfer?: ArrayBuffer[]) => send({ type: 'event', id, event }, transfer);
+  try {
+    const value =
+      kind === 'segment'
+        ? await runSegmentJob(payload as JobKinds['segment']['payload'], post, controller.signal)
+        : kind === 'train'
+          ? await runTrainJob(payload as JobKinds['train']['payload'], post, controller.signal)
+          : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
+    send({ type: 'result', id, value });
+  } catch (err) {
+    send({ type: 'error', id, error: serializeError(err) });
+  } finally {
+    running.delete(id);
+  }
+}
+
+port.on('message', (m: HostMessage) => {
+  if (m.type === 'start') void start(m.id, m.kind, m.payload);
+  else if (m.type === 'cancel') running.get(m.id)?.abort();
+  else if (m.type === 'dispose') {
+    for (const controller of running.values()) controller.abort();
+    void releaseModels().finally(() => process.exit(0));
+  }
+});

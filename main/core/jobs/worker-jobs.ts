@@ -1,0 +1,167 @@
+/**
+ * The jobs that run inside the job worker (job-host.ts starts it), and the messages between the
+ * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
+ * slice masks come back as transferred buffers.
+ */
+import type { RegionDice } from '../api.ts';
+import type { SegmentationOutcome } from '../api-ports.ts';
+import type { Study } from '../io/study.ts';
+import { Volume, type VolumeInit } from '../io/volume.ts';
+import type { RegionResults } from '../metrics/evaluate.ts';
+import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
+import type { SerializedError } from '../util/worker.ts';
+import type { CheckpointModel } from './model.ts';
+
+export interface StudyData {
+  name: string;
+  kind: Study['kind'];
+  source: string;
+  sequences: Record<string, VolumeInit>;
+  seg?: VolumeInit;
+}
+
+function volumeData(volume: Volume): VolumeInit {
+  const { geometry, slope, intercept, components, meta } = volume;
+  // a view into a bigger buffer (a 4-D NIfTI's frames share one) would otherwise be cloned whole
+  const data = volume.data.byteLength === volume.data.buffer.byteLength ? volume.data : volume.data.slice();
+  return { geometry, data, slope, intercept, components, meta };
+}
+
+/** The study as plain data; `sequences` limits the volumes sent to those a job needs. */
+export function studyToData(study: Study, sequences?: readonly string[]): StudyData {
+  const names = sequences?.filter((name) => study.sequences[name]) ?? Object.keys(study.sequences);
+  return {
+    name: study.name,
+    kind: study.kind,
+    source: study.source,
+    sequences: Object.fromEntries((names.length ? names : Object.keys(study.sequences)).map((name) => [name, volumeData(study.sequences[name]!)])),
+    ...(study.seg ? { seg: volumeData(study.seg) } : {}),
+  };
+}
+
+export function studyFromData(data: StudyData): Study {
+  return {
+    name: data.name,
+    kind: data.kind,
+    source: data.source,
+    sequences: Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, new Volume(init)])),
+    ...(data.seg ? { seg: new Volume(data.seg) } : {}),
+  };
+}
+
+export interface SegmentJobPayload {
+  study: StudyData;
+  /** a SAM2-UNet checkpoint; default the bundled model */
+  checkpoint?: string;
+  device?: string;
+}
+export type SegmentJobEvent =
+  | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
+  | { kind: 'progress'; message: string };
+
+export type TrainJobEvent =
+  | { kind: 'start'; info: Parameters<NonNullable<TrainEvents['start']>>[0] }
+  | { kind: 'step'; step: StepEvent }
+  | { kind: 'validation'; result: ValidationResult }
+  | { kind: 'checkpoint'; path: string; step: number }
+  | { kind: 'message'; text: string };
+
+/** What a checkpoint file holds, checked by reading it (without building a model). */
+export interface CheckpointSummary {
+  kind: 'sam2unet' | 'trunk';
+  outChannels: number;
+  embedDim: number;
+  preset: string | null;
+}
+
+export interface JobKinds {
+  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
+  inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
+  train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
+}
+export type JobKind = keyof JobKinds;
+
+export type HostMessage = { type: 'start'; id: number; kind: JobKind; payload: unknown } | { type: 'cancel'; id: number } | { type: 'dispose' };
+export type WorkerMessage =
+  | { type: 'event'; id: number; event: unknown }
+  | { type: 'result'; id: number; value: unknown }
+  | { type: 'error'; id: number; error: SerializedError };
+
+export type Post<E> = (event: E, transfer?: ArrayBuffer[]) => void;
+
+/** The job's per-region metrics as the API's Dice; a binary model's one region counts as WT. */
+export function diceOf(regions: RegionResults | Record<string, { dice: number }> | null): RegionDice | null {
+  if (!regions) return null;
+  const byName = regions as Record<string, { dice: number } | undefined>;
+  const pick = (name: string) => byName[name]?.dice ?? null;
+  return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
+}
+
+// Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch may
+// still be running in the session's worker, which must not be torn down under it.
+const loadedModels = new Map<string, Promise<CheckpointModel>>();
+
+export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
+  const [{ segmentStudy }, { sliceModelFromCheckpoint, bundledModel }, { parseDevice }, { presetName }] = await Promise.all([
+    import('./segment.ts'),
+    import('./model.ts'),
+    import('../onnx/session.ts'),
+    import('../model/config.ts'),
+  ]);
+  const progress = (message: string) => post({ kind: 'progress', message });
+  const source = payload.checkpoint ? { checkpoint: payload.checkpoint, config: undefined, size: undefined } : await bundledModel();
+  const device = parseDevice(payload.device);
+  const key = `${source.checkpoint}\0${device}\0${source.size?.join('x') ?? ''}`;
+  let loading = loadedModels.get(key);
+  if (!loading) {
+    progress(`loading the model ${source.checkpoint}`);
+    loading = sliceModelFromCheckpoint(source.checkpoint, { config: source.config, size: source.size, device, onMessage: progress });
+    loadedModels.set(key, loading);
+    loading.catch(() => loadedModels.delete(key));
+  }
+  const model = await loading;
+  progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
+  const outcome = await segmentStudy(studyFromData(payload.study), model, { signal }, {
+    slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
+  });
+  return {
+    device: model.provider,
+    dice: diceOf(outcome.summary.metrics),
+    run: {
+      checkpoint: source.checkpoint,
+      preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
+      device: model.provider,
+      inputSize: model.inputSize[0],
+      regions: outcome.summary.regions,
+      loadMs: model.loadMs,
+      ms: outcome.summary.ms,
+    },
+  };
+}
+
+export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEvent>, signal: AbortSignal): Promise<TrainResult> {
+  const { train } = await import('../train/trainer.ts');
+  return train(
+    options,
+    {
+      start: (info) => post({ kind: 'start', info }),
+      step: (step) => post({ kind: 'step', step }),
+      validation: (result) => post({ kind: 'validation', result }),
+      checkpoint: (path, step) => post({ kind: 'checkpoint', path, step }),
+      message: (text) => post({ kind: 'message', text }),
+    },
+    signal,
+  );
+}
+
+export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {
+  const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
+  const checkpoint = await readCheckpoint(path);
+  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null };
+}
+
+export async function releaseModels(): Promise<void> {
+  const models = [...loadedModels.values()];
+  loadedModels.clear();
+  await Promise.all(models.map((m) => m.then((model) => model.dispose(), () => undefined)));
+}

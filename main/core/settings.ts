@@ -1,0 +1,131 @@
+/**
+ * What the workstation remembers between sessions: the settings, the recently opened studies
+ * and the checkpoints the user added. One JSON file, written atomically; a file that cannot be
+ * read is set aside (never overwritten) and the defaults are used, so nothing is lost silently.
+ */
+import { readFile, rename } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import type { RecentStudy, Settings } from './api.ts';
+import { requestValidators } from './api.ts';
+import { errorMessage } from './errors.ts';
+import { writeFileAtomic } from './util/fs.ts';
+
+export const DEFAULT_SETTINGS: Settings = {
+  device: 'auto',
+  overlayOpacity: 0.5,
+  overlayMode: 'fill',
+  // the BraTS convention most viewers use: necrotic core red, edema green, enhancing yellow
+  labelColors: { necrotic: '#ff3b30', edema: '#34c759', enhancing: '#ffd60a' },
+};
+
+const MAX_RECENT = 12;
+const MAX_MODELS = 64;
+
+interface StoredState {
+  version: 1;
+  settings: Settings;
+  recent: RecentStudy[];
+  /** checkpoint files the user added, most recent first */
+  models: string[];
+}
+
+const fresh = (): StoredState => ({ version: 1, settings: structuredClone(DEFAULT_SETTINGS), recent: [], models: [] });
+
+export class SettingsStore {
+  readonly file: string | undefined;
+  #state: StoredState = fresh();
+  #loaded = false;
+  /** writes are chained so that two quick updates never race on the temp file */
+  #writing: Promise<void> = Promise.resolve();
+  readonly #log: (line: string) => void;
+
+  /** Without a file the store lives in memory only (tests, throwaway servers). */
+  constructor(file?: string, log: (line: string) => void = () => {}) {
+    this.file = file ? resolve(file) : undefined;
+    this.#log = log;
+  }
+
+  async #load(): Promise<StoredState> {
+    if (this.#loaded || !this.file) {
+      this.#loaded = true;
+      return this.#state;
+    }
+    this.#loaded = true;
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log(`cannot read ${this.file} (${errorMessage(err)}); using the defaults`);
+      return this.#state;
+    }
+    const parsed = parseStoredState(text);
+    if (typeof parsed === 'string') {
+      const aside = `${this.file}.unreadable-${Date.now()}`;
+      this.#log(`${this.file}: ${parsed}; kept as ${basename(aside)}, using the defaults`);
+      await rename(this.file, aside).catch(() => undefined);
+      return this.#state;
+    }
+    this.#state = parsed;
+    return this.#state;
+  }
+
+  async #save(): Promise<void> {
+    const file = this.file;
+    if (!file) return;
+    const text = `${JSON.stringify(this.#state, null, 2)}\n`;
+    this.#writing = this.#writing.then(() => writeFileAtomic(file, text)).catch((err: unknown) => this.#log(`cannot save ${file}: ${errorMessage(err)}`));
+    await this.#writing;
+  }
+
+  async settings(): Promise<Settings> {
+    return structuredClone((await this.#load()).settings);
+  }
+
+  async updateSettings(changes: Partial<Settings>): Promise<Settings> {
+    const state = await this.#load();
+    state.settings = { ...state.settings, ...changes, labelColors: { ...state.settings.labelColors, ...changes.labelColors } };
+    await this.#save();
+    return structuredClone(state.settings);
+  }
+
+  async recent(): Promise<RecentStudy[]> {
+    return structuredClone((await this.#load()).recent);
+  }
+
+  async addRecent(path: string, name: string): Promise<void> {
+    const state = await this.#load();
+    const canonical = resolve(path);
+    state.recent = [{ path: canonical, name, openedAt: new Date().toISOString() }, ...state.recent.filter((r) => r.path !== canonical)].slice(0, MAX_RECENT);
+    await this.#save();
+  }
+
+  async models(): Promise<string[]> {
+    return [...(await this.#load()).models];
+  }
+
+  async addModel(path: string): Promise<void> {
+    const state = await this.#load();
+    const canonical = resolve(path);
+    state.models = [canonical, ...state.models.filter((m) => m !== canonical)].slice(0, MAX_MODELS);
+    await this.#save();
+  }
+}
+
+/** The stored state, or why it cannot be used. Every field is checked: the file is user-editable. */
+export function parseStoredState(text: string): StoredState | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `not valid JSON (${errorMessage(err)})`;
+  }
+  if (typeof value !== 'object' || value === null) return 'not a JSON object';
+  const record = value as Partial<StoredState>;
+  if (record.version !== 1) return `unknown version ${JSON.stringify(record.version)}`;
+  const settings = { ...DEFAULT_SETTINGS, ...(record.settings ?? {}) };
+  const problem = requestValidators.updateSettings(settings, 'settings');
+  if (problem) return problem;
+  const recent = Array.isArray(record.recent) ? record.recent.filter((r): r is RecentStudy => typeof r?.path === 'string' && typeof r.name === 'string' && typeof r.openedAt === 'string') : [];
+  const models = Array.isArray(record.models) ? record.models.filter((m): m is string => typeof m === 'string') : [];
+  return { version: 1, settings, recent: recent.slice(0, MAX_RECENT), models: models.slice(0, MAX_MODELS) };
+}
