@@ -1,6 +1,8 @@
 /**
- * The renderer's state and actions (Svelte 5 runes). Components read it and call its methods;
- * they hold no logic of their own.
+ * The renderer's state and actions for the study on screen (Svelte 5 runes): the studies, the
+ * volume, the cursor the three views share, the overlay, the segmentation run, the exports and
+ * the settings. Components read it and call its methods; they hold no logic of their own.
+ * Training has its own state (training.svelte.ts).
  */
 import type {
   ApiEvent,
@@ -9,10 +11,21 @@ import type {
   DisplayWindow,
   ExportFormat,
   MaskSource,
+  ModelInfo,
+  OpenStudyResult,
+  RecentStudy,
   RegionDice,
+  Settings,
   StudySummary,
+  Thumbnail,
+  Vec3,
   VolumeData,
 } from '../../../main/core/api.ts';
+import { DEFAULT_LABEL_COLORS, labelLut } from './overlay.ts';
+import type { OverlaySource } from './overlay.ts';
+import { planeAxes } from './planes.ts';
+import type { ViewName } from './planes.ts';
+import { windowPresets } from './presets.ts';
 
 export interface SliceScore {
   index: number;
@@ -39,39 +52,63 @@ export interface ExportRecord {
   downloadUrl?: string;
 }
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+/** What the app shows before (or without) the service's settings. */
+export const DEFAULT_SETTINGS: Settings = { device: 'auto', overlayOpacity: 0.5, overlayMode: 'fill', labelColors: DEFAULT_LABEL_COLORS };
+
+export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class Session {
   readonly api: ClientApi;
   capabilities = $state<Capabilities | null>(null);
+  settings = $state<Settings>(DEFAULT_SETTINGS);
+  recent = $state<RecentStudy[]>([]);
   studies = $state<StudySummary[]>([]);
   notes = $state<string[]>([]);
   study = $state<StudySummary | null>(null);
   sequence = $state('');
-  slice = $state(0);
   window = $state<DisplayWindow>({ center: 0, width: 1 });
   volume = $state.raw<VolumeData | null>(null);
+  /** the voxel (i, j, k) the three views go through */
+  cursor = $state<Vec3>([0, 0, 0]);
+  /** the view that keyboard slice stepping moves (the last one pointed at) */
+  activeView = $state<ViewName>('axial');
   groundTruth = $state.raw<Uint8Array | null>(null);
   /** filled slice by slice while a segmentation streams in; `maskVersion` bumps on every change */
   prediction = $state.raw<Uint8Array | null>(null);
   maskVersion = $state(0);
-  showGroundTruth = $state(true);
-  showPrediction = $state(true);
+  overlayVisible = $state(true);
+  overlaySource = $state<OverlaySource>('groundTruth');
+  showCrosshair = $state(true);
+  models = $state<ModelInfo[]>([]);
+  /** a ModelInfo id, or '' for the service's bundled default */
+  model = $state('');
+  device = $state('auto');
+  /** the dialog on screen */
+  dialog = $state<'export' | 'settings' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
   job = $state<JobState | null>(null);
   scores = $state<SliceScore[]>([]);
   exports = $state<ExportRecord[]>([]);
   #volumes = new Map<string, VolumeData>();
+  #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
   constructor(api: ClientApi) {
     this.api = api;
     api.onEvent((event) => this.#onEvent(event));
   }
 
+  /** Axial slice count: the slices a segmentation streams and the Dice chart plots. */
   get sliceCount(): number {
     return this.study?.dims[2] ?? 0;
   }
+
+  get axialSlice(): number {
+    return this.cursor[2];
+  }
+
+  /** Packed label colours for the overlay, from the settings. */
+  lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity));
 
   async #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
     this.busy = label;
@@ -86,21 +123,77 @@ export class Session {
     }
   }
 
-  async start(): Promise<void> {
-    this.capabilities = (await this.#run('connecting', () => this.api.capabilities({}))) ?? null;
+  /** A call whose failure must not interrupt the user (lists, settings): the fallback is used. */
+  async #quiet<T>(action: () => Promise<T>, fallback: T): Promise<T> {
+    try {
+      return await action();
+    } catch {
+      return fallback;
+    }
   }
 
-  async open(path: string): Promise<void> {
+  async start(): Promise<void> {
+    this.capabilities = (await this.#run('connecting', () => this.api.capabilities({}))) ?? null;
+    const [settings, recent] = await Promise.all([this.#quiet(() => this.api.getSettings({}), DEFAULT_SETTINGS), this.#quiet(() => this.api.recentStudies({}), [])]);
+    this.settings = settings;
+    this.device = settings.device;
+    this.recent = recent;
+    await this.refreshModels();
+  }
+
+  async refreshModels(): Promise<void> {
+    this.models = await this.#quiet(() => this.api.listModels({}), []);
+    const bundled = this.models.find((m) => m.kind === 'bundled');
+    if (!this.models.some((m) => m.id === this.model)) this.model = bundled?.id ?? '';
+  }
+
+  async updateSettings(change: Partial<Settings>): Promise<void> {
+    // shown at once; the service's answer (what it persisted) follows
+    this.settings = { ...this.settings, ...change };
+    const saved = await this.#quiet(() => this.api.updateSettings(change), null);
+    if (saved) this.settings = saved;
+  }
+
+  async open(path: string): Promise<boolean> {
     const trimmed = path.trim();
     if (!trimmed) {
       this.error = 'type the path of a study folder or file first';
-      return;
+      return false;
     }
-    const result = await this.#run(`opening ${trimmed}`, () => this.api.openStudy({ path: trimmed }));
-    if (!result) return;
+    return this.#opened(await this.#run(`opening ${trimmed}`, () => this.api.openStudy({ path: trimmed })));
+  }
+
+  /** Electron: a file or folder dropped on the window (the preload knows its path). */
+  async openDropped(file: File): Promise<boolean> {
+    const openDropped = this.api.openDropped;
+    if (!openDropped) return false;
+    return this.#opened(await this.#run(`opening ${file.name}`, () => openDropped(file)));
+  }
+
+  async #opened(result: OpenStudyResult | undefined): Promise<boolean> {
+    if (!result) return false;
     this.studies = [...this.studies, ...result.studies];
     this.notes = result.notes;
     if (result.studies[0]) await this.select(result.studies[0]);
+    this.recent = await this.#quiet(() => this.api.recentStudies({}), this.recent);
+    return true;
+  }
+
+  /** A sequence's thumbnail, fetched once; null when the service cannot make one. */
+  thumbnail(studyId: string, sequence: string, size: number): Promise<Thumbnail | null> {
+    const key = `${studyId}/${sequence}/${size}`;
+    let pending = this.#thumbnails.get(key);
+    if (!pending) {
+      pending = this.#quiet(() => this.api.getThumbnail({ studyId, sequence, size }), null);
+      this.#thumbnails.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Opens the study on screen in another sequence (from the study list). */
+  async selectSequence(study: StudySummary, sequence: string): Promise<void> {
+    if (this.study?.id !== study.id) await this.select(study);
+    if (this.study?.id === study.id) await this.setSequence(sequence);
   }
 
   /** Electron: pick a study in the native dialog, then open it */
@@ -121,7 +214,8 @@ export class Session {
     this.scores = [];
     this.job = null;
     this.exports = [];
-    this.slice = Math.floor(study.dims[2] / 2);
+    this.overlaySource = 'groundTruth';
+    this.cursor = study.dims.map((n) => Math.floor(n / 2)) as Vec3;
     const preferred = study.sequences.find((s) => s.name === 'flair') ?? study.sequences[0];
     if (preferred) await this.setSequence(preferred.name);
     if (study.hasGroundTruth) {
@@ -145,13 +239,30 @@ export class Session {
     this.volume = volume;
   }
 
-  setSlice(k: number): void {
-    const last = this.sliceCount - 1;
-    this.slice = Math.max(0, Math.min(last, Math.round(k)));
+  /** The slice view `view` shows. */
+  sliceOf(view: ViewName): number {
+    return this.study ? this.cursor[planeAxes(this.study, view).slice] : 0;
   }
 
-  step(delta: number): void {
-    this.setSlice(this.slice + delta);
+  sliceCountOf(view: ViewName): number {
+    return this.study ? this.study.dims[planeAxes(this.study, view).slice] : 0;
+  }
+
+  setSliceOf(view: ViewName, s: number): void {
+    if (!this.study) return;
+    const axis = planeAxes(this.study, view).slice;
+    const next = [...this.cursor] as Vec3;
+    next[axis] = Math.max(0, Math.min(this.study.dims[axis] - 1, Math.round(s)));
+    this.cursor = next;
+  }
+
+  step(view: ViewName, delta: number): void {
+    this.setSliceOf(view, this.sliceOf(view) + delta);
+  }
+
+  /** Crosshair sync: a point picked in one view moves the other two to it. */
+  setCursor(ijk: Vec3): void {
+    this.cursor = ijk;
   }
 
   setWindow(window: DisplayWindow): void {
@@ -162,17 +273,55 @@ export class Session {
     if (this.volume) this.window = { ...this.volume.window };
   }
 
-  /** `checkpoint`: a model file on the service's machine; empty uses the bundled model */
-  async segment(checkpoint = ''): Promise<void> {
+  applyPreset(index: number): void {
+    const summary = this.study?.sequences.find((s) => s.name === this.sequence);
+    const preset = summary ? windowPresets(summary)[index] : undefined;
+    if (preset) this.setWindow(preset.window);
+  }
+
+  /** Which overlays make sense now: ground truth and difference need the ground truth, etc. */
+  get overlaySources(): OverlaySource[] {
+    const sources: OverlaySource[] = [];
+    if (this.prediction) sources.push('prediction');
+    if (this.groundTruth) sources.push('groundTruth');
+    if (this.prediction && this.groundTruth) sources.push('difference');
+    return sources;
+  }
+
+  async addModel(path: string): Promise<void> {
+    const trimmed = path.trim();
+    if (!trimmed) {
+      this.error = 'type the path of a checkpoint first';
+      return;
+    }
+    const added = await this.#run('checking the checkpoint', () => this.api.addModel({ path: trimmed }));
+    if (!added) return;
+    await this.refreshModels();
+    if (!this.models.some((m) => m.id === added.id)) this.models = [...this.models, added];
+    this.model = added.id;
+  }
+
+  /** Electron: pick a checkpoint in the native dialog, then add it */
+  async browseModel(): Promise<void> {
+    const chosen = await this.#run('choosing a checkpoint', () => this.api.chooseModelPath({}));
+    if (chosen) await this.addModel(chosen.path);
+  }
+
+  /** `checkpoint`: a model path on the service's machine; '' uses the bundled default */
+  async segment(checkpoint = this.model): Promise<void> {
     const study = this.study;
     if (!study) return;
     const path = checkpoint.trim();
-    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}) }));
+    const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
+    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device }));
     if (!started) return;
     const [nx, ny, nz] = study.dims;
     this.prediction = new Uint8Array(nx * ny * nz);
     this.maskVersion++;
     this.scores = [];
+    this.exports = [];
+    this.overlaySource = 'prediction';
+    this.overlayVisible = true;
     this.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
   }
 
@@ -198,6 +347,7 @@ export class Session {
   }
 
   #onEvent(event: ApiEvent): void {
+    if (event.type === 'menu') return;
     const job = this.job;
     if (!job || event.jobId !== job.id) return;
     switch (event.type) {

@@ -1,7 +1,13 @@
 /**
- * The axial viewport: a Cornerstone3D stack viewport fed with the slices of a VolumeData (local
- * images, no image loader round trips), plus a canvas overlay for the label maps, kept aligned
- * with Cornerstone's camera through worldToCanvas on every render.
+ * One orthographic view (axial, sagittal or coronal): a Cornerstone3D stack viewport fed with the
+ * planes of a VolumeData (local images, no image-loader round trips), plus our canvas overlay for
+ * label maps and the crosshair, kept aligned with Cornerstone's camera through worldToCanvas on
+ * every render.
+ *
+ * Why stack viewports of resliced planes rather than Cornerstone volume viewports: volume
+ * viewports need WebGL, and on software GL the WebGL path shows wrong greys (see webglKind), so
+ * the CPU path must work too; stack viewports run on both. The planes come from planes.ts, the
+ * one place that says how a view maps to voxels.
  */
 import {
   Enums,
@@ -15,16 +21,23 @@ import {
   utilities,
 } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
-import type { DisplayWindow, VolumeData } from '../../../main/core/api.ts';
-import { paintLabels } from './overlay.ts';
+import type { DisplayWindow, Vec3, VolumeData } from '../../../main/core/api.ts';
+import { differencePlane, paintPlane } from './overlay.ts';
+import type { OverlaySource } from './overlay.ts';
+import { extractPlane, pixelOf, planeAxes, planeGeometry, planeSize, voxelAt } from './planes.ts';
+import type { PlaneAxes, ViewName } from './planes.ts';
 
-export interface OverlayLayer {
-  labels: Uint8Array;
-  alpha: number;
+/** What the overlay shows; null hides it. */
+export interface OverlayInput {
+  source: OverlaySource;
+  prediction: Uint8Array | null;
+  groundTruth: Uint8Array | null;
+  lut: Uint32Array;
   outline: boolean;
 }
 
-let initialised = false;
+/** Crosshair line colour per view: each view's slice is drawn in its colour on the other two. */
+export const VIEW_COLOURS: Record<ViewName, string> = { axial: '#4da3ff', sagittal: '#ff9f43', coronal: '#c56cf0' };
 
 /**
  * 'none', 'software' (SwiftShader, llvmpipe: headless machines, VMs) or 'hardware'. Measured
@@ -46,72 +59,78 @@ function webglKind(): 'none' | 'software' | 'hardware' {
   }
 }
 
-let nextEngine = 0;
-let nextStack = 0;
-
-interface PendingSlice {
+interface PendingPlane {
   volume: VolumeData;
-  z: number;
+  axes: PlaneAxes;
+  s: number;
   options: Omit<Parameters<typeof imageLoader.createAndCacheLocalImage>[1], 'scalarData'>;
 }
-/** Slices registered by setVolume, turned into images by the loader on first use. */
-const pendingSlices = new Map<string, PendingSlice>();
+/** Planes registered by setVolume, turned into images by the loader on first use. */
+const pendingPlanes = new Map<string, PendingPlane>();
 
-/** Real values of slice z in a type Cornerstone takes, in a buffer of its own. */
-function sliceScalars(volume: VolumeData, z: number): Int16Array | Uint16Array | Uint8Array | Float32Array {
-  const plane = volume.dims[0] * volume.dims[1];
-  const stored = volume.data.subarray(z * plane, (z + 1) * plane);
-  const native = stored instanceof Int16Array || stored instanceof Uint16Array || stored instanceof Uint8Array || stored instanceof Float32Array;
-  if (native && volume.slope === 1 && volume.intercept === 0) return stored.slice();
-  const out = new Float32Array(plane);
-  for (let i = 0; i < plane; i++) out[i] = Number(stored[i]) * volume.slope + volume.intercept;
+/** Real values of a plane in a type Cornerstone takes, in a buffer of its own. */
+function planeScalars({ volume, axes, s }: PendingPlane): Int16Array | Uint16Array | Uint8Array | Float32Array {
+  const { width, height } = planeSize(volume, axes);
+  const n = width * height;
+  const data = volume.data;
+  const plain = volume.slope === 1 && volume.intercept === 0;
+  if (plain && data instanceof Int16Array) return extractPlane(data, volume, axes, s, new Int16Array(n));
+  if (plain && data instanceof Uint16Array) return extractPlane(data, volume, axes, s, new Uint16Array(n));
+  if (plain && data instanceof Uint8Array) return extractPlane(data, volume, axes, s, new Uint8Array(n));
+  const out = extractPlane(data, volume, axes, s, new Float32Array(n));
+  if (!plain) for (let i = 0; i < n; i++) out[i] = out[i]! * volume.slope + volume.intercept;
   return out;
 }
 
-function registerSliceLoader(): void {
+let engine: RenderingEngine | null = null;
+let nextViewport = 0;
+let nextStack = 0;
+
+/** Cornerstone once per page: CPU or WebGL, the plane loader, one rendering engine for all views. */
+function sharedEngine(): RenderingEngine {
+  if (engine) return engine;
+  init();
+  // `?render=cpu` forces the CPU path (a way out for broken GPU drivers), `?render=gpu` WebGL.
+  const requested = new URLSearchParams(window.location.search).get('render');
+  if (requested === 'cpu' || (requested !== 'gpu' && webglKind() !== 'hardware')) setUseCPURendering(true);
   imageLoader.registerImageLoader('sam2unet', (imageId: string) => {
-    const pending = pendingSlices.get(imageId);
+    const pending = pendingPlanes.get(imageId);
     if (!pending) return { promise: Promise.reject(new Error(`${imageId} is no longer shown`)) };
-    pendingSlices.delete(imageId);
-    const image = imageLoader.createAndCacheLocalImage(imageId, { ...pending.options, scalarData: sliceScalars(pending.volume, pending.z) });
+    pendingPlanes.delete(imageId);
+    const image = imageLoader.createAndCacheLocalImage(imageId, { ...pending.options, scalarData: planeScalars(pending) });
     return { promise: Promise.resolve(image) };
   });
+  engine = new RenderingEngine('sam2unet');
+  return engine;
 }
 
-export class SliceViewer {
+export class PlaneViewer {
+  readonly view: ViewName;
+  /** 'webgl' or 'cpu': which Cornerstone rendering path is in use */
+  readonly backend: 'webgl' | 'cpu';
   readonly #element: HTMLDivElement;
   readonly #overlay: HTMLCanvasElement;
   readonly #engine: RenderingEngine;
-  readonly #viewportId = 'axial';
+  readonly #viewportId: string;
   #volume: VolumeData | null = null;
+  #axes: PlaneAxes | null = null;
   #imageIds: string[] = [];
-  #layers: OverlayLayer[] = [];
   #slice = 0;
+  #input: OverlayInput | null = null;
+  #cursor: Vec3 | null = null;
   #maskCanvas = document.createElement('canvas');
   #resizeObserver: ResizeObserver;
-  /** 'webgl' or 'cpu': which Cornerstone rendering path is in use */
-  readonly backend: 'webgl' | 'cpu';
 
-  constructor(element: HTMLDivElement, overlay: HTMLCanvasElement) {
-    if (!initialised) {
-      init();
-      // `?render=cpu` forces the CPU path (a way out for broken GPU drivers), `?render=gpu` WebGL.
-      const requested = new URLSearchParams(window.location.search).get('render');
-      if (requested === 'cpu' || (requested !== 'gpu' && webglKind() !== 'hardware')) setUseCPURendering(true);
-      registerSliceLoader();
-      initialised = true;
-    }
+  constructor(element: HTMLDivElement, overlay: HTMLCanvasElement, view: ViewName) {
+    this.#engine = sharedEngine();
     this.backend = getShouldUseCPURendering() ? 'cpu' : 'webgl';
+    this.view = view;
     this.#element = element;
     this.#overlay = overlay;
-    this.#engine = new RenderingEngine(`sam2unet-${nextEngine++}`);
-    this.#engine.enableElement({
-      viewportId: this.#viewportId,
-      type: Enums.ViewportType.STACK,
-      element,
-      defaultOptions: { background: [0, 0, 0] },
-    });
+    this.#viewportId = `${view}-${nextViewport++}`;
+    this.#engine.enableElement({ viewportId: this.#viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] } });
     element.addEventListener(EVENTS.IMAGE_RENDERED, this.#drawOverlay);
+    element.addEventListener(EVENTS.CAMERA_MODIFIED, this.#drawOverlay);
     this.#resizeObserver = new ResizeObserver(() => {
       this.#engine.resize(true, true);
       this.#drawOverlay();
@@ -124,64 +143,60 @@ export class SliceViewer {
   }
 
   /**
-   * Shows a new volume (or sequence) at slice `k`, replacing the previous stack. Only metadata
-   * is registered up front; each slice becomes a Cornerstone image when it is first shown
-   * (see the 'sam2unet' image loader below), so opening a volume costs one slice, not all.
+   * Shows a new volume (or sequence) at slice `s`, replacing the previous stack. Only metadata
+   * is registered up front; each plane becomes a Cornerstone image when it is first shown, so
+   * opening a volume costs one plane per view, not all of them.
    */
-  async setVolume(volume: VolumeData, k: number, window: DisplayWindow): Promise<void> {
+  async setVolume(volume: VolumeData, s: number, window: DisplayWindow): Promise<void> {
     this.#releaseImages();
     this.#volume = volume;
-    const [nx, ny, nz] = volume.dims;
-    const d = volume.direction;
-    // Geometry.direction is row-major with column c = index axis c; Cornerstone wants the
-    // row (x) cosines then the column (y) cosines.
-    const rowCosines = [d[0]!, d[3]!, d[6]!];
-    const columnCosines = [d[1]!, d[4]!, d[7]!];
-    const normal = [d[2]!, d[5]!, d[8]!];
-    const tag = `${volume.studyId}/${volume.sequence}/${nextStack++}`;
+    const axes = planeAxes(volume, this.view);
+    this.#axes = axes;
+    const { width, height, count } = planeSize(volume, axes);
+    const tag = `${volume.studyId}/${volume.sequence}/${this.view}/${nextStack++}`;
     const frameOfReferenceUID = `sam2unet.${volume.studyId}`;
-    this.#imageIds = [];
-    for (let z = 0; z < nz; z++) {
-      const imageId = `sam2unet:${tag}/${z}`;
-      const origin = volume.origin.map((o, r) => o + normal[r]! * volume.spacing[2] * z) as Types.Point3;
-      pendingSlices.set(imageId, {
+    for (let k = 0; k < count; k++) {
+      const imageId = `sam2unet:${tag}/${k}`;
+      const g = planeGeometry(volume, axes, k);
+      pendingPlanes.set(imageId, {
         volume,
-        z,
+        axes,
+        s: k,
         options: {
-          dimensions: [nx, ny],
-          spacing: [volume.spacing[0], volume.spacing[1]],
-          origin,
-          direction: [...rowCosines, ...columnCosines, ...normal] as Types.Mat3,
+          dimensions: [width, height],
+          spacing: [g.columnSpacing, g.rowSpacing],
+          origin: g.origin as Types.Point3,
+          direction: [...g.rowCosines, ...g.columnCosines, ...g.normal] as Types.Mat3,
           frameOfReferenceUID,
         },
       });
       const add = (type: string, metadata: unknown) => utilities.genericMetadataProvider.addRaw(imageId, { type, metadata });
       add('imagePlaneModule', {
         frameOfReferenceUID,
-        rows: ny,
-        columns: nx,
-        imageOrientationPatient: [...rowCosines, ...columnCosines],
-        rowCosines,
-        columnCosines,
-        imagePositionPatient: origin,
-        pixelSpacing: [volume.spacing[1], volume.spacing[0]],
-        rowPixelSpacing: volume.spacing[1],
-        columnPixelSpacing: volume.spacing[0],
+        rows: height,
+        columns: width,
+        imageOrientationPatient: [...g.rowCosines, ...g.columnCosines],
+        rowCosines: g.rowCosines,
+        columnCosines: g.columnCosines,
+        imagePositionPatient: g.origin,
+        pixelSpacing: [g.rowSpacing, g.columnSpacing],
+        rowPixelSpacing: g.rowSpacing,
+        columnPixelSpacing: g.columnSpacing,
       });
       add('generalSeriesModule', { modality: 'MR', seriesInstanceUID: tag });
       add('voiLutModule', { windowCenter: [window.center], windowWidth: [window.width] });
       add('modalityLutModule', { rescaleSlope: 1, rescaleIntercept: 0 });
       this.#imageIds.push(imageId);
     }
-    this.#slice = k;
-    await this.#viewport.setStack(this.#imageIds, k);
+    this.#slice = s;
+    await this.#viewport.setStack(this.#imageIds, s);
     this.setWindow(window);
   }
 
-  async showSlice(k: number): Promise<void> {
-    if (!this.#volume || k === this.#slice) return;
-    this.#slice = k;
-    await this.#viewport.setImageIdIndex(k);
+  async showSlice(s: number): Promise<void> {
+    if (!this.#volume || s === this.#slice) return;
+    this.#slice = s;
+    await this.#viewport.setImageIdIndex(s);
   }
 
   setWindow(window: DisplayWindow): void {
@@ -191,15 +206,61 @@ export class SliceViewer {
     this.#viewport.render();
   }
 
-  setOverlays(layers: OverlayLayer[]): void {
-    this.#layers = layers;
+  setOverlay(input: OverlayInput | null): void {
+    this.#input = input;
     this.#drawOverlay();
+  }
+
+  setCursor(cursor: Vec3 | null): void {
+    this.#cursor = cursor;
+    this.#drawOverlay();
+  }
+
+  /** Multiplies the zoom (>1 magnifies), keeping the image centre where it is. */
+  zoomBy(factor: number): void {
+    if (!this.#volume) return;
+    const viewport = this.#viewport;
+    viewport.setZoom(Math.max(0.1, Math.min(50, viewport.getZoom() * factor)));
+    viewport.render();
+  }
+
+  /** Moves the image by (dx, dy) screen pixels. */
+  panBy(dx: number, dy: number): void {
+    if (!this.#volume) return;
+    const viewport = this.#viewport;
+    const [x, y] = viewport.getPan();
+    viewport.setPan([x + dx / viewport.getZoom(), y + dy / viewport.getZoom()] as Types.Point2);
+    viewport.render();
+  }
+
+  resetCamera(): void {
+    if (!this.#volume) return;
+    this.#viewport.resetCamera();
+    this.#viewport.render();
+  }
+
+  get zoom(): number {
+    return this.#volume ? this.#viewport.getZoom() : 1;
+  }
+
+  /** The voxel under a point of the element (CSS pixels from its top-left), or null off the image. */
+  pick(x: number, y: number): Vec3 | null {
+    const volume = this.#volume;
+    const axes = this.#axes;
+    const imageId = this.#imageIds[this.#slice];
+    if (!volume || !axes || !imageId) return null;
+    const world = this.#viewport.canvasToWorld([x, y] as Types.Point2);
+    const [c, r] = utilities.worldToImageCoords(imageId, world) as [number, number];
+    const { width, height } = planeSize(volume, axes);
+    const col = Math.floor(c);
+    const row = Math.floor(r);
+    if (col < 0 || row < 0 || col >= width || row >= height) return null;
+    return voxelAt(volume, axes, col, row, this.#slice);
   }
 
   /** The overlay canvas follows the image: pixel corners mapped through Cornerstone's camera. */
   #drawOverlay = (): void => {
     const canvas = this.#overlay;
-    const volume = this.#volume;
     const dpr = window.devicePixelRatio || 1;
     const width = this.#element.clientWidth;
     const height = this.#element.clientHeight;
@@ -210,40 +271,66 @@ export class SliceViewer {
     const ctx = canvas.getContext('2d')!;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (!volume || this.#layers.length === 0) return;
-    const [nx, ny] = volume.dims;
-    const mask = this.#maskCanvas;
-    if (mask.width !== nx || mask.height !== ny) {
-      mask.width = nx;
-      mask.height = ny;
-    }
-    const image = new ImageData(nx, ny);
-    const pixels = new Uint32Array(image.data.buffer);
-    for (const layer of this.#layers) paintLabels(pixels, layer.labels, this.#slice * nx * ny, nx, ny, layer.alpha, layer.outline);
-    mask.getContext('2d')!.putImageData(image, 0, 0);
-
-    const viewport = this.#viewport;
+    const volume = this.#volume;
+    const axes = this.#axes;
     const imageId = this.#imageIds[this.#slice];
-    if (!imageId) return;
+    if (!volume || !axes || !imageId) return;
+    const { width: w, height: h } = planeSize(volume, axes);
+    const viewport = this.#viewport;
     const corner = (i: number, j: number) => viewport.worldToCanvas(utilities.imageToWorldCoords(imageId, [i, j]) as Types.Point3);
     const p00 = corner(0, 0);
-    const p10 = corner(nx, 0);
-    const p01 = corner(0, ny);
-    ctx.imageSmoothingEnabled = false;
-    ctx.setTransform(
-      (dpr * (p10[0] - p00[0])) / nx,
-      (dpr * (p10[1] - p00[1])) / nx,
-      (dpr * (p01[0] - p00[0])) / ny,
-      (dpr * (p01[1] - p00[1])) / ny,
-      dpr * p00[0],
-      dpr * p00[1],
-    );
-    ctx.drawImage(mask, 0, 0);
+    const p10 = corner(w, 0);
+    const p01 = corner(0, h);
+    // image pixel (i, j) → device pixels of the overlay canvas
+    ctx.setTransform((dpr * (p10[0] - p00[0])) / w, (dpr * (p10[1] - p00[1])) / w, (dpr * (p01[0] - p00[0])) / h, (dpr * (p01[1] - p00[1])) / h, dpr * p00[0], dpr * p00[1]);
+    const labels = this.#labelPlane(volume, axes, w, h);
+    if (labels) {
+      const mask = this.#maskCanvas;
+      if (mask.width !== w || mask.height !== h) {
+        mask.width = w;
+        mask.height = h;
+      }
+      const image = new ImageData(w, h);
+      paintPlane(new Uint32Array(image.data.buffer), labels, w, h, this.#input!.lut, this.#input!.outline);
+      mask.getContext('2d')!.putImageData(image, 0, 0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(mask, 0, 0);
+    }
+    if (this.#cursor) this.#drawCrosshair(ctx, volume, axes, w, h, dpr);
   };
+
+  #labelPlane(volume: VolumeData, axes: PlaneAxes, w: number, h: number): Uint8Array | null {
+    const input = this.#input;
+    if (!input) return null;
+    const plane = (data: Uint8Array) => extractPlane(data, volume, axes, this.#slice, new Uint8Array(w * h));
+    if (input.source === 'prediction') return input.prediction ? plane(input.prediction) : null;
+    if (input.source === 'groundTruth') return input.groundTruth ? plane(input.groundTruth) : null;
+    if (!input.prediction || !input.groundTruth) return null;
+    return differencePlane(plane(input.prediction), plane(input.groundTruth), new Uint8Array(w * h));
+  }
+
+  /** The other two views' planes as lines through the cursor voxel's centre, in their colours. */
+  #drawCrosshair(ctx: CanvasRenderingContext2D, volume: VolumeData, axes: PlaneAxes, w: number, h: number, dpr: number): void {
+    const { c, r } = pixelOf(volume, axes, this.#cursor!);
+    const viewOf = (axis: number): ViewName => (axis === 0 ? 'sagittal' : axis === 1 ? 'coronal' : 'axial');
+    // lines are 1 device pixel wide whatever the zoom: undo the image scale for the stroke
+    const scale = Math.hypot(ctx.getTransform().a, ctx.getTransform().b) || 1;
+    ctx.lineWidth = dpr / scale;
+    ctx.beginPath();
+    ctx.strokeStyle = VIEW_COLOURS[viewOf(axes.col.axis)];
+    ctx.moveTo(c + 0.5, 0);
+    ctx.lineTo(c + 0.5, h);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.strokeStyle = VIEW_COLOURS[viewOf(axes.row.axis)];
+    ctx.moveTo(0, r + 0.5);
+    ctx.lineTo(w, r + 0.5);
+    ctx.stroke();
+  }
 
   #releaseImages(): void {
     for (const imageId of this.#imageIds) {
-      pendingSlices.delete(imageId);
+      pendingPlanes.delete(imageId);
       if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
     }
     this.#imageIds = [];
@@ -252,7 +339,8 @@ export class SliceViewer {
   destroy(): void {
     this.#resizeObserver.disconnect();
     this.#element.removeEventListener(EVENTS.IMAGE_RENDERED, this.#drawOverlay);
+    this.#element.removeEventListener(EVENTS.CAMERA_MODIFIED, this.#drawOverlay);
     this.#releaseImages();
-    this.#engine.destroy();
+    this.#engine.disableElement(this.#viewportId);
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * Actions the application menu (the `menu` event), the keyboard and the deep link trigger, in
+ * one place, so a shortcut and its menu item cannot do different things.
+ */
+import type { MenuAction } from '../../../main/core/api.ts';
+import type { Session } from './session.svelte.ts';
+import type { Training } from './training.svelte.ts';
+
+export function runMenuAction(action: MenuAction, session: Session, training: Training): void {
+  switch (action) {
+    case 'open':
+      if (session.capabilities?.dialogs) void session.browse();
+      else document.querySelector<HTMLInputElement>('[data-testid=open-path]')?.focus();
+      break;
+    case 'export':
+      session.dialog = 'export';
+      break;
+    case 'segment':
+      if (session.job?.status !== 'running') void session.segment();
+      break;
+    case 'train':
+      training.panelOpen = true;
+      void training.refreshRuns();
+      break;
+    case 'toggleOverlay':
+      session.overlayVisible = !session.overlayVisible;
+      break;
+    case 'settings':
+      session.dialog = 'settings';
+      break;
+  }
+}
+
+export interface Shortcut {
+  keys: string;
+  what: string;
+}
+
+/** The keyboard reference shown in the help (the handler below is the behaviour). */
+export const SHORTCUTS: Shortcut[] = [
+  { keys: '↑ / ↓, wheel', what: 'next / previous slice in the active view' },
+  { keys: 'PgUp / PgDn', what: '10 slices' },
+  { keys: 'Home / End', what: 'first / last slice' },
+  { keys: 'O', what: 'overlay on / off' },
+  { keys: 'C', what: 'crosshair on / off' },
+  { keys: '1 – 4', what: 'window/level presets' },
+  { keys: 'R', what: 'reset window/level' },
+  { keys: 'click', what: 'move the crosshair (other views follow)' },
+  { keys: 'drag', what: 'window/level' },
+  { keys: 'shift-drag, middle drag', what: 'pan' },
+  { keys: 'ctrl-drag, right drag, ctrl-wheel', what: 'zoom' },
+];
+
+const STEPS: Record<string, number> = { ArrowUp: 1, ArrowRight: 1, ArrowDown: -1, ArrowLeft: -1, PageUp: 10, PageDown: -10 };
+
+/** Handles a key press on the page; returns true when it was a shortcut. */
+export function handleShortcut(event: KeyboardEvent, session: Session, training: Training): boolean {
+  // typing fields, selects, sliders and open dialogs keep their own keys
+  const target = event.target;
+  if (target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return false;
+  if (target instanceof HTMLInputElement && !['checkbox', 'radio', 'button'].includes(target.type)) return false;
+  if (session.dialog !== null || event.altKey || event.ctrlKey || event.metaKey || !session.study) return false;
+  const view = session.activeView;
+  if (event.key in STEPS) session.step(view, STEPS[event.key]!);
+  else if (event.key === 'Home') session.setSliceOf(view, 0);
+  else if (event.key === 'End') session.setSliceOf(view, session.sliceCountOf(view) - 1);
+  else if (event.key === 'o' || event.key === 'O') runMenuAction('toggleOverlay', session, training);
+  else if (event.key === 'c' || event.key === 'C') session.showCrosshair = !session.showCrosshair;
+  else if (event.key === 'r' || event.key === 'R') session.resetWindow();
+  else if (/^[1-4]$/.test(event.key)) session.applyPreset(Number(event.key) - 1);
+  else return false;
+  event.preventDefault();
+  return true;
+}
+
+/**
+ * Browser-mode deep link: `?open=<path on the server>` opens that study, then `&segment=default`
+ * runs the bundled model on it, or `&segment=<checkpoint path>` that checkpoint.
+ */
+export async function followDeepLink(search: string, session: Session): Promise<void> {
+  const params = new URLSearchParams(search);
+  const open = params.get('open');
+  if (!open || !(await session.open(open))) return;
+  const segment = params.get('segment');
+  if (segment === null) return;
+  await session.segment(segment === 'default' || segment === '' ? '' : segment);
+}
