@@ -64,6 +64,8 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
   let browser: BrowserContext;
   let profile: string;
   let exportDir: string;
+  /** settings and training runs */
+  let dataDir: string;
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
@@ -71,7 +73,8 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
     const { build } = await import('vite');
     await build({ configFile: resolve(root, 'renderer/vite.config.ts'), logLevel: 'error' });
     exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-exports-'));
-    server = await startWebServer({ port: 0, rendererDir: resolve(root, 'renderer/dist'), exportDir, log: () => {} });
+    dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-data-'));
+    server = await startWebServer({ port: 0, rendererDir: resolve(root, 'renderer/dist'), exportDir, dataDir, log: () => {} });
     profile = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-profile-'));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: chromiumPath,
@@ -98,6 +101,7 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
     await server?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (exportDir) rmSync(exportDir, { recursive: true, force: true });
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   async function newPage(): Promise<Page> {
@@ -222,6 +226,9 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await expect.poll(() => page.getByTestId('series').and(page.locator('.current')).textContent(), { timeout: 30_000 }).toMatch(/t1ce/);
       await expect.poll(async () => (await countPixels(page, '[data-testid=viewport-axial]')).lit, { timeout: 30_000 }).toBeGreaterThan(20_000);
       await page.getByTestId('sequence').selectOption('flair');
+      // through the tumour (centre, a little anterior) in the sagittal and coronal views
+      const box = (await viewport(page, 'axial').boundingBox())!;
+      await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.4);
       const coloured = async () => (await countPixels(page, '[data-testid=viewport-sagittal]')).coloured;
       expect(await coloured()).toBeGreaterThan(200);
       await page.keyboard.press('o');
@@ -271,6 +278,67 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await shot(page, 'nifti-07-dice-jump.png');
     });
 
+    it('acts on the desktop menu (menu events): overlay toggle, settings, export', async () => {
+      const coloured = async () => (await countPixels(page, '[data-testid=viewport-axial]')).coloured;
+      server.service.emitMenu('toggleOverlay');
+      await expect.poll(coloured).toBeLessThan(20);
+      server.service.emitMenu('toggleOverlay');
+      await expect.poll(coloured).toBeGreaterThan(200);
+      server.service.emitMenu('settings');
+      await page.getByTestId('settings-dialog').waitFor({ state: 'visible' });
+      // label colours are settings: necrotic core (the mini model's label) in blue
+      await page.getByTestId('colour-necrotic').fill('#0000ff');
+      const blue = () =>
+        page.getByTestId('viewport-axial').screenshot().then((png) =>
+          page.evaluate(async (bytes) => {
+            const bitmap = await createImageBitmap(new Blob([new Uint8Array(bytes)], { type: 'image/png' }));
+            const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
+            ctx.drawImage(bitmap, 0, 0);
+            const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+            let n = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i + 2]! > data[i]! + 60 && data[i + 2]! > data[i + 1]! + 60) n++;
+            return n;
+          }, [...png]),
+        );
+      await page.getByTestId('settings-dialog-close').click();
+      await expect.poll(blue).toBeGreaterThan(1000);
+      await shot(page, 'nifti-07b-blue-necrotic.png');
+      expect((await server.service.getSettings()).labelColors.necrotic).toBe('#0000ff');
+      server.service.emitMenu('export');
+      await page.getByTestId('export-dialog').waitFor({ state: 'visible' });
+      await page.getByTestId('export-dialog-close').click();
+    });
+
+    it('fine-tunes from the selected model with live loss, cancels, and selects the trained model', async () => {
+      await page.getByTestId('training-panel').locator('summary').click();
+      await page.getByRole('button', { name: 'Add the open study' }).click();
+      expect(await page.getByTestId('train-data').inputValue()).toBe(niftiStudy);
+      await page.getByTestId('train-val').fill(niftiStudy);
+      await page.getByTestId('strategy-adapter').check();
+      // a long run, cancelled once the loss curve has started
+      await page.getByTestId('train-steps').fill('500');
+      await page.getByLabel('batch').fill('1');
+      await page.getByLabel('input size').fill('64');
+      await page.getByLabel('run name').fill('e2e-cancelled');
+      await page.getByTestId('train-start').click();
+      await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 60_000 }).toMatch(/step [1-9]\d*\//);
+      await page.getByTestId('train-cancel').click();
+      await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 30_000 }).toMatch(/ · cancelled · /);
+      // a short run to the end: its model becomes the selected one
+      await page.getByTestId('train-steps').fill('3');
+      await page.getByLabel('run name').fill('e2e-done');
+      const started = performance.now();
+      await page.getByTestId('train-start').click();
+      await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 90_000 }).toMatch(/ · done · /);
+      expect(await page.getByTestId('train-status').textContent()).toMatch(/step 3\/3/);
+      console.log(`training (3 steps, 64 px, adapter): ${((performance.now() - started) / 1000).toFixed(1)} s; ${await page.getByTestId('train-status').textContent()}`);
+      expect(await page.getByTestId('loss-chart').locator('polyline').first().getAttribute('points')).toMatch(/\d,\d.* \d/);
+      await expect.poll(() => page.getByTestId('model').inputValue()).toMatch(/e2e-done/);
+      await shot(page, 'nifti-07c-trained.png');
+      await page.getByTestId('model').selectOption(miniCheckpoint);
+      expect(consoleErrors).toEqual([]);
+    });
+
     it('exports the prediction as NIfTI and a report, and the ground truth as NIfTI', async () => {
       await page.getByTestId('export-open').click();
       await page.getByTestId('export-source').selectOption('prediction');
@@ -303,7 +371,10 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
     it('opens ?open=<series>&segment=<checkpoint>, shows three views, segments and exports a DICOM SEG', async () => {
       const page = await newPage();
       const started = performance.now();
-      await page.goto(`${server.url}?open=${encodeURIComponent(dicomStudy)}&segment=${encodeURIComponent(miniCheckpoint)}`);
+      const link = new URL(server.url);
+      link.searchParams.set('open', dicomStudy);
+      link.searchParams.set('segment', miniCheckpoint);
+      await page.goto(link.href);
       await expect.poll(() => page.getByTestId('study').count(), { timeout: 60_000 }).toBe(1);
       expect(await page.getByTestId('study').textContent()).toMatch(/dicom/);
       for (const view of VIEWS) await expect.poll(rendered(page, view), { timeout: 30_000 }).not.toBe('-1');

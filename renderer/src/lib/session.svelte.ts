@@ -23,6 +23,7 @@ import type {
 } from '../../../main/core/api.ts';
 import { DEFAULT_LABEL_COLORS, labelLut } from './overlay.ts';
 import type { OverlaySource } from './overlay.ts';
+import { EarlyEvents } from './early-events.ts';
 import { planeAxes } from './planes.ts';
 import type { ViewName } from './planes.ts';
 import { windowPresets } from './presets.ts';
@@ -91,6 +92,7 @@ export class Session {
   scores = $state<SliceScore[]>([]);
   exports = $state<ExportRecord[]>([]);
   #volumes = new Map<string, VolumeData>();
+  #early = new EarlyEvents();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
   constructor(api: ClientApi) {
@@ -313,7 +315,9 @@ export class Session {
     if (!study) return;
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
+    this.#early.begin();
     const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device }));
+    const early = this.#early.end(started?.jobId);
     if (!started) return;
     const [nx, ny, nz] = study.dims;
     this.prediction = new Uint8Array(nx * ny * nz);
@@ -323,6 +327,7 @@ export class Session {
     this.overlaySource = 'prediction';
     this.overlayVisible = true;
     this.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
+    for (const event of early) this.#onEvent(event);
   }
 
   async cancel(): Promise<void> {
@@ -349,7 +354,10 @@ export class Session {
   #onEvent(event: ApiEvent): void {
     if (event.type === 'menu') return;
     const job = this.job;
-    if (!job || event.jobId !== job.id) return;
+    if (!job || event.jobId !== job.id) {
+      this.#early.keep(event);
+      return;
+    }
     switch (event.type) {
       case 'sliceResult': {
         const prediction = this.prediction;
