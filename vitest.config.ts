@@ -1,12 +1,23 @@
 import { defineConfig } from 'vitest/config';
 
+const shared = {
+  testTimeout: 120_000,
+  hookTimeout: 120_000,
+  pool: 'forks' as const,
+};
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['test/bench/**', 'node_modules/**'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
-    pool: 'forks',
     reporters: ['default'],
+    projects: [
+      {
+        test: { ...shared, name: 'tests', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'node_modules/**', 'test/**/*.alone.test.ts'] },
+      },
+      {
+        // Tests that time the UI thread (event-loop stalls) need the CPU to themselves: they run
+        // after every other test file, one at a time.
+        test: { ...shared, name: 'alone', include: ['test/**/*.alone.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

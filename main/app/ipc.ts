@@ -3,17 +3,28 @@
  * directly: the api service with the save-dialog path guard, and the IPC call handler that
  * checks the sender and validates every message (api.ts) before anything runs.
  */
-import type { ExportFormat, Reply } from '../core/api.ts';
+import type { ApiEvent, ExportFormat, Reply } from '../core/api.ts';
+import { v } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
+import { SettingsStore } from '../core/settings.ts';
 import { ExportPathGuard } from './export-guard.ts';
+import { ReadRoots } from '../core/read-roots.ts';
 
 export interface AppServiceOptions {
   /** shows the save dialog; resolves to the chosen path or null when the user cancelled */
   showSaveDialog: (suggestedName: string, format: ExportFormat) => Promise<string | null>;
   /** shows the open dialog for a study file or folder */
   showOpenDialog: () => Promise<string | null>;
+  /** shows the open dialog for a checkpoint file */
+  showModelDialog?: () => Promise<string | null>;
   modelsDir?: string;
+  /** settings, recent studies and added models (userData/settings.json); absent = in memory */
+  settingsFile?: string;
+  /** where training runs go (userData/training) */
+  trainingDir?: string;
+  /** paths the user named when starting the app (`--open`) */
+  initialPaths?: string[];
   ports?: Ports;
   log: (line: string) => void;
 }
@@ -21,9 +32,36 @@ export interface AppServiceOptions {
 export interface AppWiring {
   service: WorkstationService;
   guard: ExportPathGuard;
+  roots: ReadRoots;
+  /** resolves when the remembered roots (recent studies, added models) are loaded */
+  ready: Promise<void>;
   /** the ipcMain.handle body for the call channel */
   handleCall(senderUrl: string, method: unknown, request: unknown): Promise<Reply>;
+  /**
+   * The ipcMain.handle body for the drop channel: the preload sends the path of a file the user
+   * dropped (only a real dropped file has one), which becomes readable.
+   */
+  handleDrop(senderUrl: string, path: unknown): Promise<Reply>;
 }
+
+/** The part of a MessagePort the event stream uses (Electron's MessagePortMain, Node's MessagePort). */
+export interface EventPort {
+  postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
+}
+
+/**
+ * Streams every service event over a MessagePort. Slice masks are handed over, not copied, where
+ * the port can transfer ArrayBuffers (Node's MessagePort; the preload → page hop); Electron's
+ * MessagePortMain only transfers ports, so there the 50-odd KB of a mask are cloned.
+ */
+export function connectEventPort(service: WorkstationService, port: EventPort, opts: { transferBuffers: boolean }): () => void {
+  return service.onEvent((event: ApiEvent) => {
+    if (opts.transferBuffers && event.type === 'sliceResult' && event.mask.buffer instanceof ArrayBuffer) port.postMessage(event, [event.mask.buffer]);
+    else port.postMessage(event);
+  });
+}
+
+const droppedPath = v.string({ nonEmpty: true });
 
 /** Pages allowed to call the services: only the app's own renderer. */
 export function isTrustedSender(url: string): boolean {
@@ -46,30 +84,56 @@ function compactArrays(reply: Reply): Reply {
   return { ok: true, value: { ...reply.value, data: (data as Uint8Array).slice() } };
 }
 
+const forbidden = (): Reply => ({ ok: false, error: { name: 'Forbidden', message: 'calls are only accepted from the workstation renderer', user: false } });
+
 export function createAppWiring(options: AppServiceOptions): AppWiring {
   const guard = new ExportPathGuard();
+  const roots = new ReadRoots([...(options.modelsDir ? [options.modelsDir] : []), ...(options.trainingDir ? [options.trainingDir] : []), ...(options.initialPaths ?? [])]);
+  const settings = new SettingsStore(options.settingsFile, options.log);
+  const grantChosen = (chosen: string | null) => (chosen ? roots.grant(chosen) : null);
   const service = new WorkstationService({
     mode: 'electron',
     modelsDir: options.modelsDir,
+    trainingDir: options.trainingDir,
+    settings,
     ports: options.ports,
     log: options.log,
     chooseExportPath: async (suggestedName, format) => {
       const chosen = await options.showSaveDialog(suggestedName, format);
       return chosen ? guard.remember(chosen) : null;
     },
-    chooseStudyPath: options.showOpenDialog,
+    chooseStudyPath: async () => grantChosen(await options.showOpenDialog()),
+    ...(options.showModelDialog ? { chooseModelPath: async () => grantChosen(await options.showModelDialog!()) } : {}),
+    checkReadable: (path) => roots.check(path),
     resolveExportPath: (request) => guard.take(request.path),
+  });
+  // what the user opened or added in earlier sessions stays readable
+  const ready = Promise.all([settings.recent(), settings.models()]).then(([recent, models]) => {
+    for (const study of recent) roots.grant(study.path);
+    for (const model of models) roots.grant(model);
   });
   return {
     service,
     guard,
+    roots,
+    ready,
     async handleCall(senderUrl, method, request) {
       if (!isTrustedSender(senderUrl)) {
         options.log(`refused a call from ${senderUrl.slice(0, 200)}`);
-        return { ok: false, error: { name: 'Forbidden', message: 'calls are only accepted from the workstation renderer', user: false } };
+        return forbidden();
       }
+      await ready;
       const reply = await dispatch(service, method, request, options.log);
       return compactArrays(reply);
+    },
+    async handleDrop(senderUrl, path) {
+      if (!isTrustedSender(senderUrl)) return forbidden();
+      const problem = droppedPath(path, 'path');
+      if (problem) {
+        options.log(`refused a drop: ${problem}`);
+        return { ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } };
+      }
+      return { ok: true, value: { path: roots.grant(path as string) } };
     },
   };
 }

@@ -4,14 +4,15 @@
  * services are loaded from source through tsx at start-up, exactly as the CLI runs them (they
  * locate their worker entry points and model folders from their own file URLs).
  */
-import { BrowserWindow, app, dialog, ipcMain, protocol, session } from 'electron';
+import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session } from 'electron';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ApiEvent, ExportFormat } from '../core/api.ts';
+import type { ExportFormat, MenuAction } from '../core/api.ts';
 import { readStatic, rendererCsp } from '../web/static.ts';
 import type { AppWiring } from './ipc.ts';
-import { CALL_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
+import { connectEventPort } from './ipc.ts';
+import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
 
 const root = resolve(__dirname, '../..');
 const rendererDir = join(root, 'renderer/dist');
@@ -25,14 +26,27 @@ const FILTERS: Record<ExportFormat, Electron.FileFilter[]> = {
   report: [{ name: 'Report', extensions: ['html', 'pdf', 'csv', 'json'] }],
 };
 
-async function loadWiring(window: () => BrowserWindow | null): Promise<AppWiring> {
+async function loadWiring(window: () => BrowserWindow | null, initialPaths: string[]): Promise<AppWiring> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { register } = require('tsx/esm/api') as typeof import('tsx/esm/api');
   register();
   const { createAppWiring } = (await import(pathToFileURL(join(root, 'main/app/ipc.ts')).href)) as typeof import('./ipc.ts');
   return createAppWiring({
     modelsDir: join(root, 'models'),
+    settingsFile: join(app.getPath('userData'), 'settings.json'),
+    trainingDir: join(app.getPath('userData'), 'training'),
+    initialPaths,
     log,
+    showModelDialog: async () => {
+      const owner = window();
+      const options: Electron.OpenDialogOptions = {
+        title: 'Add a SAM2-UNet checkpoint',
+        properties: ['openFile'],
+        filters: [{ name: 'Checkpoints', extensions: ['pth', 'pt', 'safetensors'] }],
+      };
+      const result = owner ? await dialog.showOpenDialog(owner, options) : await dialog.showOpenDialog(options);
+      return result.canceled ? null : (result.filePaths[0] ?? null);
+    },
     showOpenDialog: async () => {
       const owner = window();
       // Linux and Windows cannot offer files and folders in one dialog: folders (BraTS cases,
@@ -50,10 +64,41 @@ async function loadWiring(window: () => BrowserWindow | null): Promise<AppWiring
   });
 }
 
+/** The usual menus and shortcuts; actions the page handles are sent to it as `menu` events. */
+function applicationMenu(send: (action: MenuAction) => void): Menu {
+  const item = (label: string, accelerator: string, action: MenuAction): Electron.MenuItemConstructorOptions => ({ label, accelerator, click: () => send(action) });
+  const isMac = process.platform === 'darwin';
+  return Menu.buildFromTemplate([
+    ...(isMac ? [{ role: 'appMenu' as const }] : []),
+    {
+      label: 'File',
+      submenu: [
+        item('Open Study…', 'CmdOrCtrl+O', 'open'),
+        item('Export…', 'CmdOrCtrl+E', 'export'),
+        { type: 'separator' },
+        item('Settings…', 'CmdOrCtrl+,', 'settings'),
+        { type: 'separator' },
+        isMac ? { role: 'close' } : { role: 'quit' },
+      ],
+    },
+    { role: 'editMenu' },
+    {
+      label: 'Segmentation',
+      submenu: [item('Segment', 'CmdOrCtrl+Enter', 'segment'), item('Train…', 'CmdOrCtrl+Shift+T', 'train'), item('Toggle Overlay', 'CmdOrCtrl+Shift+O', 'toggleOverlay')],
+    },
+    {
+      label: 'View',
+      submenu: [{ role: 'resetZoom' }, { role: 'zoomIn' }, { role: 'zoomOut' }, { type: 'separator' }, { role: 'togglefullscreen' }, ...(app.isPackaged ? [] : [{ role: 'toggleDevTools' as const }])],
+    },
+    { role: 'windowMenu' },
+  ]);
+}
+
 async function start(): Promise<void> {
   await app.whenReady();
   let mainWindow: BrowserWindow | null = null;
-  const wiring = await loadWiring(() => mainWindow);
+  const initial = process.argv.find((arg, i) => i > 0 && arg.startsWith('--open='))?.slice('--open='.length);
+  const wiring = await loadWiring(() => mainWindow, initial ? [resolve(initial)] : []);
 
   protocol.handle('app', async (request) => {
     const url = new URL(request.url);
@@ -71,7 +116,8 @@ async function start(): Promise<void> {
   ipcMain.handle(CALL_CHANNEL, (event: IpcMainInvokeEvent, method: unknown, request: unknown) =>
     wiring.handleCall(event.senderFrame?.url ?? '', method, request),
   );
-  wiring.service.onEvent((event: ApiEvent) => mainWindow?.webContents.send(EVENT_CHANNEL, event));
+  ipcMain.handle(DROP_CHANNEL, (event: IpcMainInvokeEvent, path: unknown) => wiring.handleDrop(event.senderFrame?.url ?? '', path));
+  Menu.setApplicationMenu(applicationMenu((action) => wiring.service.emitMenu(action)));
 
   mainWindow = new BrowserWindow({
     width: 1400,
@@ -91,10 +137,19 @@ async function start(): Promise<void> {
   mainWindow.webContents.on('will-navigate', (event, url) => {
     if (!url.startsWith('app://renderer/')) event.preventDefault();
   });
+  // Events stream over a MessagePort of their own, handed to the page (re)loaded in the window.
+  let disconnect: (() => void) | undefined;
+  mainWindow.webContents.on('did-finish-load', () => {
+    disconnect?.();
+    const { port1, port2 } = new MessageChannelMain();
+    mainWindow?.webContents.postMessage(EVENT_CHANNEL, null, [port2]);
+    disconnect = connectEventPort(wiring.service, { postMessage: (message) => port1.postMessage(message) }, { transferBuffers: false });
+    port1.start();
+  });
   mainWindow.on('closed', () => {
+    disconnect?.();
     mainWindow = null;
   });
-  const initial = process.argv.find((arg, i) => i > 0 && arg.startsWith('--open='))?.slice('--open='.length);
   await mainWindow.loadURL(`app://renderer/index.html${initial ? `?open=${encodeURIComponent(resolve(initial))}` : ''}`);
 
   app.on('window-all-closed', () => {

@@ -1,5 +1,5 @@
 // Runs sandboxed in the renderer before the page: exposes api.ts and nothing else.
-import { contextBridge, ipcRenderer } from 'electron';
+import { contextBridge, ipcRenderer, webUtils } from 'electron';
 import { createPreloadApi } from './preload-api.ts';
 
-contextBridge.exposeInMainWorld('sam2unet', createPreloadApi(ipcRenderer));
+contextBridge.exposeInMainWorld('sam2unet', createPreloadApi(ipcRenderer, { pathForFile: (file) => webUtils.getPathForFile(file) }));

@@ -8,7 +8,7 @@ import { UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Volume } from './io/volume.ts';
 import type { JobHost } from './jobs/job-host.ts';
-import type { BundledModel } from './jobs/model.ts';
+import type { BundledModel } from './jobs/bundled.ts';
 import type { CheckpointSummary, TrainJobEvent } from './jobs/worker-jobs.ts';
 import type { TrainOptions, TrainResult } from './train/trainer.ts';
 
@@ -91,10 +91,13 @@ function reportImage(study: Study): Volume {
 }
 
 /**
- * The ports of a running app or server. Segmentation, training and checkpoint inspection run
- * in worker threads (jobs/job-host.ts): the caller's event loop only relays their results.
+ * The ports of a running app or server. Reading studies, segmentation, training and checkpoint
+ * inspection run in worker threads (jobs/job-host.ts): the caller's event loop only relays
+ * their results.
  */
 export function createDefaultPorts(): Ports {
+  // Compile the modules the UI's thread needs for jobs now, not in the middle of the first job.
+  void Promise.all([import('./jobs/job-host.ts'), import('./jobs/worker-jobs.ts'), import('./jobs/bundled.ts'), import('./onnx/session.ts')]).catch(() => undefined);
   let host: JobHost | undefined;
   const jobs = async (): Promise<JobHost> => {
     if (!host) {
@@ -105,12 +108,13 @@ export function createDefaultPorts(): Ports {
   };
   return {
     async openPath(path) {
-      const { openPath } = await import('./io/open.ts');
-      return openPath(path);
+      const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      const opened = await host.run('open', { path });
+      return { studies: opened.studies.map(studyFromData), notes: opened.notes };
     },
 
     async bundledModel() {
-      const { bundledModel } = await import('./jobs/model.ts');
+      const { bundledModel } = await import('./jobs/bundled.ts');
       return bundledModel().then(
         (model) => model,
         () => null,
@@ -124,7 +128,7 @@ export function createDefaultPorts(): Ports {
     async segmentation() {
       let modules;
       try {
-        modules = await Promise.all([import('./jobs/model.ts'), import('./onnx/session.ts'), import('./jobs/worker-jobs.ts'), jobs()]);
+        modules = await Promise.all([import('./jobs/bundled.ts'), import('./onnx/session.ts'), import('./jobs/worker-jobs.ts'), jobs()]);
       } catch (err) {
         return { availability: unavailable('the segmentation engine', err), devices: [] };
       }

@@ -28,6 +28,7 @@ import type {
   GetVolumeRequest,
   JobStarted,
   LabelData,
+  MenuAction,
   ModelInfo,
   OpenStudyResult,
   SegmentRequest,
@@ -43,6 +44,7 @@ import type { Ports, PredictionRun } from './api-ports.ts';
 import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/worker-jobs.ts';
 import { SettingsStore } from './settings.ts';
+import { displayWindow } from './io/display-window.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -117,6 +119,11 @@ export class WorkstationService implements WorkstationApi {
   onEvent(listener: (event: ApiEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** The desktop menu's commands reach the page as events, like everything else the main side says. */
+  emitMenu(action: MenuAction): void {
+    this.#emit({ type: 'menu', action });
   }
 
   #emit(event: ApiEvent): void {
@@ -531,44 +538,10 @@ function summarize(id: string, study: Study): StudySummary {
     direction,
     sequences: Object.entries(study.sequences).map(([name, volume]) => {
       const { min, max } = volume.stats();
-      return { name, dtype: volume.dtype, range: [min, max] as [number, number], window: robustWindow(volume) };
+      return { name, dtype: volume.dtype, range: [min, max] as [number, number], window: displayWindow(volume) };
     }),
     hasGroundTruth: Boolean(study.seg),
   };
-}
-
-/**
- * A display window from the 0.5 and 99.5 percentiles of the non-zero voxels (the background of a
- * skull-stripped MRI is zero and would otherwise pull the window down). Histogram-based: two
- * passes, no sort, no copy.
- */
-export function robustWindow(volume: Volume): DisplayWindow {
-  const { min, max } = volume.stats();
-  if (!(max > min)) return { center: min, width: 1 };
-  const bins = 4096;
-  const histogram = new Uint32Array(bins);
-  const { data, slope, intercept } = volume;
-  const scale = (bins - 1) / (max - min);
-  let count = 0;
-  for (let i = 0; i < data.length; i++) {
-    const value = data[i]! * slope + intercept;
-    if (value === 0) continue;
-    histogram[Math.floor((value - min) * scale)]!++;
-    count++;
-  }
-  if (count === 0) return { center: (min + max) / 2, width: max - min };
-  const quantile = (q: number) => {
-    const target = q * count;
-    let seen = 0;
-    for (let b = 0; b < bins; b++) {
-      seen += histogram[b]!;
-      if (seen >= target) return min + b / scale;
-    }
-    return max;
-  };
-  const lo = quantile(0.005);
-  const hi = Math.max(quantile(0.995), lo + 1e-6);
-  return { center: (lo + hi) / 2, width: hi - lo };
 }
 
 /**

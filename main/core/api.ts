@@ -258,6 +258,7 @@ export interface TrainStartEvent {
   jobId: string;
   run: string;
   totalSteps: number;
+  stepsPerEpoch: number;
   resumedFrom: number;
   trainable: number;
   frozen: number;
@@ -349,6 +350,8 @@ export type ApiReply<M extends ApiMethod> = Awaited<ReturnType<WorkstationApi[M]
 /** What the renderer holds: the services plus the event stream (preload and web client both give this). */
 export interface ClientApi extends WorkstationApi {
   onEvent(listener: (event: ApiEvent) => void): () => void;
+  /** Electron only: opens a file or folder the user dropped on the window (browser mode has no paths for dropped files) */
+  openDropped?(file: File): Promise<OpenStudyResult>;
 }
 
 /** Errors cross the boundary as plain data; `user` marks messages meant to be shown as they are. */
@@ -543,6 +546,7 @@ export const eventValidator: Check = v.union('type', {
     jobId: id,
     run: v.string(),
     totalSteps: count,
+    stepsPerEpoch: count,
     resumedFrom: count,
     trainable: count,
     frozen: count,

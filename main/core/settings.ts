@@ -4,7 +4,8 @@
  * read is set aside (never overwritten) and the defaults are used, so nothing is lost silently.
  */
 import { readFile, rename } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import type { RecentStudy, Settings } from './api.ts';
 import { requestValidators } from './api.ts';
 import { errorMessage } from './errors.ts';
@@ -17,6 +18,14 @@ export const DEFAULT_SETTINGS: Settings = {
   // the BraTS convention most viewers use: necrotic core red, edema green, enhancing yellow
   labelColors: { necrotic: '#ff3b30', edema: '#34c759', enhancing: '#ffd60a' },
 };
+
+/** Where the CLI's server keeps settings and training runs (the desktop app uses Electron's userData). */
+export function userDataDir(): string {
+  if (process.env.SAM2UNET_DATA) return resolve(process.env.SAM2UNET_DATA);
+  if (process.platform === 'win32' && process.env.APPDATA) return join(process.env.APPDATA, 'sam2unet-workstation');
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'sam2unet-workstation');
+  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'sam2unet-workstation');
+}
 
 const MAX_RECENT = 12;
 const MAX_MODELS = 64;

@@ -4,6 +4,7 @@
  * localhost only by default: the services read any path the user types, so they must not be
  * reachable from other machines or, through the Origin check, from other web pages.
  */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,8 @@ import type { ServerMessage } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
 import { errorMessage } from '../core/errors.ts';
+import { ReadRoots } from '../core/read-roots.ts';
+import { SettingsStore } from '../core/settings.ts';
 import { acceptWebSocket } from './websocket.ts';
 import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
 
@@ -24,13 +27,26 @@ export interface WebServerOptions {
   /** every export is written here (browser mode has no save dialog) */
   exportDir: string;
   modelsDir?: string;
+  /** settings.json and training runs live here; absent = settings in memory, no training */
+  dataDir?: string;
+  /** when given, only paths under these folders may be read */
+  roots?: string[];
+  /**
+   * required from every client when set; generated when listening beyond loopback (anyone on
+   * the network could otherwise read the server's files through the services)
+   */
+  token?: string;
   ports?: Ports;
   log?: (line: string) => void;
 }
 
 export interface WebServer {
+  /** the address to open, with the token when there is one */
   url: string;
+  /** http://HOST:PORT */
+  origin: string;
   port: number;
+  token?: string;
   service: WorkstationService;
   close(): Promise<void>;
 }
@@ -38,15 +54,32 @@ export interface WebServer {
 /** Requests are small JSON; a few MB is far more than any valid one. */
 const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const TOKEN_COOKIE = 'sam2unet_token';
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const exportDir = resolve(options.exportDir);
   mkdirSync(exportDir, { recursive: true });
+  const token = options.token ?? (isLoopback(host) ? undefined : randomBytes(24).toString('base64url'));
+  const roots = options.roots ? new ReadRoots(options.roots) : undefined;
   const service = new WorkstationService({
     mode: 'web',
     ports: options.ports,
     modelsDir: options.modelsDir,
+    ...(options.dataDir
+      ? { settings: new SettingsStore(join(options.dataDir, 'settings.json'), log), trainingDir: join(resolve(options.dataDir), 'training') }
+      : {}),
+    ...(roots
+      ? {
+          checkReadable: (path: string) => roots.check(path, `it is outside the folders this server may read (${options.roots!.join(', ')})`),
+        }
+      : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
     resolveExportPath: (_request, suggestedName) => join(exportDir, suggestedName),
@@ -68,12 +101,26 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 
   let ownHosts: string[] = [];
   // DNS rebinding: a hostile page can make its own name resolve to 127.0.0.1, but it cannot
-  // change the Host header, so only our own names are served.
-  const ownHost = (request: IncomingMessage) => ownHosts.includes(request.headers.host ?? '');
+  // change the Host header, so only our own names are served. Beyond loopback the machine has
+  // names we cannot know; there the token (which a rebinding page does not have) guards instead.
+  const ownHost = (request: IncomingMessage) => token !== undefined || ownHosts.includes(request.headers.host ?? '');
+  const tokenMatches = (candidate: string | null | undefined) => {
+    if (!token || !candidate) return false;
+    const a = Buffer.from(candidate);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
+  const cookieToken = (request: IncomingMessage) =>
+    (request.headers.cookie ?? '')
+      .split(';')
+      .map((c) => c.trim())
+      .find((c) => c.startsWith(`${TOKEN_COOKIE}=`))
+      ?.slice(TOKEN_COOKIE.length + 1);
+  const authorized = (request: IncomingMessage, url: URL) => !token || tokenMatches(cookieToken(request)) || tokenMatches(url.searchParams.get('token'));
   const sameOrigin = (request: IncomingMessage) => {
     const origin = request.headers.origin;
     // Non-browser clients send no Origin; browsers always do on WebSocket upgrades.
-    return origin === undefined || ownHosts.some((h) => origin === `http://${h}`);
+    return origin === undefined || ownHosts.some((h) => origin === `http://${h}`) || (token !== undefined && origin === `http://${request.headers.host ?? ''}`);
   };
 
   async function serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -91,6 +138,16 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (!authorized(request, url)) {
+      response.writeHead(401, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end('open the address with the token that `sam2unet serve` printed\n');
+      return;
+    }
+    if (token && url.searchParams.has('token')) {
+      // the token moves into a cookie, out of the address bar and the history
+      url.searchParams.delete('token');
+      response.writeHead(303, { ...headers, Location: `${url.pathname}${url.search}`, 'Set-Cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/` }).end();
       return;
     }
     if (url.pathname.startsWith('/exports/')) {
@@ -120,7 +177,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 
   server.on('upgrade', (request, socket) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/api' || !ownHost(request) || !sameOrigin(request)) {
+    if (url.pathname !== '/api' || !ownHost(request) || !sameOrigin(request) || !authorized(request, url)) {
       log(`refused WebSocket ${url.pathname} from origin ${request.headers.origin ?? '(none)'}`);
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
@@ -170,9 +227,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   ownHosts = [...new Set([`${shownHost}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])];
+  const origin = `http://${shownHost}:${port}`;
   return {
-    url: `http://${shownHost}:${port}/`,
+    url: token ? `${origin}/?token=${token}` : `${origin}/`,
+    origin,
     port,
+    ...(token ? { token } : {}),
     service,
     close: async () => {
       for (const socket of sockets) socket.destroy();

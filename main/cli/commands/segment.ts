@@ -98,7 +98,7 @@ export default defineCommand({
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const device = parseDevice(stringOption(args, 'device'));
     const config = hieraConfigOption(stringOption(args, 'config'));
-    const { bundledModel, checkInputSize, sliceModelFromCheckpoint } = await import('../../core/jobs/model.ts');
+    const [{ bundledModel, checkInputSize }, { sliceModelFromCheckpoint }] = await Promise.all([import('../../core/jobs/bundled.ts'), import('../../core/jobs/model.ts')]);
     if (size) checkInputSize(size);
 
     let checkpoint = stringOption(args, 'checkpoint');

@@ -4,10 +4,13 @@ import { UserError } from '../../core/errors.ts';
 export default defineCommand({
   name: 'serve',
   summary: 'run the workstation in a web browser (browser mode) on localhost',
-  usage: 'serve [--port 8080] [--open <study>] [--export-dir <dir>]',
+  usage: 'serve [--port 8080] [--host 127.0.0.1] [--open <study>] [--export-dir <dir>] [--data-dir <dir>] [--root <dir>,…] [--token <t>]',
   options: {
     port: { type: 'string', description: 'TCP port on localhost (0 picks a free one)', valueName: 'n' },
-    host: { type: 'string', description: 'address to listen on (default 127.0.0.1; the services read local files, keep it local)', valueName: 'addr' },
+    host: { type: 'string', description: 'address to listen on (default 127.0.0.1); any other address requires the token printed at start', valueName: 'addr' },
+    token: { type: 'string', description: 'the access token to require (default: a random one when not on loopback)', valueName: 't' },
+    root: { type: 'string', description: 'only read studies and checkpoints under these folders (comma-separated)', valueName: 'dirs' },
+    'data-dir': { type: 'string', description: 'settings, recent studies and training runs (default ~/.local/share/sam2unet-workstation)', valueName: 'dir' },
     open: { type: 'string', description: 'a study to open when the page loads (file or folder)', valueName: 'path' },
     'export-dir': { type: 'string', description: 'where exports are written (default ./sam2unet-exports)', valueName: 'dir' },
     build: { type: 'boolean', description: 'rebuild the renderer first (it is built automatically when missing)' },
@@ -34,19 +37,30 @@ export default defineCommand({
         throw new UserError(`the renderer is not built and building it failed (${err instanceof Error ? err.message : String(err)}); run npm run build:renderer`);
       }
     }
+    const { userDataDir } = await import('../../core/settings.ts');
+    const token = stringOption(args, 'token');
+    if (token !== undefined && !/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new UserError('--token must be at least 16 letters, digits, "_" or "-"');
+    const roots = stringOption(args, 'root')?.split(',').map((r) => r.trim()).filter(Boolean);
+    for (const dir of roots ?? []) if (!existsSync(dir)) throw new UserError(`--root ${dir}: no such folder`);
     const server = await startWebServer({
       port,
       host: stringOption(args, 'host'),
       rendererDir,
       exportDir: resolve(stringOption(args, 'export-dir') ?? 'sam2unet-exports'),
+      dataDir: resolve(stringOption(args, 'data-dir') ?? userDataDir()),
+      ...(roots ? { roots } : {}),
+      ...(token ? { token } : {}),
       modelsDir: resolve(root, 'models'),
       log: (line) => io.stderr(`${line}\n`),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') throw new UserError(`port ${port} is in use; choose another with --port`);
       throw err;
     });
-    const url = open ? `${server.url}?open=${encodeURIComponent(resolve(open))}` : server.url;
-    io.stdout(`${url}\n`);
+    const url = new URL(server.url);
+    if (open) url.searchParams.set('open', resolve(open));
+    io.stdout(`listening on ${server.origin}\n`);
+    if (server.token) io.stdout(`token ${server.token}\n`);
+    io.stdout(`open ${url.href}\n`);
     io.stderr('sam2unet: serving; press Ctrl-C to stop\n');
     await new Promise<void>((done) => {
       const stop = () => void server.close().then(done);

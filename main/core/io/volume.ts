@@ -66,6 +66,8 @@ export interface VolumeInit {
   /** 1 for scalar images; 3 for RGB, interleaved per voxel */
   components?: number;
   meta: VolumeMeta;
+  /** stats() already computed elsewhere (by the thread that read the volume) */
+  stats?: VolumeStats;
 }
 
 export interface VolumeStats {
@@ -95,6 +97,7 @@ export class Volume {
     this.intercept = init.intercept ?? 0;
     this.components = components;
     this.meta = init.meta;
+    this.#stats = init.stats;
   }
 
   get dims(): Vec3 {

@@ -3,9 +3,9 @@
  * Electron's main process, the web server — never blocks: not on ONNX Runtime's synchronous
  * run, nor on pre- and post-processing, graph building or whole-volume metrics.
  *
- * A JobHost owns one worker per job kind. The segmentation worker lives as long as the host
- * (it keeps models loaded between runs); a training worker is started per run and ended with it
- * (it holds gigabytes of graph and optimiser state). Events stream back as they happen; the
+ * A JobHost owns one worker per lane: reading studies and checkpoints, inference (it keeps
+ * models loaded between runs) and training (started per run and ended with it: it holds
+ * gigabytes of graph and optimiser state). Events stream back as they happen; the
  * job's result or error settles the returned promise; cancelling aborts the job in the worker.
  */
 import type { Worker } from 'node:worker_threads';
@@ -18,6 +18,7 @@ const ENTRY = new URL('./job-worker.ts', import.meta.url);
 
 interface Pending {
   lane: Lane;
+  worker: Worker;
   onEvent: (event: unknown) => void;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
@@ -34,9 +35,9 @@ export interface RunOptions<K extends JobKind> {
  * The worker each kind runs in. Inference work shares one long-lived worker (models stay
  * loaded); training gets its own, ended after the run.
  */
-type Lane = 'inference' | 'train';
-const LANE: Record<JobKind, Lane> = { segment: 'inference', inspect: 'inference', train: 'train' };
-const PERSISTENT: Record<Lane, boolean> = { inference: true, train: false };
+type Lane = 'io' | 'inference' | 'train';
+const LANE: Record<JobKind, Lane> = { open: 'io', segment: 'inference', inspect: 'io', train: 'train' };
+const PERSISTENT: Record<Lane, boolean> = { io: true, inference: true, train: false };
 
 export class JobHost {
   readonly #workers = new Map<Lane, Worker>();
@@ -52,7 +53,8 @@ export class JobHost {
     const fail = (err: Error): void => {
       if (this.#workers.get(lane) === worker) this.#workers.delete(lane);
       for (const [id, p] of this.#pending) {
-        if (p.lane !== lane) continue;
+        // a worker ended after its run must not take the next run (in a new worker) with it
+        if (p.worker !== worker) continue;
         this.#pending.delete(id);
         p.reject(err);
       }
@@ -93,6 +95,7 @@ export class JobHost {
       const cleanup = (): void => opts.signal?.removeEventListener('abort', onAbort);
       this.#pending.set(id, {
         lane,
+        worker,
         onEvent: (event) => opts.onEvent?.(event as JobKinds[K]['event']),
         resolve: (value) => {
           cleanup();

@@ -1,9 +1,10 @@
 /** The job worker's entry point (started by job-host.ts): runs jobs, streams their events. */
 import { parentPort } from 'node:worker_threads';
 import { postTransferring } from '../onnx/session.ts';
-import { serializeError } from '../util/worker.ts';
-import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
+import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runOpenJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
+yieldToInteractiveThreads();
 const port = parentPort!;
 const running = new Map<number, AbortController>();
 
@@ -19,7 +20,9 @@ async function start(id: number, kind: keyof JobKinds, payload: unknown): Promis
         ? await runSegmentJob(payload as JobKinds['segment']['payload'], post, controller.signal)
         : kind === 'train'
           ? await runTrainJob(payload as JobKinds['train']['payload'], post, controller.signal)
-          : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
+          : kind === 'open'
+            ? await runOpenJob(payload as JobKinds['open']['payload'])
+            : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
     send({ type: 'result', id, value });
   } catch (err) {
     send({ type: 'error', id, error: serializeError(err) });

@@ -3,7 +3,8 @@
  * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
  * slice masks come back as transferred buffers.
  */
-import type { RegionDice } from '../api.ts';
+import type { DisplayWindow, RegionDice } from '../api.ts';
+import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
 import type { Study } from '../io/study.ts';
 import { Volume, type VolumeInit } from '../io/volume.ts';
@@ -12,30 +13,55 @@ import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResul
 import type { SerializedError } from '../util/worker.ts';
 import type { CheckpointModel } from './model.ts';
 
+/** A volume as plain data, with what the reader worker computed from its voxels. */
+export type VolumeData = VolumeInit & { window?: DisplayWindow };
+
 export interface StudyData {
   name: string;
   kind: Study['kind'];
   source: string;
-  sequences: Record<string, VolumeInit>;
-  seg?: VolumeInit;
+  sequences: Record<string, VolumeData>;
+  seg?: VolumeData;
 }
 
-function volumeData(volume: Volume): VolumeInit {
+/** The same values in shared memory: posting it to another thread then costs nothing. */
+function shared<T extends Volume['data']>(data: T): T {
+  if (data.buffer instanceof SharedArrayBuffer) return data;
+  const Ctor = data.constructor as new (buffer: SharedArrayBuffer) => T;
+  const copy = new Ctor(new SharedArrayBuffer(data.byteLength));
+  copy.set(data as never);
+  return copy;
+}
+
+function volumeData(volume: Volume, opts: { toShared: boolean; summarise: boolean }): VolumeData {
   const { geometry, slope, intercept, components, meta } = volume;
+  let data = volume.data;
+  if (opts.toShared) data = shared(data);
   // a view into a bigger buffer (a 4-D NIfTI's frames share one) would otherwise be cloned whole
-  const data = volume.data.byteLength === volume.data.buffer.byteLength ? volume.data : volume.data.slice();
-  return { geometry, data, slope, intercept, components, meta };
+  else if (!(data.buffer instanceof SharedArrayBuffer) && data.byteLength !== data.buffer.byteLength) data = data.slice();
+  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume) } : {};
+  return { geometry, data, slope, intercept, components, meta, ...summary };
 }
 
-/** The study as plain data; `sequences` limits the volumes sent to those a job needs. */
-export function studyToData(study: Study, sequences?: readonly string[]): StudyData {
-  const names = sequences?.filter((name) => study.sequences[name]) ?? Object.keys(study.sequences);
+function toVolume({ window, ...init }: VolumeData): Volume {
+  const volume = new Volume(init);
+  if (window) seedDisplayWindow(volume, window);
+  return volume;
+}
+
+/**
+ * The study as plain data. Volumes the reader worker opened are in shared memory already and
+ * cross to a job worker without a copy; `toShared` moves others there (done in the worker that
+ * reads them, never on the thread that serves the UI).
+ */
+export function studyToData(study: Study, opts: { toShared?: boolean; summarise?: boolean } = {}): StudyData {
+  const o = { toShared: opts.toShared ?? false, summarise: opts.summarise ?? false };
   return {
     name: study.name,
     kind: study.kind,
     source: study.source,
-    sequences: Object.fromEntries((names.length ? names : Object.keys(study.sequences)).map((name) => [name, volumeData(study.sequences[name]!)])),
-    ...(study.seg ? { seg: volumeData(study.seg) } : {}),
+    sequences: Object.fromEntries(Object.entries(study.sequences).map(([name, volume]) => [name, volumeData(volume, o)])),
+    ...(study.seg ? { seg: volumeData(study.seg, { ...o, summarise: false }) } : {}),
   };
 }
 
@@ -44,8 +70,8 @@ export function studyFromData(data: StudyData): Study {
     name: data.name,
     kind: data.kind,
     source: data.source,
-    sequences: Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, new Volume(init)])),
-    ...(data.seg ? { seg: new Volume(data.seg) } : {}),
+    sequences: Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, toVolume(init)])),
+    ...(data.seg ? { seg: toVolume(data.seg) } : {}),
   };
 }
 
@@ -74,7 +100,13 @@ export interface CheckpointSummary {
   preset: string | null;
 }
 
+export interface OpenedStudies {
+  studies: StudyData[];
+  notes: string[];
+}
+
 export interface JobKinds {
+  open: { payload: { path: string }; event: never; result: OpenedStudies };
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
@@ -102,9 +134,10 @@ export function diceOf(regions: RegionResults | Record<string, { dice: number }>
 const loadedModels = new Map<string, Promise<CheckpointModel>>();
 
 export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { sliceModelFromCheckpoint, bundledModel }, { parseDevice }, { presetName }] = await Promise.all([
+  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, { presetName }] = await Promise.all([
     import('./segment.ts'),
     import('./model.ts'),
+    import('./bundled.ts'),
     import('../onnx/session.ts'),
     import('../model/config.ts'),
   ]);
@@ -152,6 +185,13 @@ export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEven
     },
     signal,
   );
+}
+
+/** Reads a study in the worker: decoding (gzip, JPEG…) and parsing never block the UI's thread. */
+export async function runOpenJob({ path }: { path: string }): Promise<OpenedStudies> {
+  const { openPath } = await import('../io/open.ts');
+  const opened = await openPath(path);
+  return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes };
 }
 
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {

@@ -4,6 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { errorMessage } from '../errors.ts';
+import { yieldToInteractiveThreads } from '../util/worker.ts';
 import { loadOrt, openSession, postTransferring, transferList, type OpenedSession, type Ort, type SessionOptions } from './session.ts';
 
 interface CreateRequest {
@@ -17,6 +18,7 @@ interface RunRequest {
   feeds: Record<string, { dims: number[]; data: Float32Array }>;
 }
 
+yieldToInteractiveThreads();
 const port = parentPort;
 if (!port) throw new Error('session-worker.ts must run in a worker thread');
 

@@ -2,6 +2,7 @@
  * Worker threads running the project's TypeScript without a build step, and the one way errors
  * cross a worker boundary (user errors stay user errors; bugs keep their stacks).
  */
+import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CancelledError, UserError } from '../errors.ts';
 
@@ -27,4 +28,20 @@ export function rebuildError(e: SerializedError): Error {
   const err = e.name === 'CancelledError' ? new CancelledError() : e.name === 'UserError' || e.name === 'FileError' ? new UserError(e.message) : new Error(e.message);
   if (e.stack && !(err instanceof CancelledError)) err.stack = e.stack;
   return err;
+}
+
+/**
+ * Lowers the calling worker thread's scheduling priority, and so that of the threads it starts
+ * (ONNX Runtime's pool inherits it). On a machine with few cores the compute threads would
+ * otherwise take turns with the thread that serves the UI, which then stalls for a whole
+ * time slice. Linux only: there the nice value is per thread (setpriority on "process" 0 is the
+ * calling thread); elsewhere it would lower the whole process, UI included.
+ */
+export function yieldToInteractiveThreads(): void {
+  if (process.platform !== 'linux') return;
+  try {
+    setPriority(0, 10);
+  } catch {
+    // not permitted (some containers): run at normal priority
+  }
 }

@@ -197,7 +197,8 @@ describe('preload API', () => {
 });
 
 describe('display window and export names', async () => {
-  const { robustWindow, suggestedExportName } = await import('../../../main/core/api-service.ts');
+  const { suggestedExportName } = await import('../../../main/core/api-service.ts');
+  const { robustWindow } = await import('../../../main/core/io/display-window.ts');
   const { Volume } = await import('../../../main/core/io/volume.ts');
 
   it('windows the non-zero voxels between their 0.5 and 99.5 percentiles', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../main/cli/index.ts';
-import { DEFAULT_MODEL_DIR } from '../../../main/core/jobs/model.ts';
+import { DEFAULT_MODEL_DIR } from '../../../main/core/jobs/bundled.ts';
 import { readDicomSeg } from '../../../main/core/io/dicom-seg.ts';
 import { readNifti, writeNifti } from '../../../main/core/io/nifti.ts';
 import { openPath } from '../../../main/core/io/open.ts';
