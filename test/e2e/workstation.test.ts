@@ -324,6 +324,16 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 60_000 }).toMatch(/step [1-9]\d*\//);
       await page.getByTestId('train-cancel').click();
       await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 30_000 }).toMatch(/ · cancelled · /);
+      // resume, when the cancelled run left a checkpoint to resume from
+      const resume = page.getByTestId('train-runs').locator('li', { hasText: 'e2e-cancelled' }).getByTestId('train-resume');
+      if (await resume.count()) {
+        await resume.click();
+        await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 60_000 }).toMatch(/resumed at \d+/);
+        await page.getByTestId('train-cancel').click();
+        await expect.poll(() => page.getByTestId('train-status').textContent(), { timeout: 30_000 }).toMatch(/ · cancelled · /);
+      } else {
+        console.warn('the cancelled run left no checkpoint to resume from (cancelled before the first checkpoint)');
+      }
       // a short run to the end: its model becomes the selected one
       await page.getByTestId('train-steps').fill('3');
       await page.getByLabel('run name').fill('e2e-done');
@@ -404,6 +414,16 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await page.getByTestId('export-nifti').click();
       await expect.poll(() => page.getByTestId('exports').locator('li').count(), { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
       await shot(page, 'dicom-04-exported.png');
+      await page.getByTestId('export-dialog-close').click();
+
+      // a path dropped on the window opens that study (browser mode: paths on the server)
+      await page.evaluate((path) => {
+        const data = new DataTransfer();
+        data.setData('text/plain', path);
+        document.querySelector('main')!.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+      }, niftiStudy);
+      await expect.poll(() => page.getByTestId('study').count(), { timeout: 60_000 }).toBe(2);
+      await expect.poll(() => page.getByTestId('series').count()).toBe(5);
       expect(consoleErrors).toEqual([]);
       await page.close();
     });
