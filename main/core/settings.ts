@@ -43,7 +43,8 @@ const fresh = (): StoredState => ({ version: 1, settings: structuredClone(DEFAUL
 export class SettingsStore {
   readonly file: string | undefined;
   #state: StoredState = fresh();
-  #loaded = false;
+  /** one read, shared by every caller that arrives before it finishes */
+  #loading?: Promise<StoredState>;
   /** writes are chained so that two quick updates never race on the temp file */
   #writing: Promise<void> = Promise.resolve();
   readonly #log: (line: string) => void;
@@ -54,12 +55,13 @@ export class SettingsStore {
     this.#log = log;
   }
 
-  async #load(): Promise<StoredState> {
-    if (this.#loaded || !this.file) {
-      this.#loaded = true;
-      return this.#state;
-    }
-    this.#loaded = true;
+  #load(): Promise<StoredState> {
+    this.#loading ??= this.#read();
+    return this.#loading;
+  }
+
+  async #read(): Promise<StoredState> {
+    if (!this.file) return this.#state;
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');

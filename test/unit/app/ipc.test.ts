@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { API_METHODS, ApiCallError } from '../../../main/core/api.ts';
 import type { ApiEvent, Reply } from '../../../main/core/api.ts';
-import { createAppWiring, isTrustedSender } from '../../../main/app/ipc.ts';
-import { CALL_CHANNEL, EVENT_CHANNEL, createPreloadApi } from '../../../main/app/preload-api.ts';
+import { connectEventPort, createAppWiring, isTrustedSender } from '../../../main/app/ipc.ts';
+import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL, createPreloadApi } from '../../../main/app/preload-api.ts';
 import type { RendererIpc } from '../../../main/app/preload-api.ts';
 import { DIMS, fakePorts } from './fakes.ts';
 import type { FakeCalls } from './fakes.ts';
@@ -14,18 +14,19 @@ const APP = 'app://renderer/index.html';
 const dir = mkdtempSync(join(tmpdir(), 'sam2unet-ipc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function wiring(dialogAnswers: (string | null)[] = [], calls: FakeCalls = { written: [] }, options = {}) {
+function wiring(dialogAnswers: (string | null)[] = [], calls: FakeCalls = { written: [] }, options = {}, app: { initialPaths?: string[]; settingsFile?: string } = { initialPaths: ['/data'] }) {
   const log = vi.fn<(line: string) => void>();
   const showSaveDialog = vi.fn(async () => dialogAnswers.shift() ?? null);
   const showOpenDialog = vi.fn(async () => '/data/tiny');
-  const w = createAppWiring({ ports: fakePorts(calls, options), log, showSaveDialog, showOpenDialog });
+  const showModelDialog = vi.fn(async () => '/models/picked.pth');
+  const w = createAppWiring({ ports: fakePorts(calls, options), log, showSaveDialog, showOpenDialog, showModelDialog, ...app });
   const call = async (method: string, request: unknown, sender = APP) => w.handleCall(sender, method, request);
   const value = async <T>(method: string, request: unknown) => {
     const reply = await call(method, request);
     if (!reply.ok) throw new Error(`${method}: ${reply.error.message}`);
     return reply.value as T;
   };
-  return { ...w, log, showSaveDialog, call, value, calls };
+  return { ...w, log, showSaveDialog, showOpenDialog, showModelDialog, call, value, calls };
 }
 
 describe('Electron IPC wiring (handlers called directly)', () => {
@@ -126,6 +127,93 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     expect(await w.value('chooseExportPath', { studyId, format: 'nifti' })).toBeNull();
   });
 
+  it('reads only under roots the user chose: dialogs, drops, the command line, recent studies', async () => {
+    const settingsFile = join(dir, 'roots-settings.json');
+    const w = wiring([], { written: [] }, {}, { settingsFile });
+    const openPath = vi.spyOn(w.service as unknown as { openStudy: (r: unknown) => unknown }, 'openStudy');
+    for (const path of ['/etc/passwd', '/home/user/.ssh', '/data/../etc/shadow']) {
+      const reply = await w.call('openStudy', { path });
+      expect(reply, path).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/refusing to read .*Open dialog/) } });
+    }
+    expect(await w.call('segment', { studyId: 'x', checkpoint: '/etc/passwd' })).toMatchObject({ ok: false });
+    expect(await w.call('addModel', { path: '/etc/passwd.pth' })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/refusing to read/) } });
+    expect(await w.call('train', { data: ['/etc'], strategy: 'adapter' })).toMatchObject({ ok: false });
+    openPath.mockClear();
+
+    // the open dialog's answer becomes readable
+    expect(await w.value('chooseStudyPath', {})).toEqual({ path: '/data/tiny' });
+    expect((await w.call('openStudy', { path: '/data/tiny' })).ok).toBe(true);
+    // a drop from the app's page grants the dropped path; other pages and bad payloads are refused
+    expect(await w.handleDrop('https://evil.example/', '/etc')).toMatchObject({ ok: false, error: { name: 'Forbidden' } });
+    expect(await w.handleDrop(APP, 42)).toMatchObject({ ok: false, error: { name: 'InvalidRequest' } });
+    expect(w.roots.allows('/dropped/case/t1.nii.gz')).toBe(false);
+    expect(await w.handleDrop(APP, '/dropped/case')).toEqual({ ok: true, value: { path: '/dropped/case' } });
+    expect(w.roots.allows('/dropped/case/t1.nii.gz')).toBe(true);
+    expect(w.roots.allows('/dropped/case2')).toBe(false);
+
+    // recent studies are remembered (atomically, on disk) and readable in the next session
+    await vi.waitFor(() => expect(existsSync(settingsFile)).toBe(true));
+    const next = wiring([], { written: [] }, {}, { settingsFile });
+    await next.ready;
+    expect(next.roots.allows('/data/tiny')).toBe(true);
+    expect(next.roots.allows('/dropped/case')).toBe(false);
+    expect(await next.value('recentStudies', {})).toEqual([expect.objectContaining({ path: '/data/tiny', name: 'tiny' })]);
+  });
+
+  it('adds a checkpoint chosen in the dialog, remembers it, and refuses files that are not checkpoints', async () => {
+    const settingsFile = join(dir, 'models-settings.json');
+    const w = wiring([], { written: [] }, {}, { settingsFile, initialPaths: ['/data'] });
+    expect(await w.value('chooseModelPath', {})).toEqual({ path: '/models/picked.pth' });
+    const added = await w.value<{ id: string; kind: string; regions: string[] }>('addModel', { path: '/models/picked.pth' });
+    expect(added).toMatchObject({ id: '/models/picked.pth', kind: 'file', regions: ['WT', 'TC', 'ET'] });
+    const notCheckpoint = await w.call('addModel', { path: '/data/tiny' });
+    expect(notCheckpoint).toMatchObject({ ok: false, error: { message: expect.stringMatching(/not a checkpoint/) } });
+    const next = wiring([], { written: [] }, {}, { settingsFile });
+    await next.ready;
+    expect(next.roots.allows('/models/picked.pth')).toBe(true);
+  });
+
+  it('keeps settings across sessions, validates them, and sets an unreadable file aside', async () => {
+    const settingsFile = join(dir, 'settings-settings.json');
+    const w = wiring([], { written: [] }, {}, { settingsFile });
+    const defaults = await w.value<{ device: string; overlayOpacity: number }>('getSettings', {});
+    expect(defaults).toMatchObject({ device: 'auto', overlayMode: 'fill' });
+    await w.value('updateSettings', { overlayOpacity: 0.8, labelColors: { necrotic: '#aa0000', edema: '#00aa00', enhancing: '#aaaa00' } });
+    expect(await w.call('updateSettings', { device: 'tpu' })).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/unknown device "tpu"/) } });
+    expect(await w.call('updateSettings', { overlayOpacity: -1 })).toMatchObject({ ok: false, error: { name: 'InvalidRequest' } });
+    const next = wiring([], { written: [] }, {}, { settingsFile });
+    expect(await next.value('getSettings', {})).toMatchObject({ overlayOpacity: 0.8, labelColors: { necrotic: '#aa0000' } });
+    const { readdirSync, writeFileSync } = await import('node:fs');
+    expect(readdirSync(dir).filter((f) => f.includes('settings-settings.json.tmp'))).toEqual([]);
+    writeFileSync(settingsFile, '{"version": 1, "settings": {"overlayOpacity": "lots"}}');
+    const broken = wiring([], { written: [] }, {}, { settingsFile });
+    expect(await broken.value('getSettings', {})).toMatchObject({ overlayOpacity: 0.5 });
+    expect(broken.log).toHaveBeenCalledWith(expect.stringMatching(/overlayOpacity must be a finite number; kept as settings-settings.json.unreadable-/));
+    expect(readdirSync(dir).some((f) => f.startsWith('settings-settings.json.unreadable-'))).toBe(true);
+  });
+
+  it('streams every slice in order over a MessagePort, masks transferred', async () => {
+    const w = wiring([], { written: [] }, { sliceDelayMs: 5 });
+    const { MessageChannel } = await import('node:worker_threads');
+    const channel = new MessageChannel();
+    const received: ApiEvent[] = [];
+    channel.port2.on('message', (e: ApiEvent) => received.push(e));
+    const disconnect = connectEventPort(w.service, channel.port1, { transferBuffers: true });
+    const sent: ApiEvent[] = [];
+    w.service.onEvent((e) => sent.push(e));
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/tiny' });
+    await w.value('segment', { studyId: studies[0]!.id });
+    await vi.waitFor(() => expect(received.some((e) => e.type === 'done')).toBe(true));
+    disconnect();
+    channel.port1.close();
+    const slices = received.filter((e) => e.type === 'sliceResult');
+    expect(slices.map((e) => e.index)).toEqual([0, 1]);
+    expect(slices[1]!.mask).toEqual(new Uint8Array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+    // transferred: the sender's copy is detached, nothing was copied
+    const sentSlice = sent.find((e) => e.type === 'sliceResult')!;
+    expect((sentSlice as { mask: Uint8Array }).mask.byteLength).toBe(0);
+  });
+
   it('cancels a running job and says so in an event', async () => {
     const w = wiring([], { written: [] }, { sliceDelayMs: 200 });
     const events: ApiEvent[] = [];
@@ -164,6 +252,8 @@ describe('preload API', () => {
     const api = createPreloadApi(fakeIpc({ ok: true, value: null }).ipc);
     expect(Object.keys(api).sort()).toEqual([...API_METHODS, 'onEvent'].sort());
     expect(Object.values(api).every((f) => typeof f === 'function')).toBe(true);
+    const electron = createPreloadApi(fakeIpc({ ok: true, value: null }).ipc, { pathForFile: () => '' });
+    expect(Object.keys(electron).sort()).toEqual([...API_METHODS, 'onEvent', 'openDropped'].sort());
   });
 
   it('sends each call on the one channel and unwraps replies', async () => {
@@ -180,19 +270,32 @@ describe('preload API', () => {
     expect((err as Error).message).toBe('/x: no such file');
   });
 
-  it('passes valid events on and drops invalid ones', () => {
+  it('takes the event port the main process sends, passes valid events on and drops invalid ones', () => {
     const { ipc, listeners } = fakeIpc({ ok: true, value: null });
     const api = createPreloadApi(ipc);
     const seen: ApiEvent[] = [];
     const stop = api.onEvent((e) => seen.push(e));
     const error = vi.spyOn(console, 'error').mockImplementation(() => {});
-    listeners.get(EVENT_CHANNEL)!({}, { type: 'cancelled', jobId: 'j' });
-    listeners.get(EVENT_CHANNEL)!({}, { type: 'cancelled' });
+    const port = { onmessage: null as ((m: { data: unknown }) => void) | null, start: vi.fn() };
+    listeners.get(EVENT_CHANNEL)!({ ports: [port] });
+    expect(port.start).toHaveBeenCalled();
+    port.onmessage!({ data: { type: 'cancelled', jobId: 'j' } });
+    port.onmessage!({ data: { type: 'cancelled' } });
     expect(seen).toEqual([{ type: 'cancelled', jobId: 'j' }]);
     expect(error).toHaveBeenCalledTimes(1);
     error.mockRestore();
     stop();
-    expect(listeners.has(EVENT_CHANNEL)).toBe(false);
+    port.onmessage!({ data: { type: 'cancelled', jobId: 'k' } });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('opens a dropped file by its real path only, after the main process granted it', async () => {
+    const { ipc } = fakeIpc({ ok: true, value: { path: '/dropped' } });
+    const api = createPreloadApi(ipc, { pathForFile: (file) => (file.name === 'real' ? '/dropped' : '') });
+    await expect(api.openDropped!(new File([], 'made-up'))).rejects.toThrow(/no path on disk/);
+    await api.openDropped!(new File([], 'real'));
+    expect(ipc.invoke).toHaveBeenNthCalledWith(1, DROP_CHANNEL, '/dropped');
+    expect(ipc.invoke).toHaveBeenNthCalledWith(2, CALL_CHANNEL, 'openStudy', { path: '/dropped' });
   });
 });
 

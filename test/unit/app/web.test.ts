@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../../main/core/api.ts';
-import type { ServerMessage } from '../../../main/core/api.ts';
+import type { ApiEvent, ServerMessage } from '../../../main/core/api.ts';
 import { resolveUnder } from '../../../main/web/static.ts';
 import { startWebServer } from '../../../main/web/server.ts';
 import type { WebServer } from '../../../main/web/server.ts';
@@ -221,5 +221,94 @@ describe('web bridge', () => {
     expect(response.status).toBe(503);
     expect(await response.text()).toMatch(/npm run build:renderer/);
     await bare.close();
+  });
+});
+
+describe('sam2unet serve with the real services (phantom 001, bundled model)', () => {
+  const phantom = resolve(import.meta.dirname, '../../../../shared/data/phantoms/BraTS20_Training_001');
+  let server: WebServer;
+  let base: string;
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'sam2unet-serve-'));
+    mkdirSync(join(base, 'renderer'));
+    writeFileSync(join(base, 'renderer', 'index.html'), '<!doctype html><title>t</title>');
+    server = await startWebServer({ port: 0, rendererDir: join(base, 'renderer'), exportDir: join(base, 'exports'), dataDir: join(base, 'data'), log: () => {} });
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('opens a study, streams a segmentation, cancels it half-way, streams it again in full, and exports', async () => {
+    const { client } = await RawClient.open(server.port);
+    const events = () => client!.messages.filter((m): m is Extract<ServerMessage, { kind: 'event' }> => m.kind === 'event').map((m) => m.event);
+    const opened = await client!.call(1, 'openStudy', { path: phantom });
+    expect(opened.ok, JSON.stringify(opened)).toBe(true);
+    const study = (opened as { value: { studies: { id: string; dims: number[] }[] } }).value.studies[0]!;
+    const nz = study.dims[2]!;
+
+    const first = (await client!.call(2, 'segment', { studyId: study.id })) as { value: { jobId: string } };
+    const firstSlices = () => events().filter((e) => e.type === 'sliceResult' && e.jobId === first.value.jobId);
+    await client!.until(() => (firstSlices().length >= nz / 2 ? true : undefined), 120_000);
+    expect(await client!.call(3, 'cancel', { jobId: first.value.jobId })).toMatchObject({ ok: true, value: { cancelled: true } });
+    await client!.until(() => events().find((e) => e.type === 'cancelled' && e.jobId === first.value.jobId), 60_000);
+    const cancelledAt = firstSlices().length;
+    expect(cancelledAt).toBeLessThan(nz);
+    expect(events().some((e) => e.type === 'done' && e.jobId === first.value.jobId)).toBe(false);
+    // a cancelled run leaves nothing to export as if it were finished
+    expect(await client!.call(4, 'exportMasks', { studyId: study.id, format: 'nifti', source: 'prediction' })).toMatchObject({ ok: false, error: { user: true } });
+
+    const second = (await client!.call(5, 'segment', { studyId: study.id })) as { value: { jobId: string } };
+    const done = (await client!.until(() => events().find((e) => (e.type === 'done' || e.type === 'failed') && e.jobId === second.value.jobId), 240_000)) as ApiEvent;
+    expect(done.type, JSON.stringify(done)).toBe('done');
+    const indexes = events().filter((e) => e.type === 'sliceResult' && e.jobId === second.value.jobId).map((e) => (e as { index: number }).index);
+    expect(indexes).toEqual([...Array(nz).keys()]);
+    expect((done as Extract<ApiEvent, { type: 'done' }>).dice?.WT).toBeGreaterThan(0.8);
+
+    const exported = (await client!.call(6, 'exportMasks', { studyId: study.id, format: 'nifti', source: 'prediction' })) as { ok: boolean; value: { files: string[]; downloadUrl: string } };
+    expect(exported.ok).toBe(true);
+    const download = await fetch(new URL(exported.value.downloadUrl, server.url));
+    expect(download.status).toBe(200);
+    const { readNifti } = await import('../../../main/core/io/nifti.ts');
+    const written = await readNifti(exported.value.files[0]!);
+    const labels = (await client!.call(7, 'getLabels', { studyId: study.id, source: 'prediction' })) as { value: { data: Uint8Array } };
+    expect(Buffer.from(written.volumes[0]!.data as Uint8Array).equals(Buffer.from(labels.value.data))).toBe(true);
+    client!.socket.destroy();
+    console.log(`  cancelled after ${cancelledAt} of ${nz} slices; the second run streamed all ${nz}; WT Dice ${(done as { dice: { WT: number } }).dice.WT.toFixed(3)}`);
+  }, 400_000);
+});
+
+describe('serve beyond loopback needs the token', () => {
+  let server: WebServer;
+  let base: string;
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'sam2unet-token-'));
+    mkdirSync(join(base, 'renderer'));
+    writeFileSync(join(base, 'renderer', 'index.html'), '<!doctype html><title>t</title>');
+    server = await startWebServer({ port: 0, host: '0.0.0.0', rendererDir: join(base, 'renderer'), exportDir: join(base, 'exports'), ports: fakePorts(), log: () => {} });
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('generates a token, refuses pages and sockets without it, and moves it into a cookie', async () => {
+    expect(server.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(server.url).toContain(`?token=${server.token}`);
+    const origin = `http://127.0.0.1:${server.port}`;
+    expect((await fetch(`${origin}/`)).status).toBe(401);
+    expect((await fetch(`${origin}/?token=wrong-token-wrong-token-wrong-to`)).status).toBe(401);
+    const withToken = await fetch(`${origin}/?token=${server.token}&open=%2Fdata`, { redirect: 'manual' });
+    expect(withToken.status).toBe(303);
+    expect(withToken.headers.get('location')).toBe('/?open=%2Fdata');
+    const cookie = withToken.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/);
+    expect((await fetch(`${origin}/`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
+    expect((await RawClient.open(server.port)).status).toBe(403);
+    const ok = await RawClient.open(server.port, { Cookie: cookie.split(';')[0]! });
+    expect(ok.status).toBe(101);
+    expect(await ok.client!.call(1, 'capabilities', {})).toMatchObject({ ok: true });
+    ok.client!.socket.destroy();
   });
 });
