@@ -150,6 +150,7 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       console.log(`opened and shown in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       expect(await sliceLabel(page, 'axial')()).toBe('78/155');
       expect(await page.getByTestId('position-axial').textContent()).toMatch(/^z -?\d+\.\d mm$/);
+      expect(await page.getByTestId('cursor-readout').textContent()).toMatch(/^voxel \(120, 120, 77\) · LPS \(.+\) mm · flair \d+/);
       await page.getByTestId('show-crosshair').uncheck();
       await shot(page, 'nifti-01-opened.png');
       const counts = await expectBrainInEveryView(page, 'nifti-01');
@@ -201,6 +202,16 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await page.keyboard.up('Control');
       await expect.poll(async () => (await countPixels(page, '[data-testid=viewport-coronal]')).lit).toBeGreaterThan(before.lit * 1.2);
       await shot(page, 'nifti-03-zoomed.png');
+      // shift-drag pans it
+      const zoomed = await viewport(page, 'coronal').screenshot();
+      const box = (await viewport(page, 'coronal').boundingBox())!;
+      await page.keyboard.down('Shift');
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2 + 30, { steps: 3 });
+      await page.mouse.up();
+      await page.keyboard.up('Shift');
+      await expect.poll(async () => Buffer.compare(zoomed, await viewport(page, 'coronal').screenshot())).not.toBe(0);
       await page.getByRole('button', { name: 'reset zoom and pan of the coronal view' }).click();
     });
 
