@@ -10,6 +10,7 @@ import { WorkstationService, dispatch } from '../core/api-service.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { ExportPathGuard } from './export-guard.ts';
 import { ReadRoots } from '../core/read-roots.ts';
+import { RENDERER_ORIGIN } from './window-options.ts';
 
 export interface AppServiceOptions {
   /** shows the save dialog; resolves to the chosen path or null when the user cancelled */
@@ -42,6 +43,8 @@ export interface AppWiring {
    * dropped (only a real dropped file has one), which becomes readable.
    */
   handleDrop(senderUrl: string, path: unknown): Promise<Reply>;
+  /** streams the service's events over a port (see connectEventPort); returns the disconnect */
+  connectEvents(port: EventPort, opts: { transferBuffers: boolean }): () => void;
 }
 
 /** The part of a MessagePort the event stream uses (Electron's MessagePortMain, Node's MessagePort). */
@@ -67,7 +70,7 @@ const droppedPath = v.string({ nonEmpty: true });
 export function isTrustedSender(url: string): boolean {
   try {
     const parsed = new URL(url);
-    return parsed.protocol === 'app:' && parsed.host === 'renderer';
+    return parsed.origin === RENDERER_ORIGIN || (parsed.protocol === 'app:' && parsed.host === 'renderer');
   } catch {
     return false;
   }
@@ -126,6 +129,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
       const reply = await dispatch(service, method, request, options.log);
       return compactArrays(reply);
     },
+    connectEvents: (port, opts) => connectEventPort(service, port, opts),
     async handleDrop(senderUrl, path) {
       if (!isTrustedSender(senderUrl)) return forbidden();
       const problem = droppedPath(path, 'path');

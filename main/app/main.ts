@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { ExportFormat, MenuAction } from '../core/api.ts';
 import { readStatic, rendererCsp } from '../web/static.ts';
 import type { AppWiring } from './ipc.ts';
-import { connectEventPort } from './ipc.ts';
+import { RENDERER_ORIGIN, secureWebPreferences } from './window-options.ts';
 import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
 
 const root = resolve(__dirname, '../..');
@@ -124,18 +124,11 @@ async function start(): Promise<void> {
     height: 900,
     title: 'SAM2-UNet Workstation',
     backgroundColor: '#111417',
-    webPreferences: {
-      preload: join(__dirname, 'preload.cjs'),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-      spellcheck: false,
-    },
+    webPreferences: secureWebPreferences(join(__dirname, 'preload.cjs')),
   });
   mainWindow.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
   mainWindow.webContents.on('will-navigate', (event, url) => {
-    if (!url.startsWith('app://renderer/')) event.preventDefault();
+    if (!url.startsWith(`${RENDERER_ORIGIN}/`)) event.preventDefault();
   });
   // Events stream over a MessagePort of their own, handed to the page (re)loaded in the window.
   let disconnect: (() => void) | undefined;
@@ -143,14 +136,14 @@ async function start(): Promise<void> {
     disconnect?.();
     const { port1, port2 } = new MessageChannelMain();
     mainWindow?.webContents.postMessage(EVENT_CHANNEL, null, [port2]);
-    disconnect = connectEventPort(wiring.service, { postMessage: (message) => port1.postMessage(message) }, { transferBuffers: false });
+    disconnect = wiring.connectEvents({ postMessage: (message) => port1.postMessage(message) }, { transferBuffers: false });
     port1.start();
   });
   mainWindow.on('closed', () => {
     disconnect?.();
     mainWindow = null;
   });
-  await mainWindow.loadURL(`app://renderer/index.html${initial ? `?open=${encodeURIComponent(resolve(initial))}` : ''}`);
+  await mainWindow.loadURL(`${RENDERER_ORIGIN}/index.html${initial ? `?open=${encodeURIComponent(resolve(initial))}` : ''}`);
 
   app.on('window-all-closed', () => {
     void wiring.service.dispose().finally(() => app.quit());

@@ -34,6 +34,7 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
         on: () => {},
         removeListener: () => {},
       },
+      webUtils: { getPathForFile: () => '' },
     };
     runInNewContext(code, {
       require: (name: string) => {
@@ -47,7 +48,7 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
       TextDecoder,
     });
     expect(Object.keys(exposed)).toEqual(['sam2unet']);
-    expect(Object.keys(exposed.sam2unet!).sort()).toEqual([...API_METHODS, 'onEvent'].sort());
+    expect(Object.keys(exposed.sam2unet!).sort()).toEqual([...API_METHODS, 'onEvent', 'openDropped'].sort());
     expect(await (exposed.sam2unet!.listModels as (r: object) => Promise<unknown>)({})).toBe('pong');
     expect(invocations).toEqual([['sam2unet:call', 'listModels', {}]]);
   });
