@@ -10,6 +10,7 @@
  * qform_code > 0, else the Analyze-style base affine (x flipped, centred on the grid). The
  * RAS affine is turned into the Volume's LPS geometry here and nowhere else.
  */
+import { rgbData } from './colour.ts';
 import { open, readFile, stat } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { endianness } from 'node:os';
@@ -591,7 +592,8 @@ function defaultXformCode(volume: Volume): number {
 /** The 352-byte NIfTI-1 header (with the empty extension flag) and the voxel bytes of `volume`. */
 export function encodeNifti(volume: Volume, options: WriteNiftiOptions = {}): { header: Uint8Array; data: Uint8Array } {
   const writeStored = options.dtype === undefined || (options.dtype === volume.dtype && !volume.isScaled);
-  const data = writeStored ? volume.data : realValuesAs(volume, options.dtype!);
+  // NIfTI's only colour type is RGB24
+  const data = volume.components === 3 ? rgbData(volume) : writeStored ? volume.data : realValuesAs(volume, options.dtype!);
   const [slope, intercept] = writeStored ? [volume.slope, volume.intercept] : [1, 0];
   const dtype = writeStored ? volume.dtype : options.dtype!;
   if (volume.components !== 1 && !(volume.components === 3 && dtype === 'uint8')) {

@@ -179,11 +179,49 @@ export function checkFrameSize(found: { width: number; height: number; component
   }
 }
 
-export async function decodeJpegBaseline(bytes: Uint8Array, expect: FrameExpectation): Promise<DecodedFrame> {
+/**
+ * `keepColourSpace`: the samples come out as the stream stores them (YCbCr stays YCbCr), as
+ * DICOM's PhotometricInterpretation YBR_FULL(_422) describes them and as pydicom delivers them.
+ */
+export async function decodeJpegBaseline(bytes: Uint8Array, expect: FrameExpectation, opts: { keepColourSpace?: boolean } = {}): Promise<DecodedFrame> {
   const header = jpegFrameHeader(bytes);
   checkFrameSize(header, expect);
   if (header.precision > 8) throw new CodecError(`${header.precision}-bit JPEG (extended, 12-bit) is not supported`);
-  return runWasm('jpeg', bytes, expect);
+  return runWasm('jpeg', opts.keepColourSpace && header.components === 3 ? withoutColourTransform(bytes) : bytes, expect);
+}
+
+/**
+ * libjpeg converts three-component streams to RGB whenever it takes them for YCbCr, and the
+ * codec offers no switch. It takes a stream for RGB (no conversion) when it carries an Adobe
+ * APP14 marker with transform 0 and no JFIF APP0 marker (JFIF implies YCbCr): so JFIF segments
+ * are dropped, Adobe transform flags zeroed, and an Adobe segment added after SOI. Entropy-coded
+ * data is untouched, so the samples are bit for bit what a non-converting decode gives.
+ */
+export function withoutColourTransform(bytes: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [bytes.subarray(0, 2)];
+  // APP14 "Adobe", version 100, flags0 0, flags1 0, transform 0
+  parts.push(new Uint8Array([0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00]));
+  let p = 2;
+  while (p + 4 <= bytes.length && bytes[p] === 0xff) {
+    const marker = bytes[p + 1]!;
+    if (marker === 0xda) break; // start of scan: the rest is image data
+    const length = (bytes[p + 2]! << 8) | bytes[p + 3]!;
+    const end = p + 2 + length;
+    if (length < 2 || end > bytes.length) throw new CodecError(`corrupt JPEG marker length at byte ${p}`);
+    const segment = bytes.subarray(p, end);
+    const isJfif = marker === 0xe0 && length >= 7 && String.fromCharCode(...segment.subarray(4, 9)) === 'JFIF\0';
+    const isAdobe = marker === 0xee && length >= 14 && String.fromCharCode(...segment.subarray(4, 9)) === 'Adobe';
+    if (!isJfif && !isAdobe) parts.push(segment);
+    p = end;
+  }
+  parts.push(bytes.subarray(p));
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 export async function decodeJpegLs(bytes: Uint8Array, expect: FrameExpectation): Promise<DecodedFrame> {

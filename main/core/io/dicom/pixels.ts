@@ -122,7 +122,7 @@ export function pixelFormat(ds: DicomDataset): PixelFormat {
 export function checkPixelData(ds: DicomDataset, format: PixelFormat): void {
   const kind = syntaxKind(ds);
   const element = ds.element('PixelData')!;
-  // codecs convert their own colour spaces; uncompressed and RLE colour is converted here
+  // colour spaces this reader can describe (io/colour.ts); codecs report their own
   const convertible = kind === 'native' ? ['RGB', 'YBR_FULL', 'YBR_FULL_422'] : kind === 'rle' ? ['RGB', 'YBR_FULL'] : undefined;
   if (format.samples === 3 && convertible && !convertible.includes(format.photometric)) {
     throw new FileError(ds.file, `unsupported colour PhotometricInterpretation ${format.photometric} for ${TRANSFER_SYNTAX_NAMES[format.transferSyntax]}`);
@@ -199,8 +199,6 @@ export async function decodePixelsInto(ds: DicomDataset, format: PixelFormat, ou
         throw err;
       }
     }
-    // JPEG codecs convert YCbCr to RGB themselves; RLE stores the planes as they are
-    if (kind === 'rle' && format.samples === 3 && format.photometric.startsWith('YBR_FULL')) ybrFullToRgb(target, format.bitsStored);
   }
   maskToBitsStored(target, format);
 }
@@ -240,7 +238,6 @@ function decodeNative(ds: DicomDataset, format: PixelFormat, out: VoxelArray): v
     outBytes.set(bytes.subarray(0, needed));
   }
   if (format.transferSyntax === BIG_ENDIAN && format.bitsAllocated > 8) swapBytes(outBytes, format.bitsAllocated / 8);
-  if (format.samples === 3 && format.photometric.startsWith('YBR_FULL')) ybrFullToRgb(out, format.bitsStored);
 }
 
 /** 1-bit data (DICOM SEG): bits are packed least significant first, frames back to back. */
@@ -303,26 +300,6 @@ function expand422(bytes: Uint8Array, out: Uint8Array, format: PixelFormat): voi
   }
 }
 
-/** Full-range YCbCr → RGB with pydicom's coefficients, rounding and clipping. */
-function ybrFullToRgb(data: VoxelArray, bitsStored: number): void {
-  const half = 2 ** (bitsStored - 1);
-  const top = 2 ** bitsStored - 1;
-  const gCb = (-0.114 * 1.772) / 0.587;
-  const gCr = (-0.299 * 1.402) / 0.587;
-  for (let i = 0; i + 2 < data.length; i += 3) {
-    const y = data[i]!;
-    const cb = data[i + 1]! - half;
-    const cr = data[i + 2]! - half;
-    data[i] = clamp(Math.floor(y + 1.402 * cr + 0.5), top);
-    data[i + 1] = clamp(Math.floor(y + gCb * cb + gCr * cr + 0.5), top);
-    data[i + 2] = clamp(Math.floor(y + 1.772 * cb + 0.5), top);
-  }
-}
-
-function clamp(v: number, top: number): number {
-  return v < 0 ? 0 : v > top ? top : v;
-}
-
 /** Keeps only the BitsStored low bits and sign-extends them for signed data, as pydicom does. */
 function maskToBitsStored(data: VoxelArray, format: PixelFormat): void {
   const { bitsStored, bitsAllocated, signed } = format;
@@ -373,7 +350,8 @@ async function decodeCompressedFrame(kind: Kind, bytes: Uint8Array, format: Pixe
     return;
   }
   let frame: DecodedFrame;
-  if (kind === 'jpeg') frame = await decodeJpegBaseline(bytes, expect);
+  // YCbCr stays YCbCr (pydicom's rule); io/colour.ts converts where RGB is needed
+  if (kind === 'jpeg') frame = await decodeJpegBaseline(bytes, expect, { keepColourSpace: format.photometric.startsWith('YBR_FULL') });
   else if (kind === 'jpeg-lossless') frame = await decodeJpegLossless(bytes, expect);
   else if (kind === 'jpeg-ls') frame = await decodeJpegLs(bytes, expect);
   else frame = await decodeJpeg2000(bytes, expect);

@@ -358,7 +358,11 @@ async function buildVolume(placement: Placement, id: string): Promise<Volume> {
     frameNumbers: ordered.map((r) => r.frame + 1),
     dicom: dicomExtra(ds),
   };
-  if (colour) extra.colour = true;
+  if (colour) {
+    extra.colour = true;
+    // the colour space of the delivered samples: YBR_FULL_422 arrives expanded to YBR_FULL
+    extra.photometric = format.photometric.startsWith('YBR_FULL') ? 'YBR_FULL' : 'RGB';
+  }
   if (data !== stored) extra.perSliceRescale = true;
   return new Volume({
     geometry,
