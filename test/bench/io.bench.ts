@@ -92,6 +92,21 @@ const brats = await timeIt(async () => {
   if (studies[0]?.kind !== 'brats' || !studies[0].seg) throw new Error('not opened as a BraTS case with seg');
 });
 const rssAfterBrats = peakRssMB();
+/**
+ * The floor under any reader that returns new arrays: allocating and first touching as many
+ * bytes as the decoded case holds, with nothing decoded. On a VM where first-touch page faults
+ * are expensive this alone can take most of the time above.
+ */
+const decodedBytes = (await openPath(bratsCase)).studies[0]!;
+const totalBytes = [...Object.values(decodedBytes.sequences), decodedBytes.seg!].reduce((n, v) => n + v.data.byteLength, 0);
+const floor = await timeIt(async () => {
+  const sizes = [...Object.values(decodedBytes.sequences), decodedBytes.seg!].map((v) => v.data.byteLength);
+  return sizes.map((n) => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i += 4096) b[i] = 1;
+    return b;
+  });
+});
 const dicom = await timeIt(async () => {
   const { studies } = await openPath(dicomSeries);
   if (studies[0]?.sequences.image?.dims[2] !== 155) throw new Error('DICOM series did not load as 155 slices');
@@ -100,6 +115,7 @@ const rssAfterDicom = peakRssMB();
 
 const line = (r: { median: number; all: number[]; cpu: number }) => `median ${fmt(r.median)} (CPU ${fmt(r.cpu)})  runs ${r.all.map(fmt).join(', ')}`;
 console.log(`BraTS case (t1, t1ce, t2, flair, seg decoded): ${line(brats)}  peak RSS ${rssAfterBrats.toFixed(0)} MB`);
+console.log(`  floor: allocating + touching its ${(totalBytes / 1e6).toFixed(1)} MB, nothing decoded: ${line(floor)}`);
 console.log(`DICOM series (155 files):                       ${line(dicom)}  peak RSS ${rssAfterDicom.toFixed(0)} MB`);
 
 const measured = pythonBaselines();
