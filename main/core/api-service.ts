@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type {
   ApiEvent,
@@ -188,22 +188,41 @@ export class WorkstationService implements WorkstationApi {
   }
 
   async listModels(): Promise<ModelInfo[]> {
-    const models: ModelInfo[] = [];
+    const candidates: { path: string; kind: ModelInfo['kind']; name?: string; description?: string }[] = [];
     const bundled = await this.#ports.bundledModel();
-    if (bundled) models.push({ id: bundled.checkpoint, name: 'default', kind: 'bundled', regions: ['WT', 'TC', 'ET'], description: 'the bundled default model' });
+    if (bundled) candidates.push({ path: bundled.checkpoint, kind: 'bundled', name: 'default', description: 'the bundled default model' });
     for (const run of await this.listTrainingRuns()) {
-      if (run.model) models.push({ id: run.model, name: run.name, kind: 'trained', regions: ['WT', 'TC', 'ET'], description: `trained here (${run.step} steps)` });
+      if (run.model) candidates.push({ path: run.model, kind: 'trained', name: run.name, description: `trained here (${run.step} steps)` });
     }
-    for (const path of await this.#settings.models()) {
-      if (existsSync(path) && !models.some((m) => m.id === path)) models.push({ id: path, name: basename(path, extname(path)), kind: 'file', regions: ['WT', 'TC', 'ET'], description: `checkpoint file ${path}` });
-    }
+    for (const path of await this.#settings.models()) if (existsSync(path)) candidates.push({ path, kind: 'file' });
     const dir = this.#options.modelsDir;
     const names = dir ? await readdir(dir).catch(() => [] as string[]) : [];
-    for (const name of names.filter((n) => ['.safetensors', '.pth', '.pt'].includes(extname(n))).sort()) {
-      const id = join(dir!, name);
-      if (!models.some((m) => m.id === id)) models.push({ id, name: basename(name, extname(name)), kind: 'file', regions: ['WT', 'TC', 'ET'], description: `checkpoint file ${name}` });
+    for (const name of names.filter((n) => ['.safetensors', '.pth', '.pt'].includes(extname(n))).sort()) candidates.push({ path: join(dir!, name), kind: 'file' });
+    const models: ModelInfo[] = [];
+    for (const c of candidates) {
+      if (models.some((m) => m.id === c.path)) continue;
+      // what a checkpoint segments is read from the file (once), never assumed
+      const summary = await this.#checkpointSummary(c.path).catch(() => null);
+      if (summary) models.push(modelInfo(c.path, c.kind, summary, c.name, c.description));
     }
     return models;
+  }
+
+  readonly #summaries = new Map<string, { mtimeMs: number; summary: Promise<CheckpointSummary> }>();
+
+  async #checkpointSummary(path: string): Promise<CheckpointSummary> {
+    // a file that cannot be stat'ed goes to the reader, which says what is wrong with it
+    const mtimeMs = await stat(path).then(
+      (s) => s.mtimeMs,
+      () => NaN,
+    );
+    if (Number.isNaN(mtimeMs)) return this.#ports.inspectCheckpoint(path);
+    const cached = this.#summaries.get(path);
+    if (cached && cached.mtimeMs === mtimeMs) return cached.summary;
+    const summary = this.#ports.inspectCheckpoint(path);
+    this.#summaries.set(path, { mtimeMs, summary });
+    summary.catch(() => this.#summaries.delete(path));
+    return summary;
   }
 
   async chooseModelPath(): Promise<{ path: string } | null> {
@@ -214,7 +233,7 @@ export class WorkstationService implements WorkstationApi {
 
   async addModel({ path }: AddModelRequest): Promise<ModelInfo> {
     const absolute = this.#readable(path);
-    const summary = await this.#ports.inspectCheckpoint(absolute);
+    const summary = await this.#checkpointSummary(absolute);
     await this.#settings.addModel(absolute);
     return modelInfo(absolute, 'file', summary);
   }
@@ -336,7 +355,7 @@ export class WorkstationService implements WorkstationApi {
     const bundled = await this.#ports.bundledModel();
     const init = request.model === undefined ? bundled : { checkpoint: this.#readable(request.model), config: undefined, size: undefined };
     if (!init) throw new UserError('there is no bundled model to start from; choose a checkpoint');
-    const summary = await this.#ports.inspectCheckpoint(init.checkpoint);
+    const summary = await this.#checkpointSummary(init.checkpoint);
     const { TRAIN_DEFAULTS } = await import('./train/trainer.ts');
     const size = request.size ?? init.size?.[0] ?? TRAIN_DEFAULTS.size;
     if (size % 32 !== 0) throw new UserError(`input size ${size}: must be a multiple of 32`);
