@@ -156,7 +156,7 @@ export function createDefaultPorts(): Ports {
     async training() {
       let host: JobHost;
       try {
-        await import('./train/trainer.ts');
+        // the engine itself loads in the training worker, not here
         host = await jobs();
       } catch (err) {
         return { availability: unavailable('the training engine', err) };

@@ -356,7 +356,7 @@ export class WorkstationService implements WorkstationApi {
     const init = request.model === undefined ? bundled : { checkpoint: this.#readable(request.model), config: undefined, size: undefined };
     if (!init) throw new UserError('there is no bundled model to start from; choose a checkpoint');
     const summary = await this.#checkpointSummary(init.checkpoint);
-    const { TRAIN_DEFAULTS } = await import('./train/trainer.ts');
+    const { TRAIN_DEFAULTS } = await import('./train/defaults.ts');
     const size = request.size ?? init.size?.[0] ?? TRAIN_DEFAULTS.size;
     if (size % 32 !== 0) throw new UserError(`input size ${size}: must be a multiple of 32`);
     const regions = summary.kind === 'trunk' || summary.outChannels === 3 ? 'brats' : 'binary';

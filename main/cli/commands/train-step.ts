@@ -26,13 +26,14 @@ export default defineCommand({
     const outputPath = requireOption(args, 'output');
     const config = hieraConfigOption(stringOption(args, 'config'));
     const strategy = stringOption(args, 'strategy') ?? 'adapter';
-    const [{ readCheckpoint }, { readSafetensors, writeSafetensors }, { runTrainStep }, { STRATEGIES, LORA_DEFAULTS }, { LOSS_VARIANTS }, { initLora }] = await Promise.all([
+    const [{ readCheckpoint }, { readSafetensors, writeSafetensors }, { runTrainStep }, { STRATEGIES }, { LOSS_VARIANTS }, { initLora }, { LORA_DEFAULTS }] = await Promise.all([
       import('../../core/model/checkpoint.ts'),
       import('../../core/model/safetensors.ts'),
       import('../../core/train/train-step.ts'),
       import('../../core/train/train-graph.ts'),
       import('../../core/train/loss.ts'),
       import('../../core/train/init.ts'),
+      import('../../core/train/defaults.ts'),
     ]);
     if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new UserError(`--strategy must be one of ${STRATEGIES.join(', ')}`);
     const loss = stringOption(args, 'loss') ?? 'official';

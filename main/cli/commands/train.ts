@@ -45,8 +45,9 @@ export default defineCommand({
     json: { type: 'boolean', description: 'one JSON line per step and per validation on stdout' },
   },
   async run(args, io) {
-    const [{ train, TRAIN_DEFAULTS }, { STRATEGIES }, { LOSS_VARIANTS }] = await Promise.all([
+    const [{ train }, { TRAIN_DEFAULTS }, { STRATEGIES }, { LOSS_VARIANTS }] = await Promise.all([
       import('../../core/train/trainer.ts'),
+      import('../../core/train/defaults.ts'),
       import('../../core/train/train-graph.ts'),
       import('../../core/train/loss.ts'),
     ]);

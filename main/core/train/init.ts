@@ -8,7 +8,8 @@ import { blockPlan, type HieraConfig } from '../model/config.ts';
 import { expectedSam2UNetKeys } from '../model/keys.ts';
 import { tensor, type StateDict } from '../model/tensor.ts';
 import { gaussian, mulberry32, hash32 } from '../util/random.ts';
-import { LORA_TARGET, loraKeys, type LoraOptions } from './train-graph.ts';
+import type { LoraOptions } from './defaults.ts';
+import { LORA_TARGET, loraKeys } from './train-graph.ts';
 
 function uniform(n: number, bound: number, random: () => number): Float32Array {
   const out = new Float32Array(n);

@@ -16,16 +16,15 @@ import type { StateDict, Tensor } from '../model/tensor.ts';
 import { ADAMW_DEFAULTS, adamwStepFactors, adamwUpdate, type AdamWHyper } from './adamw.ts';
 import { batchNormTrain } from './batchnorm.ts';
 import { structureLoss, type LossVariant } from './loss.ts';
+import { TRAIN_STRATEGIES, type TrainStrategy } from '../api.ts';
+import { LORA_DEFAULTS, type LoraOptions } from './defaults.ts';
 
-export type Strategy = 'adapter' | 'lora' | 'full';
-export const STRATEGIES: readonly Strategy[] = ['adapter', 'lora', 'full'];
 
-export interface LoraOptions {
-  rank: number;
-  alpha: number;
-}
+// the api's list is the one list: the app and the CLI offer the same strategies
+export type Strategy = TrainStrategy;
+export const STRATEGIES: readonly Strategy[] = TRAIN_STRATEGIES;
 
-export const LORA_DEFAULTS: LoraOptions = { rank: 8, alpha: 16 };
+
 
 /** LoRA targets: attn.qkv and attn.proj of every block (model.md). */
 export const LORA_TARGET = /^encoder\.blocks\.\d+\.block\.attn\.(qkv|proj)\.weight$/;

@@ -9,7 +9,8 @@ import type { HieraConfig } from '../model/config.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
 import { ADAMW_DEFAULTS } from './adamw.ts';
 import type { LossVariant } from './loss.ts';
-import { buildTrainGraph, momentName, nextMomentName, type LoraOptions, type Strategy, type TrainGraph, type TrainGraphOptions } from './train-graph.ts';
+import type { LoraOptions } from './defaults.ts';
+import { buildTrainGraph, momentName, nextMomentName, type Strategy, type TrainGraph, type TrainGraphOptions } from './train-graph.ts';
 
 export interface TrainStepSessionOptions extends TrainGraphOptions {
   config: HieraConfig;

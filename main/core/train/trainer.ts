@@ -21,7 +21,8 @@ import { epochSamples, loadTrainingStudies, makeBatch, type TrainingStudy } from
 import { initLora, initSam2UNetWeights, mergeLora } from './init.ts';
 import type { LossVariant } from './loss.ts';
 import { cosineLearningRate } from './schedule.ts';
-import { LORA_DEFAULTS, type LoraOptions, type Strategy } from './train-graph.ts';
+import { LORA_DEFAULTS, TRAIN_DEFAULTS, type LoraOptions } from './defaults.ts';
+import type { Strategy } from './train-graph.ts';
 import { TrainStepSession } from './train-step.ts';
 
 export interface TrainOptions {
@@ -50,20 +51,6 @@ export interface TrainOptions {
   /** run validation every this many epochs (default 1); 0 = never */
   validateEvery?: number;
 }
-
-/** The defaults of every front end (CLI, app): the official recipe where it has one. */
-export const TRAIN_DEFAULTS = {
-  epochs: 20,
-  batch: 12,
-  lr: 1e-3,
-  weightDecay: 5e-4,
-  size: 352,
-  seed: 0,
-  emptyRatio: 0.25,
-  checkpointEvery: 50,
-  loraRank: LORA_DEFAULTS.rank,
-  loraAlpha: LORA_DEFAULTS.alpha,
-} as const;
 
 export interface StepEvent {
   step: number;

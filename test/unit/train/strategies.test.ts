@@ -17,7 +17,8 @@ import { expectedSam2UNetKeys } from '../../../main/core/model/keys.ts';
 import { buildSam2UNet } from '../../../main/core/model/sam2unet.ts';
 import { tensor, type StateDict, type Tensor } from '../../../main/core/model/tensor.ts';
 import { initLora, mergeLora } from '../../../main/core/train/init.ts';
-import { buildTrainGraph, LORA_TARGET, loraKeys, type LoraOptions, type Strategy } from '../../../main/core/train/train-graph.ts';
+import type { LoraOptions } from '../../../main/core/train/defaults.ts';
+import { buildTrainGraph, LORA_TARGET, loraKeys, type Strategy } from '../../../main/core/train/train-graph.ts';
 import { TrainStepSession } from '../../../main/core/train/train-step.ts';
 import { mulberry32 } from '../../../main/core/util/random.ts';
 
