@@ -215,13 +215,7 @@ export function withoutColourTransform(bytes: Uint8Array): Uint8Array {
     p = end;
   }
   parts.push(bytes.subarray(p));
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 export async function decodeJpegLs(bytes: Uint8Array, expect: FrameExpectation): Promise<DecodedFrame> {
