@@ -2,12 +2,12 @@
 // `npm start`: builds the renderer and the Electron bundles, makes sure Electron's binary is
 // there (downloading it needs the network), then launches the app. Extra arguments go to the
 // app, e.g. `npm start -- --open=../shared/data/phantoms/BraTS20_Training_001`.
-import { existsSync } from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './build-app.mjs';
+import { ensureElectronBinary } from './electron-binary.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -16,14 +16,10 @@ const { build } = await import('vite');
 await build({ configFile: join(root, 'renderer/vite.config.ts'), logLevel: 'warn' });
 await buildApp({ quiet: true });
 
-const electronDir = join(root, 'node_modules/electron');
-if (!existsSync(join(electronDir, 'dist'))) {
-  console.error('Electron binary missing: downloading it (node node_modules/electron/install.js) …');
-  const install = spawnSync(process.execPath, [join(electronDir, 'install.js')], { stdio: 'inherit', cwd: electronDir });
-  if (install.status !== 0 || !existsSync(join(electronDir, 'dist'))) {
-    console.error('could not download the Electron binary (offline?) — the CLI and browser mode work without it: npm run web');
-    process.exit(1);
-  }
+const problem = ensureElectronBinary(join(root, 'node_modules/electron'));
+if (problem) {
+  console.error(problem);
+  process.exit(1);
 }
 
 const electron = require('electron');
