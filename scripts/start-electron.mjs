@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './build-app.mjs';
 import { ensureElectronBinary } from './electron-binary.mjs';
+import { memoryTuningApplies, tunedEnvironment } from '../bin/memory-tuning.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -23,5 +24,6 @@ if (problem) {
 }
 
 const electron = require('electron');
-const child = spawn(electron, [root, ...process.argv.slice(2)], { stdio: 'inherit' });
+// the same memory settings as the sam2unet command (bin/memory-tuning.mjs)
+const child = spawn(electron, [root, ...process.argv.slice(2)], { stdio: 'inherit', env: memoryTuningApplies() ? tunedEnvironment() : process.env });
 child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 0)));

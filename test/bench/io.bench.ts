@@ -10,6 +10,23 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { openPath } from '../../main/core/io/open.ts';
+// @ts-expect-error plain ES module of the launcher, no types
+import { MEMORY_TUNABLES, tunedEnvironment } from '../../bin/memory-tuning.mjs';
+
+// Measured twice, each in a fresh process: with the memory settings the sam2unet command runs
+// with (bin/memory-tuning.mjs), and without them.
+if (!process.env.IO_BENCH_MODE) {
+  const modes = [
+    ['tuned', `as the sam2unet command runs (GLIBC_TUNABLES=${MEMORY_TUNABLES as string})`, { ...(tunedEnvironment as () => NodeJS.ProcessEnv)() }],
+    ['untuned', 'an untuned process (SAM2UNET_MEMORY_TUNING=off)', { ...process.env, SAM2UNET_MEMORY_TUNING: 'off' }],
+  ] as const;
+  for (const [mode, label, env] of modes) {
+    console.log(`\n== ${label}`);
+    const run = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!], { stdio: 'inherit', env: { ...env, IO_BENCH_MODE: mode } });
+    if (run.status !== 0) process.exit(run.status ?? 1);
+  }
+  process.exit(0);
+}
 
 const shared = resolve(process.cwd(), '../shared/data/phantoms');
 const bratsCase = resolve(shared, 'BraTS20_Training_001');
