@@ -45,6 +45,8 @@ import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/worker-jobs.ts';
 import { SettingsStore } from './settings.ts';
 import { displayWindow } from './io/display-window.ts';
+import { rgbData } from './io/colour.ts';
+import type { VoxelArray } from './io/volume.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -174,10 +176,11 @@ export class WorkstationService implements WorkstationApi {
     const { study, summary } = this.#opened(studyId);
     const volume = study.sequences[sequence];
     if (!volume) throw new UserError(`study ${study.name} has no sequence "${sequence}" (it has ${Object.keys(study.sequences).join(', ')})`);
-    if (volume.components !== 1) throw new UserError(`${study.name}/${sequence} is a colour image; only greyscale volumes can be viewed`);
     const { dims, spacing, origin, direction } = volume.geometry;
     const window = summary.sequences.find((s) => s.name === sequence)!.window;
-    return { studyId, sequence, dims, spacing, origin, direction, slope: volume.slope, intercept: volume.intercept, window, data: volume.data };
+    if (volume.components === 3) return { studyId, sequence, dims, spacing, origin, direction, slope: 1, intercept: 0, window, components: 3, data: displayRgb(volume) };
+    if (volume.components !== 1) throw new UserError(`${study.name}/${sequence} has ${volume.components} samples per voxel; only greyscale and colour (3) images can be viewed`);
+    return { studyId, sequence, dims, spacing, origin, direction, slope: volume.slope, intercept: volume.intercept, window, components: 1, data: volume.data };
   }
 
   async getLabels({ studyId, source }: GetLabelsRequest): Promise<LabelData | null> {
@@ -264,6 +267,8 @@ export class WorkstationService implements WorkstationApi {
 
   async segment({ studyId, checkpoint, device }: SegmentRequest): Promise<JobStarted> {
     const opened = this.#opened(studyId);
+    // refused here, not in the job: otherwise the user sees a started job fail
+    if (!opened.summary.segmentable.available) throw new UserError(opened.summary.segmentable.reason!);
     if (opened.job) throw new UserError(`a segmentation of ${opened.study.name} is already running`);
     const checkpointPath = checkpoint === undefined ? undefined : this.#readable(checkpoint);
     const chosenDevice = device ?? (await this.#settings.settings()).device;
@@ -488,22 +493,24 @@ function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSum
   };
 }
 
-/** The middle axial slice of `volume`, windowed to 8-bit grey and shrunk (nearest) to fit `size`. */
+/** The middle axial slice of `volume`, windowed to 8-bit grey (colour: its luminance) and shrunk (nearest) to fit `size`. */
 export function thumbnail(volume: Volume, window: DisplayWindow, size: number): Thumbnail {
   const [nx, ny, nz] = volume.dims;
   const scale = Math.min(1, size / Math.max(nx, ny));
   const width = Math.max(1, Math.round(nx * scale));
   const height = Math.max(1, Math.round(ny * scale));
   const k = Math.floor(nz / 2);
-  const plane = volume.sliceView(k);
-  const step = volume.components;
+  const colour = volume.components === 3;
+  const plane = colour ? displayRgb(volume).subarray(k * nx * ny * 3, (k + 1) * nx * ny * 3) : volume.sliceView(k);
   const lo = window.center - window.width / 2;
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const sy = Math.min(ny - 1, Math.floor((y + 0.5) / scale));
     for (let x = 0; x < width; x++) {
       const sx = Math.min(nx - 1, Math.floor((x + 0.5) / scale));
-      const value = plane[(sy * nx + sx) * step]! * volume.slope + volume.intercept;
+      const at = sy * nx + sx;
+      // colour: Rec. 601 luma of the RGB samples (the list shows grey thumbnails)
+      const value = colour ? 0.299 * plane[3 * at]! + 0.587 * plane[3 * at + 1]! + 0.114 * plane[3 * at + 2]! : plane[at]! * volume.slope + volume.intercept;
       out[y * width + x] = Math.max(0, Math.min(255, Math.round(((value - lo) / window.width) * 255)));
     }
   }
@@ -556,11 +563,51 @@ function summarize(id: string, study: Study): StudySummary {
     origin,
     direction,
     sequences: Object.entries(study.sequences).map(([name, volume]) => {
+      if (volume.components === 3) return { name, dtype: volume.dtype, components: 3 as const, ...colourDisplay(volume) };
       const { min, max } = volume.stats();
-      return { name, dtype: volume.dtype, range: [min, max] as [number, number], window: displayWindow(volume) };
+      return { name, dtype: volume.dtype, components: 1 as const, range: [min, max] as [number, number], window: displayWindow(volume) };
     }),
     hasGroundTruth: Boolean(study.seg),
+    segmentable: segmentable(study),
   };
+}
+
+/** Colour images (photographs, screenshots, secondary captures) are not MRI: the model takes scalar sequences only. */
+function segmentable(study: Study): { available: boolean; reason?: string } {
+  const colour = Object.entries(study.sequences).filter(([, volume]) => volume.components !== 1);
+  if (colour.length === 0) return { available: true };
+  const what = Object.keys(study.sequences).length === 1 ? `${study.name} is a colour image` : `${study.name} has colour images (${colour.map(([name]) => name).join(', ')})`;
+  return { available: false, reason: `${what}; colour images cannot be segmented as MRI` };
+}
+
+/** Interleaved RGB of a colour volume, converted once (YCbCr files) and kept while the volume lives. */
+function displayRgb(volume: Volume): VoxelArray {
+  let rgb = rgbCache.get(volume);
+  if (!rgb) {
+    rgb = rgbData(volume);
+    rgbCache.set(volume, rgb);
+  }
+  return rgb;
+}
+const rgbCache = new WeakMap<Volume, VoxelArray>();
+
+/**
+ * Range and window of a colour volume's RGB samples. The window spans the stored bits (0–255 for
+ * 8-bit) so that the colours show as stored; a robust window per channel would shift the hues.
+ */
+function colourDisplay(volume: Volume): { range: [number, number]; window: DisplayWindow } {
+  const rgb = displayRgb(volume);
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < rgb.length; i++) {
+    const value = rgb[i]!;
+    if (value < min) min = value;
+    if (value > max) max = value;
+  }
+  if (rgb.length === 0) min = max = 0;
+  const bitsStored = Number((volume.meta.extra?.dicom as { BitsStored?: number } | undefined)?.BitsStored ?? rgb.BYTES_PER_ELEMENT * 8);
+  const top = rgb instanceof Uint8Array ? 255 : Math.min(2 ** bitsStored - 1, Math.max(max, 1));
+  return { range: [min, max], window: { center: top / 2, width: top } };
 }
 
 /**

@@ -30,9 +30,11 @@ export interface DisplayWindow {
 export interface SequenceSummary {
   name: string;
   dtype: string;
-  /** real-value range (slope and intercept applied) */
+  /** 1: greyscale; 3: colour (RGB or YCbCr in the file, sent as RGB by getVolume) */
+  components: 1 | 3;
+  /** real-value range (slope and intercept applied); for colour, of the RGB samples */
   range: [number, number];
-  /** a default window from robust percentiles of the non-zero voxels */
+  /** a default window from robust percentiles of the non-zero voxels; for colour, the full range of the stored bits (applied to each channel) */
   window: DisplayWindow;
 }
 
@@ -47,6 +49,8 @@ export interface StudySummary {
   direction: number[];
   sequences: SequenceSummary[];
   hasGroundTruth: boolean;
+  /** whether segment() accepts this study (colour images are not MRI), and why not */
+  segmentable: Availability;
 }
 
 export interface OpenStudyRequest {
@@ -65,7 +69,11 @@ export interface GetVolumeRequest {
   studyId: string;
   sequence: string;
 }
-/** A whole volume, x fastest; real value = data[i] · slope + intercept. Sent once per sequence. */
+/**
+ * A whole volume, x fastest; real value = data[i] · slope + intercept. Sent once per sequence.
+ * Colour volumes (components 3) are interleaved RGB, R G B per voxel, in the stored bit depth
+ * (8 or 16 bits), slope 1 and intercept 0.
+ */
 export interface VolumeData {
   studyId: string;
   sequence: string;
@@ -76,6 +84,7 @@ export interface VolumeData {
   slope: number;
   intercept: number;
   window: DisplayWindow;
+  components: 1 | 3;
   data: VoxelData;
 }
 
@@ -580,6 +589,7 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
     slope: v.number(),
     intercept: v.number(),
     window,
+    components: (x, at) => (x === 1 || x === 3 ? null : `${at} must be 1 or 3`),
     data: v.typedArray(voxelArrays),
   }),
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),

@@ -78,18 +78,23 @@ export function pixelOf(grid: Grid, axes: PlaneAxes, ijk: Vec3): { c: number; r:
   return { c: along(grid, axes.col, ijk[axes.col.axis]), r: along(grid, axes.row, ijk[axes.row.axis]), s: ijk[axes.slice] };
 }
 
-/** Copies slice `s` of a volume-shaped array into `out` (width × height, x fastest), oriented for display. */
-export function extractPlane<T extends ArrayLike<number> & { [i: number]: number }>(data: ArrayLike<number>, grid: Grid, axes: PlaneAxes, s: number, out: T): T {
+/**
+ * Copies slice `s` of a volume-shaped array into `out` (width × height, x fastest), oriented for
+ * display. With `components` > 1 the samples of a voxel are interleaved (RGB) in both.
+ */
+export function extractPlane<T extends ArrayLike<number> & { [i: number]: number }>(data: ArrayLike<number>, grid: Grid, axes: PlaneAxes, s: number, out: T, components = 1): T {
   const [nx, ny] = grid.dims;
-  const strides = [1, nx, nx * ny];
+  const strides = [components, nx * components, nx * ny * components];
   const { width, height } = planeSize(grid, axes);
   const colStride = strides[axes.col.axis]! * (axes.col.flip ? -1 : 1);
   const rowStride = strides[axes.row.axis]! * (axes.row.flip ? -1 : 1);
   const first = voxelAt(grid, axes, 0, 0, s);
-  let rowStart = first[0] + nx * (first[1] + ny * first[2]);
+  let rowStart = (first[0] + nx * (first[1] + ny * first[2])) * components;
+  let o = 0;
   for (let r = 0; r < height; r++, rowStart += rowStride) {
     let at = rowStart;
-    for (let c = 0; c < width; c++, at += colStride) out[r * width + c] = data[at]!;
+    if (components === 1) for (let c = 0; c < width; c++, at += colStride) out[o++] = data[at]!;
+    else for (let c = 0; c < width; c++, at += colStride) for (let j = 0; j < components; j++) out[o++] = data[at + j]!;
   }
   return out;
 }

@@ -109,6 +109,11 @@ export class Session {
     return this.cursor[2];
   }
 
+  /** The volume on screen is colour (RGB): no segmentation, no overlay, the window acts on each channel. */
+  get colour(): boolean {
+    return this.volume?.components === 3;
+  }
+
   /** Packed label colours for the overlay, from the settings. */
   lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity));
 
@@ -313,6 +318,11 @@ export class Session {
   async segment(checkpoint = this.model): Promise<void> {
     const study = this.study;
     if (!study) return;
+    // the menu and the deep link reach here without the (disabled) button
+    if (!study.segmentable.available) {
+      this.error = study.segmentable.reason ?? 'this study cannot be segmented';
+      return;
+    }
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
     this.#early.begin();

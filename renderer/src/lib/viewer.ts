@@ -68,16 +68,21 @@ interface PendingPlane {
 /** Planes registered by setVolume, turned into images by the loader on first use. */
 const pendingPlanes = new Map<string, PendingPlane>();
 
-/** Real values of a plane in a type Cornerstone takes, in a buffer of its own. */
+/**
+ * Real values of a plane in a type Cornerstone takes, in a buffer of its own. Colour planes stay
+ * interleaved RGB: Cornerstone makes an image with three samples per pixel a colour image, and
+ * applies the window to each channel.
+ */
 function planeScalars({ volume, axes, s }: PendingPlane): Int16Array | Uint16Array | Uint8Array | Float32Array {
   const { width, height } = planeSize(volume, axes);
-  const n = width * height;
+  const components = volume.components;
+  const n = width * height * components;
   const data = volume.data;
   const plain = volume.slope === 1 && volume.intercept === 0;
-  if (plain && data instanceof Int16Array) return extractPlane(data, volume, axes, s, new Int16Array(n));
-  if (plain && data instanceof Uint16Array) return extractPlane(data, volume, axes, s, new Uint16Array(n));
-  if (plain && data instanceof Uint8Array) return extractPlane(data, volume, axes, s, new Uint8Array(n));
-  const out = extractPlane(data, volume, axes, s, new Float32Array(n));
+  if (plain && data instanceof Int16Array) return extractPlane(data, volume, axes, s, new Int16Array(n), components);
+  if (plain && data instanceof Uint16Array) return extractPlane(data, volume, axes, s, new Uint16Array(n), components);
+  if (plain && data instanceof Uint8Array) return extractPlane(data, volume, axes, s, new Uint8Array(n), components);
+  const out = extractPlane(data, volume, axes, s, new Float32Array(n), components);
   if (!plain) for (let i = 0; i < n; i++) out[i] = out[i]! * volume.slope + volume.intercept;
   return out;
 }
@@ -183,7 +188,7 @@ export class PlaneViewer {
         rowPixelSpacing: g.rowSpacing,
         columnPixelSpacing: g.columnSpacing,
       });
-      add('generalSeriesModule', { modality: 'MR', seriesInstanceUID: tag });
+      add('generalSeriesModule', { modality: volume.components === 3 ? 'OT' : 'MR', seriesInstanceUID: tag });
       add('voiLutModule', { windowCenter: [window.center], windowWidth: [window.width] });
       add('modalityLutModule', { rescaleSlope: 1, rescaleIntercept: 0 });
       this.#imageIds.push(imageId);
