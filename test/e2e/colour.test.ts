@@ -1,7 +1,7 @@
 /**
  * A colour DICOM in the browser (issue 2: colour images are viewable, not segmentable as MRI):
  * pydicom's SC_rgb_jpeg_dcmtk.dcm (YBR_FULL JPEG, 100×100, one frame) opened by path, shown in
- * colour through Cornerstone's stack viewport (CPU path under headless Chromium), with Segment
+ * colour through Cornerstone's stack viewport (its CPU path, and its WebGL path read back), with Segment
  * disabled and the reason shown. Same server, browser and pixel counting as workstation.test.ts;
  * screenshots go to test-output/e2e; console errors fail the test.
  */
@@ -117,6 +117,34 @@ describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
     await expect.poll(brightness).toBe(Math.round(axial.brightness));
 
     await page.screenshot({ path: join(outDir, 'colour-03-page.png') });
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('is colour on the WebGL path too (?render=gpu; read back from Cornerstone canvas)', async () => {
+    const page = await browser.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    const link = new URL(server.url);
+    link.searchParams.set('render', 'gpu');
+    link.searchParams.set('open', colourFile);
+    await page.goto(link.href);
+    await expect.poll(() => page.getByTestId('viewport-axial').getAttribute('data-rendered-slice'), { timeout: 30_000 }).not.toBe('-1');
+    expect(await page.getByTestId('viewport-axial').getAttribute('data-backend')).toBe('webgl');
+    // the page shows SwiftShader's WebGL canvas wrongly (viewer.ts, webglKind), so the pixels are read from the canvas itself
+    const readBack = () =>
+      page.evaluate(() => {
+        const canvas = document.querySelector<HTMLCanvasElement>('[data-testid=viewport-axial] canvas.cornerstone-canvas')!;
+        const ctx = new OffscreenCanvas(canvas.width, canvas.height).getContext('2d')!;
+        ctx.drawImage(canvas, 0, 0);
+        const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+        let coloured = 0;
+        for (let i = 0; i < data.length; i += 4) if (Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 60) coloured++;
+        return coloured / (data.length / 4);
+      });
+    await expect.poll(readBack, { timeout: 10_000 }).toBeGreaterThan(0.3);
     expect(consoleErrors).toEqual([]);
     await page.close();
   });

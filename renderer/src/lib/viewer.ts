@@ -103,6 +103,9 @@ function sharedEngine(): RenderingEngine {
     if (!pending) return { promise: Promise.reject(new Error(`${imageId} is no longer shown`)) };
     pendingPlanes.delete(imageId);
     const image = imageLoader.createAndCacheLocalImage(imageId, { ...pending.options, scalarData: planeScalars(pending) });
+    // Cornerstone 5 marks a three-sample local image as colour but says it has one component,
+    // which its WebGL path believes (its CPU path reads the colour flag)
+    if (pending.volume.components === 3) image.numberOfComponents = 3;
     return { promise: Promise.resolve(image) };
   });
   engine = new RenderingEngine('sam2unet');
