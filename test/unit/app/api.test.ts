@@ -75,9 +75,10 @@ describe('api.ts request validators', () => {
   });
 
   it('validates volume replies', () => {
-    const volume = { studyId: 's', sequence: 'flair', dims: [2, 2, 1], spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1], slope: 1, intercept: 0, window: { center: 1, width: 2 }, data: new Int16Array(4) };
+    const volume = { studyId: 's', sequence: 'flair', dims: [2, 2, 1], spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1], slope: 1, intercept: 0, window: { center: 1, width: 2 }, components: 1, data: new Int16Array(4) };
     expect(replyValidators.getVolume!(volume, 'r')).toBeNull();
     expect(replyValidators.getVolume!({ ...volume, data: 'AAAA' }, 'r')).toMatch(/data must be/);
+    expect(replyValidators.getVolume!({ ...volume, components: 2 }, 'r')).toMatch(/components must be 1 or 3/);
   });
 
   it('validates web envelopes', () => {
