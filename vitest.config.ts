@@ -11,7 +11,11 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       {
-        test: { ...shared, name: 'tests', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'node_modules/**', 'test/**/*.alone.test.ts'] },
+        test: { ...shared, name: 'tests', include: ['test/**/*.test.ts'], exclude: ['test/bench/**', 'test/e2e/**', 'node_modules/**', 'test/**/*.alone.test.ts'] },
+      },
+      {
+        // the browser tests share one renderer build, made before any of them starts
+        test: { ...shared, name: 'e2e', include: ['test/e2e/**/*.test.ts'], globalSetup: ['test/e2e/global-setup.ts'] },
       },
       {
         // Tests that time the UI thread (event-loop stalls) need the CPU to themselves: they run

@@ -5,42 +5,16 @@
  * disabled and the reason shown. Same server, browser and pixel counting as workstation.test.ts;
  * screenshots go to test-output/e2e; console errors fail the test.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium } from 'playwright-core';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { countPixels, haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
 import { startWebServer } from '../../main/web/server.ts';
 import type { WebServer } from '../../main/web/server.ts';
 
-const root = resolve(import.meta.dirname, '../..');
 const colourFile = resolve(root, '../shared/data/external/dicom/SC_rgb_jpeg_dcmtk.dcm');
-const outDir = resolve(root, 'test-output/e2e');
-const chromiumPath = '/usr/bin/chromium';
-const haveChromium = existsSync(chromiumPath);
-if (!haveChromium) console.warn(`e2e skipped: ${chromiumPath} is missing (apt-get install -y chromium)`);
-
-/** Non-background and strongly coloured pixels of an element, and its mean R+G+B, counted in the page from a screenshot. */
-async function countPixels(page: Page, selector: string, file?: string): Promise<{ lit: number; total: number; coloured: number; brightness: number }> {
-  const png = await page.locator(selector).screenshot(file ? { path: file } : {});
-  return page.evaluate(async (bytes) => {
-    const bitmap = await createImageBitmap(new Blob([new Uint8Array(bytes)], { type: 'image/png' }));
-    const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
-    ctx.drawImage(bitmap, 0, 0);
-    const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
-    let lit = 0;
-    let coloured = 0;
-    let sum = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      const r = data[i]!, g = data[i + 1]!, b = data[i + 2]!;
-      sum += r + g + b;
-      if (r + g + b > 30) lit++;
-      if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
-    }
-    return { lit, total: data.length / 4, coloured, brightness: sum / (data.length / 4) };
-  }, [...png]);
-}
 
 describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
   let server: WebServer;
@@ -51,19 +25,10 @@ describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    mkdirSync(outDir, { recursive: true });
-    const { build } = await import('vite');
-    await build({ configFile: resolve(root, 'renderer/vite.config.ts'), logLevel: 'error' });
     exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-colour-exports-'));
     dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-colour-data-'));
-    server = await startWebServer({ port: 0, rendererDir: resolve(root, 'renderer/dist'), exportDir, dataDir, log: () => {} });
-    profile = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-colour-profile-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
-    });
+    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
+    ({ browser, profile } = await launchBrowser());
   });
 
   afterAll(async () => {
@@ -73,11 +38,7 @@ describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
   });
 
   it('opens SC_rgb_jpeg_dcmtk.dcm in colour, with Segment disabled and the reason shown', async () => {
-    const page = await browser.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    const page = await pageRecordingErrors(browser, consoleErrors);
     await page.goto(server.url);
     await page.getByTestId('open-path').fill(colourFile);
     await page.getByTestId('open-button').click();
@@ -122,11 +83,7 @@ describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
   });
 
   it('is colour on the WebGL path too (?render=gpu; read back from Cornerstone canvas)', async () => {
-    const page = await browser.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    const page = await pageRecordingErrors(browser, consoleErrors);
     const link = new URL(server.url);
     link.searchParams.set('render', 'gpu');
     link.searchParams.set('open', colourFile);

@@ -1,8 +1,7 @@
 /**
  * Browser mode end to end (issue 8 acceptance): Debian's Chromium (headless, SwiftShader WebGL,
  * so Cornerstone takes its CPU path) drives the built renderer through the web bridge on a free
- * localhost port. The renderer is built here with Vite's JS API, so `npx vitest run test/e2e` is
- * all it needs (plus /usr/bin/chromium).
+ * localhost port (the renderer is built once by global-setup.ts; harness.ts has the shared parts).
  *
  * Two studies, each in its own page: phantom 001 as NIfTI (opened by typing its path, segmented
  * through the run panel) and its FLAIR as a DICOM series (opened and segmented by the deep link).
@@ -10,54 +9,23 @@
  * from the checkpoint's shapes): the real engine end to end in ~15 s. Pixels are counted in
  * element screenshots; screenshots are kept in test-output/e2e; console errors fail the tests.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
+import { type Pixels, countPixels, haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
 import { startWebServer } from '../../main/web/server.ts';
 import type { WebServer } from '../../main/web/server.ts';
 
-const root = resolve(import.meta.dirname, '../..');
 const phantoms = resolve(root, '../shared/data/phantoms');
 const niftiStudy = join(phantoms, 'BraTS20_Training_001');
 const dicomStudy = join(phantoms, 'BraTS20_Training_001_flair_dicom');
-const outDir = resolve(root, 'test-output/e2e');
-const chromiumPath = '/usr/bin/chromium';
 const miniCheckpoint = resolve(root, '../shared/golden/sam2unet_mini/sam2unet.pth');
-const haveChromium = existsSync(chromiumPath);
-if (!haveChromium) console.warn(`e2e skipped: ${chromiumPath} is missing (apt-get install -y chromium)`);
 
 const VIEWS = ['axial', 'sagittal', 'coronal'] as const;
 /** a whole segmentation of 155 slices by the mini model takes ~15 s alone; CI machines are busy */
 const SEGMENT_TIMEOUT = 150_000;
-
-interface Pixels {
-  lit: number;
-  total: number;
-  coloured: number;
-}
-
-/** Non-background and strongly coloured pixels of an element, counted in the page from a screenshot. */
-async function countPixels(page: Page, selector: string, file?: string): Promise<Pixels> {
-  const png = await page.locator(selector).screenshot(file ? { path: file } : {});
-  return page.evaluate(async (bytes) => {
-    const bitmap = await createImageBitmap(new Blob([new Uint8Array(bytes)], { type: 'image/png' }));
-    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-    const ctx = canvas.getContext('2d')!;
-    ctx.drawImage(bitmap, 0, 0);
-    const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
-    let lit = 0;
-    let coloured = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      const r = data[i]!, g = data[i + 1]!, b = data[i + 2]!;
-      if (r + g + b > 30) lit++;
-      if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
-    }
-    return { lit, total: data.length / 4, coloured };
-  }, [...png]);
-}
 
 describe.skipIf(!haveChromium)('workstation in the browser (web bridge + renderer in Chromium)', () => {
   let server: WebServer;
@@ -69,31 +37,10 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    mkdirSync(outDir, { recursive: true });
-    const { build } = await import('vite');
-    await build({ configFile: resolve(root, 'renderer/vite.config.ts'), logLevel: 'error' });
     exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-exports-'));
     dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-data-'));
-    server = await startWebServer({ port: 0, rendererDir: resolve(root, 'renderer/dist'), exportDir, dataDir, log: () => {} });
-    profile = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-profile-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // WebGL without a GPU: SwiftShader through ANGLE
-        '--use-angle=swiftshader',
-        '--enable-unsafe-swiftshader',
-      ],
-    });
+    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
+    ({ browser, profile } = await launchBrowser());
   });
 
   afterAll(async () => {
@@ -104,14 +51,7 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  async function newPage(): Promise<Page> {
-    const page = await browser.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
-    return page;
-  }
+  const newPage = () => pageRecordingErrors(browser, consoleErrors);
 
   const viewport = (page: Page, view: string) => page.getByTestId(`viewport-${view}`);
   const rendered = (page: Page, view: string) => () => viewport(page, view).getAttribute('data-rendered-slice');
