@@ -5,36 +5,27 @@
  * disabled and the reason shown. Same server, browser and pixel counting as workstation.test.ts;
  * screenshots go to test-output/e2e; console errors fail the test.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext } from 'playwright-core';
-import { countPixels, haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
-import { startWebServer } from '../../main/web/server.ts';
+import { countPixels, haveChromium, outDir, pageRecordingErrors, root, startWorkstation, type Workstation } from './harness.ts';
 import type { WebServer } from '../../main/web/server.ts';
 
 const colourFile = resolve(root, '../shared/data/external/dicom/SC_rgb_jpeg_dcmtk.dcm');
 
 describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
+  let workstation: Workstation;
   let server: WebServer;
   let browser: BrowserContext;
-  let profile: string;
-  let exportDir: string;
-  let dataDir: string;
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-colour-exports-'));
-    dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-colour-data-'));
-    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
-    ({ browser, profile } = await launchBrowser());
+    workstation = await startWorkstation();
+    ({ server, browser } = workstation);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    for (const dir of [profile, exportDir, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+    await workstation?.close();
   });
 
   it('opens SC_rgb_jpeg_dcmtk.dcm in colour, with Segment disabled and the reason shown', async () => {

@@ -3,11 +3,13 @@
  * SwiftShader, a page that records console errors, and pixel counts from element screenshots.
  * The renderer is built once for all of them (global-setup.ts).
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
+import { startWebServer } from '../../main/web/server.ts';
+import type { WebServer } from '../../main/web/server.ts';
 
 export const root = resolve(import.meta.dirname, '../..');
 export const outDir = resolve(root, 'test-output/e2e');
@@ -37,6 +39,35 @@ export async function launchBrowser(): Promise<{ browser: BrowserContext; profil
     ],
   });
   return { browser, profile };
+}
+
+export interface Workstation {
+  server: WebServer;
+  browser: BrowserContext;
+  /** where the server writes exports */
+  exportDir: string;
+  /** settings and training runs */
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** `sam2unet serve`'s server on a free port with folders of its own, and a browser for it. */
+export async function startWorkstation(): Promise<Workstation> {
+  const exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-exports-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-data-'));
+  const server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
+  const { browser, profile } = await launchBrowser();
+  return {
+    server,
+    browser,
+    exportDir,
+    dataDir,
+    async close() {
+      await browser.close();
+      await server.close();
+      for (const dir of [profile, exportDir, dataDir]) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A page whose console errors and uncaught exceptions land in `errors`. */

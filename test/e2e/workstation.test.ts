@@ -9,13 +9,11 @@
  * from the checkpoint's shapes): the real engine end to end in ~15 s. Pixels are counted in
  * element screenshots; screenshots are kept in test-output/e2e; console errors fail the tests.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { type Pixels, countPixels, haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
-import { startWebServer } from '../../main/web/server.ts';
+import { type Pixels, countPixels, haveChromium, outDir, pageRecordingErrors, root, startWorkstation, type Workstation } from './harness.ts';
 import type { WebServer } from '../../main/web/server.ts';
 
 const phantoms = resolve(root, '../shared/data/phantoms');
@@ -28,27 +26,19 @@ const VIEWS = ['axial', 'sagittal', 'coronal'] as const;
 const SEGMENT_TIMEOUT = 150_000;
 
 describe.skipIf(!haveChromium)('workstation in the browser (web bridge + renderer in Chromium)', () => {
+  let workstation: Workstation;
   let server: WebServer;
   let browser: BrowserContext;
-  let profile: string;
   let exportDir: string;
-  /** settings and training runs */
-  let dataDir: string;
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-exports-'));
-    dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-data-'));
-    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
-    ({ browser, profile } = await launchBrowser());
+    workstation = await startWorkstation();
+    ({ server, browser, exportDir } = workstation);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    if (exportDir) rmSync(exportDir, { recursive: true, force: true });
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await workstation?.close();
   });
 
   const newPage = () => pageRecordingErrors(browser, consoleErrors);
