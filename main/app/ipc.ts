@@ -78,12 +78,17 @@ export function isTrustedSender(url: string): boolean {
 
 /**
  * Electron's structured clone sends a typed array's whole ArrayBuffer; a volume that is a view
- * into a bigger buffer (a 4-D NIfTI's frames share one) is sent as just its own bytes.
+ * into a bigger buffer (a 4-D NIfTI's frames share one) is sent as just its own bytes. Volumes
+ * in shared memory (as the reader worker hands them over) cannot cross to another process at
+ * all: they are sent as a copy.
  */
 function compactArrays(reply: Reply): Reply {
   if (!reply.ok || typeof reply.value !== 'object' || reply.value === null || !('data' in reply.value)) return reply;
   const data = (reply.value as { data: unknown }).data;
-  if (!ArrayBuffer.isView(data) || data.byteLength === data.buffer.byteLength) return reply;
+  if (!ArrayBuffer.isView(data)) return reply;
+  const shared = data.buffer instanceof SharedArrayBuffer;
+  if (!shared && data.byteLength === data.buffer.byteLength) return reply;
+  // slice() on a typed array allocates a plain ArrayBuffer of just these bytes
   return { ok: true, value: { ...reply.value, data: (data as Uint8Array).slice() } };
 }
 

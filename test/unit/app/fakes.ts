@@ -7,10 +7,13 @@ import { Volume } from '../../../main/core/io/volume.ts';
 
 export const DIMS: [number, number, number] = [4, 3, 2];
 
-/** `asView`: the image is a view into a larger buffer, as a 4-D NIfTI's frames are. */
-export function tinyStudy(name = 'tiny', asView = false): Study {
+/**
+ * `memory`: 'view' — the image is a view into a larger buffer, as a 4-D NIfTI's frames are;
+ * 'shared' — it is in shared memory, as the reader worker hands volumes over.
+ */
+export function tinyStudy(name = 'tiny', memory: 'own' | 'view' | 'shared' = 'own'): Study {
   const geometry = { dims: DIMS, spacing: [1, 1, 2] as [number, number, number], origin: [0, 0, 0] as [number, number, number], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] };
-  const image = asView ? new Int16Array(48).subarray(24) : new Int16Array(24);
+  const image = memory === 'view' ? new Int16Array(48).subarray(24) : memory === 'shared' ? new Int16Array(new SharedArrayBuffer(48)) : new Int16Array(24);
   for (let i = 0; i < 24; i++) image[i] = i * 10;
   const seg = new Uint8Array(24);
   seg[5] = 2;
@@ -34,7 +37,7 @@ export function fakePorts(calls: FakeCalls = { written: [] }, options: { segment
   return {
     async openPath(path) {
       if (path.endsWith('missing')) throw new Error(`${path}: no such file or directory`);
-      return { studies: [tinyStudy('tiny', path.endsWith('view'))], notes: ['a note'] };
+      return { studies: [tinyStudy('tiny', path.endsWith('view') ? 'view' : path.endsWith('shared') ? 'shared' : 'own')], notes: ['a note'] };
     },
     async segmentation() {
       if (options.segmentation === false) return { availability: { available: false, reason: 'no engine in this test' }, devices: [] };

@@ -90,6 +90,15 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     expect(volume.data[23]).toBe(230);
   });
 
+  it('sends a volume in shared memory as a plain copy (shared memory cannot cross to the renderer process)', async () => {
+    const w = wiring();
+    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/shared' });
+    const volume = await w.value<{ data: Int16Array }>('getVolume', { studyId: studies[0]!.id, sequence: 'flair' });
+    expect(volume.data.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(volume.data.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    expect(Array.from(volume.data)).toEqual(Array.from({ length: 24 }, (_, i) => i * 10));
+  });
+
   it('streams a segmentation as events, then exports only to the path the dialog returned', async () => {
     const w = wiring([join(dir, 'chosen.nii.gz'), join(dir, 'second.nii.gz')]);
     const events: ApiEvent[] = [];
