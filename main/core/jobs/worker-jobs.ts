@@ -3,6 +3,7 @@
  * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
  * slice masks come back as transferred buffers.
  */
+import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
@@ -130,8 +131,24 @@ export function diceOf(regions: RegionResults | Record<string, { dice: number }>
 }
 
 // Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch may
-// still be running in the session's worker, which must not be torn down under it.
+// still be running in the session's worker, which must not be torn down under it (dispose waits
+// for it). The least recently used go when more than this many are loaded: a large model holds
+// gigabytes.
+const MAX_LOADED_MODELS = 2;
 const loadedModels = new Map<string, Promise<CheckpointModel>>();
+/** jobs using each model now: those are never evicted */
+const modelUsers = new Map<string, number>();
+
+function keepLoaded(key: string, model: Promise<CheckpointModel>): void {
+  loadedModels.delete(key);
+  loadedModels.set(key, model);
+  for (const [candidate, evicted] of loadedModels) {
+    if (loadedModels.size <= MAX_LOADED_MODELS) break;
+    if (candidate === key || (modelUsers.get(candidate) ?? 0) > 0) continue;
+    loadedModels.delete(candidate);
+    void evicted.then((m) => m.dispose(), () => undefined);
+  }
+}
 
 export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
   const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, { presetName }] = await Promise.all([
@@ -144,32 +161,39 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
   const progress = (message: string) => post({ kind: 'progress', message });
   const source = payload.checkpoint ? { checkpoint: payload.checkpoint, config: undefined, size: undefined } : await bundledModel();
   const device = parseDevice(payload.device);
-  const key = `${source.checkpoint}\0${device}\0${source.size?.join('x') ?? ''}`;
+  // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
+  const modified = await stat(source.checkpoint).then((s) => s.mtimeMs, () => 0);
+  const key = `${source.checkpoint}\0${modified}\0${device}\0${source.size?.join('x') ?? ''}`;
   let loading = loadedModels.get(key);
   if (!loading) {
     progress(`loading the model ${source.checkpoint}`);
     loading = sliceModelFromCheckpoint(source.checkpoint, { config: source.config, size: source.size, device, onMessage: progress });
-    loadedModels.set(key, loading);
     loading.catch(() => loadedModels.delete(key));
   }
-  const model = await loading;
-  progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
-  const outcome = await segmentStudy(studyFromData(payload.study), model, { signal }, {
-    slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
-  });
-  return {
-    device: model.provider,
-    dice: diceOf(outcome.summary.metrics),
-    run: {
-      checkpoint: source.checkpoint,
-      preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
+  keepLoaded(key, loading);
+  modelUsers.set(key, (modelUsers.get(key) ?? 0) + 1);
+  try {
+    const model = await loading;
+    progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
+    const outcome = await segmentStudy(studyFromData(payload.study), model, { signal }, {
+      slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
+    });
+    return {
       device: model.provider,
-      inputSize: model.inputSize[0],
-      regions: outcome.summary.regions,
-      loadMs: model.loadMs,
-      ms: outcome.summary.ms,
-    },
-  };
+      dice: diceOf(outcome.summary.metrics),
+      run: {
+        checkpoint: source.checkpoint,
+        preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
+        device: model.provider,
+        inputSize: model.inputSize[0],
+        regions: outcome.summary.regions,
+        loadMs: model.loadMs,
+        ms: outcome.summary.ms,
+      },
+    };
+  } finally {
+    modelUsers.set(key, modelUsers.get(key)! - 1);
+  }
 }
 
 export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEvent>, signal: AbortSignal): Promise<TrainResult> {
@@ -198,6 +222,11 @@ export async function inspectCheckpoint({ path }: { path: string }): Promise<Che
   const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
   const checkpoint = await readCheckpoint(path);
   return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null };
+}
+
+/** How many models the worker holds now (tests). */
+export function loadedModelCount(): number {
+  return loadedModels.size;
 }
 
 export async function releaseModels(): Promise<void> {
