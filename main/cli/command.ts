@@ -49,6 +49,14 @@ export function numberOption(args: ParsedArgs, name: string, fallback?: number):
   return value;
 }
 
+/** A comma-separated list (`--data a,b`), blanks dropped. */
+export function listOption(args: ParsedArgs, name: string): string[] | undefined {
+  return stringOption(args, name)
+    ?.split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
 export function requireOption(args: ParsedArgs, name: string): string {
   const value = stringOption(args, name);
   if (value === undefined || value === '') throw new UserError(`--${name} is required (see --help)`);

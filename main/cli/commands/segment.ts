@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineCommand, numberOption, requireOption, stringOption, type CommandIO } from '../command.ts';
+import { defineCommand, listOption, numberOption, requireOption, stringOption, type CommandIO } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { FileError, UserError } from '../../core/errors.ts';
 import type { Study } from '../../core/io/study.ts';
@@ -94,7 +94,7 @@ export default defineCommand({
     let size = parseSize(stringOption(args, 'size'));
     const batch = numberOption(args, 'batch');
     if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
-    const channels = stringOption(args, 'channels')?.split(',').map((s) => s.trim()).filter(Boolean);
+    const channels = listOption(args, 'channels');
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const device = parseDevice(stringOption(args, 'device'));
     const config = hieraConfigOption(stringOption(args, 'config'));

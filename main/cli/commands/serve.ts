@@ -1,4 +1,4 @@
-import { defineCommand, numberOption, stringOption } from '../command.ts';
+import { defineCommand, listOption, numberOption, stringOption } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 
 export default defineCommand({
@@ -40,7 +40,7 @@ export default defineCommand({
     const { userDataDir } = await import('../../core/settings.ts');
     const token = stringOption(args, 'token');
     if (token !== undefined && !/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new UserError('--token must be at least 16 letters, digits, "_" or "-"');
-    const roots = stringOption(args, 'root')?.split(',').map((r) => r.trim()).filter(Boolean);
+    const roots = listOption(args, 'root');
     for (const dir of roots ?? []) if (!existsSync(dir)) throw new UserError(`--root ${dir}: no such folder`);
     const server = await startWebServer({
       port,

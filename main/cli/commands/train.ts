@@ -1,12 +1,8 @@
 import { UserError } from '../../core/errors.ts';
-import { defineCommand, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
+import { TRAIN_DEFAULTS } from '../../core/train/defaults.ts';
+import { defineCommand, listOption, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { createProgress } from '../progress.ts';
-
-function list(args: ParsedArgs, name: string): string[] | undefined {
-  const value = stringOption(args, name);
-  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter(Boolean);
-}
 
 function positiveInt(args: ParsedArgs, name: string, fallback?: number): number | undefined {
   const value = numberOption(args, name, fallback);
@@ -25,19 +21,19 @@ export default defineCommand({
     config: { type: 'string', description: 'Hiera preset or JSON: with --checkpoint, its configuration; without, start from fresh weights of this configuration', valueName: 'preset|file' },
     out: { type: 'string', description: 'output folder: checkpoints/, train-log.csv, train-log.json, model.safetensors', valueName: 'dir' },
     strategy: { type: 'string', description: 'adapter (official: adapters + decoder), lora (LoRA on attn.qkv/proj + adapters + decoder) or full', valueName: 'name' },
-    'lora-rank': { type: 'string', description: 'LoRA rank (default 8)', valueName: 'r' },
-    'lora-alpha': { type: 'string', description: 'LoRA alpha (default 16)', valueName: 'alpha' },
-    epochs: { type: 'string', description: 'epochs (default 20)', valueName: 'N' },
+    'lora-rank': { type: 'string', description: `LoRA rank (default ${TRAIN_DEFAULTS.loraRank})`, valueName: 'r' },
+    'lora-alpha': { type: 'string', description: `LoRA alpha (default ${TRAIN_DEFAULTS.loraAlpha})`, valueName: 'alpha' },
+    epochs: { type: 'string', description: `epochs (default ${TRAIN_DEFAULTS.epochs})`, valueName: 'N' },
     steps: { type: 'string', description: 'optimiser steps (overrides --epochs)', valueName: 'N' },
-    batch: { type: 'string', description: 'batch size (default 12, as the official recipe)', valueName: 'N' },
-    lr: { type: 'string', description: 'peak learning rate, cosine-annealed to 1e-7 (default 1e-3)', valueName: 'number' },
-    'weight-decay': { type: 'string', description: 'AdamW weight decay (default 5e-4)', valueName: 'number' },
-    size: { type: 'string', description: 'model input size, a multiple of 32 (default 352)', valueName: 'pixels' },
+    batch: { type: 'string', description: `batch size (default ${TRAIN_DEFAULTS.batch}, as the official recipe)`, valueName: 'N' },
+    lr: { type: 'string', description: `peak learning rate, cosine-annealed to 1e-7 (default ${TRAIN_DEFAULTS.lr})`, valueName: 'number' },
+    'weight-decay': { type: 'string', description: `AdamW weight decay (default ${TRAIN_DEFAULTS.weightDecay})`, valueName: 'number' },
+    size: { type: 'string', description: `model input size, a multiple of 32 (default ${TRAIN_DEFAULTS.size})`, valueName: 'pixels' },
     channels: { type: 'string', description: 'the three input sequences (default flair,t1ce,t2; one name is replicated)', valueName: 'a,b,c' },
     regions: { type: 'string', description: 'brats (WT/TC/ET, 3 channels; default) or binary (1 channel)', valueName: 'kind' },
-    seed: { type: 'string', description: 'seed of sampling, augmentation and fresh weights (default 0)', valueName: 'N' },
-    'empty-ratio': { type: 'string', description: 'slices without tumour per tumour slice in each epoch (default 0.25)', valueName: 'r' },
-    'checkpoint-every': { type: 'string', description: 'write a checkpoint every N steps (default 50)', valueName: 'N' },
+    seed: { type: 'string', description: `seed of sampling, augmentation and fresh weights (default ${TRAIN_DEFAULTS.seed})`, valueName: 'N' },
+    'empty-ratio': { type: 'string', description: `slices without tumour per tumour slice in each epoch (default ${TRAIN_DEFAULTS.emptyRatio})`, valueName: 'r' },
+    'checkpoint-every': { type: 'string', description: `write a checkpoint every N steps (default ${TRAIN_DEFAULTS.checkpointEvery})`, valueName: 'N' },
     'validate-every': { type: 'string', description: 'validate every N epochs (default 1; 0 = never)', valueName: 'N' },
     loss: { type: 'string', description: 'official (default) or weighted-bce', valueName: 'variant' },
     threads: { type: 'string', description: 'ONNX Runtime threads (default: all cores)', valueName: 'N' },
@@ -45,13 +41,12 @@ export default defineCommand({
     json: { type: 'boolean', description: 'one JSON line per step and per validation on stdout' },
   },
   async run(args, io) {
-    const [{ train }, { TRAIN_DEFAULTS }, { STRATEGIES }, { LOSS_VARIANTS }] = await Promise.all([
+    const [{ train }, { STRATEGIES }, { LOSS_VARIANTS }] = await Promise.all([
       import('../../core/train/trainer.ts'),
-      import('../../core/train/defaults.ts'),
       import('../../core/train/train-graph.ts'),
       import('../../core/train/loss.ts'),
     ]);
-    const data = list(args, 'data');
+    const data = listOption(args, 'data');
     if (!data?.length) throw new UserError('--data is required (see --help)');
     const out = requireOption(args, 'out');
     const strategy = stringOption(args, 'strategy') ?? 'adapter';
@@ -77,7 +72,7 @@ export default defineCommand({
       const result = await train(
         {
           data,
-          val: list(args, 'val'),
+          val: listOption(args, 'val'),
           init: checkpoint ? { checkpoint, config } : { fresh: config! },
           out,
           strategy: strategy as 'adapter' | 'lora' | 'full',
@@ -88,7 +83,7 @@ export default defineCommand({
           lr: numberOption(args, 'lr', TRAIN_DEFAULTS.lr)!,
           weightDecay: numberOption(args, 'weight-decay', TRAIN_DEFAULTS.weightDecay)!,
           size: [size, size],
-          channels: list(args, 'channels'),
+          channels: listOption(args, 'channels'),
           regions,
           seed: numberOption(args, 'seed', TRAIN_DEFAULTS.seed)!,
           emptyRatio: numberOption(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio)!,

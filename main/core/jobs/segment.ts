@@ -11,7 +11,7 @@
 import { CancelledError, UserError } from '../errors.ts';
 import type { Study } from '../io/study.ts';
 import type { Volume } from '../io/volume.ts';
-import { type RegionResults, type RegionSummary, evaluateVolume, sliceMetrics, summarise } from '../metrics/evaluate.ts';
+import { type RegionResults, type RegionSummary, evaluateVolume, evaluateSlice, summarise } from '../metrics/evaluate.ts';
 import { type RegionKind, regionsFor } from '../metrics/regions.ts';
 import { composeLabels, inputChannels, isEmptySlice, outChannelsFor, prepareSlices, volumeIntensityScaling } from '../model/preprocess.ts';
 import type { SliceModel } from './slice-model.ts';
@@ -145,7 +145,7 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   const perSlice: { slice: number; metrics: RegionResults }[] = [];
   const score = (mask: Uint8Array, k: number): RegionResults | null => {
     if (!truth) return null;
-    const metrics = sliceMetrics(mask, truth.subarray(k * plane, (k + 1) * plane), [nx, ny], spacing, regionList, { hd95: false });
+    const metrics = evaluateSlice(mask, truth.subarray(k * plane, (k + 1) * plane), [nx, ny], spacing, regionList, { hd95: false });
     perSlice.push({ slice: k, metrics });
     return metrics;
   };

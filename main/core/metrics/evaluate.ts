@@ -236,9 +236,6 @@ export function evaluateSlice(
   return evaluateGrid(predSlice, gtSlice, dimsXY, spacing.slice(0, 2), spacing[0] * spacing[1] * spacing[2], regions, options);
 }
 
-/** Per-slice metrics for streaming during segmentation: the same as evaluateSlice. */
-export const sliceMetrics = evaluateSlice;
-
 /** Metrics of every axial slice of a volume (slice k is the k-th x-y plane). */
 export function evaluateSlices(
   pred: Uint8Array,
@@ -294,7 +291,7 @@ export interface RegionSummary {
   slices: number;
 }
 
-/** Per-region means over per-slice results (as produced by evaluateSlices/sliceMetrics). */
+/** Per-region means over per-slice results (as produced by evaluateSlices/evaluateSlice). */
 export function summarise(perSlice: readonly RegionResults[], regions: readonly Region[]): Record<string, RegionSummary> {
   const out: Record<string, RegionSummary> = {};
   for (const region of regions) {

@@ -8,7 +8,7 @@ import {
   percentileLinear,
   pooledSurfaceDistances,
   regionsFor,
-  sliceMetrics,
+  evaluateSlice,
   squaredDistanceTransform,
   summarise,
   surfaceOf,
@@ -154,7 +154,7 @@ describe('slices and summaries', () => {
     expect(perSlice.map((s) => s.foreground!.dice)).toEqual([1, 4 / 6, 0]);
     expect(perSlice[1]!.foreground!.volumeMl).toBeCloseTo((2 * 2) / 1000, 12);
     expect(perSlice[2]!.foreground!.hd95).toBeCloseTo(Math.hypot(8, 8), 12);
-    const one = sliceMetrics(pred.subarray(64, 128), gt.subarray(64, 128), [8, 8], [1, 1, 2], regions, { hd95: false });
+    const one = evaluateSlice(pred.subarray(64, 128), gt.subarray(64, 128), [8, 8], [1, 1, 2], regions, { hd95: false });
     expect(one.foreground!.dice).toBe(4 / 6);
     expect(Number.isNaN(one.foreground!.hd95)).toBe(true);
     // official: (255 · 2·2/(2·2+0+2) + 2·4/(4+64)) / 256
