@@ -20,6 +20,17 @@ export class EarlyEvents {
     this.#events?.push(event);
   }
 
+  /**
+   * The event when it is one of `jobId`'s; menu events and other jobs' events give null (the
+   * latter are kept, should their job be the one starting).
+   */
+  ofJob(event: ApiEvent, jobId: string | undefined): JobEvent | null {
+    if (event.type === 'menu') return null;
+    if (jobId !== undefined && event.jobId === jobId) return event;
+    this.keep(event);
+    return null;
+  }
+
   /** Stops keeping; returns the kept events of `jobId` (none when the start failed), in arrival order. */
   end(jobId?: string): JobEvent[] {
     const kept = this.#events ?? [];

@@ -361,13 +361,10 @@ export class Session {
     });
   }
 
-  #onEvent(event: ApiEvent): void {
-    if (event.type === 'menu') return;
+  #onEvent(received: ApiEvent): void {
     const job = this.job;
-    if (!job || event.jobId !== job.id) {
-      this.#early.keep(event);
-      return;
-    }
+    const event = this.#early.ofJob(received, job?.id);
+    if (!job || !event) return;
     switch (event.type) {
       case 'sliceResult': {
         const prediction = this.prediction;

@@ -129,13 +129,10 @@ export class Training {
     }
   }
 
-  #onEvent(event: ApiEvent): void {
-    if (event.type === 'menu') return;
+  #onEvent(received: ApiEvent): void {
     const job = this.job;
-    if (!job || event.jobId !== job.id) {
-      this.#early.keep(event);
-      return;
-    }
+    const event = this.#early.ofJob(received, job?.id);
+    if (!job || !event) return;
     switch (event.type) {
       case 'trainStart':
         this.job = { ...job, run: event.run, totalSteps: event.totalSteps, resumedFrom: event.resumedFrom, step: event.resumedFrom };
