@@ -13,7 +13,8 @@ import { joinChunks, serializeModel, OPSET } from '../onnx/writer.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { UserError } from '../errors.ts';
 import type { HieraConfig } from './config.ts';
-import { BARE_TRUNK_KEYS, buildHieraTrunk } from './hiera.ts';
+import { buildHieraTrunk } from './hiera.ts';
+import { BARE_TRUNK_KEYS } from './keys.ts';
 import { buildSam2UNet } from './sam2unet.ts';
 import type { StateDict } from './tensor.ts';
 

@@ -6,29 +6,10 @@ import { UserError } from '../errors.ts';
 import type { Graph } from '../onnx/ir.ts';
 import { layerNorm, linear, linearBias, type Weights } from '../onnx/layers.ts';
 import { blockPlan, type BlockPlan, type HieraConfig } from './config.ts';
-import { ADAPTER_HIDDEN, SAM2UNET_ENCODER_PREFIX, trunkBlockKey, trunkKeyToSam2UNet } from './keys.ts';
+import { ADAPTER_HIDDEN, type TrunkKeys } from './keys.ts';
 import type { Tensor } from './tensor.ts';
 
 export const HIERA_LN_EPSILON = 1e-6;
-
-/** Where a trunk's weights live in a state dict: bare trunk keys, or SAM2-UNet's `encoder.` layout. */
-export interface TrunkKeys {
-  trunk(key: string): string;
-  block(index: number, key: string): string;
-  /** adapter (prompt_learn) key of block `index`, or undefined when the model has no adapters */
-  adapter?(index: number, key: string): string;
-}
-
-export const BARE_TRUNK_KEYS: TrunkKeys = {
-  trunk: (key) => key,
-  block: trunkBlockKey,
-};
-
-export const SAM2UNET_ENCODER_KEYS: TrunkKeys = {
-  trunk: trunkKeyToSam2UNet,
-  block: (i, key) => trunkKeyToSam2UNet(trunkBlockKey(i, key)),
-  adapter: (i, key) => `${SAM2UNET_ENCODER_PREFIX}blocks.${i}.prompt_learn.${key}`,
-};
 
 // ---- bicubic interpolation, torch.nn.functional.interpolate(mode='bicubic', align_corners=False) ----
 
@@ -193,8 +174,8 @@ function unpartition(g: Graph, x: string, nh: number, nw: number, win: number, c
 function block(g: Graph, w: Weights, keys: TrunkKeys, p: BlockPlan, x: string, h: number, wd: number): { x: string; h: number; w: number } {
   const { index: i, dim, dimOut } = p;
   if (keys.adapter) {
-    const a = g.gelu(linear(g, w, x, keys.adapter(i, '0'), dim, ADAPTER_HIDDEN));
-    x = g.add(x, g.gelu(linear(g, w, a, keys.adapter(i, '2'), ADAPTER_HIDDEN, dim)));
+    const a = g.gelu(linear(g, w, x, keys.adapter(i, 0), dim, ADAPTER_HIDDEN));
+    x = g.add(x, g.gelu(linear(g, w, a, keys.adapter(i, 2), ADAPTER_HIDDEN, dim)));
   }
   const xn = layerNorm(g, w, x, keys.block(i, 'norm1'), dim, HIERA_LN_EPSILON);
   let shortcut = x;

@@ -47,9 +47,29 @@ export function sam2UNetKeyToTrunk(key: string): string | undefined {
   return `blocks.${m[1]}.${m[2]!.slice('block.'.length)}`;
 }
 
-/** Adapter key of block `index`: `layer` 0 = Linear(dim→32), 2 = Linear(32→dim). */
-export const adapterKey = (index: number, layer: 0 | 2, param: 'weight' | 'bias'): string =>
-  `${SAM2UNET_ENCODER_PREFIX}blocks.${index}.prompt_learn.${layer}.${param}`;
+/** Adapter Linear of block `index`: `layer` 0 = Linear(dim→32), 2 = Linear(32→dim). */
+export const adapterLayer = (index: number, layer: 0 | 2): string => `${SAM2UNET_ENCODER_PREFIX}blocks.${index}.prompt_learn.${layer}`;
+
+export const adapterKey = (index: number, layer: 0 | 2, param: 'weight' | 'bias'): string => `${adapterLayer(index, layer)}.${param}`;
+
+/** Where a trunk's weights live in a state dict: bare trunk keys, or SAM2-UNet's `encoder.` layout. */
+export interface TrunkKeys {
+  trunk(key: string): string;
+  block(index: number, key: string): string;
+  /** the adapter Linear of block `index` (its key without .weight/.bias); absent when the model has no adapters */
+  adapter?(index: number, layer: 0 | 2): string;
+}
+
+export const BARE_TRUNK_KEYS: TrunkKeys = {
+  trunk: (key) => key,
+  block: trunkBlockKey,
+};
+
+export const SAM2UNET_ENCODER_KEYS: TrunkKeys = {
+  trunk: trunkKeyToSam2UNet,
+  block: (i, key) => trunkKeyToSam2UNet(trunkBlockKey(i, key)),
+  adapter: adapterLayer,
+};
 
 // ---------------------------------------------------------------- expected layouts
 

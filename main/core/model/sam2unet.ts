@@ -7,7 +7,8 @@ import { UserError } from '../errors.ts';
 import type { Graph } from '../onnx/ir.ts';
 import { conv2d, convBn, upsampleBilinear, type Weights } from '../onnx/layers.ts';
 import type { HieraConfig } from './config.ts';
-import { buildHieraTrunk, SAM2UNET_ENCODER_KEYS } from './hiera.ts';
+import { buildHieraTrunk } from './hiera.ts';
+import { SAM2UNET_ENCODER_KEYS } from './keys.ts';
 import { DECODER_CHANNELS } from './keys.ts';
 
 export interface DecoderOptions {
