@@ -6,6 +6,7 @@
  *
  * Plain TypeScript without Node or DOM imports: the renderer bundles it.
  */
+import type { Settings } from './api.ts';
 
 /** The label colours the user can change in Settings (the keys are Settings['labelColors']'s). */
 export interface LabelColours {
@@ -19,6 +20,17 @@ export interface LabelColours {
  * green, enhancing tumour yellow.
  */
 export const DEFAULT_LABEL_COLOURS: Readonly<LabelColours> = Object.freeze({ necrotic: '#ff4136', edema: '#2ecc40', enhancing: '#ffdc00' });
+
+/**
+ * The settings before the user changes any: the service's store starts from them and the
+ * renderer shows them until the service's answer arrives.
+ */
+export const DEFAULT_SETTINGS: Settings = {
+  device: 'auto',
+  overlayOpacity: 0.5,
+  overlayMode: 'fill',
+  labelColors: { ...DEFAULT_LABEL_COLOURS },
+};
 
 /** The BraTS labels in the order the legends list them. */
 export const BRATS_LABEL_INFO = [

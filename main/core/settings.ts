@@ -10,14 +10,9 @@ import type { RecentStudy, Settings } from './api.ts';
 import { requestValidators } from './api.ts';
 import { errorMessage } from './errors.ts';
 import { writeFileAtomic } from './util/fs.ts';
+import { DEFAULT_SETTINGS } from './conventions.ts';
 
-export const DEFAULT_SETTINGS: Settings = {
-  device: 'auto',
-  overlayOpacity: 0.5,
-  overlayMode: 'fill',
-  // the BraTS convention most viewers use: necrotic core red, edema green, enhancing yellow
-  labelColors: { necrotic: '#ff3b30', edema: '#34c759', enhancing: '#ffd60a' },
-};
+export { DEFAULT_SETTINGS } from './conventions.ts';
 
 /** Where the CLI's server keeps settings and training runs (the desktop app uses Electron's userData). */
 export function userDataDir(): string {

@@ -7,8 +7,6 @@ import type { Settings } from '../../../main/core/api.ts';
 export const OVERLAY_SOURCES = ['prediction', 'groundTruth', 'difference'] as const;
 export type OverlaySource = (typeof OVERLAY_SOURCES)[number];
 
-export const DEFAULT_LABEL_COLORS: Settings['labelColors'] = { necrotic: '#ff4136', edema: '#2ecc40', enhancing: '#ffdc00' };
-
 /**
  * Codes of the difference map, outside the BraTS label range. A voxel is a false positive when
  * the prediction marks tumour where the ground truth has none, a false negative the reverse,

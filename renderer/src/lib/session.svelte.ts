@@ -21,7 +21,8 @@ import type {
   Vec3,
   VolumeData,
 } from '../../../main/core/api.ts';
-import { DEFAULT_LABEL_COLORS, labelLut } from './overlay.ts';
+import { labelLut } from './overlay.ts';
+import { DEFAULT_SETTINGS } from '../../../main/core/conventions.ts';
 import type { OverlaySource } from './overlay.ts';
 import { EarlyEvents } from './early-events.ts';
 import { planeAxes } from './planes.ts';
@@ -53,15 +54,15 @@ export interface ExportRecord {
   downloadUrl?: string;
 }
 
-/** What the app shows before (or without) the service's settings. */
-export const DEFAULT_SETTINGS: Settings = { device: 'auto', overlayOpacity: 0.5, overlayMode: 'fill', labelColors: DEFAULT_LABEL_COLORS };
+/** What the app shows before (or without) the service's settings: the service's own defaults. */
+export { DEFAULT_SETTINGS };
 
 export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class Session {
   readonly api: ClientApi;
   capabilities = $state<Capabilities | null>(null);
-  settings = $state<Settings>(DEFAULT_SETTINGS);
+  settings = $state<Settings>(structuredClone(DEFAULT_SETTINGS));
   recent = $state<RecentStudy[]>([]);
   studies = $state<StudySummary[]>([]);
   notes = $state<string[]>([]);
