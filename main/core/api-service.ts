@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type {
   ApiEvent,
@@ -19,6 +19,10 @@ import type {
   ExportResult,
   AddModelRequest,
   GetLabelsRequest,
+  DicomTags,
+  GetTagsRequest,
+  SetSequenceRolesRequest,
+  StudyRequest,
   RecentStudy,
   Settings,
   Thumbnail,
@@ -80,6 +84,8 @@ export interface ServiceOptions {
 
 interface OpenedStudy {
   id: string;
+  /** the real path (symlinks resolved) of what was opened: opening it again selects it */
+  realPath: string;
   study: Study;
   summary: StudySummary;
   /** the latest segmentation, filled in slice by slice */
@@ -154,16 +160,55 @@ export class WorkstationService implements WorkstationApi {
 
   async openStudy({ path }: { path: string }): Promise<OpenStudyResult> {
     const absolute = this.#readable(path);
+    const real = await realpath(absolute).catch(() => absolute);
+    const open = [...this.#studies.values()].filter((s) => s.realPath === real);
+    if (open.length) {
+      await this.#settings.addRecent(absolute, open.length === 1 ? open[0]!.study.name : basename(absolute));
+      return { studies: open.map((s) => s.summary), notes: [`${path} is open already`] };
+    }
     const opened = await this.#ports.openPath(absolute);
     if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
     await this.#settings.addRecent(absolute, opened.studies.length === 1 ? opened.studies[0]!.name : basename(absolute));
     const studies = opened.studies.map((study) => {
       const id = newId('study');
       const summary = summarize(id, study);
-      this.#studies.set(id, { id, study, summary, predictionComplete: false });
+      this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false });
       return summary;
     });
     return { studies, notes: opened.notes };
+  }
+
+  async closeStudy({ studyId }: StudyRequest): Promise<{ closed: boolean }> {
+    const opened = this.#studies.get(studyId);
+    if (!opened) return { closed: false };
+    opened.job?.controller.abort();
+    this.#studies.delete(studyId);
+    return { closed: true };
+  }
+
+  async setSequenceRoles({ studyId, roles }: SetSequenceRolesRequest): Promise<StudySummary> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; cancel the run before changing its sequences`);
+    const { reassignRoles } = await import('./io/dicom-study.ts');
+    const study = reassignRoles(opened.study, roles);
+    opened.study = study;
+    opened.summary = summarize(studyId, study);
+    // the model's inputs changed: the old prediction no longer belongs to this study
+    opened.prediction = undefined;
+    opened.run = undefined;
+    opened.predictionComplete = false;
+    return opened.summary;
+  }
+
+  async getTags({ studyId, sequence }: GetTagsRequest): Promise<DicomTags> {
+    const { study } = this.#opened(studyId);
+    const volume = study.sequences[sequence];
+    if (!volume) throw new UserError(`study ${study.name} has no sequence "${sequence}"`);
+    const original = study.series?.find((s) => s.role === sequence)?.volume ?? volume;
+    const file = original.meta.sources[0];
+    if (study.kind !== 'dicom' || !file) throw new UserError(`${study.name}/${sequence} was not read from DICOM; it has no tags to show`);
+    const { readDicomTags } = await import('./io/dicom/tags.ts');
+    return { file, tags: await readDicomTags(file) };
   }
 
   #opened(studyId: string): OpenedStudy {
@@ -563,12 +608,29 @@ function summarize(id: string, study: Study): StudySummary {
     origin,
     direction,
     sequences: Object.entries(study.sequences).map(([name, volume]) => {
-      if (volume.components === 3) return { name, dtype: volume.dtype, components: 3 as const, ...colourDisplay(volume) };
+      const series = study.series?.find((s) => s.role === name);
+      const origin = { description: series?.description ?? volume.meta.description, ...(study.kind === 'dicom' ? { seriesId: series?.id ?? volume.meta.id } : {}) };
+      if (volume.components === 3) return { name, dtype: volume.dtype, components: 3 as const, ...colourDisplay(volume), ...origin };
       const { min, max } = volume.stats();
-      return { name, dtype: volume.dtype, components: 1 as const, range: [min, max] as [number, number], window: displayWindow(volume) };
+      return { name, dtype: volume.dtype, components: 1 as const, range: [min, max] as [number, number], window: displayWindow(volume), ...origin };
     }),
     hasGroundTruth: Boolean(study.seg),
     segmentable: segmentable(study),
+    metadata: study.metadata ?? {},
+    ...(study.series
+      ? {
+          series: study.series.map(({ id: seriesId, description, seriesNumber, role, recognised, reason, resampled }) => ({
+            seriesId,
+            description,
+            ...(seriesNumber !== undefined ? { seriesNumber } : {}),
+            role,
+            recognised,
+            reason,
+            resampled,
+          })),
+        }
+      : {}),
+    ...(study.notes?.length ? { notes: study.notes } : {}),
   };
 }
 

@@ -36,6 +36,39 @@ export interface SequenceSummary {
   range: [number, number];
   /** a default window from robust percentiles of the non-zero voxels; for colour, the full range of the stored bits (applied to each channel) */
   window: DisplayWindow;
+  /** what the file calls it: the DICOM SeriesDescription, or the BraTS sequence / NIfTI file name */
+  description?: string;
+  /** DICOM: the SeriesInstanceUID it was read from */
+  seriesId?: string;
+}
+
+/** Who and what a study is; DICOM fills every field it has, NIfTI and BraTS only the case name. */
+export interface StudyMetadata {
+  patientName?: string;
+  patientId?: string;
+  /** DICOM DA, YYYYMMDD as stored */
+  studyDate?: string;
+  studyDescription?: string;
+  modality?: string;
+}
+
+/** The sequence names a multi-sequence study uses (BraTS's), in display order, with their labels. */
+export const SEQUENCE_ROLES = ['t1', 't1ce', 't2', 'flair'] as const;
+export type SequenceRole = (typeof SEQUENCE_ROLES)[number];
+export const SEQUENCE_ROLE_LABELS: Record<SequenceRole, string> = { t1: 'T1', t1ce: 'T1 post-contrast', t2: 'T2', flair: 'FLAIR' };
+
+/** One DICOM series of a study and the sequence it plays (the mapping shown, and changeable, in the study list). */
+export interface SeriesRoleSummary {
+  seriesId: string;
+  description: string;
+  seriesNumber?: number;
+  /** the sequence of the study it is now */
+  role: SequenceRole;
+  /** what recognition made of it, and from what */
+  recognised: SequenceRole | null;
+  reason: string;
+  /** resampled onto the study's grid (the FLAIR's) through world coordinates */
+  resampled: boolean;
 }
 
 export interface StudySummary {
@@ -51,6 +84,40 @@ export interface StudySummary {
   hasGroundTruth: boolean;
   /** whether segment() accepts this study (colour images are not MRI), and why not */
   segmentable: Availability;
+  metadata?: StudyMetadata;
+  /** DICOM: the series the sequences come from, with their recognised and current roles */
+  series?: SeriesRoleSummary[];
+  /** remarks about how the study was assembled (resampling, series kept apart) */
+  notes?: string[];
+}
+
+export interface StudyRequest {
+  studyId: string;
+}
+export interface SetSequenceRolesRequest {
+  studyId: string;
+  /** SeriesInstanceUID → sequence role; roles must stay distinct (a role given away is swapped) */
+  roles: Record<string, SequenceRole>;
+}
+export interface GetTagsRequest {
+  studyId: string;
+  sequence: string;
+}
+/** One element of a DICOM dataset, for the tag viewer; long and binary values are shortened. */
+export interface DicomTag {
+  /** "(0010,0010)" */
+  tag: string;
+  vr: string;
+  /** the dictionary keyword, or '' for private and unknown tags */
+  keyword: string;
+  value: string;
+  /** SQ: one list of elements per item */
+  items?: DicomTag[][];
+}
+export interface DicomTags {
+  /** the file the elements were read from (the series' first instance) */
+  file: string;
+  tags: DicomTag[];
 }
 
 export interface OpenStudyRequest {
@@ -101,6 +168,16 @@ export interface LabelData {
 }
 
 export const MODEL_KINDS = ['bundled', 'file', 'trained'] as const;
+export const RUN_SETTING_SOURCES = ['user', 'checkpoint', 'bundled', 'default'] as const;
+/** How a model must be run (main/core/model/run-settings.ts), each setting with where it came from. */
+export interface ModelRunInfo {
+  /** input [height, width] */
+  size: [number, number];
+  /** the sequence each input channel takes, in channel order */
+  channels: string[];
+  regions: 'brats' | 'binary';
+  from: Record<'size' | 'channels' | 'regions', (typeof RUN_SETTING_SOURCES)[number]>;
+}
 export interface ModelInfo {
   /** what SegmentRequest.checkpoint and TrainRequest.model take: the checkpoint's path */
   id: string;
@@ -109,6 +186,7 @@ export interface ModelInfo {
   /** what it segments, e.g. ['WT', 'TC', 'ET'] */
   regions: string[];
   description: string;
+  run: ModelRunInfo;
 }
 
 export interface AddModelRequest {
@@ -158,6 +236,9 @@ export interface RecentStudy {
 }
 
 export const OVERLAY_MODES = ['fill', 'outline'] as const;
+/** radiological: the patient's left on screen right in axial and coronal views; neurological: on screen left */
+export const VIEW_CONVENTIONS = ['radiological', 'neurological'] as const;
+export type ViewConvention = (typeof VIEW_CONVENTIONS)[number];
 export interface Settings {
   /** execution provider for segmentation and training ('auto' picks the best present) */
   device: string;
@@ -165,6 +246,8 @@ export interface Settings {
   overlayMode: (typeof OVERLAY_MODES)[number];
   /** CSS colours of the BraTS labels: 1 necrotic core, 2 edema, 4 enhancing tumour */
   labelColors: { necrotic: string; edema: string; enhancing: string };
+  /** how the views lay out left and right */
+  viewConvention: ViewConvention;
 }
 
 export interface ThumbnailRequest {
@@ -199,6 +282,11 @@ export interface SegmentRequest {
   studyId: string;
   checkpoint?: string;
   device?: string;
+  /**
+   * the study's sequence fed to each model channel, in channel order ('' = the sequence the model
+   * takes there); needed when the study lacks one (a substitution, written into the report)
+   */
+  channels?: string[];
 }
 export interface JobStarted {
   jobId: string;
@@ -328,6 +416,12 @@ export type ApiEvent =
 export interface WorkstationApi {
   capabilities(request: Record<string, never>): Promise<Capabilities>;
   openStudy(request: OpenStudyRequest): Promise<OpenStudyResult>;
+  /** forgets an open study and its results (a running segmentation of it is cancelled) */
+  closeStudy(request: StudyRequest): Promise<{ closed: boolean }>;
+  /** changes which DICOM series plays which sequence; the study's prediction is dropped (its inputs changed) */
+  setSequenceRoles(request: SetSequenceRolesRequest): Promise<StudySummary>;
+  /** the DICOM elements of the first instance of a sequence's series */
+  getTags(request: GetTagsRequest): Promise<DicomTags>;
   getVolume(request: GetVolumeRequest): Promise<VolumeData>;
   getLabels(request: GetLabelsRequest): Promise<LabelData | null>;
   listModels(request: Record<string, never>): Promise<ModelInfo[]>;
@@ -485,18 +579,29 @@ const settingsFields: Record<keyof Settings, Check> = {
   overlayOpacity: v.number({ min: 0, max: 1 }),
   overlayMode: v.literal(OVERLAY_MODES),
   labelColors: v.object({ necrotic: color, edema: color, enhancing: color }),
+  viewConvention: v.literal(VIEW_CONVENTIONS),
 };
-const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string() });
+const sourceOf = v.literal(RUN_SETTING_SOURCES);
+const modelRun = v.object({
+  size: v.array(v.number({ int: true, min: 1 }), { length: 2 }),
+  channels: v.array(v.string({ max: 64 }), { max: 16 }),
+  regions: v.literal(['brats', 'binary']),
+  from: v.object({ size: sourceOf, channels: sourceOf, regions: sourceOf }),
+});
+const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string(), run: modelRun });
 const count = v.number({ int: true, min: 0 });
 
 /** Validators of every request, one per method: the Electron main and the web server run them on each call. */
 export const requestValidators: Record<ApiMethod, Check> = {
   capabilities: empty,
   openStudy: v.object({ path }),
+  closeStudy: v.object({ studyId: id }),
+  setSequenceRoles: v.object({ studyId: id, roles: v.record(v.literal(SEQUENCE_ROLES), { max: 64 }) }),
+  getTags: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
   getVolume: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
   getLabels: v.object({ studyId: id, source: maskSource }),
   listModels: empty,
-  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }) }),
+  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }) }),
   cancel: v.object({ jobId: id }),
   chooseStudyPath: empty,
   chooseExportPath: v.object({ studyId: id, format: exportFormat }),

@@ -22,6 +22,8 @@ declare module 'dcmjs' {
       DicomMetaDictionary: {
         naturalizeDataset(dataset: DenaturalizedDataset): NaturalDataset;
         denaturalizeDataset(dataset: NaturalDataset): DenaturalizedDataset;
+        /** keyed by punctuated tag, "(0010,0010)" */
+        dictionary: Record<string, { tag: string; vr: string; name: string } | undefined>;
       };
     };
     log: { setLevel(level: string): void; level?: number };

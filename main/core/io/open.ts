@@ -7,7 +7,8 @@
  * - A NIfTI file is a 'nifti' study named after the file: `{ image }` for 3-D; a 4-D file gives
  *   `{ image_0, image_1, … }` (one 3-D volume per frame, series ids `<file>#<t>`).
  * - Everything else goes to the DICOM reader in one call, so a series spread over several
- *   folders still assembles; each series is a 'dicom' study named after its description.
+ *   folders still assembles; the T1, T1ce, T2 and FLAIR series of one examination become one
+ *   'dicom' study (dicom-study.ts), every other series a study of its own named after its description.
  *   Folders with no NIfTI inside are handed over whole (the DICOM reader then skips non-DICOM
  *   files with a note); loose files beside NIfTI files are handed over only if they look like DICOM.
  * Paths named explicitly must load; problems with files found while searching a folder become
@@ -176,7 +177,10 @@ export async function openPath(input: string | string[]): Promise<OpenResult> {
       const result = await loadDicom(dicomPaths);
       notes.push(...result.notes);
       const source = paths.length === 1 ? paths[0]! : paths.join(', ');
-      return result.series.map((volume) => ({ name: volume.meta.description || volume.meta.id, kind: 'dicom', source, sequences: { image: volume } }));
+      const { assembleDicomStudies } = await import('./dicom-study.ts');
+      const assembled = assembleDicomStudies(result.series, source);
+      notes.push(...assembled.notes);
+      return assembled.studies;
     } catch (err) {
       // DICOM met only while searching folders is optional when something else loads
       if (explicitDicom.length || !(err instanceof FileError)) throw err;

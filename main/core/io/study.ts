@@ -8,7 +8,8 @@ export type BratsSequence = (typeof BRATS_SEQUENCES)[number];
 
 /**
  * One or more co-registered volumes of one subject plus optional ground truth
- * (architecture.md). A DICOM folder with several series yields several studies, never a merge.
+ * (architecture.md). DICOM series of one patient's study that are T1, T1ce, T2 and FLAIR on one
+ * frame of reference make one study, like a BraTS case (dicom-study.ts); other series stay apart.
  */
 export interface Study {
   /** the case name: BraTS case id, NIfTI file stem or DICOM series description/UID */
@@ -16,8 +17,40 @@ export interface Study {
   kind: StudyKind;
   /** the path the user gave */
   source: string;
-  /** sequence name → volume; all on the same grid. Single-volume studies use the key 'image'. */
+  /**
+   * sequence name → volume; all on the same grid. Recognised sequences use the BraTS names (t1,
+   * t1ce, t2, flair); other single-volume studies use the key 'image'.
+   */
   sequences: Record<string, Volume>;
   /** ground-truth label map on the same grid, if present */
   seg?: Volume;
+  /** who and what the study is (DICOM); NIfTI and BraTS studies have none */
+  metadata?: StudyMetadata;
+  /** DICOM: the series behind the sequences, with the role each plays (changeable, see dicom-study.ts) */
+  series?: StudySeries[];
+  /** how the study was assembled, for the user (resampling, series kept apart) */
+  notes?: string[];
+}
+
+export interface StudyMetadata {
+  patientName?: string;
+  patientId?: string;
+  studyDate?: string;
+  studyDescription?: string;
+  modality?: string;
+}
+
+export interface StudySeries {
+  /** SeriesInstanceUID (the volume id) */
+  id: string;
+  description: string;
+  seriesNumber?: number;
+  /** the key of `sequences` it fills */
+  role: BratsSequence;
+  recognised: BratsSequence | null;
+  reason: string;
+  /** the series as read, on its own grid (the sequence itself when no resampling was needed) */
+  volume: Volume;
+  /** whether sequences[role] is this series resampled onto the study's grid */
+  resampled: boolean;
 }

@@ -223,3 +223,32 @@ export function sameGrid(a: Geometry, b: Geometry, tolerance = 1e-3): boolean {
   const fb = affineLPS(b);
   return fa.every((v, i) => Math.abs(v - fb[i]!) <= tolerance);
 }
+
+/** The inverse of affineLPS's 3×3 part and offset: continuous voxel index (i, j, k) of an LPS point. */
+export function worldToIndexMatrix(geometry: Geometry): number[] {
+  const a = affineLPS(geometry);
+  const [m00, m01, m02, m10, m11, m12, m20, m21, m22] = [a[0]!, a[1]!, a[2]!, a[4]!, a[5]!, a[6]!, a[8]!, a[9]!, a[10]!];
+  const det = m00 * (m11 * m22 - m12 * m21) - m01 * (m10 * m22 - m12 * m20) + m02 * (m10 * m21 - m11 * m20);
+  if (!(Math.abs(det) > 1e-12)) throw new Error(`geometry has a singular affine (spacing ${geometry.spacing.join(', ')})`);
+  const inv = [
+    (m11 * m22 - m12 * m21) / det, (m02 * m21 - m01 * m22) / det, (m01 * m12 - m02 * m11) / det,
+    (m12 * m20 - m10 * m22) / det, (m00 * m22 - m02 * m20) / det, (m02 * m10 - m00 * m12) / det,
+    (m10 * m21 - m11 * m20) / det, (m01 * m20 - m00 * m21) / det, (m00 * m11 - m01 * m10) / det,
+  ];
+  const [ox, oy, oz] = [a[3]!, a[7]!, a[11]!];
+  return [
+    inv[0]!, inv[1]!, inv[2]!, -(inv[0]! * ox + inv[1]! * oy + inv[2]! * oz),
+    inv[3]!, inv[4]!, inv[5]!, -(inv[3]! * ox + inv[4]! * oy + inv[5]! * oz),
+    inv[6]!, inv[7]!, inv[8]!, -(inv[6]! * ox + inv[7]! * oy + inv[8]! * oz),
+    0, 0, 0, 1,
+  ];
+}
+
+export function worldToIndex(geometry: Geometry, p: readonly number[]): Vec3 {
+  const m = worldToIndexMatrix(geometry);
+  return [
+    m[0]! * p[0]! + m[1]! * p[1]! + m[2]! * p[2]! + m[3]!,
+    m[4]! * p[0]! + m[5]! * p[1]! + m[6]! * p[2]! + m[7]!,
+    m[8]! * p[0]! + m[9]! * p[1]! + m[10]! * p[2]! + m[11]!,
+  ];
+}

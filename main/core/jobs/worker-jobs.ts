@@ -7,11 +7,12 @@ import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
-import type { Study } from '../io/study.ts';
+import type { Study, StudySeries } from '../io/study.ts';
 import { Volume, type VolumeInit } from '../io/volume.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
 import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
 import type { SerializedError } from '../util/worker.ts';
+import type { StoredRunSettings } from '../model/run-settings.ts';
 import type { CheckpointModel } from './model.ts';
 
 /** A volume as plain data, with what the reader worker computed from its voxels. */
@@ -23,6 +24,10 @@ export interface StudyData {
   source: string;
   sequences: Record<string, VolumeData>;
   seg?: VolumeData;
+  metadata?: Study['metadata'];
+  notes?: string[];
+  /** a series' volume travels only when it is not the sequence itself (it was resampled) */
+  series?: (Omit<StudySeries, 'volume'> & { volume?: VolumeData })[];
 }
 
 /** The same values in shared memory: posting it to another thread then costs nothing. */
@@ -63,16 +68,25 @@ export function studyToData(study: Study, opts: { toShared?: boolean; summarise?
     source: study.source,
     sequences: Object.fromEntries(Object.entries(study.sequences).map(([name, volume]) => [name, volumeData(volume, o)])),
     ...(study.seg ? { seg: volumeData(study.seg, { ...o, summarise: false }) } : {}),
+    ...(study.metadata ? { metadata: study.metadata } : {}),
+    ...(study.notes ? { notes: study.notes } : {}),
+    ...(study.series
+      ? { series: study.series.map(({ volume, ...s }) => (study.sequences[s.role] === volume ? s : { ...s, volume: volumeData(volume, { ...o, summarise: false }) })) }
+      : {}),
   };
 }
 
 export function studyFromData(data: StudyData): Study {
+  const sequences: Record<string, Volume> = Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, toVolume(init)]));
   return {
     name: data.name,
     kind: data.kind,
     source: data.source,
-    sequences: Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, toVolume(init)])),
+    sequences,
     ...(data.seg ? { seg: toVolume(data.seg) } : {}),
+    ...(data.metadata ? { metadata: data.metadata } : {}),
+    ...(data.notes ? { notes: data.notes } : {}),
+    ...(data.series ? { series: data.series.map(({ volume, ...s }) => ({ ...s, volume: volume ? toVolume(volume) : sequences[s.role]! })) } : {}),
   };
 }
 
@@ -81,6 +95,8 @@ export interface SegmentJobPayload {
   /** a SAM2-UNet checkpoint; default the bundled model */
   checkpoint?: string;
   device?: string;
+  /** the study's sequence for each model channel ('' = the model's own; run-settings.ts mapChannels) */
+  channels?: string[];
 }
 export type SegmentJobEvent =
   | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
@@ -99,6 +115,8 @@ export interface CheckpointSummary {
   outChannels: number;
   embedDim: number;
   preset: string | null;
+  /** how it must be run, as far as the file says (run-settings.ts) */
+  run: StoredRunSettings;
 }
 
 export interface OpenedStudies {
@@ -151,23 +169,25 @@ function keepLoaded(key: string, model: Promise<CheckpointModel>): void {
 }
 
 export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, { presetName }] = await Promise.all([
+  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel, BUNDLED_MODEL_NAME }, { parseDevice }, { presetName }, runSettings] = await Promise.all([
     import('./segment.ts'),
     import('./model.ts'),
     import('./bundled.ts'),
     import('../onnx/session.ts'),
     import('../model/config.ts'),
+    import('../model/run-settings.ts'),
   ]);
   const progress = (message: string) => post({ kind: 'progress', message });
-  const source = payload.checkpoint ? { checkpoint: payload.checkpoint, config: undefined, size: undefined } : await bundledModel();
+  // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
+  const source = payload.checkpoint ? { checkpoint: payload.checkpoint } : await bundledModel();
   const device = parseDevice(payload.device);
   // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
   const modified = await stat(source.checkpoint).then((s) => s.mtimeMs, () => 0);
-  const key = `${source.checkpoint}\0${modified}\0${device}\0${source.size?.join('x') ?? ''}`;
+  const key = `${source.checkpoint}\0${modified}\0${device}`;
   let loading = loadedModels.get(key);
   if (!loading) {
     progress(`loading the model ${source.checkpoint}`);
-    loading = sliceModelFromCheckpoint(source.checkpoint, { config: source.config, size: source.size, device, onMessage: progress });
+    loading = sliceModelFromCheckpoint(source.checkpoint, { device, onMessage: progress });
     loading.catch(() => loadedModels.delete(key));
   }
   keepLoaded(key, loading);
@@ -175,18 +195,27 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
   try {
     const model = await loading;
     progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
-    const outcome = await segmentStudy(studyFromData(payload.study), model, { signal }, {
+    const study = studyFromData(payload.study);
+    const sequences = Object.keys(study.sequences);
+    const mapping = runSettings.mapChannels(study.name, sequences, model.run.channels, payload.channels);
+    const channels = runSettings.requireChannels(study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
+    const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.run);
+    progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
+    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.run.regions }, {
       slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });
     return {
       device: model.provider,
       dice: diceOf(outcome.summary.metrics),
       run: {
+        model: model.bundled ? BUNDLED_MODEL_NAME : (await import('node:path')).basename(source.checkpoint),
         checkpoint: source.checkpoint,
         preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
         device: model.provider,
         inputSize: model.inputSize[0],
         regions: outcome.summary.regions,
+        channels: runSettings.describeMapping(mapping),
+        notes: runSettings.runNotes(model.run, mapping),
         loadMs: model.loadMs,
         ms: outcome.summary.ms,
       },
@@ -221,7 +250,7 @@ export async function runOpenJob({ path }: { path: string }): Promise<OpenedStud
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {
   const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
   const checkpoint = await readCheckpoint(path);
-  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null };
+  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run };
 }
 
 /** How many models the worker holds now (tests). */

@@ -44,12 +44,15 @@ describe('openPath', () => {
     expect(studies.map((s) => s.name)).toEqual(['standard', 'anatomical']);
   });
 
-  it('hands a DICOM folder to the DICOM reader: one dicom study per series, notes for other files', async () => {
+  it('hands a DICOM folder to the DICOM reader: a recognised series is its sequence, notes for other files', async () => {
     const { studies, notes } = await openPath(dicomDir);
     expect(studies).toHaveLength(1);
     expect(studies[0]!.kind).toBe('dicom');
-    expect(studies[0]!.name).toBe(studies[0]!.sequences.image!.meta.description || studies[0]!.sequences.image!.meta.id);
-    expect(studies[0]!.sequences.image!.dims).toEqual([240, 240, 155]);
+    // the series says "FLAIR": it is the study's flair, not an anonymous "image"
+    expect(Object.keys(studies[0]!.sequences)).toEqual(['flair']);
+    expect(studies[0]!.name).toBe(studies[0]!.sequences.flair!.meta.description);
+    expect(studies[0]!.sequences.flair!.dims).toEqual([240, 240, 155]);
+    expect(studies[0]!.metadata).toMatchObject({ patientId: 'PHANTOM001', patientName: 'Phantom, Brain', studyDate: '20261126', modality: 'MR' });
     expect(notes.some((n) => n.includes('README.txt'))).toBe(true);
   });
 

@@ -285,6 +285,14 @@ const DICOM_EXTRA_TAGS = [
   'SeriesTime',
   'SeriesNumber',
   'Manufacturer',
+  'SeriesDescription',
+  'ProtocolName',
+  'SequenceName',
+  'ScanningSequence',
+  'ContrastBolusAgent',
+  'RepetitionTime',
+  'EchoTime',
+  'InversionTime',
   'Rows',
   'Columns',
   'BitsAllocated',
@@ -302,7 +310,7 @@ const DICOM_EXTRA_TAGS = [
   'TransferSyntaxUID',
 ] as const;
 
-const NUMERIC_TAGS = new Set(['Rows', 'Columns', 'BitsAllocated', 'BitsStored', 'HighBit', 'PixelRepresentation', 'SamplesPerPixel', 'SeriesNumber', 'SliceThickness', 'SpacingBetweenSlices']);
+const NUMERIC_TAGS = new Set(['RepetitionTime', 'EchoTime', 'InversionTime', 'Rows', 'Columns', 'BitsAllocated', 'BitsStored', 'HighBit', 'PixelRepresentation', 'SamplesPerPixel', 'SeriesNumber', 'SliceThickness', 'SpacingBetweenSlices']);
 const MULTI_NUMERIC_TAGS = new Set(['PixelSpacing', 'ImageOrientationPatient', 'WindowCenter', 'WindowWidth']);
 
 function dicomExtra(ds: DicomDataset): Record<string, unknown> {
