@@ -1,14 +1,21 @@
 /**
  * The three orthographic views of a volume, in one place: which index axis each view slices,
  * which index axes run along its image columns and rows, and whether they are flipped so that
- * the picture has the usual radiological orientation (patient's left on screen right, anterior
- * up in axial, superior up in coronal and sagittal). Image pixels, label overlays, crosshair
- * lines and clicks all go through these functions, so they cannot disagree.
+ * the picture has the chosen display convention (radiological, the default: patient's left on
+ * screen right in axial and coronal; neurological: patient's left on screen left), anterior up
+ * in axial, superior up in coronal and sagittal. Image pixels, label overlays, crosshair lines
+ * and clicks all go through these functions, so they cannot disagree. The orientation markers
+ * and the scale bar are computed from the camera (viewMarkers, scaleBar), so they state what is
+ * really on screen, whatever the data's direction.
  *
  * The views slice along index axes (not resampled oblique planes): axial slice k is the k-th
  * x-y plane, the same index the segmentation streams (architecture.md, Volume convention).
  */
-import type { Vec3 } from '../../../main/core/api.ts';
+import { VIEW_CONVENTIONS } from '../../../main/core/api.ts';
+import type { Vec3, ViewConvention } from '../../../main/core/api.ts';
+
+export { VIEW_CONVENTIONS };
+export type { ViewConvention };
 
 export const VIEWS = ['axial', 'sagittal', 'coronal'] as const;
 export type ViewName = (typeof VIEWS)[number];
@@ -39,9 +46,11 @@ export interface Grid {
 const axisVector = (grid: Grid, axis: number): Vec3 => [grid.direction[axis]!, grid.direction[3 + axis]!, grid.direction[6 + axis]!];
 
 /**
- * Desired on-screen direction of each view's columns and rows in LPS: +x is the patient's left
- * (screen right), +y posterior (screen down in axial), −z inferior (screen down in coronal and
- * sagittal). An index axis is flipped when it points against that direction.
+ * Desired on-screen direction of each view's columns and rows in LPS, radiological convention:
+ * +x is the patient's left (screen right), +y posterior (screen down in axial), −z inferior
+ * (screen down in coronal and sagittal). An index axis is flipped when it points against that
+ * direction. The neurological convention mirrors the columns of axial and coronal (−x, the
+ * patient's right, to screen right); sagittal is the same in both.
  */
 const LAYOUT: Record<ViewName, { slice: 0 | 1 | 2; col: [0 | 1 | 2, Vec3]; row: [0 | 1 | 2, Vec3] }> = {
   axial: { slice: 2, col: [0, [1, 0, 0]], row: [1, [0, 1, 0]] },
@@ -51,10 +60,11 @@ const LAYOUT: Record<ViewName, { slice: 0 | 1 | 2; col: [0 | 1 | 2, Vec3]; row: 
 
 const dot = (a: Vec3, b: Vec3) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 
-export function planeAxes(grid: Grid, view: ViewName): PlaneAxes {
+export function planeAxes(grid: Grid, view: ViewName, convention: ViewConvention = 'radiological'): PlaneAxes {
   const layout = LAYOUT[view];
-  const use = ([axis, wanted]: [0 | 1 | 2, Vec3]): AxisUse => ({ axis, flip: dot(axisVector(grid, axis), wanted) < 0 });
-  return { view, slice: layout.slice, col: use(layout.col), row: use(layout.row) };
+  const mirror = convention === 'neurological' && view !== 'sagittal';
+  const use = ([axis, wanted]: [0 | 1 | 2, Vec3], sign = 1): AxisUse => ({ axis, flip: sign * dot(axisVector(grid, axis), wanted) < 0 });
+  return { view, slice: layout.slice, col: use(layout.col, mirror ? -1 : 1), row: use(layout.row) };
 }
 
 export function planeSize(grid: Grid, axes: PlaneAxes): { width: number; height: number; count: number } {
@@ -131,3 +141,48 @@ export function planeGeometry(grid: Grid, axes: PlaneAxes, s: number) {
 
 /** The LPS letter pair naming the slice axis of a view, for the position read-out. */
 export const SLICE_AXIS_NAME: Record<ViewName, string> = { axial: 'z', coronal: 'y', sagittal: 'x' };
+
+/** LPS letters of the positive end of each world axis, and of the negative end. */
+const POSITIVE = ['L', 'P', 'S'] as const;
+const NEGATIVE = ['R', 'A', 'I'] as const;
+
+/**
+ * The anatomical direction a world (LPS) vector points to, as DICOM viewers write it: the letter
+ * of each axis the vector has a real part along (|component| ≥ 0.25 of its length), strongest
+ * first, e.g. 'L' for [1, 0, 0] and 'LA' for a direction between the patient's left and front.
+ */
+export function orientationLetters(direction: Vec3): string {
+  const length = Math.hypot(...direction);
+  if (!(length > 0)) return '';
+  return [0, 1, 2]
+    .filter((a) => Math.abs(direction[a]!) / length >= 0.25)
+    .sort((a, b) => Math.abs(direction[b]!) - Math.abs(direction[a]!))
+    .map((a) => (direction[a]! > 0 ? POSITIVE[a] : NEGATIVE[a]))
+    .join('');
+}
+
+export interface ViewMarkers {
+  left: string;
+  right: string;
+  top: string;
+  bottom: string;
+}
+
+const negate = (v: Vec3): Vec3 => [-v[0], -v[1], -v[2]];
+
+/** The letters on a view's edges from the world directions of screen right and screen down. */
+export function viewMarkers(screenRight: Vec3, screenDown: Vec3): ViewMarkers {
+  return { left: orientationLetters(negate(screenRight)), right: orientationLetters(screenRight), top: orientationLetters(negate(screenDown)), bottom: orientationLetters(screenDown) };
+}
+
+/**
+ * A scale bar for a view showing `mmPerPixel` millimetres per screen pixel: the longest 1, 2 or 5
+ * × 10ⁿ mm that fits in `maxPixels`, and its length on screen.
+ */
+export function scaleBar(mmPerPixel: number, maxPixels: number): { mm: number; pixels: number } | null {
+  if (!(mmPerPixel > 0) || !(maxPixels > 0)) return null;
+  const maxMm = mmPerPixel * maxPixels;
+  const decade = 10 ** Math.floor(Math.log10(maxMm));
+  const mm = [5, 2, 1].map((m) => m * decade).find((m) => m <= maxMm) ?? decade;
+  return { mm, pixels: mm / mmPerPixel };
+}

@@ -5,9 +5,10 @@
  * every render.
  *
  * Why stack viewports of resliced planes rather than Cornerstone volume viewports: volume
- * viewports need WebGL, and on software GL the WebGL path shows wrong greys (see webglKind), so
- * the CPU path must work too; stack viewports run on both. The planes come from planes.ts, the
- * one place that says how a view maps to voxels.
+ * viewports need WebGL, and the CPU path must work too (software GL, broken drivers, `?render=cpu`);
+ * stack viewports run on both. The planes come from planes.ts, the one place that says how a
+ * view maps to voxels. Camera changes (pan, zoom) go through Cornerstone's camera in world
+ * coordinates, which both paths implement the same way.
  */
 import {
   Enums,
@@ -21,11 +22,11 @@ import {
   utilities,
 } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
-import type { DisplayWindow, Vec3, VolumeData } from '../../../main/core/api.ts';
+import type { DisplayWindow, Vec3, ViewConvention, VolumeData } from '../../../main/core/api.ts';
 import { differencePlane, paintPlane } from './overlay.ts';
 import type { OverlaySource } from './overlay.ts';
-import { extractPlane, pixelOf, planeAxes, planeGeometry, planeSize, voxelAt } from './planes.ts';
-import type { PlaneAxes, ViewName } from './planes.ts';
+import { extractPlane, pixelOf, planeAxes, planeGeometry, planeSize, viewMarkers, voxelAt } from './planes.ts';
+import type { PlaneAxes, ViewMarkers, ViewName } from './planes.ts';
 
 /** What the overlay shows; null hides it. */
 export interface OverlayInput {
@@ -40,11 +41,8 @@ export interface OverlayInput {
 export const VIEW_COLOURS: Record<ViewName, string> = { axial: '#4da3ff', sagittal: '#ff9f43', coronal: '#c56cf0' };
 
 /**
- * 'none', 'software' (SwiftShader, llvmpipe: headless machines, VMs) or 'hardware'. Measured
- * in headless Chromium with SwiftShader: Cornerstone's WebGL path renders the right pixels (read
- * back from its canvas: black background, grey brain), but the page shows that canvas with the
- * greys inverted (a compositing fault of the software stack). The CPU path shows correctly
- * there, so software GL uses the CPU path (no speed lost: both run on the CPU).
+ * 'none', 'software' (SwiftShader, llvmpipe: headless machines, VMs) or 'hardware'. Software GL
+ * uses the CPU path: both run on the CPU there, and the CPU path needs no WebGL context per view.
  */
 function webglKind(): 'none' | 'software' | 'hardware' {
   try {
@@ -63,6 +61,8 @@ interface PendingPlane {
   volume: VolumeData;
   axes: PlaneAxes;
   s: number;
+  /** the display window when the stack was made (the image's own window, see the loader) */
+  window: DisplayWindow;
   options: Omit<Parameters<typeof imageLoader.createAndCacheLocalImage>[1], 'scalarData'>;
 }
 /** Planes registered by setVolume, turned into images by the loader on first use. */
@@ -106,10 +106,39 @@ function sharedEngine(): RenderingEngine {
     // Cornerstone 5 marks a three-sample local image as colour but says it has one component,
     // which its WebGL path believes (its CPU path reads the colour flag)
     if (pending.volume.components === 3) image.numberOfComponents = 3;
+    // A local image has window 0/0, from which the WebGL path builds its first grey ramp as
+    // lower 0 → upper −1: a falling ramp that later window changes only rescale, so every grey
+    // came out inverted. With the real window the ramp rises from the start.
+    image.windowCenter = pending.window.center;
+    image.windowWidth = Math.max(1e-6, pending.window.width);
     return { promise: Promise.resolve(image) };
   });
   engine = new RenderingEngine('sam2unet');
   return engine;
+}
+
+/** What a view reports about itself, for the markers, scale bar and error line around it. */
+export interface ViewerEvents {
+  /** Cornerstone drew slice `slice` (any earlier error of the view is over) */
+  rendered?: (slice: number) => void;
+  /** showing what was last asked for failed */
+  failed?: (message: string) => void;
+  /** the camera or the view's size changed: the letters on its edges, millimetres per CSS pixel across it */
+  geometry?: (geometry: ViewGeometry) => void;
+}
+
+export interface ViewGeometry {
+  markers: ViewMarkers;
+  /** horizontal millimetres per CSS pixel (spacing and zoom) */
+  mmPerPixel: number;
+}
+
+/** What a view should show; show() converges on the latest one. */
+interface Target {
+  volume: VolumeData;
+  slice: number;
+  window: DisplayWindow;
+  convention: ViewConvention;
 }
 
 export class PlaneViewer {
@@ -126,10 +155,16 @@ export class PlaneViewer {
   #slice = 0;
   #input: OverlayInput | null = null;
   #cursor: Vec3 | null = null;
+  #convention: ViewConvention = 'radiological';
   #maskCanvas = document.createElement('canvas');
   #resizeObserver: ResizeObserver;
+  readonly #events: ViewerEvents;
+  #target: Target | null = null;
+  #applying: Promise<void> | null = null;
+  #geometryKey = '';
 
-  constructor(element: HTMLDivElement, overlay: HTMLCanvasElement, view: ViewName) {
+  constructor(element: HTMLDivElement, overlay: HTMLCanvasElement, view: ViewName, events: ViewerEvents = {}) {
+    this.#events = events;
     this.#engine = sharedEngine();
     this.backend = getShouldUseCPURendering() ? 'cpu' : 'webgl';
     this.view = view;
@@ -138,6 +173,7 @@ export class PlaneViewer {
     this.#viewportId = `${view}-${nextViewport++}`;
     this.#engine.enableElement({ viewportId: this.#viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] } });
     element.addEventListener(EVENTS.IMAGE_RENDERED, this.#drawOverlay);
+    element.addEventListener(EVENTS.IMAGE_RENDERED, this.#rendered);
     element.addEventListener(EVENTS.CAMERA_MODIFIED, this.#drawOverlay);
     this.#resizeObserver = new ResizeObserver(() => {
       this.#engine.resize(true, true);
@@ -151,14 +187,56 @@ export class PlaneViewer {
   }
 
   /**
-   * Shows a new volume (or sequence) at slice `s`, replacing the previous stack. Only metadata
-   * is registered up front; each plane becomes a Cornerstone image when it is first shown, so
-   * opening a volume costs one plane per view, not all of them.
+   * Shows slice `slice` of `volume` in `convention`. Calls may come faster than Cornerstone
+   * loads (a study switch changes the volume and the slice in quick succession): each call only
+   * sets the target, and one loop at a time moves the view to the latest target, so a slice is
+   * never asked of a stack it does not belong to. Resolves when the view shows the target
+   * current at that moment; a failure is reported through `failed` only if it concerns what is
+   * still wanted.
    */
-  async setVolume(volume: VolumeData, s: number, window: DisplayWindow): Promise<void> {
+  show(volume: VolumeData, slice: number, window: DisplayWindow, convention: ViewConvention): Promise<void> {
+    this.#target = { volume, slice, window, convention };
+    this.#applying ??= this.#apply().finally(() => (this.#applying = null));
+    return this.#applying;
+  }
+
+  async #apply(): Promise<void> {
+    for (;;) {
+      const target = this.#target;
+      if (!target) return;
+      const restack = target.volume !== this.#volume || target.convention !== this.#convention;
+      const count = planeSize(target.volume, planeAxes(target.volume, this.view, target.convention)).count;
+      const slice = Math.max(0, Math.min(count - 1, target.slice));
+      if (!restack && slice === this.#slice) return;
+      try {
+        if (restack) await this.#setVolume(target.volume, slice, target.window, target.convention);
+        else {
+          this.#slice = slice;
+          await this.#viewport.setImageIdIndex(slice);
+        }
+      } catch (err) {
+        // what failed is not shown: the next show() of the same target tries again
+        if (restack) this.#volume = null;
+        else this.#slice = -1;
+        if (this.#target !== target) continue;
+        this.#events.failed?.(`could not show ${this.view} slice ${slice + 1}: ${err instanceof Error ? err.message : String(err)}`);
+        // nothing more to try until the next show()
+        this.#target = null;
+        return;
+      }
+    }
+  }
+
+  /**
+   * Replaces the stack with `volume`'s planes, at slice `s`. Only metadata is registered up
+   * front; each plane becomes a Cornerstone image when it is first shown, so opening a volume
+   * costs one plane per view, not all of them.
+   */
+  async #setVolume(volume: VolumeData, s: number, window: DisplayWindow, convention: ViewConvention): Promise<void> {
     this.#releaseImages();
     this.#volume = volume;
-    const axes = planeAxes(volume, this.view);
+    this.#convention = convention;
+    const axes = planeAxes(volume, this.view, convention);
     this.#axes = axes;
     const { width, height, count } = planeSize(volume, axes);
     const tag = `${volume.studyId}/${volume.sequence}/${this.view}/${nextStack++}`;
@@ -170,6 +248,7 @@ export class PlaneViewer {
         volume,
         axes,
         s: k,
+        window,
         options: {
           dimensions: [width, height],
           spacing: [g.columnSpacing, g.rowSpacing],
@@ -198,13 +277,7 @@ export class PlaneViewer {
     }
     this.#slice = s;
     await this.#viewport.setStack(this.#imageIds, s);
-    this.setWindow(window);
-  }
-
-  async showSlice(s: number): Promise<void> {
-    if (!this.#volume || s === this.#slice) return;
-    this.#slice = s;
-    await this.#viewport.setImageIdIndex(s);
+    this.setWindow(this.#target?.window ?? window);
   }
 
   setWindow(window: DisplayWindow): void {
@@ -232,12 +305,22 @@ export class PlaneViewer {
     viewport.render();
   }
 
-  /** Moves the image by (dx, dy) screen pixels. */
+  /**
+   * Moves the image by (dx, dy) CSS pixels: the camera moves the opposite way, in world
+   * coordinates. (Cornerstone's setPan is no good here: on its CPU path it takes the pan as a
+   * world position of the focal point, so any pan of a volume not centred on the world origin
+   * moved the image out of the view.)
+   */
   panBy(dx: number, dy: number): void {
     if (!this.#volume) return;
     const viewport = this.#viewport;
-    const [x, y] = viewport.getPan();
-    viewport.setPan([x + dx / viewport.getZoom(), y + dy / viewport.getZoom()] as Types.Point2);
+    const cx = this.#element.clientWidth / 2;
+    const cy = this.#element.clientHeight / 2;
+    const from = viewport.canvasToWorld([cx, cy] as Types.Point2);
+    const to = viewport.canvasToWorld([cx + dx, cy + dy] as Types.Point2);
+    const shift = (p: Types.Point3) => [p[0] + from[0] - to[0], p[1] + from[1] - to[1], p[2] + from[2] - to[2]] as Types.Point3;
+    const camera = viewport.getCamera();
+    viewport.setCamera({ focalPoint: shift(camera.focalPoint!), position: shift(camera.position!) });
     viewport.render();
   }
 
@@ -266,8 +349,34 @@ export class PlaneViewer {
     return voxelAt(volume, axes, col, row, this.#slice);
   }
 
+  #rendered = (): void => {
+    const index = this.#viewport.getCurrentImageIdIndex();
+    if (this.#volume && index >= 0) this.#events.rendered?.(index);
+  };
+
+  /** The letters on the edges and the scale, read from the camera: what is on screen, whatever the data's direction. */
+  #reportGeometry(): void {
+    const report = this.#events.geometry;
+    if (!report || !this.#volume) return;
+    const viewport = this.#viewport;
+    const cx = this.#element.clientWidth / 2;
+    const cy = this.#element.clientHeight / 2;
+    if (!(cx > 0 && cy > 0)) return;
+    const o = viewport.canvasToWorld([cx, cy] as Types.Point2);
+    const r = viewport.canvasToWorld([cx + 1, cy] as Types.Point2);
+    const d = viewport.canvasToWorld([cx, cy + 1] as Types.Point2);
+    const right: Vec3 = [r[0] - o[0], r[1] - o[1], r[2] - o[2]];
+    const down: Vec3 = [d[0] - o[0], d[1] - o[1], d[2] - o[2]];
+    const geometry = { markers: viewMarkers(right, down), mmPerPixel: Math.hypot(...right) };
+    const key = JSON.stringify(geometry);
+    if (key === this.#geometryKey || !Number.isFinite(geometry.mmPerPixel)) return;
+    this.#geometryKey = key;
+    report(geometry);
+  }
+
   /** The overlay canvas follows the image: pixel corners mapped through Cornerstone's camera. */
   #drawOverlay = (): void => {
+    this.#reportGeometry();
     const canvas = this.#overlay;
     const dpr = window.devicePixelRatio || 1;
     const width = this.#element.clientWidth;
@@ -347,6 +456,8 @@ export class PlaneViewer {
   destroy(): void {
     this.#resizeObserver.disconnect();
     this.#element.removeEventListener(EVENTS.IMAGE_RENDERED, this.#drawOverlay);
+    this.#element.removeEventListener(EVENTS.IMAGE_RENDERED, this.#rendered);
+    this.#target = null;
     this.#element.removeEventListener(EVENTS.CAMERA_MODIFIED, this.#drawOverlay);
     this.#releaseImages();
     this.#engine.disableElement(this.#viewportId);
