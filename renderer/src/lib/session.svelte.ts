@@ -15,6 +15,7 @@ import type {
   OpenStudyResult,
   RecentStudy,
   RegionDice,
+  SequenceRole,
   Settings,
   StudySummary,
   Thumbnail,
@@ -59,6 +60,34 @@ export { DEFAULT_SETTINGS };
 
 export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/**
+ * Everything the app shows about one open study: kept while the study is open, so going back
+ * to a study brings back its sequence, window, cursor, prediction, chart and exports. A
+ * segmentation streams into the state of the study it runs on, whichever study is on screen.
+ */
+export class StudyState {
+  summary = $state.raw<StudySummary>(null as unknown as StudySummary);
+  sequence = $state('');
+  window = $state<DisplayWindow>({ center: 0, width: 1 });
+  volume = $state.raw<VolumeData | null>(null);
+  cursor = $state<Vec3>([0, 0, 0]);
+  groundTruth = $state.raw<Uint8Array | null>(null);
+  prediction = $state.raw<Uint8Array | null>(null);
+  overlaySource = $state<OverlaySource>('groundTruth');
+  job = $state<JobState | null>(null);
+  scores = $state<SliceScore[]>([]);
+  exports = $state<ExportRecord[]>([]);
+  /** the volumes fetched so far, by sequence name */
+  readonly volumes = new Map<string, VolumeData>();
+  /** whether the ground truth was fetched (it may be absent) */
+  groundTruthLoaded = false;
+
+  constructor(summary: StudySummary) {
+    this.summary = summary;
+    this.cursor = summary.dims.map((n) => Math.floor(n / 2)) as Vec3;
+  }
+}
+
 export class Session {
   readonly api: ClientApi;
   capabilities = $state<Capabilities | null>(null);
@@ -66,39 +95,101 @@ export class Session {
   recent = $state<RecentStudy[]>([]);
   studies = $state<StudySummary[]>([]);
   notes = $state<string[]>([]);
-  study = $state<StudySummary | null>(null);
-  sequence = $state('');
-  window = $state<DisplayWindow>({ center: 0, width: 1 });
-  volume = $state.raw<VolumeData | null>(null);
-  /** the voxel (i, j, k) the three views go through */
-  cursor = $state<Vec3>([0, 0, 0]);
+  /** the state of the study on screen; every open study has one in `#states` */
+  current = $state<StudyState | null>(null);
   /** the view that keyboard slice stepping moves (the last one pointed at) */
   activeView = $state<ViewName>('axial');
-  groundTruth = $state.raw<Uint8Array | null>(null);
-  /** filled slice by slice while a segmentation streams in; `maskVersion` bumps on every change */
-  prediction = $state.raw<Uint8Array | null>(null);
+  /** bumps on every change of a mask on screen (streamed slices, switching studies) */
   maskVersion = $state(0);
   overlayVisible = $state(true);
-  overlaySource = $state<OverlaySource>('groundTruth');
   showCrosshair = $state(true);
   models = $state<ModelInfo[]>([]);
   /** a ModelInfo id, or '' for the service's bundled default */
   model = $state('');
   device = $state('auto');
   /** the dialog on screen */
-  dialog = $state<'export' | 'settings' | null>(null);
+  dialog = $state<'export' | 'settings' | 'tags' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
-  job = $state<JobState | null>(null);
-  scores = $state<SliceScore[]>([]);
-  exports = $state<ExportRecord[]>([]);
-  #volumes = new Map<string, VolumeData>();
+  #states = new Map<string, StudyState>();
   #early = new EarlyEvents();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
   constructor(api: ClientApi) {
     this.api = api;
     api.onEvent((event) => this.#onEvent(event));
+  }
+
+  // The study on screen's fields, read and written through its StudyState (null/empty without one).
+  get study(): StudySummary | null {
+    return this.current?.summary ?? null;
+  }
+  get sequence(): string {
+    return this.current?.sequence ?? '';
+  }
+  set sequence(name: string) {
+    if (this.current) this.current.sequence = name;
+  }
+  get window(): DisplayWindow {
+    return this.current?.window ?? { center: 0, width: 1 };
+  }
+  set window(window: DisplayWindow) {
+    if (this.current) this.current.window = window;
+  }
+  get volume(): VolumeData | null {
+    return this.current?.volume ?? null;
+  }
+  set volume(volume: VolumeData | null) {
+    if (this.current) this.current.volume = volume;
+  }
+  /** the voxel (i, j, k) the three views go through */
+  get cursor(): Vec3 {
+    return this.current?.cursor ?? [0, 0, 0];
+  }
+  set cursor(cursor: Vec3) {
+    if (this.current) this.current.cursor = cursor;
+  }
+  get groundTruth(): Uint8Array | null {
+    return this.current?.groundTruth ?? null;
+  }
+  set groundTruth(labels: Uint8Array | null) {
+    if (this.current) this.current.groundTruth = labels;
+  }
+  /** filled slice by slice while a segmentation streams in; `maskVersion` bumps on every change */
+  get prediction(): Uint8Array | null {
+    return this.current?.prediction ?? null;
+  }
+  set prediction(labels: Uint8Array | null) {
+    if (this.current) this.current.prediction = labels;
+  }
+  get overlaySource(): OverlaySource {
+    return this.current?.overlaySource ?? 'groundTruth';
+  }
+  set overlaySource(source: OverlaySource) {
+    if (this.current) this.current.overlaySource = source;
+  }
+  get job(): JobState | null {
+    return this.current?.job ?? null;
+  }
+  set job(job: JobState | null) {
+    if (this.current) this.current.job = job;
+  }
+  get scores(): SliceScore[] {
+    return this.current?.scores ?? [];
+  }
+  set scores(scores: SliceScore[]) {
+    if (this.current) this.current.scores = scores;
+  }
+  get exports(): ExportRecord[] {
+    return this.current?.exports ?? [];
+  }
+  set exports(exports: ExportRecord[]) {
+    if (this.current) this.current.exports = exports;
+  }
+
+  /** The state kept for an open study (undefined once it is closed). */
+  stateOf(studyId: string): StudyState | undefined {
+    return this.#states.get(studyId);
   }
 
   /** Axial slice count: the slices a segmentation streams and the Dice chart plots. */
@@ -180,9 +271,13 @@ export class Session {
 
   async #opened(result: OpenStudyResult | undefined): Promise<boolean> {
     if (!result) return false;
-    this.studies = [...this.studies, ...result.studies];
+    // a study open already (the service knows it by its real path) is selected, not added again
+    const added = result.studies.filter((s) => !this.#states.has(s.id));
+    for (const summary of added) this.#states.set(summary.id, new StudyState(summary));
+    this.studies = [...this.studies, ...added];
     this.notes = result.notes;
-    if (result.studies[0]) await this.select(result.studies[0]);
+    const first = result.studies[0] && this.studies.find((s) => s.id === result.studies[0]!.id);
+    if (first) await this.select(first);
     this.recent = await this.#quiet(() => this.api.recentStudies({}), this.recent);
     return true;
   }
@@ -210,41 +305,80 @@ export class Session {
     if (chosen) await this.open(chosen.path);
   }
 
+  /** Puts an open study on screen: as it was left (sequence, window, cursor, results), or fresh the first time. */
   async select(study: StudySummary): Promise<void> {
-    if (this.job?.status === 'running') {
-      this.error = 'cancel the running segmentation before switching studies';
-      return;
+    let state = this.#states.get(study.id);
+    if (!state) {
+      state = new StudyState(study);
+      this.#states.set(study.id, state);
+      if (!this.studies.some((s) => s.id === study.id)) this.studies = [...this.studies, study];
     }
-    this.study = study;
-    this.#volumes.clear();
-    this.prediction = null;
-    this.groundTruth = null;
-    this.scores = [];
-    this.job = null;
-    this.exports = [];
-    this.overlaySource = 'groundTruth';
-    this.cursor = study.dims.map((n) => Math.floor(n / 2)) as Vec3;
-    const preferred = study.sequences.find((s) => s.name === 'flair') ?? study.sequences[0];
-    if (preferred) await this.setSequence(preferred.name);
-    if (study.hasGroundTruth) {
+    this.current = state;
+    this.maskVersion++;
+    if (!state.volume) {
+      const preferred = study.sequences.find((s) => s.name === 'flair') ?? study.sequences[0];
+      if (preferred) await this.setSequence(preferred.name);
+    }
+    if (study.hasGroundTruth && !state.groundTruthLoaded) {
       const labels = await this.#run('loading the ground truth', () => this.api.getLabels({ studyId: study.id, source: 'groundTruth' }));
-      this.groundTruth = labels?.data ?? null;
+      state.groundTruth = labels?.data ?? null;
+      state.groundTruthLoaded = labels !== undefined;
       this.maskVersion++;
     }
   }
 
+  /** Closes a study: the service forgets it (cancelling its run), and the next one in the list comes on screen. */
+  async closeStudy(study: StudySummary): Promise<void> {
+    const index = this.studies.findIndex((s) => s.id === study.id);
+    if (index < 0) return;
+    await this.#quiet(() => this.api.closeStudy({ studyId: study.id }), { closed: false });
+    this.#states.delete(study.id);
+    for (const key of this.#thumbnails.keys()) if (key.startsWith(`${study.id}/`)) this.#thumbnails.delete(key);
+    this.studies = this.studies.filter((s) => s.id !== study.id);
+    if (this.current?.summary.id !== study.id) return;
+    const next = this.studies[Math.min(index, this.studies.length - 1)];
+    if (next) await this.select(next);
+    else {
+      this.current = null;
+      this.maskVersion++;
+    }
+  }
+
+  /** Gives DICOM series other sequence roles; the study comes back re-assembled and without its old prediction. */
+  async setSequenceRoles(study: StudySummary, roles: Record<string, SequenceRole>): Promise<void> {
+    const updated = await this.#run('changing the sequences', () => this.api.setSequenceRoles({ studyId: study.id, roles }));
+    if (!updated) return;
+    const old = this.#states.get(study.id);
+    const state = new StudyState(updated);
+    if (old) {
+      state.cursor = old.cursor;
+      state.groundTruth = old.groundTruth;
+      state.groundTruthLoaded = old.groundTruthLoaded;
+    }
+    this.#states.set(study.id, state);
+    for (const key of this.#thumbnails.keys()) if (key.startsWith(`${study.id}/`)) this.#thumbnails.delete(key);
+    this.studies = this.studies.map((s) => (s.id === study.id ? updated : s));
+    if (this.current === old) {
+      this.current = state;
+      this.maskVersion++;
+      const sequence = updated.sequences.find((s) => s.name === old?.sequence) ?? updated.sequences.find((s) => s.name === 'flair') ?? updated.sequences[0];
+      if (sequence) await this.setSequence(sequence.name);
+    }
+  }
+
   async setSequence(name: string): Promise<void> {
-    const study = this.study;
-    if (!study) return;
-    let volume = this.#volumes.get(name);
+    const state = this.current;
+    if (!state) return;
+    const study = state.summary;
+    let volume = state.volumes.get(name);
     if (!volume) {
       volume = await this.#run(`loading ${name}`, () => this.api.getVolume({ studyId: study.id, sequence: name }));
-      if (!volume || this.study !== study) return;
-      this.#volumes.set(name, volume);
+      if (!volume || this.#states.get(study.id) !== state) return;
+      state.volumes.set(name, volume);
     }
-    this.sequence = name;
-    this.window = { ...volume.window };
-    this.volume = volume;
+    state.sequence = name;
+    state.window = { ...volume.window };
+    state.volume = volume;
   }
 
   /** The slice view `view` shows. */
@@ -326,18 +460,20 @@ export class Session {
     }
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
+    const state = this.current!;
     this.#early.begin();
     const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device }));
     const early = this.#early.end(started?.jobId);
-    if (!started) return;
+    if (!started || this.#states.get(study.id) !== state) return;
     const [nx, ny, nz] = study.dims;
-    this.prediction = new Uint8Array(nx * ny * nz);
+    // into the state of the study it runs on: the user may have switched studies meanwhile
+    state.prediction = new Uint8Array(nx * ny * nz);
     this.maskVersion++;
-    this.scores = [];
-    this.exports = [];
-    this.overlaySource = 'prediction';
+    state.scores = [];
+    state.exports = [];
+    state.overlaySource = 'prediction';
     this.overlayVisible = true;
-    this.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
+    state.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
     for (const event of early) this.#onEvent(event);
   }
 
@@ -349,7 +485,8 @@ export class Session {
 
   async exportMasks(format: ExportFormat, source: MaskSource): Promise<void> {
     const study = this.study;
-    if (!study) return;
+    const state = this.current;
+    if (!study || !state) return;
     await this.#run(`exporting ${format}`, async () => {
       let path: string | undefined;
       if (this.capabilities?.dialogs) {
@@ -358,36 +495,39 @@ export class Session {
         path = chosen.path;
       }
       const result = await this.api.exportMasks({ studyId: study.id, format, source, ...(path ? { path } : {}) });
-      this.exports = [...this.exports, { format, source, ...result }];
+      state.exports = [...state.exports, { format, source, ...result }];
     });
   }
 
+  /** A job event goes to the study the job runs on, on screen or not. */
   #onEvent(received: ApiEvent): void {
-    const job = this.job;
+    const state = received.type === 'menu' ? undefined : [...this.#states.values()].find((s) => s.job?.id === received.jobId);
+    const job = state?.job;
     const event = this.#early.ofJob(received, job?.id);
-    if (!job || !event) return;
+    if (!state || !job || !event) return;
+    const onScreen = state === this.current;
     switch (event.type) {
       case 'sliceResult': {
-        const prediction = this.prediction;
-        if (!prediction || !this.study) return;
-        const [nx, ny] = this.study.dims;
+        const prediction = state.prediction;
+        if (!prediction) return;
+        const [nx, ny] = state.summary.dims;
         prediction.set(event.mask, event.index * nx * ny);
-        this.maskVersion++;
-        this.scores = [...this.scores, { index: event.index, dice: event.dice, ms: event.ms }];
+        if (onScreen) this.maskVersion++;
+        state.scores = [...state.scores, { index: event.index, dice: event.dice, ms: event.ms }];
         break;
       }
       case 'progress':
-        this.job = { ...job, done: event.done, total: event.total, message: event.message ?? job.message };
+        state.job = { ...job, done: event.done, total: event.total, message: event.message ?? job.message };
         break;
       case 'done':
-        this.job = { ...job, status: 'done', done: job.total, dice: event.dice, ms: event.ms, device: event.device };
+        state.job = { ...job, status: 'done', done: job.total, dice: event.dice, ms: event.ms, device: event.device };
         break;
       case 'failed':
-        this.job = { ...job, status: 'failed', message: event.message };
-        this.error = `segmentation failed: ${event.message}`;
+        state.job = { ...job, status: 'failed', message: event.message };
+        this.error = `segmentation of ${state.summary.name} failed: ${event.message}`;
         break;
       case 'cancelled':
-        this.job = { ...job, status: 'cancelled' };
+        state.job = { ...job, status: 'cancelled' };
         break;
     }
   }
