@@ -28,7 +28,7 @@ export interface Recognition {
 }
 
 /** Series that carry one of the words are not structural T1/T2/FLAIR images, whatever else they say. */
-const NOT_STRUCTURAL = /\b(dwi|diffusion|dti|adc|trace|ep2d diff|b ?\d{3,4}|swi|swan|susc\w*|perf\w*|dsc|dce|asl|pwi|loc\w*|scout|survey|3 ?plane|tripilot|calibration|mip|mra|tof|angio\w*|spect\w*|mrs|t2 ?\*|t2 ?star|t2star|hemo|fmri|bold|ssfse? scout)\b/;
+const NOT_STRUCTURAL = /\b(dwi|diffusion|dti|adc|trace|ep2d diff|b ?\d{3,4}|swi|swan|susc\w*|perf\w*|dsc|dce|asl|pwi|loc\w*|scout|survey|3 ?plane|tripilot|calibration|mip|mra|tof|angio\w*|spect\w*|mrs|hemo|fmri|bold|ssfse? scout)\b|\bt2 ?(\*|star\b)|\bt2star\b/;
 const FLAIR = /\b(flair|dark ?fluid|tirm|t2 ?fl|t2f)\b/;
 const T1 = /\b(t1(w|wi|n)?|t1 ?weighted|mprage|mp ?rage|spgr|fspgr|bravo|vibe|lava|fl3d|tfl3d|tfe|thrive|ir ?fspgr|3d ?t1)\b/;
 /** T1 post-contrast spelt as one token: T1c, T1ce, T1gd, T1+C … */

@@ -14,6 +14,9 @@ describe('api.ts request validators', () => {
   const valid: Record<string, unknown> = {
     capabilities: {},
     openStudy: { path: '/data/case' },
+    closeStudy: { studyId: 's1' },
+    setSequenceRoles: { studyId: 's1', roles: { '1.2.3': 'flair', '1.2.4': 't1ce' } },
+    getTags: { studyId: 's1', sequence: 'flair' },
     getVolume: { studyId: 's1', sequence: 'flair' },
     getLabels: { studyId: 's1', source: 'groundTruth' },
     listModels: {},
@@ -58,6 +61,8 @@ describe('api.ts request validators', () => {
     ['train', { data: ['/a'], strategy: 'full', batch: 0 }, /batch must be ≥ 1/],
     ['train', { data: Array(1001).fill('/a'), strategy: 'full' }, /more than 1000 items/],
     ['getThumbnail', { studyId: 's', sequence: 'flair', size: 100000 }, /size must be ≤ 512/],
+    ['setSequenceRoles', { studyId: 's', roles: { '1.2.3': 'dwi' } }, /roles.1.2.3 must be one of t1, t1ce, t2, flair/],
+    ['closeStudy', { studyId: '' }, /must not be empty/],
     ['updateSettings', { overlayOpacity: 2 }, /overlayOpacity must be ≤ 1/],
     ['updateSettings', { labelColors: { necrotic: '#f00' } }, /labelColors.edema is missing/],
     ['updateSettings', { theme: 'dark' }, /theme is not expected/],
