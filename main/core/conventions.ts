@@ -30,6 +30,7 @@ export const DEFAULT_SETTINGS: Settings = {
   overlayOpacity: 0.5,
   overlayMode: 'fill',
   labelColors: { ...DEFAULT_LABEL_COLOURS },
+  viewConvention: 'radiological',
 };
 
 /** The BraTS labels in the order the legends list them. */
@@ -151,3 +152,6 @@ export const SCORED_STATUS = 'scored';
 
 /** The legend line of every Dice chart (app, HTML, PDF): the empty-slice rule in words. */
 export const EMPTY_SLICE_RULE = 'Gap: region absent from both prediction and ground truth on that slice (not scored).';
+
+/** The same rule for the chart of predicted volume per slice (no ground truth to compare with). */
+export const EMPTY_SLICE_RULE_PREDICTION = 'Gap: region absent from the prediction on that slice.';

@@ -1,13 +1,15 @@
 /** Assembles a MetricsReport from an image, a predicted label map and optional ground truth. */
+import { DEFAULT_LABEL_COLOURS, sliceNumber, type LabelColours } from '../conventions.ts';
 import type { Volume } from '../io/volume.ts';
 import { evaluateSlices, evaluateVolume, summarise } from '../metrics/evaluate.ts';
 import { regionsFor, type RegionKind } from '../metrics/regions.ts';
+import { sliceVolumes, summariseLabels } from './summary.ts';
 import { headCrop, makeThumbnail, pickThumbnailSlices } from './thumbnail.ts';
 import type { MetricsReport, ReportSettings, SliceEntry } from './types.ts';
 
 export interface BuildReportInput {
   study: string;
-  settings: Omit<ReportSettings, 'regions'>;
+  settings: Omit<ReportSettings, 'regions' | 'labelColours'> & { labelColours?: LabelColours };
   regionKind: RegionKind;
   /** the image shown in the thumbnails (e.g. FLAIR), on the grid of the masks */
   image: Volume;
@@ -37,10 +39,11 @@ export function buildReport(input: BuildReportInput): MetricsReport {
   const regionNames = regions.map((r) => r.name);
   const crop = headCrop(image);
   const picks = gt ? pickThumbnailSlices(perSlice, regionNames) : largestPredictionSlices(pred, dims);
+  const axial = image.geometry.direction[8]!;
   return {
     study: input.study,
     createdAt: (input.createdAt ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
-    settings: { ...input.settings, regions: regionNames },
+    settings: { ...input.settings, labelColours: { ...(input.settings.labelColours ?? DEFAULT_LABEL_COLOURS) }, regions: regionNames },
     dims,
     spacing,
     regionKind: input.regionKind,
@@ -48,6 +51,11 @@ export function buildReport(input: BuildReportInput): MetricsReport {
     ...(perVolume ? { perVolume, summary } : {}),
     timings: { ...(input.timings ?? {}), ...(gt && !input.timings?.metrics ? { metrics: metricsMs } : {}) },
     thumbnails: picks.map((p) => makeThumbnail(image, pred, gt, p.slice, p.caption, crop)),
+    prediction: summariseLabels(pred, dims, spacing, input.regionKind, regions),
+    ...(gt ? { groundTruth: summariseLabels(gt, dims, spacing, input.regionKind, regions) } : {}),
+    sliceVolumes: sliceVolumes(pred, dims, spacing, regions),
+    // LPS: +z is superior; an axis more than ~25° off the body axis has no clear direction
+    slicesAscendSuperior: Math.abs(axial) > 0.9 ? axial > 0 : null,
   };
 }
 
@@ -64,5 +72,5 @@ function largestPredictionSlices(pred: Uint8Array, dims: [number, number, number
       best = k;
     }
   }
-  return best < 0 ? [] : [{ slice: best, caption: `Largest predicted area: slice ${best}` }];
+  return best < 0 ? [] : [{ slice: best, caption: `Largest predicted area: slice ${sliceNumber(best)}` }];
 }

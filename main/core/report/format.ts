@@ -2,8 +2,9 @@
  * Number formatting and table content shared by the HTML, PDF and CLI outputs, so every output
  * prints the same figures.
  */
+import { BRATS_LABEL_INFO, EMPTY_SLICE_RULE, REGION_DESCRIPTION, REGION_LABEL, SLICE_NUMBERING, regionColourHex, sliceNumber } from '../conventions.ts';
 import type { RegionMetrics } from '../metrics/evaluate.ts';
-import type { MetricsReport } from './types.ts';
+import type { LabelMapSummary, MetricsReport } from './types.ts';
 
 export function fixed(value: number | undefined, digits: number): string {
   if (value === undefined || Number.isNaN(value)) return '–';
@@ -20,19 +21,7 @@ export function formatMs(ms: number): string {
   return `${ms.toFixed(ms < 10 ? 2 : 0)} ms`;
 }
 
-/** Colours of the regions (WT green, TC yellow, ET red; others from a fixed palette). */
-export function regionColour(name: string, index: number): [number, number, number] {
-  const fixedColours: Record<string, [number, number, number]> = {
-    WT: [46, 160, 67],
-    TC: [230, 172, 0],
-    ET: [214, 39, 40],
-    foreground: [31, 119, 180],
-  };
-  const palette: [number, number, number][] = [[31, 119, 180], [148, 103, 189], [23, 190, 207], [140, 86, 75]];
-  return fixedColours[name] ?? palette[index % palette.length]!;
-}
-
-export const hex = (c: readonly number[]): string => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+export { rgbToHex as hex } from '../conventions.ts';
 
 export const SUMMARY_HEADER = ['Region', 'Dice', 'IoU', 'Sensitivity', 'Specificity', 'HD95 (mm)', 'Pred. vol. (ml)', 'GT vol. (ml)', 'mDice*', 'mIoU*'];
 
@@ -61,6 +50,7 @@ export function settingsRows(report: MetricsReport): [string, string][] {
   const rows: [string, string][] = [
     ['Study', report.study],
     ['Created', report.createdAt],
+    ...(s.model ? [['Model', s.model] as [string, string]] : []),
     ['Checkpoint', s.checkpoint],
     ['Preset', s.preset],
     ['Device', s.device],
@@ -68,9 +58,75 @@ export function settingsRows(report: MetricsReport): [string, string][] {
     ['Threshold', String(s.threshold)],
     ['Regions', s.regions.join(', ')],
     ['Grid', `${report.dims.join(' × ')} voxels, ${report.spacing.map((v) => +v.toFixed(4)).join(' × ')} mm`],
+    ['Slice numbering', sliceNumberingText(report)],
+    ['Colours', colourText(report)],
   ];
   for (const [key, value] of Object.entries(s.extra ?? {})) rows.push([key, String(value)]);
+  // notes and post-processing have sections of their own (html.ts, pdf.ts)
   return rows;
+}
+
+/** The numbering rule with the direction it runs on this study's grid. */
+export function sliceNumberingText(report: MetricsReport): string {
+  const direction = report.slicesAscendSuperior === null ? 'oblique axis' : report.slicesAscendSuperior ? 'inferior to superior' : 'superior to inferior';
+  return `1 to ${report.dims[2]} (voxel index + 1), ${direction}`;
+}
+
+/** "WT #2ecc40 (edema) · …": each region in the colour of the label it adds (conventions.ts). */
+export function colourText(report: MetricsReport): string {
+  const colours = report.settings.labelColours;
+  return report.settings.regions
+    .map((r, i) => {
+      const label = REGION_LABEL[r];
+      const info = BRATS_LABEL_INFO.find((l) => l.key === label);
+      return `${r} ${regionColourHex(r, colours, i)}${info && report.regionKind === 'brats' ? ` (${info.name})` : ''}`;
+    })
+    .join(' · ');
+}
+
+/** "41–97 (57 slices)" in slice numbers, or "none" for an empty label map. */
+export function sliceRangeText(summary: LabelMapSummary | undefined): string {
+  if (!summary) return '–';
+  if (!summary.sliceRange) return 'none';
+  const [a, b] = summary.sliceRange;
+  return `${sliceNumber(a)}–${sliceNumber(b)} (${b - a + 1} slice${b > a ? 's' : ''})`;
+}
+
+/** "2 (12.31, 0.40 ml)": lesion count with the largest volumes. */
+export function lesionText(summary: LabelMapSummary | undefined): string {
+  if (!summary) return '–';
+  const v = summary.lesionVolumesMl;
+  if (v.length === 0) return '0';
+  const shown = v.slice(0, 4).map((ml) => formatMl(ml));
+  return `${v.length} (${shown.join(', ')}${v.length > 4 ? ', …' : ''} ml)`;
+}
+
+/**
+ * The prediction table: volume per label and per region in ml, the slices holding tumour and the
+ * lesion count, with the ground truth's figures beside them when there is one.
+ */
+export function predictionHeader(report: MetricsReport): string[] {
+  return report.groundTruth ? ['', 'Prediction', 'Ground truth'] : ['', 'Prediction'];
+}
+
+export function predictionRows(report: MetricsReport): string[][] {
+  const columns = [report.prediction, ...(report.groundTruth ? [report.groundTruth] : [])];
+  const rows: string[][] = [];
+  if (report.regionKind === 'brats') {
+    for (const info of BRATS_LABEL_INFO) {
+      rows.push([`${info.short} – ${info.name}, label ${info.value} (ml)`, ...columns.map((c) => formatMl(c.labelVolumesMl[info.short]))]);
+    }
+  }
+  for (const region of report.settings.regions) {
+    rows.push([`${region} – ${REGION_DESCRIPTION[region] ?? region} (ml)`, ...columns.map((c) => formatMl(c.regionVolumesMl[region]))]);
+  }
+  rows.push(['Tumour on slices', ...columns.map((c) => sliceRangeText(c))]);
+  rows.push(['Lesions (26-connected whole-tumour components)', ...columns.map((c) => lesionText(c))]);
+  return rows;
+}
+
+export function postprocessingRows(report: MetricsReport): [string, string][] {
+  return (report.settings.postprocessing ?? []).map((p) => [p.name, p.description]);
 }
 
 export function timingRows(report: MetricsReport): [string, string][] {
@@ -79,6 +135,9 @@ export function timingRows(report: MetricsReport): [string, string][] {
 
 export const FOOTNOTES = [
   'Dice, IoU, sensitivity and specificity (TN/(TN+FP) over the whole image) are per volume (3D). HD95: 95th percentile (linear interpolation) of the pooled surface distances in mm in both directions; surface = mask minus its 6-connected erosion (MedPy / BraTS).',
-  'Empty regions (BraTS rules): both empty gives scores 1 and HD95 0; exactly one empty gives Dice 0 and HD95 = the image diagonal.',
+  'Empty regions in the volume metrics (BraTS rules): both empty gives scores 1 and HD95 0; exactly one empty gives Dice 0 and HD95 = the image diagonal.',
+  `Per slice: a region absent from both prediction and ground truth on a slice is not scored there. Chart: ${EMPTY_SLICE_RULE} CSV: empty scores, status "absent".`,
+  `Slice numbers: ${SLICE_NUMBERING}`,
+  'Volumes: voxel count × voxel volume. Lesions: connected components of the whole tumour (labels > 0) with 26-connectivity (faces, edges and corners touch).',
   '* mDice / mIoU: mean over slices containing the region of the per-slice scores as the official SAM2-UNet evaluation (py_sod_metrics, 256 thresholds) computes them.',
 ];

@@ -1,7 +1,8 @@
 /** report.pdf: the same content as report.html, laid out on A4 pages with the PDF writer. */
+import { regionColourRgb } from '../conventions.ts';
 import { regionsFor } from '../metrics/regions.ts';
-import { diceChart } from './chart.ts';
-import { FOOTNOTES, SUMMARY_HEADER, regionColour, settingsRows, summaryRows, timingRows } from './format.ts';
+import { reportChart, tickText, type ChartModel } from './chart.ts';
+import { FOOTNOTES, SUMMARY_HEADER, postprocessingRows, predictionHeader, predictionRows, settingsRows, summaryRows, timingRows } from './format.ts';
 import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.ts';
 import { thumbnailRGB } from './thumbnail.ts';
 import type { MetricsReport } from './types.ts';
@@ -72,8 +73,8 @@ class Layout {
   }
 }
 
-function drawChart(layout: Layout, report: MetricsReport): void {
-  const chart = diceChart(report);
+/** The per-slice chart (chart.ts), on the app's dark plot area so the region colours read the same. */
+function drawChart(layout: Layout, report: MetricsReport, chart: ChartModel): void {
   const height = 190;
   layout.need(height + 30);
   const page = layout.page;
@@ -81,19 +82,19 @@ function drawChart(layout: Layout, report: MetricsReport): void {
   const top = layout.y + 14;
   const w = layout.width - 34 - 6;
   const h = height - 34;
-  const sx = (x: number): number => left + ((x - chart.xMin) / (chart.xMax - chart.xMin)) * w;
-  const sy = (y: number): number => top + (1 - y) * h;
-  page.rect(left, top, w, h, { fill: [251, 252, 253], stroke: [201, 208, 214] });
+  const sx = (x: number): number => left + ((x - chart.xMin) / Math.max(1, chart.xMax - chart.xMin)) * w;
+  const sy = (y: number): number => top + (1 - y / chart.yMax) * h;
+  page.rect(left, top, w, h, { fill: [27, 32, 39], stroke: [69, 81, 95] });
   for (const y of chart.yTicks) {
-    page.line(left, sy(y), left + w, sy(y), [227, 231, 235], 0.5);
-    page.text(left - 5, sy(y) + 3, y.toFixed(1), { size: 8, colour: GREY, align: 'right' });
+    page.line(left, sy(y), left + w, sy(y), [43, 52, 64], 0.5);
+    page.text(left - 5, sy(y) + 3, tickText(chart, y), { size: 8, colour: GREY, align: 'right' });
   }
   for (const x of chart.xTicks) {
     page.line(sx(x), top + h, sx(x), top + h + 3, [138, 148, 156], 0.5);
     page.text(sx(x), top + h + 12, String(x), { size: 8, colour: GREY, align: 'center' });
   }
-  page.text(left + w / 2, top + h + 24, 'Axial slice', { size: 8.5, colour: [51, 64, 77], align: 'center' });
-  page.text(left - 5, top - 6, 'Dice', { size: 8.5, colour: [51, 64, 77], align: 'right' });
+  page.text(left + w / 2, top + h + 24, `Axial slice (1 to ${chart.xMax})`, { size: 8.5, colour: [51, 64, 77], align: 'center' });
+  page.text(left - 5, top - 6, chart.yLabel, { size: 8.5, colour: [51, 64, 77], align: 'right' });
   for (const s of chart.series) {
     for (const run of s.runs) {
       if (run.length === 1) page.circle(sx(run[0]![0]), sy(run[0]![1]), 1.5, s.colour);
@@ -101,14 +102,14 @@ function drawChart(layout: Layout, report: MetricsReport): void {
     }
   }
   layout.y = top + height - 6;
-  drawLegend(layout, report);
+  drawLegend(layout, report, chart.rule);
 }
 
 function drawLegend(layout: Layout, report: MetricsReport, suffix = ''): void {
   let x = MARGIN;
   const y = layout.y;
   report.settings.regions.forEach((region, i) => {
-    layout.page.rect(x, y - 7, 8, 8, { fill: regionColour(region, i) });
+    layout.page.rect(x, y - 7, 8, 8, { fill: regionColourRgb(region, report.settings.labelColours, i), stroke: [120, 130, 140] });
     layout.page.text(x + 12, y, region, { size: 8.5, colour: [51, 64, 77] });
     x += 12 + textWidth(region, 8.5) + 16;
   });
@@ -121,7 +122,7 @@ function drawThumbnails(layout: Layout, report: MetricsReport): void {
   const gap = 14;
   const cellWidth = (layout.width - gap) / 2;
   for (let i = 0; i < report.thumbnails.length; i += 2) {
-    const pair = report.thumbnails.slice(i, i + 2).map((t) => ({ t, ...thumbnailRGB(t, regions) }));
+    const pair = report.thumbnails.slice(i, i + 2).map((t) => ({ t, ...thumbnailRGB(t, regions, report.settings.labelColours) }));
     const cellHeight = Math.max(...pair.map((p) => (cellWidth * p.height) / p.width));
     layout.need(cellHeight + 44);
     let bottom = layout.y;
@@ -152,6 +153,22 @@ export function renderPdf(report: MetricsReport): Uint8Array {
   layout.y += 8;
   page.line(MARGIN, layout.y, MARGIN + layout.width, layout.y, NAVY, 1.5);
 
+  if ((report.settings.notes ?? []).length) {
+    layout.heading('Notes');
+    for (const note of (report.settings.notes ?? [])) {
+      layout.need(24);
+      layout.y = layout.page.paragraph(MARGIN, layout.y, layout.width, `• ${note}`, { size: 9, colour: [122, 82, 0] }) + 3;
+    }
+  }
+
+  layout.heading('Prediction');
+  {
+    const header = predictionHeader(report);
+    const first = header.length === 3 ? 0.52 : 0.7;
+    const rest = (1 - first) / (header.length - 1);
+    layout.table(header, predictionRows(report), header.map((_, i) => layout.width * (i === 0 ? first : rest)));
+  }
+
   layout.heading('Volume metrics');
   if (report.perVolume) {
     const widths = [58, 48, 48, 56, 56, 54, 60, 55, 40, 40];
@@ -161,11 +178,18 @@ export function renderPdf(report: MetricsReport): Uint8Array {
     layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'No ground truth: overlap and distance metrics are not available.', { size: 9 });
   }
 
-  layout.heading('Dice per slice');
-  drawChart(layout, report);
+  const chart = reportChart(report);
+  layout.heading(chart?.title ?? 'Per-slice chart');
+  if (chart) drawChart(layout, report, chart);
+  else layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'Nothing was predicted: there is no per-slice chart.', { size: 9 });
 
   layout.heading('Model and settings');
   layout.table(null, settingsRows(report), [130, layout.width - 130]);
+  const post = postprocessingRows(report);
+  if (post.length) {
+    layout.heading('Post-processing');
+    layout.table(null, post, [130, layout.width - 130]);
+  }
   layout.heading('Timings');
   layout.table(null, timingRows(report), [130, layout.width - 130]);
 

@@ -27,6 +27,7 @@ const HELVETICA_BOLD = [
 const WIN_ANSI: Record<string, [number, number, number]> = {
   '×': [0xd7, 584, 584],
   '·': [0xb7, 278, 278],
+  '•': [0x95, 350, 350],
   '–': [0x96, 556, 556],
   '—': [0x97, 1000, 1000],
   'µ': [0xb5, 556, 611],

@@ -1,12 +1,14 @@
 /** Thumbnails of slices with prediction and ground-truth overlays, composed as RGB pictures. */
 import type { Volume } from '../io/volume.ts';
+import { DEFAULT_LABEL_COLOURS, regionColourRgb, sliceNumber, type LabelColours } from '../conventions.ts';
 import { regionLookup, type Region } from '../metrics/regions.ts';
-import { regionColour } from './format.ts';
 import type { SliceEntry, Thumbnail } from './types.ts';
 
 /**
  * Grey thumbnail data of axial slice `slice`: intensities windowed to the 0.5–99.5 percentiles of
- * the slice's non-zero voxels (MRI background is 0), plus the label slices.
+ * the slice's non-zero voxels (MRI background is 0), plus the label slices. The crop is resampled
+ * (nearest neighbour) to square pixels of the finer in-plane spacing, so a 0.5 × 1 mm grid does
+ * not come out squeezed to half its height.
  */
 export function makeThumbnail(
   image: Volume,
@@ -19,17 +21,23 @@ export function makeThumbnail(
   const nx = image.dims[0];
   const n = nx * image.dims[1];
   const full = image.sliceValues(slice);
-  const { x0, y0, width, height } = crop;
+  const [sx, sy] = image.geometry.spacing as [number, number, number];
+  const pixel = Math.min(sx, sy);
+  const width = Math.max(1, Math.round((crop.width * sx) / pixel));
+  const height = Math.max(1, Math.round((crop.height * sy) / pixel));
   const values = new Float32Array(width * height);
   const predSlice = new Uint8Array(width * height);
   const gtSlice = gt ? new Uint8Array(width * height) : undefined;
-  for (let y = 0; y < height; y++)
+  for (let y = 0; y < height; y++) {
+    const srcY = crop.y0 + Math.min(crop.height - 1, Math.floor(((y + 0.5) * pixel) / sy));
     for (let x = 0; x < width; x++) {
-      const src = (y0 + y) * nx + x0 + x;
+      const srcX = crop.x0 + Math.min(crop.width - 1, Math.floor(((x + 0.5) * pixel) / sx));
+      const src = srcY * nx + srcX;
       values[y * width + x] = full[src]!;
       predSlice[y * width + x] = pred[slice * n + src]!;
       if (gtSlice) gtSlice[y * width + x] = gt![slice * n + src]!;
     }
+  }
   const nonZero = values.filter((v) => v !== 0).sort();
   const lo = nonZero.length ? nonZero[Math.floor(0.005 * (nonZero.length - 1))]! : 0;
   const hi = nonZero.length ? nonZero[Math.ceil(0.995 * (nonZero.length - 1))]! : 1;
@@ -109,7 +117,7 @@ export function pickThumbnailSlices(perSlice: readonly SliceEntry[], regions: re
     }
     const add = (entry: SliceEntry | undefined, label: string): void => {
       if (!entry) return;
-      const text = `${label} ${region}: slice ${entry.slice}, Dice ${entry.metrics[region]!.dice.toFixed(3)}`;
+      const text = `${label} ${region}: slice ${sliceNumber(entry.slice)}, Dice ${entry.metrics[region]!.dice.toFixed(3)}`;
       // one picture per slice: a slice that is worst (or best) for several regions gets one caption for all
       const existing = picks.find((p) => p.slice === entry.slice);
       if (existing) existing.caption += `; ${text.replace(/^\w+ /, (w) => w.toLowerCase())}`;
@@ -124,7 +132,7 @@ export function pickThumbnailSlices(perSlice: readonly SliceEntry[], regions: re
 const GAP = 6;
 const FILL_ALPHA = 0.35;
 
-function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, labels: Uint8Array | undefined, regions: readonly Region[]): void {
+function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, labels: Uint8Array | undefined, regions: readonly Region[], colours: LabelColours): void {
   const { width, height, grey } = t;
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
@@ -136,7 +144,7 @@ function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, l
   // outer regions first, so nested inner regions (TC inside WT, ET inside TC) stay visible
   regions.forEach((region, index) => {
     const lut = regionLookup(region);
-    const colour = regionColour(region.name, index);
+    const colour = regionColourRgb(region.name, colours, index);
     for (let y = 0; y < height; y++)
       for (let x = 0; x < width; x++) {
         const i = y * width + x;
@@ -155,15 +163,15 @@ function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, l
  * RGB picture of a thumbnail: ground truth on the left and prediction on the right (or the
  * prediction alone without ground truth), regions as translucent fills with solid outlines.
  */
-export function thumbnailRGB(t: Thumbnail, regions: readonly Region[]): { rgb: Uint8Array; width: number; height: number } {
+export function thumbnailRGB(t: Thumbnail, regions: readonly Region[], colours: LabelColours = DEFAULT_LABEL_COLOURS): { rgb: Uint8Array; width: number; height: number } {
   const panels = t.gt ? 2 : 1;
   const width = t.width * panels + GAP * (panels - 1);
   const rgb = new Uint8Array(width * t.height * 3).fill(255);
   if (t.gt) {
-    paintPanel(rgb, width, 0, t, t.gt, regions);
-    paintPanel(rgb, width, t.width + GAP, t, t.pred, regions);
+    paintPanel(rgb, width, 0, t, t.gt, regions, colours);
+    paintPanel(rgb, width, t.width + GAP, t, t.pred, regions, colours);
   } else {
-    paintPanel(rgb, width, 0, t, t.pred, regions);
+    paintPanel(rgb, width, 0, t, t.pred, regions, colours);
   }
   return { rgb, width, height: t.height };
 }

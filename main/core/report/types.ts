@@ -1,7 +1,10 @@
+import type { LabelColours } from '../conventions.ts';
 import type { RegionResults, RegionSummary } from '../metrics/evaluate.ts';
 
 /** What produced the segmentation: printed in every report so a result can be reproduced. */
 export interface ReportSettings {
+  /** what the app's model list calls the model (e.g. "bundled default model"); absent: the checkpoint's path says it */
+  model?: string;
   checkpoint: string;
   preset: string;
   /** execution provider that ran, e.g. 'cpu', 'cuda' */
@@ -12,8 +15,14 @@ export interface ReportSettings {
   threshold: number;
   /** region names, in display order */
   regions: string[];
+  /** the label colours the overlays and charts use (the app's Settings; default conventions.ts's) */
+  labelColours: LabelColours;
   /** anything else worth recording (version, commit, ...) */
   extra?: Record<string, string | number | boolean>;
+  /** how the run departed from the model's own settings: sequence substitutions, defaults assumed (run-settings.ts runNotes) */
+  notes?: string[];
+  /** post-processing applied to the prediction, in order */
+  postprocessing?: PostprocessingRecord[];
 }
 
 /**
@@ -21,9 +30,14 @@ export interface ReportSettings {
  * Pixels are x fastest, row 0 at the top (radiological view for an LPS-aligned volume).
  */
 export interface Thumbnail {
+  /** 0-based axial index (shown 1-based, conventions.ts) */
   slice: number;
   /** e.g. "worst WT Dice" */
   caption: string;
+  /**
+   * Picture size in pixels: the crop resampled to square pixels when the in-plane spacing is not
+   * isotropic, so a picture always has the slice's true aspect ratio.
+   */
   width: number;
   height: number;
   /** windowed intensities 0…255 */
@@ -35,8 +49,36 @@ export interface Thumbnail {
 }
 
 export interface SliceEntry {
+  /** 0-based axial index (shown 1-based, conventions.ts) */
   slice: number;
   metrics: RegionResults;
+}
+
+/** What a label map holds, with or without ground truth to compare it with. */
+export interface LabelMapSummary {
+  /** millilitres per BraTS label by short name (NCR 1, ED 2, ET 4); empty for a binary map */
+  labelVolumesMl: Record<string, number>;
+  /** millilitres per region (WT, TC, ET or foreground) */
+  regionVolumesMl: Record<string, number>;
+  /** first and last 0-based axial index holding any label, or null when the map is empty */
+  sliceRange: [number, number] | null;
+  /** 26-connected components of the whole tumour (every label > 0), largest first, in ml */
+  lesionVolumesMl: number[];
+}
+
+/** Predicted volume of each region on one axial slice (the slab of one slice thickness), ml. */
+export interface SliceVolumes {
+  /** 0-based axial index */
+  slice: number;
+  ml: Record<string, number>;
+}
+
+/** A post-processing step applied to the prediction, as the segmentation recorded it. */
+export interface PostprocessingRecord {
+  /** e.g. "small components removed" */
+  name: string;
+  /** what it did, in words, with its parameters (e.g. "components below 0.1 ml dropped: 3, 0.21 ml") */
+  description: string;
 }
 
 export interface MetricsReport {
@@ -58,4 +100,12 @@ export interface MetricsReport {
   /** durations in milliseconds, by step name (e.g. load, inference, metrics, total) */
   timings: Record<string, number>;
   thumbnails: Thumbnail[];
+  /** what the predicted labels hold */
+  prediction: LabelMapSummary;
+  /** the same of the ground truth, when there is one */
+  groundTruth?: LabelMapSummary;
+  /** predicted volume per region on every axial slice (the chart without ground truth) */
+  sliceVolumes: SliceVolumes[];
+  /** the axial index grows towards the patient's superior (true), inferior (false), or the axis is oblique (null) */
+  slicesAscendSuperior: boolean | null;
 }
