@@ -92,13 +92,12 @@ export function sliceRangeText(summary: LabelMapSummary | undefined): string {
   return `${sliceNumber(a)}–${sliceNumber(b)} (${b - a + 1} slice${b > a ? 's' : ''})`;
 }
 
-/** "2 (12.31, 0.40 ml)": lesion count with the largest volumes. */
+/** "2 (largest 12.31 ml)": lesion count with the largest lesion's volume. */
 export function lesionText(summary: LabelMapSummary | undefined): string {
   if (!summary) return '–';
   const v = summary.lesionVolumesMl;
   if (v.length === 0) return '0';
-  const shown = v.slice(0, 4).map((ml) => formatMl(ml));
-  return `${v.length} (${shown.join(', ')}${v.length > 4 ? ', …' : ''} ml)`;
+  return v.length === 1 ? `1 (${formatMl(v[0])} ml)` : `${v.length} (largest ${formatMl(v[0])} ml)`;
 }
 
 /**

@@ -101,7 +101,8 @@ function drawChart(layout: Layout, report: MetricsReport, chart: ChartModel): vo
       else page.polyline(run.map(([x, y]) => [sx(x), sy(y)] as [number, number]), s.colour, 1.1);
     }
   }
-  layout.y = top + height - 6;
+  // below the axis title (at top + h + 24)
+  layout.y = top + h + 42;
   drawLegend(layout, report, chart.rule);
 }
 

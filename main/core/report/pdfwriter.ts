@@ -28,6 +28,7 @@ const WIN_ANSI: Record<string, [number, number, number]> = {
   '×': [0xd7, 584, 584],
   '·': [0xb7, 278, 278],
   '•': [0x95, 350, 350],
+  '…': [0x85, 1000, 1000],
   '–': [0x96, 556, 556],
   '—': [0x97, 1000, 1000],
   'µ': [0xb5, 556, 611],
@@ -36,10 +37,14 @@ const WIN_ANSI: Record<string, [number, number, number]> = {
   '³': [0xb3, 333, 333],
 };
 
+/** Characters WinAnsi lacks that have a plain spelling: written that way rather than as '?'. */
+const SPELLED: Record<string, string> = { '←': '<-', '→': '->', '≤': '<=', '≥': '>=', '≈': '~', '−': '-', '‑': '-', '✓': 'yes' };
+const spell = (text: string): string => text.replace(/[←→≤≥≈−‑✓]/g, (c) => SPELLED[c]!);
+
 /** The text as WinAnsi byte values (one char per byte); unknown characters become '?'. */
 export function toWinAnsi(text: string): string {
   let out = '';
-  for (const ch of text) {
+  for (const ch of spell(text)) {
     const code = ch.codePointAt(0)!;
     if (code >= 32 && code <= 126) out += ch;
     else if (WIN_ANSI[ch]) out += String.fromCharCode(WIN_ANSI[ch][0]);
@@ -51,7 +56,7 @@ export function toWinAnsi(text: string): string {
 export function textWidth(text: string, size: number, font: FontName = 'regular'): number {
   const table = font === 'bold' ? HELVETICA_BOLD : HELVETICA;
   let units = 0;
-  for (const ch of text) {
+  for (const ch of spell(text)) {
     const code = ch.codePointAt(0)!;
     if (code >= 32 && code <= 126) units += table[code - 32]!;
     else units += WIN_ANSI[ch] ? WIN_ANSI[ch][font === 'bold' ? 2 : 1] : 556;

@@ -8,7 +8,7 @@ export function pdfPageTexts(pdf: Uint8Array): string[][] {
   for (const m of text.matchAll(/(\d+) 0 obj\n([\s\S]*?)\nendobj\n/g)) objects.set(Number(m[1]), m[2]!);
   const kids = /\/Kids \[([^\]]*)\]/.exec(objects.get(2)!)![1]!;
   const pageIds = [...kids.matchAll(/(\d+) 0 R/g)].map((m) => Number(m[1]));
-  const winAnsi: Record<number, string> = { 0xd7: '×', 0xb7: '·', 0x95: '•', 0x96: '–', 0x97: '—', 0xb5: 'µ', 0xb0: '°', 0xb2: '²', 0xb3: '³' };
+  const winAnsi: Record<number, string> = { 0xd7: '×', 0xb7: '·', 0x95: '•', 0x85: '…', 0x96: '–', 0x97: '—', 0xb5: 'µ', 0xb0: '°', 0xb2: '²', 0xb3: '³' };
   return pageIds.map((id) => {
     const contentId = Number(/\/Contents (\d+) 0 R/.exec(objects.get(id)!)![1]);
     const body = objects.get(contentId)!;

@@ -57,7 +57,7 @@ describe('report without ground truth', () => {
   it('prints them in the HTML and the PDF, with slice numbers 1-based', () => {
     const rows = predictionRows(report);
     expect(rows.find((r) => r[0] === 'Tumour on slices')).toEqual(['Tumour on slices', '4–7 (4 slices)']);
-    expect(rows.find((r) => r[0]!.startsWith('Lesions'))![1]).toBe('2 (0.51, 0.01 ml)');
+    expect(rows.find((r) => r[0]!.startsWith('Lesions'))![1]).toBe('2 (largest 0.51 ml)');
     expect(rows.find((r) => r[0]!.startsWith('NCR'))![1]).toBe((report.prediction.labelVolumesMl.NCR!).toFixed(2));
     const html = renderHtml(report);
     const pdf = pdfPageTexts(renderPdf(report)).flat();
