@@ -5,31 +5,45 @@
  */
 import type { Availability, ExportFormat, MaskSource, RegionDice } from './api.ts';
 import { UserError, errorMessage } from './errors.ts';
-import type { Study } from './io/study.ts';
+import type { LabelColours } from './conventions.ts';
+import type { BratsSequence, Study } from './io/study.ts';
 import type { Volume } from './io/volume.ts';
 import type { JobHost } from './jobs/job-host.ts';
 import type { BundledModel } from './jobs/bundled.ts';
 import type { CheckpointSummary, TrainJobEvent } from './jobs/worker-jobs.ts';
 import type { TrainOptions, TrainResult } from './train/trainer.ts';
+import type { PostprocessOptions, PostprocessRecord } from './model/postprocess.ts';
 
 export interface SegmentationRunOptions {
   checkpoint?: string;
   device?: string;
+  /** the study's sequence for each model channel ('' = the model's own); see run-settings.ts mapChannels */
+  channels?: string[];
   signal: AbortSignal;
   /** one axial slice's label map (0, 1, 2, 4), x fastest, with its Dice when there is ground truth */
   onSlice: (index: number, mask: Uint8Array, dice: RegionDice | null, ms: number) => void;
   onProgress: (message: string) => void;
+  /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
+  postprocess?: PostprocessOptions;
 }
 
 /** What produced a prediction: recorded in reports. */
 export interface PredictionRun {
+  /** what the model list calls the model ("bundled default model", a file or run name) */
+  model: string;
   checkpoint: string;
   preset: string;
   device: string;
   inputSize: number;
   regions: 'brats' | 'binary';
+  /** model channel ← study sequence, e.g. "flair ← flair, t1ce ← flair (substitute), t2 ← flair (substitute)" */
+  channels: string;
+  /** substitutions and assumed defaults, for the report (run-settings.ts runNotes) */
+  notes: string[];
   loadMs: number;
   ms: number;
+  /** what 3D post-processing did to the prediction (absent: none, e.g. an imported mask) */
+  postprocessing?: PostprocessRecord;
 }
 
 export interface SegmentationOutcome {
@@ -37,6 +51,8 @@ export interface SegmentationOutcome {
   /** whole-volume Dice when there is ground truth */
   dice: RegionDice | null;
   run: PredictionRun;
+  /** the slices 3D post-processing changed, as they are now (the streamed ones were raw) */
+  revisedSlices?: { index: number; mask: Uint8Array; dice: RegionDice | null }[];
 }
 
 export interface SegmentationPort {
@@ -52,6 +68,8 @@ export interface ExportInput {
   source: MaskSource;
   /** how the prediction was made (absent for ground truth) */
   run?: PredictionRun;
+  /** the app's label colours: the report draws regions as the app shows them (default conventions.ts's) */
+  labelColours?: LabelColours;
 }
 
 export interface ExporterPort {
@@ -67,6 +85,8 @@ export interface TrainingPort {
 
 export interface Ports {
   openPath(path: string): Promise<{ studies: Study[]; notes: string[] }>;
+  /** a DICOM study with other roles for its series (dicom-study.ts reassignRoles), off the caller's thread; absent = in-process */
+  reassignRoles?(study: Study, roles: Record<string, BratsSequence>): Promise<Study>;
   /** the bundled default model, or null when this build has none */
   bundledModel(): Promise<BundledModel | null>;
   /** reads a checkpoint file and says what it holds; throws a FileError when it is not one */
@@ -113,6 +133,11 @@ export function createDefaultPorts(): Ports {
       return { studies: opened.studies.map(studyFromData), notes: opened.notes };
     },
 
+    async reassignRoles(study, roles) {
+      const [host, { studyFromData, studyToData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      return studyFromData(await host.run('roles', { study: studyToData(study), roles }));
+    },
+
     async bundledModel() {
       const { bundledModel } = await import('./jobs/bundled.ts');
       return bundledModel().then(
@@ -144,7 +169,7 @@ export function createDefaultPorts(): Ports {
         run: (study, options) =>
           host.run(
             'segment',
-            { study: studyToData(study), checkpoint: options.checkpoint, device: options.device },
+            { study: studyToData(study), checkpoint: options.checkpoint, device: options.device, channels: options.channels, postprocess: options.postprocess },
             {
               signal: options.signal,
               onEvent: (event) => (event.kind === 'slice' ? options.onSlice(event.index, event.mask, event.dice, event.ms) : options.onProgress(event.message)),
@@ -204,12 +229,23 @@ export function createDefaultPorts(): Ports {
             const { buildReport, writeReports } = await import('./report/index.ts');
             return {
               availability: { available: true },
-              write: async (target, { study, labels, source, run }) => {
+              write: async (target, { study, labels, source, run, labelColours }) => {
                 if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
-                const { labelBytes } = await import('./jobs/segment.ts');
+                const [{ labelBytes }, { postprocessingSteps }] = await Promise.all([import('./jobs/segment.ts'), import('./model/postprocess.ts')]);
                 const report = buildReport({
                   study: study.name,
-                  settings: { checkpoint: run.checkpoint, preset: run.preset, device: run.device, inputSize: run.inputSize, threshold: 0.5 },
+                  settings: {
+                    model: run.model,
+                    checkpoint: run.checkpoint,
+                    preset: run.preset,
+                    device: run.device,
+                    inputSize: run.inputSize,
+                    threshold: 0.5,
+                    notes: run.notes,
+                    ...(run.postprocessing ? { postprocessing: postprocessingSteps(run.postprocessing) } : {}),
+                    ...(labelColours ? { labelColours } : {}),
+                    extra: { channels: run.channels },
+                  },
                   regionKind: run.regions,
                   image: reportImage(study),
                   pred: labels.data as Uint8Array,

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { basename, dirname, extname, join, parse, resolve } from 'node:path';
 import type {
   ApiEvent,
   ApiMethod,
@@ -39,8 +40,11 @@ import type {
   StudySummary,
   VolumeData,
   WorkstationApi,
+  MaskSource,
 } from './api.ts';
-import { EXPORT_FORMATS, toWireError, validateRequest } from './api.ts';
+import { EXPORT_FORMATS, MAX_LISTED_ENTRIES, toWireError, validateRequest } from './api.ts';
+import type { DirectoryEntry, DirectoryListing, ListDirectoryRequest, StudyHint } from './api.ts';
+import { findBratsCases } from './io/brats.ts';
 import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Volume } from './io/volume.ts';
@@ -48,7 +52,11 @@ import type { Ports, PredictionRun } from './api-ports.ts';
 import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/worker-jobs.ts';
 import { SettingsStore } from './settings.ts';
+import { maskFileName } from './conventions.ts';
+import { BUNDLED_MODEL_NAME, modelName } from './jobs/bundled.ts';
+import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } from './model/run-settings.ts';
 import { displayWindow } from './io/display-window.ts';
+import { POSTPROCESS_DEFAULTS } from './model/postprocess.ts';
 import { rgbData } from './io/colour.ts';
 import type { VoxelArray } from './io/volume.ts';
 
@@ -71,12 +79,21 @@ export interface ServiceOptions {
    * user chose); absent = any path (browser mode on loopback, the CLI)
    */
   checkReadable?: (path: string) => void;
+  /**
+   * Where the file browser starts: the folders the services may read (web: `--root`; absent:
+   * the user's home folder and the filesystem root, since then any path may be read)
+   */
+  browseRoots?: () => string[];
+  /** where "Open a sample study" writes its generated case; absent = no sample study */
+  samplesDir?: string;
   /** remembered settings, recent studies and added models; default in memory only */
   settings?: SettingsStore;
   /** where training runs write their checkpoints and models; absent = training unavailable */
   trainingDir?: string;
   /** web mode: turns a written file into a URL the browser can download */
   downloadUrl?: (file: string) => string | undefined;
+  /** Electron: opens a file with the system's default application (shell.openPath); absent in web mode */
+  openPath?: (file: string) => Promise<void>;
   modelsDir?: string;
   ports?: Ports;
   log?: (line: string) => void;
@@ -105,6 +122,8 @@ const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
 export class WorkstationService implements WorkstationApi {
   readonly #studies = new Map<string, OpenedStudy>();
+  /** files exportMasks wrote: the only ones openExport opens */
+  readonly #exported = new Set<string>();
   readonly #jobs = new Map<string, RunningJob>();
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   readonly #options: ServiceOptions;
@@ -189,8 +208,8 @@ export class WorkstationService implements WorkstationApi {
   async setSequenceRoles({ studyId, roles }: SetSequenceRolesRequest): Promise<StudySummary> {
     const opened = this.#opened(studyId);
     if (opened.job) throw new UserError(`${opened.study.name} is being segmented; cancel the run before changing its sequences`);
-    const { reassignRoles } = await import('./io/dicom-study.ts');
-    const study = reassignRoles(opened.study, roles);
+    const study = this.#ports.reassignRoles ? await this.#ports.reassignRoles(opened.study, roles) : (await import('./io/dicom-study.ts')).reassignRoles(opened.study, roles);
+    if (this.#studies.get(studyId) !== opened) throw new UserError(`${opened.study.name} was closed meanwhile`);
     opened.study = study;
     opened.summary = summarize(studyId, study);
     // the model's inputs changed: the old prediction no longer belongs to this study
@@ -238,7 +257,7 @@ export class WorkstationService implements WorkstationApi {
   async listModels(): Promise<ModelInfo[]> {
     const candidates: { path: string; kind: ModelInfo['kind']; name?: string; description?: string }[] = [];
     const bundled = await this.#ports.bundledModel();
-    if (bundled) candidates.push({ path: bundled.checkpoint, kind: 'bundled', name: 'default', description: 'the bundled default model' });
+    if (bundled) candidates.push({ path: bundled.checkpoint, kind: 'bundled', name: BUNDLED_MODEL_NAME, description: `the ${BUNDLED_MODEL_NAME} (${bundled.checkpoint})` });
     for (const run of await this.listTrainingRuns()) {
       if (run.model) candidates.push({ path: run.model, kind: 'trained', name: run.name, description: `trained here (${run.step} steps)` });
     }
@@ -250,13 +269,25 @@ export class WorkstationService implements WorkstationApi {
     for (const c of candidates) {
       if (models.some((m) => m.id === c.path)) continue;
       // what a checkpoint segments is read from the file (once), never assumed
-      const summary = await this.#checkpointSummary(c.path).catch(() => null);
-      if (summary) models.push(modelInfo(c.path, c.kind, summary, c.name, c.description));
+      const model = await this.#model(c.path).catch(() => null);
+      if (model) models.push(modelInfo(c.path, c.kind, model.summary, model.run, c.name, c.description));
     }
     return models;
   }
 
   readonly #summaries = new Map<string, { mtimeMs: number; summary: Promise<CheckpointSummary> }>();
+
+  /**
+   * A checkpoint with the settings it runs with (run-settings.ts): its own metadata, the bundled
+   * model's config.json when it is the bundled file (however it is named), else defaults. The
+   * job worker resolves the same way (sliceModelFromCheckpoint); this copy refuses early.
+   */
+  async #model(path: string): Promise<{ summary: CheckpointSummary; run: RunSettings; bundled: boolean }> {
+    const [summary, bundled] = await Promise.all([this.#checkpointSummary(path), this.#ports.bundledModel()]);
+    const isBundled = bundled !== null && (await sameFile(path, bundled.checkpoint));
+    const run = resolveRunSettings({ checkpoint: summary.run, bundled: isBundled ? bundled.run : undefined }, summary.outChannels);
+    return { summary, run, bundled: isBundled };
+  }
 
   async #checkpointSummary(path: string): Promise<CheckpointSummary> {
     // a file that cannot be stat'ed goes to the reader, which says what is wrong with it
@@ -281,9 +312,57 @@ export class WorkstationService implements WorkstationApi {
 
   async addModel({ path }: AddModelRequest): Promise<ModelInfo> {
     const absolute = this.#readable(path);
-    const summary = await this.#checkpointSummary(absolute);
+    const { summary, run, bundled } = await this.#model(absolute);
     await this.#settings.addModel(absolute);
-    return modelInfo(absolute, 'file', summary);
+    return bundled ? modelInfo(absolute, 'bundled', summary, run, BUNDLED_MODEL_NAME) : modelInfo(absolute, 'file', summary, run);
+  }
+
+  async listDirectory({ path }: ListDirectoryRequest): Promise<DirectoryListing> {
+    if (path === undefined) {
+      const roots = this.#options.browseRoots?.() ?? [homedir(), parse(process.cwd()).root];
+      const entries: DirectoryEntry[] = [];
+      for (const root of [...new Set(roots.map((r) => resolve(r)))]) {
+        const info = await stat(root).catch(() => null);
+        if (info) entries.push({ name: root, path: root, ...(await entryHint(root, info.isDirectory())) });
+      }
+      return { path: null, parent: null, entries, truncated: false };
+    }
+    const absolute = this.#readable(path);
+    const info = await stat(absolute).catch(() => null);
+    if (!info) throw new UserError(`${path}: no such file or folder`);
+    if (!info.isDirectory()) throw new UserError(`${path} is a file, not a folder`);
+    const names = await readdir(absolute, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot list ${path}: ${err.code === 'EACCES' ? 'permission denied' : err.message}`);
+    });
+    // hidden files are not studies; sockets and the like cannot be opened
+    const visible = names.filter((d) => !d.name.startsWith('.') && (d.isDirectory() || d.isFile() || d.isSymbolicLink()));
+    visible.sort((a, b) => Number(b.isDirectory()) - Number(a.isDirectory()) || a.name.localeCompare(b.name));
+    const listed = visible.slice(0, MAX_LISTED_ENTRIES);
+    const entries: DirectoryEntry[] = [];
+    for (const d of listed) {
+      const full = join(absolute, d.name);
+      const isDirectory = d.isDirectory() || (d.isSymbolicLink() && (await stat(full).then((t) => t.isDirectory(), () => false)));
+      entries.push({ name: d.name, path: full, ...(await entryHint(full, isDirectory)) });
+    }
+    const up = dirname(absolute);
+    const parent = up !== absolute && this.#mayRead(up) ? up : null;
+    return { path: absolute, parent, entries, truncated: visible.length > listed.length };
+  }
+
+  #mayRead(path: string): boolean {
+    try {
+      this.#options.checkReadable?.(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async openSampleStudy(): Promise<OpenStudyResult> {
+    const dir = this.#options.samplesDir;
+    if (!dir) throw new UserError('there is no data folder to write the sample study into (start the server with --data-dir)');
+    const { ensureSampleStudy } = await import('./phantom/sample.ts');
+    return this.openStudy({ path: await ensureSampleStudy(dir) });
   }
 
   async recentStudies(): Promise<RecentStudy[]> {
@@ -310,12 +389,20 @@ export class WorkstationService implements WorkstationApi {
     return thumbnail(volume, window, size);
   }
 
-  async segment({ studyId, checkpoint, device }: SegmentRequest): Promise<JobStarted> {
+  async segment({ studyId, checkpoint, device, channels, minComponentMl, minEtMl }: SegmentRequest): Promise<JobStarted> {
     const opened = this.#opened(studyId);
     // refused here, not in the job: otherwise the user sees a started job fail
     if (!opened.summary.segmentable.available) throw new UserError(opened.summary.segmentable.reason!);
     if (opened.job) throw new UserError(`a segmentation of ${opened.study.name} is already running`);
     const checkpointPath = checkpoint === undefined ? undefined : this.#readable(checkpoint);
+    // a study lacking a sequence the model takes is refused before anything starts
+    const modelPath = checkpointPath ?? (await this.#ports.bundledModel())?.checkpoint;
+    if (modelPath) {
+      const { run } = await this.#model(modelPath);
+      const sequences = Object.keys(opened.study.sequences);
+      const mapping = mapChannels(opened.study.name, sequences, run.channels, channels);
+      requireChannels(opened.study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
+    }
     const chosenDevice = device ?? (await this.#settings.settings()).device;
     const engine = await this.#ports.segmentation();
     if (!engine.availability.available || !engine.run) {
@@ -337,6 +424,8 @@ export class WorkstationService implements WorkstationApi {
         const result = await run(opened.study, {
           checkpoint: checkpointPath,
           device: chosenDevice,
+          ...(channels?.length ? { channels } : {}),
+          postprocess: { minComponentMl: minComponentMl ?? POSTPROCESS_DEFAULTS.minComponentMl, minEtMl: minEtMl ?? POSTPROCESS_DEFAULTS.minEtMl },
           signal: job.controller.signal,
           onSlice: (index, mask, dice, ms) => {
             if (job.controller.signal.aborted) return;
@@ -349,6 +438,11 @@ export class WorkstationService implements WorkstationApi {
           onProgress: (message) => this.#emit({ type: 'progress', jobId: job.id, done, total: nz, message }),
         });
         if (job.controller.signal.aborted) throw new CancelledError();
+        // the streamed slices were the raw prediction: the views end up showing the post-processed one
+        for (const revised of result.revisedSlices ?? []) {
+          prediction.set(revised.mask, revised.index * nx * ny);
+          this.#emit({ type: 'sliceResult', jobId: job.id, studyId, index: revised.index, mask: revised.mask.slice(), dice: revised.dice, ms: 0 });
+        }
         opened.predictionComplete = true;
         opened.run = result.run;
         this.#emit({ type: 'done', jobId: job.id, studyId, dice: result.dice, ms: performance.now() - started, device: result.device });
@@ -403,13 +497,15 @@ export class WorkstationService implements WorkstationApi {
     if (!request.resume && existsSync(out)) throw new UserError(`a training run named "${name}" exists; resume it or choose another name`);
 
     const bundled = await this.#ports.bundledModel();
-    const init = request.model === undefined ? bundled : { checkpoint: this.#readable(request.model), config: undefined, size: undefined };
-    if (!init) throw new UserError('there is no bundled model to start from; choose a checkpoint');
-    const summary = await this.#checkpointSummary(init.checkpoint);
+    const initPath = request.model === undefined ? bundled?.checkpoint : this.#readable(request.model);
+    if (!initPath) throw new UserError('there is no bundled model to start from; choose a checkpoint');
+    // fine-tuning goes on as the starting model was trained (run-settings.ts), unless the request says otherwise
+    const { summary, run, bundled: initIsBundled } = await this.#model(initPath);
+    const init = { checkpoint: initPath, config: initIsBundled ? bundled?.config : undefined };
     const { TRAIN_DEFAULTS } = await import('./train/defaults.ts');
-    const size = request.size ?? init.size?.[0] ?? TRAIN_DEFAULTS.size;
+    const size = request.size ?? (run.from.size === 'default' ? TRAIN_DEFAULTS.size : run.size[0]);
     if (size % 32 !== 0) throw new UserError(`input size ${size}: must be a multiple of 32`);
-    const regions = summary.kind === 'trunk' || summary.outChannels === 3 ? 'brats' : 'binary';
+    const regions = run.regions;
 
     const job: RunningJob = { id: newId('train'), studyId: '', controller: new AbortController() };
     this.#training = job;
@@ -430,6 +526,7 @@ export class WorkstationService implements WorkstationApi {
             lr: request.lr ?? TRAIN_DEFAULTS.lr,
             weightDecay: TRAIN_DEFAULTS.weightDecay,
             size: [size, size],
+            ...(run.from.channels === 'default' ? {} : { channels: run.channels }),
             regions,
             seed: TRAIN_DEFAULTS.seed,
             emptyRatio: TRAIN_DEFAULTS.emptyRatio,
@@ -462,7 +559,8 @@ export class WorkstationService implements WorkstationApi {
           job.controller.signal,
         );
         if (job.controller.signal.aborted) throw new CancelledError();
-        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
+        const trainedRun = { ...run, size: [size, size] as [number, number], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } as const };
+        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
         this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started });
       } catch (err) {
         if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
@@ -491,10 +589,10 @@ export class WorkstationService implements WorkstationApi {
     return chosen ? { path: chosen } : null;
   }
 
-  async chooseExportPath({ studyId, format }: { studyId: string; format: ExportFormat }): Promise<{ path: string } | null> {
+  async chooseExportPath({ studyId, format, source }: { studyId: string; format: ExportFormat; source?: MaskSource }): Promise<{ path: string } | null> {
     const opened = this.#opened(studyId);
     if (!this.#options.chooseExportPath) throw new UserError('there is no save dialog in browser mode; exports go to the server export folder');
-    const chosen = await this.#options.chooseExportPath(suggestedExportName(opened.study.name, format), format);
+    const chosen = await this.#options.chooseExportPath(suggestedExportName(opened.study.name, format, source), format);
     return chosen ? { path: chosen } : null;
   }
 
@@ -507,16 +605,30 @@ export class WorkstationService implements WorkstationApi {
     if (request.source === 'prediction' && !opened.predictionComplete) throw new UserError('the segmentation has not finished; wait for it or run it again');
     const exporter = await this.#ports.exporter(request.format);
     if (!exporter.write) throw new UserError(`export as ${request.format} is not available: ${exporter.availability.reason ?? 'unknown reason'}`);
-    const target = this.#options.resolveExportPath(request, suggestedExportName(opened.study.name, request.format));
+    const target = this.#options.resolveExportPath(request, suggestedExportName(opened.study.name, request.format, request.source));
     const reference = referenceVolume(opened.study);
     const files = await exporter.write(target, {
       study: opened.study,
       labels: reference.withData(labels, { id: `${opened.study.name}-${request.source}`, description: `${request.source} segmentation` }),
       source: request.source,
       ...(request.source === 'prediction' && opened.run ? { run: opened.run } : {}),
+      // the report draws the regions in the colours the app shows them in
+      labelColours: (await this.#settings.settings()).labelColors,
     });
+    for (const file of files) this.#exported.add(resolve(file));
+    const urls = this.#options.downloadUrl ? files.map((f) => this.#options.downloadUrl!(f)) : [];
     const downloadUrl = this.#options.downloadUrl?.(files[0] ?? target);
-    return downloadUrl ? { files, downloadUrl } : { files };
+    if (!downloadUrl) return { files };
+    return urls.every((u) => u !== undefined) ? { files, downloadUrl, urls: urls as string[] } : { files, downloadUrl };
+  }
+
+  async openExport({ file }: { file: string }): Promise<{ opened: boolean }> {
+    if (!this.#options.openPath) throw new UserError('in browser mode, open the exported file through its link');
+    const canonical = resolve(file);
+    // only what this app wrote: a compromised renderer must not launch arbitrary files
+    if (!this.#exported.has(canonical)) throw new UserError(`refusing to open ${file}: it is not a file this app exported`);
+    await this.#options.openPath(canonical);
+    return { opened: true };
   }
 
   /** Stops running jobs and releases models (window closed, server stopped). */
@@ -527,14 +639,47 @@ export class WorkstationService implements WorkstationApi {
   }
 }
 
-function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSummary, name?: string, description?: string): ModelInfo {
+/** Whether two paths name one file (a symlink or another spelling of the bundled model's path). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  if (resolve(a) === resolve(b)) return true;
+  const [sa, sb] = await Promise.all([stat(a).catch(() => null), stat(b).catch(() => null)]);
+  return sa !== null && sb !== null && sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
+/**
+ * What a folder entry would open as, from names alone: a folder holding a BraTS case's files, a
+ * folder with DICOM files, a NIfTI or DICOM file. A folder is peeked into one level (its names
+ * only), so listing a folder of studies stays quick.
+ */
+async function entryHint(path: string, isDirectory: boolean): Promise<Pick<DirectoryEntry, 'kind' | 'study'>> {
+  const fileHint = (name: string): StudyHint | undefined => (/\.nii(\.gz)?$/i.test(name) ? 'nifti' : /\.dcm$/i.test(name) || name === 'DICOMDIR' ? 'dicom' : undefined);
+  if (!isDirectory) {
+    const study = fileHint(basename(path));
+    return study ? { kind: 'file', study } : { kind: 'file' };
+  }
+  const names = await readdir(path).catch(() => [] as string[]);
+  let brats = false;
+  try {
+    brats = findBratsCases(path, names).cases.length > 0;
+  } catch {
+    // two files for one role: opening it will say so; here it is just not a clean case
+  }
+  if (brats) return { kind: 'directory', study: 'brats' };
+  const hints = new Set(names.slice(0, 1000).map(fileHint));
+  if (hints.has('dicom')) return { kind: 'directory', study: 'dicom' };
+  if (hints.has('nifti')) return { kind: 'directory', study: 'nifti' };
+  return { kind: 'directory' };
+}
+
+function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSummary, run: RunSettings, name?: string, description?: string): ModelInfo {
   const what = summary.kind === 'trunk' ? 'a SAM2 Hiera trunk (train from it; it cannot segment by itself)' : `SAM2-UNet, ${summary.preset ?? `embed_dim ${summary.embedDim}`}`;
   return {
     id: path,
-    name: name ?? (basename(path, extname(path)) === 'model' ? basename(dirname(path)) : basename(path, extname(path))),
+    name: name ?? modelName(path, false),
     kind,
     regions: summary.kind === 'trunk' || summary.outChannels === 3 ? ['WT', 'TC', 'ET'] : ['WT'],
     description: description ?? `${what}: ${path}`,
+    run: { size: run.size, channels: run.channels, regions: run.regions, from: run.from },
   };
 }
 
@@ -562,17 +707,11 @@ export function thumbnail(volume: Volume, window: DisplayWindow, size: number): 
   return { width, height, data: out };
 }
 
-export function suggestedExportName(studyName: string, format: ExportFormat): string {
+export function suggestedExportName(studyName: string, format: ExportFormat, source: MaskSource = 'prediction'): string {
   const safe = studyName.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'study';
-  switch (format) {
-    case 'nifti':
-      return `${safe}_seg.nii.gz`;
-    case 'dicom-seg':
-      return `${safe}_seg.dcm`;
-    case 'report':
-      // a folder: report.html, report.pdf, metrics.csv, metrics.json
-      return `${safe}_report`;
-  }
+  // a folder: report.html, report.pdf, metrics.csv, metrics.json
+  if (format === 'report') return `${safe}_report`;
+  return maskFileName(safe, format, source);
 }
 
 function referenceVolume(study: Study): Volume {

@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { postTransferring } from '../onnx/session.ts';
 import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
-import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runOpenJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort!;
@@ -22,7 +22,9 @@ async function start(id: number, kind: keyof JobKinds, payload: unknown): Promis
           ? await runTrainJob(payload as JobKinds['train']['payload'], post, controller.signal)
           : kind === 'open'
             ? await runOpenJob(payload as JobKinds['open']['payload'])
-            : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
+            : kind === 'roles'
+              ? await runRolesJob(payload as JobKinds['roles']['payload'])
+              : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
     send({ type: 'result', id, value });
   } catch (err) {
     send({ type: 'error', id, error: serializeError(err) });

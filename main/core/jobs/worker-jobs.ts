@@ -7,13 +7,15 @@ import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
-import type { Study, StudySeries } from '../io/study.ts';
+import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type VolumeInit } from '../io/volume.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
 import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
 import type { SerializedError } from '../util/worker.ts';
 import type { StoredRunSettings } from '../model/run-settings.ts';
 import type { CheckpointModel } from './model.ts';
+import type { SegmentOutcome } from './segment.ts';
+import type { PostprocessOptions } from '../model/postprocess.ts';
 
 /** A volume as plain data, with what the reader worker computed from its voxels. */
 export type VolumeData = VolumeInit & { window?: DisplayWindow };
@@ -97,6 +99,8 @@ export interface SegmentJobPayload {
   device?: string;
   /** the study's sequence for each model channel ('' = the model's own; run-settings.ts mapChannels) */
   channels?: string[];
+  /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
+  postprocess?: PostprocessOptions;
 }
 export type SegmentJobEvent =
   | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
@@ -126,6 +130,7 @@ export interface OpenedStudies {
 
 export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
+  roles: { payload: RolesJobPayload; event: never; result: StudyData };
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
@@ -168,8 +173,21 @@ function keepLoaded(key: string, model: Promise<CheckpointModel>): void {
   }
 }
 
+/** The slices post-processing changed, with their masks and Dice as they are now. */
+function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome['revisedSlices']> {
+  const [nx, ny] = outcome.labels.dims;
+  const plane = nx * ny;
+  const labels = outcome.labels.data as Uint8Array;
+  const metrics = new Map(outcome.summary.perSlice.map((e) => [e.slice, e.metrics]));
+  return outcome.summary.postprocessing.changedSlices.map((index) => ({
+    index,
+    mask: labels.slice(index * plane, (index + 1) * plane),
+    dice: diceOf(metrics.get(index) ?? null),
+  }));
+}
+
 export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel, BUNDLED_MODEL_NAME }, { parseDevice }, { presetName }, runSettings] = await Promise.all([
+  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel, modelName }, { parseDevice }, { presetName }, runSettings] = await Promise.all([
     import('./segment.ts'),
     import('./model.ts'),
     import('./bundled.ts'),
@@ -197,28 +215,30 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
     const study = studyFromData(payload.study);
     const sequences = Object.keys(study.sequences);
-    const mapping = runSettings.mapChannels(study.name, sequences, model.run.channels, payload.channels);
+    const mapping = runSettings.mapChannels(study.name, sequences, model.settings.channels, payload.channels);
     const channels = runSettings.requireChannels(study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
-    const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.run);
+    const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
     progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
-    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.run.regions }, {
+    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess }, {
       slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });
     return {
       device: model.provider,
       dice: diceOf(outcome.summary.metrics),
       run: {
-        model: model.bundled ? BUNDLED_MODEL_NAME : (await import('node:path')).basename(source.checkpoint),
+        model: modelName(source.checkpoint, model.bundled),
         checkpoint: source.checkpoint,
         preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
         device: model.provider,
         inputSize: model.inputSize[0],
         regions: outcome.summary.regions,
         channels: runSettings.describeMapping(mapping),
-        notes: runSettings.runNotes(model.run, mapping),
+        notes: runSettings.runNotes(model.settings, mapping),
         loadMs: model.loadMs,
         ms: outcome.summary.ms,
+        postprocessing: outcome.summary.postprocessing,
       },
+      revisedSlices: revisedSlices(outcome),
     };
   } finally {
     modelUsers.set(key, modelUsers.get(key)! - 1);
@@ -245,6 +265,17 @@ export async function runOpenJob({ path }: { path: string }): Promise<OpenedStud
   const { openPath } = await import('../io/open.ts');
   const opened = await openPath(path);
   return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes };
+}
+
+export interface RolesJobPayload {
+  study: StudyData;
+  roles: Record<string, BratsSequence>;
+}
+
+/** Gives a DICOM study's series other roles in the worker: resampling onto a new grid never blocks the UI's thread. */
+export async function runRolesJob({ study, roles }: RolesJobPayload): Promise<StudyData> {
+  const { reassignRoles } = await import('../io/dicom-study.ts');
+  return studyToData(reassignRoles(studyFromData(study), roles), { toShared: true, summarise: true });
 }
 
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {

@@ -53,6 +53,8 @@ export interface ExportRecord {
   source: MaskSource;
   files: string[];
   downloadUrl?: string;
+  /** web mode: where the browser opens each of `files` */
+  urls?: string[];
 }
 
 /** What the app shows before (or without) the service's settings: the service's own defaults. */
@@ -269,6 +271,11 @@ export class Session {
     return this.#opened(await this.#run(`opening ${file.name}`, () => openDropped(file)));
   }
 
+  /** The first screen's "Open a sample study": the service generates it once, then opens it. */
+  async openSample(): Promise<boolean> {
+    return this.#opened(await this.#run('generating and opening the sample study', () => this.api.openSampleStudy({})));
+  }
+
   async #opened(result: OpenStudyResult | undefined): Promise<boolean> {
     if (!result) return false;
     // a study open already (the service knows it by its real path) is selected, not added again
@@ -355,14 +362,22 @@ export class Session {
       state.groundTruth = old.groundTruth;
       state.groundTruthLoaded = old.groundTruthLoaded;
     }
+    // the sequence on screen is fetched before the state is swapped, so the views never show an empty study
+    const sequence = updated.sequences.find((s) => s.name === old?.sequence) ?? updated.sequences.find((s) => s.name === 'flair') ?? updated.sequences[0];
+    const volume = sequence ? await this.#run(`loading ${sequence.name}`, () => this.api.getVolume({ studyId: study.id, sequence: sequence.name })) : undefined;
+    if (sequence && volume) {
+      state.volumes.set(sequence.name, volume);
+      state.sequence = sequence.name;
+      state.window = { ...volume.window };
+      state.volume = volume;
+    }
+    if (this.#states.get(study.id) !== old) return;
     this.#states.set(study.id, state);
     for (const key of this.#thumbnails.keys()) if (key.startsWith(`${study.id}/`)) this.#thumbnails.delete(key);
     this.studies = this.studies.map((s) => (s.id === study.id ? updated : s));
     if (this.current === old) {
       this.current = state;
       this.maskVersion++;
-      const sequence = updated.sequences.find((s) => s.name === old?.sequence) ?? updated.sequences.find((s) => s.name === 'flair') ?? updated.sequences[0];
-      if (sequence) await this.setSequence(sequence.name);
     }
   }
 
@@ -490,7 +505,7 @@ export class Session {
     await this.#run(`exporting ${format}`, async () => {
       let path: string | undefined;
       if (this.capabilities?.dialogs) {
-        const chosen = await this.api.chooseExportPath({ studyId: study.id, format });
+        const chosen = await this.api.chooseExportPath({ studyId: study.id, format, source });
         if (!chosen) return;
         path = chosen.path;
       }

@@ -47,8 +47,14 @@ beforeAll(async () => {
 async function segmented(summary: StudySummary): Promise<Uint8Array> {
   const done = new Promise<ApiEvent>((resolveDone, reject) => {
     const off = service.onEvent((event) => {
-      if (event.type === 'done' && event.studyId === summary.id) (off(), resolveDone(event));
-      if (event.type === 'failed') (off(), reject(new Error(event.message)));
+      if (event.type === 'done' && event.studyId === summary.id) {
+        off();
+        resolveDone(event);
+      }
+      if (event.type === 'failed') {
+        off();
+        reject(new Error(event.message));
+      }
     });
   });
   await service.segment({ studyId: summary.id, device: 'cpu' });
