@@ -13,13 +13,14 @@ function parseSize(raw: string | undefined): [number, number, number] | undefine
 export default defineCommand({
   name: 'phantom',
   summary: 'generate seeded BraTS-like phantom studies (t1, t1ce, t2, flair + ground truth) as NIfTI',
-  usage: 'phantom --out <dir> [--cases N] [--seed S] [--size 240,240,155] [--json]',
+  usage: 'phantom --out <dir> [--cases N] [--seed S] [--size 240,240,155] [--variety classic|broad] [--json]',
   options: {
     out: { type: 'string', description: 'output folder (one sub-folder per case)', valueName: 'dir' },
     cases: { type: 'string', description: 'number of cases (default 1)', valueName: 'N' },
     seed: { type: 'string', description: 'random seed, an integer (default 1); same seed → byte-identical files', valueName: 'S' },
     first: { type: 'string', description: 'index of the first case (default 1 → Phantom_001)', valueName: 'I' },
     size: { type: 'string', description: 'grid x,y,z (default 240,240,155; the field of view stays 240×240×155 mm)', valueName: 'x,y,z' },
+    variety: { type: 'string', description: 'classic (default: one hemispheric lesion, calibrated contrasts) or broad (1–100 ml anywhere, 1–3 foci, wider contrast/noise/bias)', valueName: 'name' },
     json: { type: 'boolean', description: 'print a JSON summary on stdout' },
   },
   details: [
@@ -37,15 +38,18 @@ export default defineCommand({
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed expects an integer 0…4294967295, got ${seed}`);
     if (!Number.isInteger(first) || first < 0 || first > 999999) throw new UserError(`--first expects an integer 0…999999, got ${first}`);
     const size = parseSize(stringOption(args, 'size'));
-    const { writePhantoms } = await import('../../core/phantom/index.ts');
+    const { writePhantoms, PHANTOM_VARIETIES } = await import('../../core/phantom/index.ts');
+    const variety = stringOption(args, 'variety') ?? 'classic';
+    if (!(PHANTOM_VARIETIES as readonly string[]).includes(variety)) throw new UserError(`--variety must be one of ${PHANTOM_VARIETIES.join(', ')}, got "${variety}"`);
     const written = await writePhantoms({
       out,
       cases,
       seed,
       first,
       size,
+      variety: variety as (typeof PHANTOM_VARIETIES)[number],
       onCase: (done, total, info) => {
-        const labels = `ET ${info.enhancing ? 'yes' : 'no'}, necrosis ${info.necrosis ? 'yes' : 'no'}, WT ${info.labelCounts[1] + info.labelCounts[2] + info.labelCounts[4]} voxels`;
+        const labels = `ET ${info.enhancing ? 'yes' : 'no'}, necrosis ${info.necrosis ? 'yes' : 'no'}, WT ${info.labelCounts[1] + info.labelCounts[2] + info.labelCounts[4]} voxels (${info.wholeTumourMl.toFixed(1)} ml), ${info.foci} foci`;
         io.stderr(`[${done}/${total}] ${info.name}: ${labels}\n`);
       },
     });

@@ -14,6 +14,7 @@ import type { Volume } from '../io/volume.ts';
 import { type RegionResults, type RegionSummary, evaluateVolume, evaluateSlice, summarise } from '../metrics/evaluate.ts';
 import { type RegionKind, regionsFor } from '../metrics/regions.ts';
 import { composeLabels, inputChannels, isEmptySlice, outChannelsFor, prepareSlices, volumeIntensityScaling } from '../model/preprocess.ts';
+import { POSTPROCESS_DEFAULTS, postprocessLabels, type PostprocessOptions, type PostprocessRecord } from '../model/postprocess.ts';
 import type { SliceModel } from './slice-model.ts';
 
 export interface SliceResult {
@@ -54,6 +55,12 @@ export interface SegmentOptions {
   groundTruth?: Volume | null;
   threshold?: number;
   /**
+   * 3D post-processing of the assembled label map (model/postprocess.ts; default
+   * POSTPROCESS_DEFAULTS, thresholds 0 switch it off). Streamed slices are the raw prediction;
+   * the returned labels, volume and per-slice metrics are the post-processed ones.
+   */
+  postprocess?: PostprocessOptions;
+  /**
    * whole-volume metrics (HD95 included) at the end, when there is ground truth (default true);
    * false when the caller computes them anyway (the report builder does)
    */
@@ -78,6 +85,8 @@ export interface SegmentSummary {
   sliceSummary: Record<string, RegionSummary> | null;
   /** every slice's metrics (the report's per-slice table), empty without ground truth */
   perSlice: { slice: number; metrics: RegionResults }[];
+  /** what 3D post-processing was applied and what it changed */
+  postprocessing: PostprocessRecord;
 }
 
 export interface SegmentOutcome {
@@ -232,6 +241,15 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     running?.catch(() => undefined);
   }
 
+  const postprocessing = postprocessLabels(labels, [nx, ny, nz], spacing, regions, opts.postprocess ?? POSTPROCESS_DEFAULTS);
+  if (truth && postprocessing.changedSlices.length) {
+    const changed = new Set(postprocessing.changedSlices);
+    for (const entry of perSlice) {
+      if (!changed.has(entry.slice)) continue;
+      const k = entry.slice;
+      entry.metrics = evaluateSlice(labels.subarray(k * plane, (k + 1) * plane), truth.subarray(k * plane, (k + 1) * plane), [nx, ny], spacing, regionList, { hd95: false });
+    }
+  }
   const metrics = truth && opts.volumeMetrics !== false ? evaluateVolume(labels, truth, [nx, ny, nz], spacing, regionList) : null;
   const sliceSummary = truth ? summarise(perSlice.map((s) => s.metrics), regionList) : null;
   const labelVolume = reference.withData(labels, {
@@ -254,6 +272,7 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
       metrics,
       sliceSummary,
       perSlice,
+      postprocessing,
     },
   };
 }

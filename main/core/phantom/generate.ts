@@ -29,7 +29,19 @@ export interface PhantomOptions {
   /** force the presence of the enhancing tumour (label 4) or of the necrotic core (label 1) */
   enhancing?: boolean;
   necrosis?: boolean;
+  /**
+   * `classic` (default): one lesion in a cerebral hemisphere, 5–17 mm core, the contrast and noise
+   * ranges the generator was calibrated with (existing seeds keep their voxels).
+   * `broad`: whole-tumour volume log-uniform 1–100 ml, anywhere in the brain (either hemisphere,
+   * every lobe, deep, occasionally the cerebellum), 1–3 separate foci, more cases without
+   * enhancement or necrosis, and wider contrast, noise and bias-field variation: training and
+   * held-out data for a model that must not hallucinate on studies unlike the shared phantoms.
+   */
+  variety?: PhantomVariety;
 }
+
+export const PHANTOM_VARIETIES = ['classic', 'broad'] as const;
+export type PhantomVariety = (typeof PHANTOM_VARIETIES)[number];
 
 export interface PhantomInfo {
   seed: number;
@@ -42,6 +54,11 @@ export interface PhantomInfo {
   edemaRadius: number;
   coreRadius: number;
   labelCounts: Record<0 | 1 | 2 | 4, number>;
+  variety: PhantomVariety;
+  /** separate lesions planned (satellites of one lesion not counted) */
+  foci: number;
+  /** whole-tumour volume (labels 1, 2, 4) in ml */
+  wholeTumourMl: number;
 }
 
 export interface PhantomCase {
@@ -155,7 +172,7 @@ const FRAME_HI: Vec3 = [250, 250, 165];
 const NOISE_LO: Vec3 = [20, 0, -30];
 const NOISE_HI: Vec3 = [220, 240, 175];
 
-interface Tumour {
+interface Lesion {
   centre: Vec3;
   /** rows of the rotation taking canonical offsets into the tumour's own axes */
   rot: number[];
@@ -202,7 +219,7 @@ function clampField(field: Field3, limit: number): Field3 {
   return field;
 }
 
-function planTumour(rng: Rng, options: PhantomOptions): Tumour {
+function planClassicLesion(rng: Rng, options: PhantomOptions): Lesion {
   // a centre well inside the cerebrum, away from the midline and the deep nuclei
   let centre: Vec3 = [MID_X, 118, 90];
   for (let attempt = 0; attempt < 100; attempt++) {
@@ -219,7 +236,7 @@ function planTumour(rng: Rng, options: PhantomOptions): Tumour {
   const edemaRadius = coreRadius + rng.uniform(8, 22);
   const necrosisRadius = necrosis ? coreRadius * (enhancing ? rng.uniform(0.45, 0.78) : 1.01) : 0;
   const axes: Vec3 = [rng.uniform(0.8, 1.25), rng.uniform(0.8, 1.25), rng.uniform(0.8, 1.2)];
-  const satellites: Tumour['satellites'] = [];
+  const satellites: Lesion['satellites'] = [];
   const count = Math.floor(rng.uniform(0, 3));
   for (let s = 0; s < count; s++) {
     const theta = rng.uniform(0, 2 * Math.PI);
@@ -231,16 +248,105 @@ function planTumour(rng: Rng, options: PhantomOptions): Tumour {
       radius: edemaRadius * rng.uniform(0.25, 0.5),
     });
   }
+  return finishLesion(rng, { centre, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites }, [0.18, 0.28]);
+}
+
+type LesionPlan = Pick<Lesion, 'centre' | 'axes' | 'edemaRadius' | 'coreRadius' | 'necrosisRadius' | 'enhancing' | 'necrosis' | 'satellites'>;
+
+/** Orientation and shape noise of a planned lesion (the last draws of a lesion's random stream). */
+function finishLesion(rng: Rng, plan: LesionPlan, irregularity: [number, number]): Lesion {
   // with the shape noise clamped to ±NOISE_LIMIT sd, every boundary (satellites included) stays
   // within 2.4 edema radii of the centre, so the tumour is evaluated only in that cube
-  const reach = edemaRadius * 2.4 + 3;
+  const reach = plan.edemaRadius * 2.4 + 3;
   const rot = randomRotation(rng, [Math.PI, Math.PI, Math.PI]);
-  const lo = centre.map((c) => c - reach) as Vec3;
-  const hi = centre.map((c) => c + reach) as Vec3;
+  const lo = plan.centre.map((c) => c - reach) as Vec3;
+  const hi = plan.centre.map((c) => c + reach) as Vec3;
   const shapeField = clampField(smoothNoise(rng.fork(1), lo, hi, 2, rng.uniform(10, 16)), NOISE_LIMIT);
   const fineField = clampField(smoothNoise(rng.fork(2), lo, hi, 1.5, 5), NOISE_LIMIT);
-  const edemaIrregularity = rng.uniform(0.18, 0.28);
-  return { centre, rot, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites, reach, edemaIrregularity, shapeField, fineField };
+  const edemaIrregularity = rng.uniform(irregularity[0], irregularity[1]);
+  return { ...plan, rot, reach, edemaIrregularity, shapeField, fineField };
+}
+
+/** where a broad-variety lesion sits; the weights are the share of foci placed there */
+const SITES = [
+  { name: 'frontal', weight: 0.26 },
+  { name: 'parietal', weight: 0.18 },
+  { name: 'temporal', weight: 0.2 },
+  { name: 'occipital', weight: 0.12 },
+  { name: 'deep', weight: 0.14 },
+  { name: 'anywhere', weight: 0.04 },
+  { name: 'cerebellum', weight: 0.06 },
+] as const;
+
+function pickSite(rng: Rng): (typeof SITES)[number]['name'] {
+  let u = rng.next();
+  for (const site of SITES) {
+    if (u < site.weight) return site.name;
+    u -= site.weight;
+  }
+  return 'anywhere';
+}
+
+/** A centre for a lesion of edema radius `r` mm at `site`, inside the brain with most of the lesion in it. */
+function siteCentre(rng: Rng, site: (typeof SITES)[number]['name'], r: number): Vec3 {
+  const side = rng.chance(0.5) ? -1 : 1;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    let c: Vec3;
+    // canonical frame: y grows posterior (frontal pole near y 30, occipital near 205), z superior
+    switch (site) {
+      case 'frontal': c = [MID_X + side * rng.uniform(4, 55), rng.uniform(35, 95), rng.uniform(60, 135)]; break;
+      case 'parietal': c = [MID_X + side * rng.uniform(4, 58), rng.uniform(105, 175), rng.uniform(95, 140)]; break;
+      case 'temporal': c = [MID_X + side * rng.uniform(35, 62), rng.uniform(80, 165), rng.uniform(40, 82)]; break;
+      case 'occipital': c = [MID_X + side * rng.uniform(4, 50), rng.uniform(165, 205), rng.uniform(60, 120)]; break;
+      case 'deep': c = [MID_X + side * rng.uniform(0, 30), rng.uniform(95, 140), rng.uniform(60, 100)]; break;
+      case 'cerebellum': c = [MID_X + side * rng.uniform(0, 38), rng.uniform(150, 195), rng.uniform(20, 48)]; break;
+      default: c = [rng.uniform(55, 185), rng.uniform(35, 205), rng.uniform(40, 140)];
+    }
+    const inside = site === 'cerebellum' ? radius(CEREBELLUM, ...c) < 0.8 - r / 60 : radius(CEREBRUM, ...c) < 0.93 - r / 90;
+    if (inside) return c;
+  }
+  return site === 'cerebellum' ? [MID_X + side * 18, 172, 34] : [MID_X + side * 30, 110, 95];
+}
+
+/** The lesions of a broad-variety case: 1–3 foci sharing a whole-tumour volume of 1–100 ml. */
+function planBroadLesions(rng: Rng, options: PhantomOptions): Lesion[] {
+  const totalMl = rng.logUniform(1, 100);
+  const foci = rng.chance(0.22) ? (rng.chance(0.6) ? 2 : 3) : 1;
+  const shares = Array.from({ length: foci }, () => rng.uniform(0.4, 1));
+  const sum = shares.reduce((a, b) => a + b, 0);
+  // enhancement and necrosis are properties of the case (one tumour, several foci)
+  const enhancing = options.enhancing ?? rng.chance(0.62);
+  const necrosis = !enhancing ? true : (options.necrosis ?? rng.chance(0.5));
+  const lesions: Lesion[] = [];
+  for (let f = 0; f < foci; f++) {
+    const lesionRng = rng.fork(100 + f);
+    const axes: Vec3 = [lesionRng.uniform(0.75, 1.3), lesionRng.uniform(0.75, 1.3), lesionRng.uniform(0.75, 1.25)];
+    const ml = (totalMl * shares[f]!) / sum;
+    // sphere of that volume, corrected for the stretch; the irregular boundary and clipping by
+    // the brain surface and the ventricles move the actual volume by some tens of per cent
+    const edemaRadius = Math.cbrt((3 * ml * 1000) / (4 * Math.PI) / (axes[0] * axes[1] * axes[2]));
+    const site = f > 0 && lesionRng.chance(0.4) ? 'anywhere' : pickSite(lesionRng);
+    const centre = siteCentre(lesionRng, site, edemaRadius);
+    // the core's share of the lesion radius: from a core hardly larger than a voxel inside wide
+    // edema to a solid tumour with a thin rim of edema
+    const coreShare = enhancing ? lesionRng.uniform(0.3, 0.85) : lesionRng.uniform(0.25, 0.92);
+    const coreRadius = Math.max(1.2, edemaRadius * coreShare);
+    const necrosisRadius = necrosis ? coreRadius * (enhancing ? lesionRng.uniform(0.4, 0.8) : 1.01) : 0;
+    const satellites: Lesion['satellites'] = [];
+    const count = edemaRadius > 10 ? Math.floor(lesionRng.uniform(0, 2.5)) : 0;
+    for (let s = 0; s < count; s++) {
+      const theta = lesionRng.uniform(0, 2 * Math.PI);
+      const phi = Math.acos(lesionRng.uniform(-1, 1));
+      const dir: Vec3 = [Math.sin(phi) * Math.cos(theta), Math.sin(phi) * Math.sin(theta), Math.cos(phi)];
+      const distance = edemaRadius * lesionRng.uniform(0.75, 1.05);
+      satellites.push({
+        centre: [centre[0] + dir[0] * distance, centre[1] + dir[1] * distance, centre[2] + dir[2] * distance],
+        radius: edemaRadius * lesionRng.uniform(0.2, 0.4),
+      });
+    }
+    lesions.push(finishLesion(lesionRng, { centre, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites }, [0.12, 0.3]));
+  }
+  return lesions;
 }
 
 /**
@@ -314,18 +420,23 @@ function brainFractions(x: number, y: number, z: number, fields: CanonicalFields
 /**
  * Adds the tumour at canonical position (x, y, z) to `fractions` (displacing the healthy tissue)
  * and returns its label: 0, 1 (necrotic / non-enhancing core), 2 (edema) or 4 (enhancing).
+ * Where the edema of several foci meets, the focus with the larger edema fraction owns the voxel.
  */
-function addTumour(x: number, y: number, z: number, tumour: Tumour, fractions: Float64Array, ventricle: number): number {
-  const inv = tumour.rot;
-  const [ax, ay, az] = tumour.axes;
-  const { shapeField, fineField, edemaIrregularity } = tumour;
-
-  // tumour, in its own rotated and stretched frame
-  let label = 0;
-  const tx = x - tumour.centre[0];
-  const ty = y - tumour.centre[1];
-  const tz = z - tumour.centre[2];
-  if (tx > -tumour.reach && tx < tumour.reach && ty > -tumour.reach && ty < tumour.reach && tz > -tumour.reach && tz < tumour.reach) {
+function addTumour(x: number, y: number, z: number, lesions: readonly Lesion[], fractions: Float64Array, ventricle: number): number {
+  let bestEdema = 0;
+  let bestCore = 0;
+  let bestNecrosis = 0;
+  let best: Lesion | undefined;
+  for (let l = 0; l < lesions.length; l++) {
+    const tumour = lesions[l]!;
+    const tx = x - tumour.centre[0];
+    const ty = y - tumour.centre[1];
+    const tz = z - tumour.centre[2];
+    if (!(tx > -tumour.reach && tx < tumour.reach && ty > -tumour.reach && ty < tumour.reach && tz > -tumour.reach && tz < tumour.reach)) continue;
+    const inv = tumour.rot;
+    const [ax, ay, az] = tumour.axes;
+    const { shapeField, fineField, edemaIrregularity } = tumour;
+    // tumour, in its own rotated and stretched frame
     const ux = (inv[0]! * tx + inv[1]! * ty + inv[2]! * tz) / ax;
     const uy = (inv[3]! * tx + inv[4]! * ty + inv[5]! * tz) / ay;
     const uz = (inv[6]! * tx + inv[7]! * ty + inv[8]! * tz) / az;
@@ -345,17 +456,25 @@ function addTumour(x: number, y: number, z: number, tumour: Tumour, fractions: F
     const core = 1 - smoothstep(-0.6, 0.6, r - coreEdge);
     const necrosis = tumour.necrosis ? 1 - smoothstep(-0.6, 0.6, r - (tumour.enhancing ? tumour.necrosisRadius * (1 + 0.12 * fine) : coreEdge)) : 0;
     // edema spreads through parenchyma, not into the ventricles' CSF
-    const ventricleFree = 1 - ventricle;
-    edema = Math.max(edema * ventricleFree, core);
-    if (edema > 0) {
-      const keep = 1 - edema;
-      for (let t = 0; t < EDEMA; t++) fractions[t]! *= keep;
-      fractions[EDEMA] = edema - core;
-      fractions[NEC] = tumour.enhancing ? core * necrosis : core;
-      fractions[ET] = tumour.enhancing ? core * (1 - necrosis) : 0;
-      if (core >= 0.5) label = tumour.enhancing && necrosis < 0.5 ? 4 : 1;
-      else if (edema >= 0.5) label = 2;
+    edema = Math.max(edema * (1 - ventricle), core);
+    if (edema > bestEdema) {
+      bestEdema = edema;
+      bestCore = core;
+      bestNecrosis = necrosis;
+      best = tumour;
     }
+  }
+  let label = 0;
+  if (best) {
+    const edema = bestEdema;
+    const core = bestCore;
+    const keep = 1 - edema;
+    for (let t = 0; t < EDEMA; t++) fractions[t]! *= keep;
+    fractions[EDEMA] = edema - core;
+    fractions[NEC] = best.enhancing ? core * bestNecrosis : core;
+    fractions[ET] = best.enhancing ? core * (1 - bestNecrosis) : 0;
+    if (core >= 0.5) label = best.enhancing && bestNecrosis < 0.5 ? 4 : 1;
+    else if (edema >= 0.5) label = 2;
   }
   return label;
 }
@@ -399,14 +518,17 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   };
 
   // --- tumour
+  const variety = options.variety ?? 'classic';
+  if (!(PHANTOM_VARIETIES as readonly string[]).includes(variety)) throw new RangeError(`phantom variety must be one of ${PHANTOM_VARIETIES.join(', ')}, got ${variety}`);
+  const broad = variety === 'broad';
   const tumourRng = master.fork(3);
-  const tumour = planTumour(tumourRng, options);
+  const lesions = broad ? planBroadLesions(tumourRng, options) : [planClassicLesion(tumourRng, options)];
 
   // --- contrasts, scales, bias and noise per sequence
   const contrastRng = master.fork(4);
   const tables = PHANTOM_SEQUENCES.map((name) => {
     const base = CONTRAST[name];
-    const jitter = base.map((v, t) => v * (1 + contrastRng.uniform(-1, 1) * (t >= EDEMA ? 0.08 : 0.05)));
+    const jitter = base.map((v, t) => v * (1 + contrastRng.uniform(-1, 1) * (t >= EDEMA ? (broad ? 0.16 : 0.08) : broad ? 0.08 : 0.05)));
     const top = contrastRng.logUniform(330, 2000);
     const floor = FLOOR[name] * contrastRng.uniform(0.85, 1.15);
     // raw = top · (floor + (1 − floor) · normalised)
@@ -415,8 +537,10 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   const biasFields = [0, 1].map((f) => smoothNoise(contrastRng.fork(20 + f), FRAME_LO, FRAME_HI, 6, 90));
   // everything sampled at the output position: channels 0–2 warp, 3–4 bias
   const frame = stackFields([...warpFields, ...biasFields]);
-  const biasMix = PHANTOM_SEQUENCES.map(() => [contrastRng.uniform(-0.12, 0.12), contrastRng.uniform(-0.12, 0.12)]);
-  const noiseSigma = tables.map((t) => t.top * contrastRng.uniform(0.022, 0.038));
+  // broad: bias fields up to about ±30 % across the brain and noise from clean to grainy
+  const bias = broad ? 0.3 : 0.12;
+  const biasMix = PHANTOM_SEQUENCES.map(() => [contrastRng.uniform(-bias, bias), contrastRng.uniform(-bias, bias)]);
+  const noiseSigma = tables.map((t) => t.top * (broad ? contrastRng.uniform(0.015, 0.06) : contrastRng.uniform(0.022, 0.038)));
   const noiseRng = master.fork(5);
 
   const count = nx * ny * nz;
@@ -462,7 +586,7 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
         const z = z0 + warpAmplitude * atOutput[2]!;
 
         if (!brainFractions(x, y, z, canonical, fractions, scratch)) continue;
-        const label = addTumour(x, y, z, tumour, fractions, scratch[1]!);
+        const label = addTumour(x, y, z, lesions, fractions, scratch[1]!);
         seg[offset] = label;
 
         const tex = canonical.atFine[1]!;
@@ -522,9 +646,12 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
       enhancing: labelCounts[4] > 0,
       necrosis: labelCounts[1] > 0,
       tumourCentroid: centroid,
-      edemaRadius: tumour.edemaRadius,
-      coreRadius: tumour.coreRadius,
+      edemaRadius: lesions[0]!.edemaRadius,
+      coreRadius: lesions[0]!.coreRadius,
       labelCounts,
+      variety,
+      foci: lesions.length,
+      wholeTumourMl: (tumourVoxels * sx * sy * sz) / 1000,
     },
   };
 }

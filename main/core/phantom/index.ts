@@ -6,6 +6,7 @@ import { PHANTOM_SEQUENCES, generatePhantomCase, type PhantomCase, type PhantomI
 export {
   BRATS_DIMS,
   PHANTOM_SEQUENCES,
+  PHANTOM_VARIETIES,
   generatePhantomCase,
   phantomCaseName,
   phantomGeometry,
@@ -13,6 +14,7 @@ export {
   type PhantomInfo,
   type PhantomOptions,
   type PhantomSequence,
+  type PhantomVariety,
 } from './generate.ts';
 
 /** sform/qform code of the written files: 2 (aligned), as in the BraTS-like shared phantoms */
@@ -60,7 +62,7 @@ export async function writePhantoms(options: WritePhantomsOptions): Promise<Writ
   const size: Vec3 | undefined = options.size;
   for (let n = 0; n < options.cases; n++) {
     const started = performance.now();
-    const phantom = generatePhantomCase(options.seed, first + n, { size, enhancing: options.enhancing, necrosis: options.necrosis });
+    const phantom = generatePhantomCase(options.seed, first + n, { size, enhancing: options.enhancing, necrosis: options.necrosis, variety: options.variety });
     const files = await writePhantomCase(options.out, phantom);
     const entry = { name: phantom.name, ...phantom.info, files, seconds: (performance.now() - started) / 1000 };
     written.push(entry);

@@ -7,6 +7,7 @@ import { readNifti, readNiftiHeader } from '../../../main/core/io/nifti.ts';
 import { affineRAS, type Vec3 } from '../../../main/core/io/volume.ts';
 import { PHANTOM_SEQUENCES, generatePhantomCase, phantomCaseName, writePhantomCase, type PhantomCase } from '../../../main/core/phantom/index.ts';
 import { main } from '../../../main/cli/index.ts';
+import { connectedComponents } from '../../../main/core/metrics/components.ts';
 
 const SMALL: Vec3 = [96, 96, 62];
 const shared = resolve(process.cwd(), '../shared/data/phantoms');
@@ -141,6 +142,38 @@ describe('phantom generator', () => {
     const forced = generatePhantomCase(1, 1, { size: SMALL, enhancing: true, necrosis: true });
     expect(forced.info.labelCounts[4]).toBeGreaterThan(0);
     expect(forced.info.labelCounts[1]).toBeGreaterThan(0);
+  });
+
+  it('keeps the classic variety by default: one lesion, the calibrated ranges', () => {
+    const classic = generatePhantomCase(2, 3, { size: SMALL });
+    expect(classic.info).toMatchObject({ variety: 'classic', foci: 1 });
+    const explicit = generatePhantomCase(2, 3, { size: SMALL, variety: 'classic' });
+    expect(sha(explicit.seg.data as Uint8Array)).toBe(sha(classic.seg.data as Uint8Array));
+    expect(() => generatePhantomCase(2, 3, { size: SMALL, variety: 'wild' as never })).toThrow(/variety must be one of classic, broad/);
+  });
+
+  it('broad variety: 1–100 ml, several foci, cases without ET or necrosis, anywhere in the brain', () => {
+    const cases = Array.from({ length: 12 }, (_, i) => generatePhantomCase(5, i + 1, { size: SMALL, variety: 'broad' }));
+    const ml = cases.map((c) => c.info.wholeTumourMl);
+    // the planned volume is 1–100 ml; the irregular edge and clipping by the brain move it a little
+    for (const v of ml) {
+      expect(v).toBeGreaterThan(0.5);
+      expect(v).toBeLessThan(150);
+    }
+    expect(Math.min(...ml)).toBeLessThan(2.5);
+    expect(Math.max(...ml)).toBeGreaterThan(40);
+    expect(cases.some((c) => !c.info.enhancing && c.info.labelCounts[4] === 0 && c.info.wholeTumourMl < 3)).toBe(true);
+    expect(cases.some((c) => c.info.enhancing && !c.info.necrosis && c.info.labelCounts[1] === 0)).toBe(true);
+    // separate foci are separate 26-connected components of the ground truth
+    // (a satellite of one lesion may be a separate component too)
+    const components = (c: (typeof cases)[number]) => connectedComponents(c.seg.data as Uint8Array, c.seg.dims, 26).sizes.filter((n) => n >= 4).length;
+    expect(cases.filter((c) => c.info.foci > 1 && components(c) > 1).length).toBeGreaterThan(1);
+    // both hemispheres (x is patient left at high indices) and the whole front-to-back extent
+    const cx = cases.map((c) => c.info.tumourCentroid[0] / SMALL[0]);
+    expect(Math.min(...cx)).toBeLessThan(0.45);
+    expect(Math.max(...cx)).toBeGreaterThan(0.55);
+    const determinism = generatePhantomCase(5, 3, { size: SMALL, variety: 'broad' });
+    expect(sha(determinism.seg.data as Uint8Array)).toBe(sha(cases[2]!.seg.data as Uint8Array));
   });
 
   it('writes NIfTI files whose header matches the shared BraTS-like phantoms', async () => {
