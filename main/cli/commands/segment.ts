@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineCommand, listOption, numberOption, requireOption, stringOption, type CommandIO } from '../command.ts';
+import { defineCommand, listOption, numberOption, requireOption, stringOption, type CommandIO, type ParsedArgs } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { FileError, UserError } from '../../core/errors.ts';
+import { maskFileName } from '../../core/conventions.ts';
 import type { Study } from '../../core/io/study.ts';
 import type { Volume } from '../../core/io/volume.ts';
 import type { RegionKind } from '../../core/metrics/regions.ts';
@@ -10,6 +11,17 @@ import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
 import type { CheckpointModel } from '../../core/jobs/model.ts';
 import type { RegionResults } from '../../core/metrics/evaluate.ts';
 import type { MetricsReport } from '../../core/report/index.ts';
+import { POSTPROCESS_DEFAULTS, type PostprocessOptions } from '../../core/model/postprocess.ts';
+
+/** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
+function postprocessOptions(args: ParsedArgs): PostprocessOptions {
+  const read = (flag: string, fallback: number): number => {
+    const value = numberOption(args, flag, fallback)!;
+    if (!Number.isFinite(value) || value < 0) throw new UserError(`--${flag} expects a volume in ml ≥ 0 (0 switches it off), got ${value}`);
+    return value;
+  };
+  return { minComponentMl: read('min-component-ml', POSTPROCESS_DEFAULTS.minComponentMl), minEtMl: read('min-et-ml', POSTPROCESS_DEFAULTS.minEtMl) };
+}
 
 /** A file-system-safe case name: the study's name with anything unusual replaced. */
 export function caseFileStem(study: Study): string {
@@ -71,17 +83,19 @@ export default defineCommand({
     checkpoint: { type: 'string', valueName: 'file', description: 'SAM2-UNet checkpoint (.pth or .safetensors); default: the bundled model' },
     config: { type: 'string', valueName: 'preset|JSON', description: 'Hiera trunk: a preset (hiera_t, hiera_s, hiera_b+, hiera_l), JSON or a JSON file; default: detected' },
     gt: { type: 'string', valueName: 'seg', description: 'ground-truth label map (default: the seg of a BraTS study)' },
-    regions: { type: 'string', valueName: 'brats|binary', description: 'how to read the model output (default: 3 channels brats, 1 binary)' },
-    channels: { type: 'string', valueName: 'a,b,c', description: 'sequences fed as the three channels (default flair,t1ce,t2; one name is replicated)' },
+    regions: { type: 'string', valueName: 'brats|binary', description: 'how to read the model output (default: what the checkpoint says, else 3 channels brats, 1 binary)' },
+    channels: { type: 'string', valueName: 'a,b,c', description: "the study's sequences fed to the model's three channels, in order (default: the sequences the checkpoint names, else flair,t1ce,t2; one name feeds all three). A study lacking one of them is refused unless this says what to feed instead; the substitution is written into the report" },
     device: { type: 'string', valueName: 'auto|cpu|cuda|dml|coreml|webgpu', description: 'execution provider (default auto)' },
     batch: { type: 'string', valueName: 'N', description: 'largest batch of slices per model run (default 1 on CPU, 4 otherwise)' },
-    size: { type: 'string', valueName: 'N|HxW', description: 'model input size, multiples of 32 (default 352)' },
-    'dicom-seg': { type: 'boolean', description: 'also write <case>_seg.dcm (DICOM studies only)' },
+    size: { type: 'string', valueName: 'N|HxW', description: 'model input size, multiples of 32 (default: what the checkpoint says, else 352)' },
+    'dicom-seg': { type: 'boolean', description: 'also write <case>_pred_seg.dcm (DICOM studies only)' },
+    'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
+    'min-et-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: enhancing tumour smaller than this in total becomes necrosis, label 1 (default ${POSTPROCESS_DEFAULTS.minEtMl}; 0 never)` },
     json: { type: 'boolean', description: 'one JSON line per slice on stdout, then a summary line' },
   },
   details:
     'Writes <out>/<case>_pred.nii.gz (labels 0/1/2/4 for BraTS regions, 0/1 for a binary model),\n' +
-    'metrics.json, metrics.csv, report.html and report.pdf, and with --dicom-seg <out>/<case>_seg.dcm.\n' +
+    'metrics.json, metrics.csv, report.html and report.pdf, and with --dicom-seg <out>/<case>_pred_seg.dcm.\n' +
     'JSON lines: {"type":"slice","index","empty","ms","regions":{"WT":{"dice","iou"},…}|null} per slice in\n' +
     'order, then {"type":"summary",…}. Progress goes to stderr. Ctrl-C cancels (exit 130).',
   async run(args, io) {
@@ -91,43 +105,54 @@ export default defineCommand({
     const json = args.values.json === true;
     const wantDicomSeg = args.values['dicom-seg'] === true;
     const regionsOpt = parseRegions(stringOption(args, 'regions'));
-    let size = parseSize(stringOption(args, 'size'));
+    const size = parseSize(stringOption(args, 'size'));
     const batch = numberOption(args, 'batch');
     if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
     const channels = listOption(args, 'channels');
+    const postprocess = postprocessOptions(args);
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const device = parseDevice(stringOption(args, 'device'));
     const config = hieraConfigOption(stringOption(args, 'config'));
-    const [{ bundledModel, checkInputSize }, { sliceModelFromCheckpoint }] = await Promise.all([import('../../core/jobs/bundled.ts'), import('../../core/jobs/model.ts')]);
+    const [{ bundledModel, bundledFor, checkInputSize, modelName, BUNDLED_MODEL_NAME }, { sliceModelFromCheckpoint }, { readStoredRunSettings }, runSettings] = await Promise.all([
+      import('../../core/jobs/bundled.ts'),
+      import('../../core/jobs/model.ts'),
+      import('../../core/model/checkpoint.ts'),
+      import('../../core/model/run-settings.ts'),
+    ]);
     if (size) checkInputSize(size);
 
-    let checkpoint = stringOption(args, 'checkpoint');
-    let modelConfig = config;
-    if (!checkpoint) {
-      const bundled = await bundledModel();
-      checkpoint = bundled.checkpoint;
-      modelConfig ??= bundled.config;
-      size ??= bundled.size;
-    }
+    const checkpoint = stringOption(args, 'checkpoint') ?? (await bundledModel()).checkpoint;
     if (!existsSync(checkpoint)) throw new FileError(checkpoint, 'no such file');
+    // --size and --regions override what the checkpoint says; --channels is what the study feeds
+    // to the channels the checkpoint names (a substitution when they differ)
+    const user = { ...(size ? { size } : {}), ...(regionsOpt ? { regions: regionsOpt } : {}) };
+    const [stored, bundled] = await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]);
+    const expected = runSettings.resolveRunSettings({ user, checkpoint: stored, bundled: bundled?.run });
 
     const study = await openOneStudy(studyPath, io);
     if (wantDicomSeg && study.kind !== 'dicom') {
       throw new UserError(`--dicom-seg needs a DICOM study; ${studyPath} is ${study.kind === 'brats' ? 'a BraTS (NIfTI) case' : 'a NIfTI file'}`);
     }
+    const sequenceNames = Object.keys(study.sequences);
+    const mapping = runSettings.mapChannels(study.name, sequenceNames, expected.channels, channels);
+    const channelNames = runSettings.requireChannels(study.name, sequenceNames, mapping, runSettings.channelsFlagHint(mapping, sequenceNames));
     const { inputChannels } = await import('../../core/model/preprocess.ts');
-    const channelVolumes = inputChannels(study, channels);
+    const channelVolumes = inputChannels(study, channelNames);
     const reference = channelVolumes[0];
     const gtPath = stringOption(args, 'gt');
     const groundTruth = gtPath ? await openGroundTruth(gtPath, reference, io) : (study.seg ?? null);
 
-    io.stderr(`loading ${checkpoint} …\n`);
+    io.stderr(`loading ${bundled ? `the ${BUNDLED_MODEL_NAME} (${checkpoint})` : checkpoint} …\n`);
     const model = await sliceModelFromCheckpoint(checkpoint, {
-      config: modelConfig,
-      size,
+      config,
+      user,
       device,
       onMessage: (m) => io.stderr(`note: ${m}\n`),
     });
+    const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
+    io.stderr(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)} (${runSettings.sourceWords(model.settings.from.channels)})\n`);
+    const notes = runSettings.runNotes(model.settings, mapping);
+    for (const note of mapping.notes) io.stderr(`note: ${note}\n`);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
@@ -141,7 +166,7 @@ export default defineCommand({
         study,
         model,
         // the report builder computes the whole-volume metrics (HD95 is the costly part): once
-        { channels, regions: regionsOpt, batchSize: batch, groundTruth, signal: controller.signal, volumeMetrics: false },
+        { channels: channelNames, regions: model.settings.regions, batchSize: batch, groundTruth, signal: controller.signal, volumeMetrics: false, postprocess },
         {
           start: (info) => {
             progress = createProgress(io, `segmenting ${study.name}`, info.slices, { unit: 'slices' });
@@ -165,7 +190,9 @@ export default defineCommand({
         checkpoint,
         model,
         image: reference,
-        channelNames: channelVolumes.map((v) => Object.entries(study.sequences).find(([, s]) => s === v)?.[0] ?? v.meta.id),
+        modelName: modelName(checkpoint, bundled !== null),
+        channels: runSettings.describeMapping(mapping),
+        notes,
         groundTruth,
       });
       if (json) io.stdout(`${JSON.stringify({ type: 'summary', ...summaryJson(summary, report.perVolume), files })}\n`);
@@ -184,32 +211,41 @@ interface OutputOptions {
   model: CheckpointModel;
   /** the first input channel: shown in the report's thumbnails */
   image: Volume;
-  channelNames: string[];
+  /** what the model list and the run panel call the model */
+  modelName: string;
+  /** model channel ← study sequence */
+  channels: string;
+  /** substitutions and defaults (run-settings.ts runNotes) */
+  notes: string[];
   groundTruth: Volume | null;
 }
 
-/** <case>_pred.nii.gz, the four report files and, when asked, <case>_seg.dcm. */
+/** <case>_pred.nii.gz, the four report files and, when asked, <case>_pred_seg.dcm (conventions.ts maskFileName). */
 async function writeOutputs(outDir: string, study: Study, labels: Volume, summary: SegmentSummary, opts: OutputOptions): Promise<{ files: string[]; report: MetricsReport }> {
   const { writeNifti } = await import('../../core/io/nifti.ts');
   const { buildReport, writeReports } = await import('../../core/report/index.ts');
   const { presetName } = await import('../../core/model/config.ts');
   const { labelBytes } = await import('../../core/jobs/segment.ts');
+  const { postprocessingSteps } = await import('../../core/model/postprocess.ts');
   const stem = caseFileStem(study);
-  const pred = join(outDir, `${stem}_pred.nii.gz`);
+  const pred = join(outDir, maskFileName(stem, 'nifti'));
   await writeNifti(pred, labels, { dtype: 'uint8', description: `SAM2-UNet ${summary.regions} labels` });
   const files = [pred];
   const [h, w] = opts.model.inputSize;
   const report = buildReport({
     study: study.name,
     settings: {
+      model: opts.modelName,
       checkpoint: opts.checkpoint,
       preset: presetName(opts.model.config) ?? `custom (embed_dim ${opts.model.config.embed_dim})`,
       device: summary.provider,
       inputSize: h,
       threshold: 0.5,
+      notes: opts.notes,
+      postprocessing: postprocessingSteps(summary.postprocessing),
       extra: {
         ...(h !== w ? { inputWidth: w } : {}),
-        channels: opts.channelNames.join(', '),
+        channels: opts.channels,
         batches: summary.batches.length,
         emptySlices: summary.emptySlices,
       },
@@ -226,7 +262,7 @@ async function writeOutputs(outDir: string, study: Study, labels: Volume, summar
   if (opts.wantDicomSeg) {
     const { writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS } = await import('../../core/io/dicom-seg.ts');
     const { default: pkg } = await import('../../../package.json', { with: { type: 'json' } });
-    const segFile = join(outDir, `${stem}_seg.dcm`);
+    const segFile = join(outDir, maskFileName(stem, 'dicom-seg'));
     await writeDicomSeg(segFile, {
       labels: labels.data as Uint8Array,
       // the labels are on this volume's grid; it carries the SOP Instance UIDs the SEG refers to
@@ -257,6 +293,7 @@ function summaryJson(summary: SegmentSummary, perVolume: RegionResults | undefin
     regions: summary.regions,
     seconds: round(summary.ms / 1000, 2),
     msPerSlice: round(summary.msPerSlice, 1),
+    postprocessing: summary.postprocessing,
     metrics,
   };
 }

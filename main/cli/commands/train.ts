@@ -28,9 +28,9 @@ export default defineCommand({
     batch: { type: 'string', description: `batch size (default ${TRAIN_DEFAULTS.batch}, as the official recipe)`, valueName: 'N' },
     lr: { type: 'string', description: `peak learning rate, cosine-annealed to 1e-7 (default ${TRAIN_DEFAULTS.lr})`, valueName: 'number' },
     'weight-decay': { type: 'string', description: `AdamW weight decay (default ${TRAIN_DEFAULTS.weightDecay})`, valueName: 'number' },
-    size: { type: 'string', description: `model input size, a multiple of 32 (default ${TRAIN_DEFAULTS.size})`, valueName: 'pixels' },
-    channels: { type: 'string', description: 'the three input sequences (default flair,t1ce,t2; one name is replicated)', valueName: 'a,b,c' },
-    regions: { type: 'string', description: 'brats (WT/TC/ET, 3 channels; default) or binary (1 channel)', valueName: 'kind' },
+    size: { type: 'string', description: `model input size, a multiple of 32 (default: what --checkpoint says, else ${TRAIN_DEFAULTS.size})`, valueName: 'pixels' },
+    channels: { type: 'string', description: 'the three input sequences (default: what --checkpoint says, else flair,t1ce,t2; one name is replicated)', valueName: 'a,b,c' },
+    regions: { type: 'string', description: 'brats (WT/TC/ET, 3 channels) or binary (1 channel) (default: what --checkpoint says, else brats)', valueName: 'kind' },
     seed: { type: 'string', description: `seed of sampling, augmentation and fresh weights (default ${TRAIN_DEFAULTS.seed})`, valueName: 'N' },
     'empty-ratio': { type: 'string', description: `slices without tumour per tumour slice in each epoch (default ${TRAIN_DEFAULTS.emptyRatio})`, valueName: 'r' },
     'checkpoint-every': { type: 'string', description: `write a checkpoint every N steps (default ${TRAIN_DEFAULTS.checkpointEvery})`, valueName: 'N' },
@@ -53,13 +53,34 @@ export default defineCommand({
     if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new UserError(`--strategy must be one of ${STRATEGIES.join(', ')}`);
     const loss = stringOption(args, 'loss') ?? 'official';
     if (!(LOSS_VARIANTS as readonly string[]).includes(loss)) throw new UserError(`--loss must be one of ${LOSS_VARIANTS.join(', ')}`);
-    const regions = stringOption(args, 'regions') ?? 'brats';
-    if (regions !== 'brats' && regions !== 'binary') throw new UserError('--regions must be brats or binary');
+    const regionsFlag = stringOption(args, 'regions');
+    if (regionsFlag !== undefined && regionsFlag !== 'brats' && regionsFlag !== 'binary') throw new UserError('--regions must be brats or binary');
     const config = hieraConfigOption(stringOption(args, 'config'));
     const checkpoint = stringOption(args, 'checkpoint');
     if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
-    const size = positiveInt(args, 'size', TRAIN_DEFAULTS.size)!;
-    if (size % 32) throw new UserError('--size must be a multiple of 32');
+    const sizeFlag = positiveInt(args, 'size');
+    if (sizeFlag !== undefined && sizeFlag % 32) throw new UserError('--size must be a multiple of 32');
+    const channelsFlag = listOption(args, 'channels');
+    // a checkpoint says how it was trained: fine-tuning goes on that way unless a flag says otherwise
+    const [{ readStoredRunSettings }, { bundledFor }, { resolveRunSettings, describeRunSettings }] = await Promise.all([
+      import('../../core/model/checkpoint.ts'),
+      import('../../core/jobs/bundled.ts'),
+      import('../../core/model/run-settings.ts'),
+    ]);
+    const [stored, bundled] = checkpoint ? await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]) : [{}, null];
+    const run = resolveRunSettings({
+      user: {
+        ...(sizeFlag !== undefined ? { size: [sizeFlag, sizeFlag] as [number, number] } : {}),
+        ...(channelsFlag?.length ? { channels: channelsFlag } : {}),
+        ...(regionsFlag ? { regions: regionsFlag as 'brats' | 'binary' } : {}),
+      },
+      checkpoint: stored,
+      bundled: bundled?.run,
+    });
+    const size = run.from.size === 'default' ? TRAIN_DEFAULTS.size : run.size[0];
+    if (run.size[0] !== run.size[1]) throw new UserError(`${checkpoint}: trained at ${run.size.join('×')}; training runs on square inputs, pass --size`);
+    const regions = run.regions;
+    if (checkpoint) io.stderr(`${describeRunSettings(run).join('; ')}\n`);
     const json = args.values.json === true;
     const controller = new AbortController();
     const onSignal = (): void => {
@@ -73,7 +94,7 @@ export default defineCommand({
         {
           data,
           val: listOption(args, 'val'),
-          init: checkpoint ? { checkpoint, config } : { fresh: config! },
+          init: checkpoint ? { checkpoint, config: config ?? bundled?.config } : { fresh: config! },
           out,
           strategy: strategy as 'adapter' | 'lora' | 'full',
           lora: { rank: positiveInt(args, 'lora-rank', TRAIN_DEFAULTS.loraRank)!, alpha: numberOption(args, 'lora-alpha', TRAIN_DEFAULTS.loraAlpha)! },
@@ -83,7 +104,8 @@ export default defineCommand({
           lr: numberOption(args, 'lr', TRAIN_DEFAULTS.lr)!,
           weightDecay: numberOption(args, 'weight-decay', TRAIN_DEFAULTS.weightDecay)!,
           size: [size, size],
-          channels: listOption(args, 'channels'),
+          // default channels stay unset: the data loader's own rule picks them per study
+          channels: run.from.channels === 'default' ? undefined : run.channels,
           regions,
           seed: numberOption(args, 'seed', TRAIN_DEFAULTS.seed)!,
           emptyRatio: numberOption(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio)!,

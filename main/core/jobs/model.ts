@@ -6,16 +6,21 @@ import { FileError } from '../errors.ts';
 import { readCheckpoint } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { buildSam2UNetModel } from '../model/engine.ts';
-import { DEFAULT_INPUT_SIZE } from '../model/preprocess.ts';
+import { resolveRunSettings, type RunSettings, type StoredRunSettings } from '../model/run-settings.ts';
 import { type Device, SessionClient } from '../onnx/session.ts';
-import { checkInputSize } from './bundled.ts';
+import { bundledFor, checkInputSize } from './bundled.ts';
 import { type SliceModel, sliceModelFromSession } from './slice-model.ts';
 
 export interface CheckpointModelOptions {
-  /** the trunk configuration; default: stored in the file or detected from its shapes */
+  /** the trunk configuration; default: the bundled model's config.json, stored in the file or detected from its shapes */
   config?: HieraConfig;
-  /** model input [H, W], multiples of 32; default 352×352 */
+  /**
+   * model input [H, W], multiples of 32; default what the checkpoint (or the bundled model's
+   * config.json) says, else 352×352 (run-settings.ts)
+   */
   size?: readonly [number, number];
+  /** the user's channels and regions (and size): above what the checkpoint says */
+  user?: StoredRunSettings;
   device?: Device;
   threads?: number;
   /** the engine's disk cache: false = none, a string = that folder; default the user cache */
@@ -26,7 +31,11 @@ export interface CheckpointModelOptions {
 
 export interface CheckpointModel extends SliceModel {
   checkpoint: string;
+  /** the checkpoint is the bundled default model */
+  bundled: boolean;
   config: HieraConfig;
+  /** how it runs: input size (= inputSize), channels and regions, each with where it came from */
+  settings: RunSettings;
   /** ms to read the weights, build or load the graph, and open the session */
   loadMs: number;
   /** the ONNX model came from the disk cache */
@@ -35,12 +44,16 @@ export interface CheckpointModel extends SliceModel {
 
 export async function sliceModelFromCheckpoint(path: string, opts: CheckpointModelOptions = {}): Promise<CheckpointModel> {
   const started = performance.now();
-  const size = opts.size ?? DEFAULT_INPUT_SIZE;
-  checkInputSize(size);
-  const checkpoint = await readCheckpoint(path, { config: opts.config });
+  const user: StoredRunSettings = { ...opts.user, ...(opts.size ? { size: [opts.size[0], opts.size[1]] as [number, number] } : {}) };
+  if (user.size) checkInputSize(user.size);
+  const bundled = await bundledFor(path);
+  const checkpoint = await readCheckpoint(path, { config: opts.config ?? bundled?.config });
   if (checkpoint.kind !== 'sam2unet') {
     throw new FileError(path, 'holds only a SAM2 Hiera trunk, without the SAM2-UNet decoder: it cannot segment (fine-tune it first, or pass a SAM2-UNet checkpoint)');
   }
+  const run = resolveRunSettings({ user, checkpoint: checkpoint.run, bundled: bundled?.run }, checkpoint.outChannels);
+  const { size } = run;
+  checkInputSize(size);
   const built = await buildSam2UNetModel(checkpoint.config, checkpoint.weights, {
     height: size[0],
     width: size[1],
@@ -50,5 +63,5 @@ export async function sliceModelFromCheckpoint(path: string, opts: CheckpointMod
   });
   const session = await SessionClient.create(built.source, { device: opts.device, threads: opts.threads, onMessage: opts.onMessage });
   const model = sliceModelFromSession(session, { inputSize: size, outChannels: checkpoint.outChannels });
-  return Object.assign(model, { checkpoint: path, config: checkpoint.config, loadMs: performance.now() - started, cached: built.cached });
+  return Object.assign(model, { checkpoint: path, bundled: bundled !== null, config: checkpoint.config, settings: run, loadMs: performance.now() - started, cached: built.cached });
 }

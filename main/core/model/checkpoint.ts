@@ -20,7 +20,8 @@ import {
   validateStateDict,
   type KeySpec,
 } from './keys.ts';
-import { readSafetensorsFile, writeSafetensors } from './safetensors.ts';
+import { runSettingsFromMetadata, runSettingsMetadata, type RunSettings, type StoredRunSettings } from './run-settings.ts';
+import { readSafetensorsFile, readSafetensorsHeader, writeSafetensors } from './safetensors.ts';
 import { numel, type StateDict } from './tensor.ts';
 import { readTorchStateDict } from './torch-pickle.ts';
 
@@ -46,6 +47,8 @@ export interface LoadedCheckpoint {
   buffers: string[];
   /** each tensor's dtype in the file (the weights are float32 regardless) */
   dtypes: Map<string, Dtype>;
+  /** how the model must be run, as far as the file says (our safetensors metadata; nothing for .pth / .pt) */
+  run: StoredRunSettings;
 }
 
 export interface ReadCheckpointOptions {
@@ -59,6 +62,37 @@ export interface ReadCheckpointOptions {
 export const METADATA_CONFIG = 'hiera_config';
 export const METADATA_OUT_CHANNELS = 'out_channels';
 export const METADATA_KIND = 'kind';
+
+/**
+ * The metadata of every SAM2-UNet checkpoint we write: what it is, its trunk configuration and
+ * how it must be run (input size, input sequences, regions; run-settings.ts), so that segment,
+ * the app and train --checkpoint need no flags to use it as it was trained.
+ */
+export function sam2UNetMetadata(config: HieraConfig, outChannels: number, run: Pick<RunSettings, 'size' | 'channels' | 'regions'>, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...extra,
+    [METADATA_KIND]: 'sam2unet',
+    [METADATA_CONFIG]: JSON.stringify(config),
+    [METADATA_OUT_CHANNELS]: String(outChannels),
+    ...runSettingsMetadata(run),
+  };
+}
+
+/**
+ * What a checkpoint file says about how it must be run, from the safetensors header alone (cheap:
+ * no weights are read); .pth and .pt files say nothing.
+ */
+export async function readStoredRunSettings(path: string): Promise<StoredRunSettings> {
+  if ((await sniff(path)) !== 'safetensors') return {};
+  const { metadata } = await readSafetensorsHeader(path);
+  return storedRunSettings(metadata, path);
+}
+
+function storedRunSettings(metadata: Record<string, string>, path: string): StoredRunSettings {
+  return runSettingsFromMetadata(metadata, (problem) => {
+    throw new FileError(path, problem);
+  });
+}
 
 type Layout = { kind: CheckpointKind; prefix: string };
 
@@ -129,6 +163,7 @@ export async function readCheckpoint(path: string, opts: ReadCheckpointOptions =
   let format: CheckpointFormat;
   let storedConfig: HieraConfig | undefined;
   let storedOutChannels: number | undefined;
+  let run: StoredRunSettings = {};
   if (type === 'safetensors') {
     const file = await readSafetensorsFile(path, { include });
     ({ tensors: raw, dtypes, skipped: ignored } = file);
@@ -136,6 +171,7 @@ export async function readCheckpoint(path: string, opts: ReadCheckpointOptions =
     storedConfig = configFromMetadata(file.metadata, path);
     const oc = file.metadata[METADATA_OUT_CHANNELS];
     if (oc !== undefined) storedOutChannels = Number(oc);
+    run = storedRunSettings(file.metadata, path);
   } else {
     // legacy-torch falls through to the torch reader, which explains how to convert the file
     const sd = await readTorchStateDict(path, { include });
@@ -194,20 +230,24 @@ export async function readCheckpoint(path: string, opts: ReadCheckpointOptions =
     ignored,
     buffers: [...weights.keys()].filter((k) => bufferKeys.has(k)),
     dtypes,
+    run,
   };
 }
 
 /**
  * Writes SAM2-UNet weights (official key names) as safetensors, validated first, with the
- * configuration in the metadata so readCheckpoint needs no --config for custom trunks.
+ * configuration and run settings in the metadata so readCheckpoint needs no --config for custom
+ * trunks and segment no --size / --channels / --regions.
  */
-export async function writeSam2UNetCheckpoint(path: string, weights: StateDict, config: HieraConfig, outChannels: number, extraMetadata: Record<string, string> = {}): Promise<void> {
+export async function writeSam2UNetCheckpoint(
+  path: string,
+  weights: StateDict,
+  config: HieraConfig,
+  outChannels: number,
+  run: Pick<RunSettings, 'size' | 'channels' | 'regions'>,
+  extraMetadata: Record<string, string> = {},
+): Promise<void> {
   validateStateDict(weights, expectedSam2UNetKeys(config, outChannels), path, { allowMissingBatchCounters: true });
   for (const [k, t] of weights) if (numel(t.shape) !== t.data.length) throw new FileError(path, `tensor ${k} has ${t.data.length} values for shape [${t.shape}]`);
-  await writeSafetensors(path, weights, {
-    ...extraMetadata,
-    [METADATA_KIND]: 'sam2unet',
-    [METADATA_CONFIG]: JSON.stringify(config),
-    [METADATA_OUT_CHANNELS]: String(outChannels),
-  });
+  await writeSafetensors(path, weights, sam2UNetMetadata(config, outChannels, run, extraMetadata));
 }

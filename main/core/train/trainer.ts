@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { CancelledError, FileError, UserError } from '../errors.ts';
 import { regionsFor, type RegionKind } from '../metrics/regions.ts';
-import { readCheckpoint, METADATA_CONFIG, METADATA_KIND, METADATA_OUT_CHANNELS } from '../model/checkpoint.ts';
+import { readCheckpoint, sam2UNetMetadata } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { parameterCounts, trunkKeyToSam2UNet } from '../model/keys.ts';
 import { readSafetensorsFile, writeSafetensors } from '../model/safetensors.ts';
+import { expandChannels } from '../model/run-settings.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { ADAMW_DEFAULTS } from './adamw.ts';
@@ -117,8 +118,14 @@ function fingerprintDifferences(saved: Record<string, unknown>, now: Record<stri
   return Object.keys(now).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(now[k])).map((k) => `${k} was ${JSON.stringify(saved[k] ?? null)}, now ${JSON.stringify(now[k])}`);
 }
 
-function checkpointMetadata(config: HieraConfig, outChannels: number, extra: Record<string, string>): Record<string, string> {
-  return { [METADATA_KIND]: 'sam2unet', [METADATA_CONFIG]: JSON.stringify(config), [METADATA_OUT_CHANNELS]: String(outChannels), ...extra };
+/**
+ * The sequences the model was trained on, in channel order, as the study names them: what every
+ * checkpoint records so that segmenting feeds the same (--channels, else the first study's choice).
+ */
+export function trainedChannels(o: Pick<TrainOptions, 'channels'>, studies: readonly TrainingStudy[]): string[] {
+  if (o.channels?.length) return expandChannels(o.channels);
+  const first = studies[0]!;
+  return first.channels.map((v) => Object.entries(first.study.sequences).find(([, s]) => s === v)?.[0] ?? v.meta.id);
 }
 
 async function initialWeights(o: TrainOptions, outChannels: number): Promise<{ config: HieraConfig; weights: StateDict }> {
@@ -152,6 +159,8 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
 
   const initial = await initialWeights(o, outChannels);
   const { config } = initial;
+  const run = { size: o.size, channels: trainedChannels(o, studies), regions: o.regions };
+  const checkpointMetadata = (extra: Record<string, string>) => sam2UNetMetadata(config, outChannels, run, extra);
   let { weights } = initial;
   const lora = o.strategy === 'lora' ? (o.lora ?? LORA_DEFAULTS) : undefined;
   if (lora) initLora(weights, config, lora, o.seed);
@@ -215,7 +224,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
 
   const saveCheckpoint = async (step: number): Promise<string> => {
     const name = `step-${String(step).padStart(6, '0')}`;
-    const meta = checkpointMetadata(config, outChannels, { step: String(step), strategy: o.strategy });
+    const meta = checkpointMetadata({ step: String(step), strategy: o.strategy });
     await writeSafetensors(join(checkpointDir, `${name}.safetensors`), session.weights, meta);
     const optimizer = new Map<string, Tensor>();
     for (const [key, state] of session.moments) {
@@ -280,7 +289,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   await writeLogs();
   const model = join(o.out, 'model.safetensors');
   const finalWeights = lora ? mergeLora(session.weights, lora) : session.weights;
-  await writeSafetensors(model, finalWeights, checkpointMetadata(config, outChannels, { steps: String(totalSteps), strategy: o.strategy }));
+  await writeSafetensors(model, finalWeights, checkpointMetadata({ steps: String(totalSteps), strategy: o.strategy }));
   return { steps: totalSteps, model, lastValidation };
 }
 

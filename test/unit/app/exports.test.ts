@@ -4,7 +4,7 @@
  * end (NIfTI read back voxel for voxel, DICOM SEG parsed back, report files written) without
  * the minutes a real model run takes here.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -34,18 +34,18 @@ const ports: Ports = {
           for (let i = 0; i < mask.length; i++) mask[i] = values[i]! > threshold ? 2 : 0;
           onSlice(k, mask, null, 0);
         }
-        return { device: 'cpu', dice: null, run: { checkpoint: 'stand-in', preset: 'none', device: 'cpu', inputSize: 352, regions: 'brats', loadMs: 0, ms: 1 } };
+        return { device: 'cpu', dice: null, run: { model: 'stand-in', checkpoint: 'stand-in', preset: 'none', device: 'cpu', inputSize: 352, regions: 'brats', channels: 'flair ← flair, t1ce ← t1ce, t2 ← t2', notes: ['a note about the run'], loadMs: 0, ms: 1 } };
       },
     };
   },
 };
 
-async function segmented(path: string) {
+async function segmented(path: string, channels?: string[]) {
   const service = new WorkstationService({ mode: 'web', ports, resolveExportPath: (_r, name) => join(out, name) });
   const { studies } = await service.openStudy({ path });
   const studyId = studies[0]!.id;
   const done = new Promise<ApiEvent>((r) => service.onEvent((e) => e.type !== 'sliceResult' && e.type !== 'progress' && r(e)));
-  await service.segment({ studyId });
+  await service.segment({ studyId, ...(channels ? { channels } : {}) });
   expect(await done).toMatchObject({ type: 'done' });
   const prediction = (await service.getLabels({ studyId, source: 'prediction' }))!.data;
   return { service, studyId, prediction, summary: studies[0]! };
@@ -62,13 +62,17 @@ describe('exports through the real writers', () => {
     const report = await service.exportMasks({ studyId, format: 'report', source: 'prediction' });
     expect(report.files.map((f) => f.split('/').pop())).toEqual(['report.html', 'report.pdf', 'metrics.csv', 'metrics.json']);
     expect(report.files.every((f) => existsSync(f))).toBe(true);
+    // how the model was run (name, channel mapping, notes such as substitutions) is in the report
+    const settings = JSON.parse(readFileSync(report.files[3]!, 'utf8')).settings;
+    expect(settings).toMatchObject({ model: 'stand-in', notes: ['a note about the run'], extra: { channels: 'flair ← flair, t1ce ← t1ce, t2 ← t2' } });
+    expect(readFileSync(report.files[0]!, 'utf8')).toContain('a note about the run');
     // NIfTI studies have no DICOM images to reference: a clear refusal
     await expect(service.exportMasks({ studyId, format: 'dicom-seg', source: 'groundTruth' })).rejects.toThrow(/DICOM SEG needs a volume read from a DICOM series/);
     await service.dispose();
   });
 
   it('writes a DICOM SEG for a DICOM series that parses back to the prediction', async () => {
-    const { service, studyId, prediction, summary } = await segmented(join(shared, 'BraTS20_Training_001_flair_dicom'));
+    const { service, studyId, prediction, summary } = await segmented(join(shared, 'BraTS20_Training_001_flair_dicom'), ['flair']);
     const seg = await service.exportMasks({ studyId, format: 'dicom-seg', source: 'prediction' });
     const { readDicomSeg } = await import('../../../main/core/io/dicom-seg.ts');
     const { dims, spacing, origin, direction } = summary;

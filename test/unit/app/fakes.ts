@@ -51,7 +51,7 @@ export function fakePorts(calls: FakeCalls = { written: [] }, options: { segment
             if (signal.aborted) throw new (await import('../../../main/core/errors.ts')).CancelledError();
             onSlice(k, (study.seg!.data as Uint8Array).slice(k * nx * ny, (k + 1) * nx * ny), { WT: 1, TC: 1, ET: null }, 3);
           }
-          return { device: 'cpu', dice: { WT: 1, TC: 1, ET: 1 }, run: { checkpoint: 'fake.pth', preset: 'fake', device: 'cpu', inputSize: 32, regions: 'brats' as const, loadMs: 0, ms: 1 } };
+          return { device: 'cpu', dice: { WT: 1, TC: 1, ET: 1 }, run: { model: 'fake', checkpoint: 'fake.pth', preset: 'fake', device: 'cpu', inputSize: 32, regions: 'brats' as const, channels: 'flair ← flair', notes: [], loadMs: 0, ms: 1 } };
         },
       };
     },
@@ -60,7 +60,7 @@ export function fakePorts(calls: FakeCalls = { written: [] }, options: { segment
     },
     async inspectCheckpoint(path) {
       if (!path.endsWith('.pth')) throw new Error(`${path}: not a checkpoint`);
-      return { kind: 'sam2unet', outChannels: 3, embedDim: 8, preset: null };
+      return { kind: 'sam2unet', outChannels: 3, embedDim: 8, preset: null, run: {} };
     },
     async training() {
       return { availability: { available: false, reason: 'no training in this test' } };

@@ -60,7 +60,7 @@ describe('sam2unet segment', () => {
     expect(badSize.stderr).toMatch(/multiple of 32/);
     const badRegions = await run(image, '--out', out, '--checkpoint', checkpoint, '--regions', 'lungs');
     expect(badRegions.stderr).toMatch(/--regions expects brats or binary/);
-    const badGt = await run(image, '--out', out, '--checkpoint', checkpoint, '--gt', join(shared, 'data/external/nifti/anatomical.nii'));
+    const badGt = await run(image, '--out', out, '--checkpoint', checkpoint, '--channels', 'image', '--gt', join(shared, 'data/external/nifti/anatomical.nii'));
     expect(badGt.code).toBe(2);
     expect(badGt.stderr).toMatch(/anatomical\.nii: the ground truth .* is not on the study's grid/);
     const badConfig = await run(image, '--out', out, '--checkpoint', checkpoint, '--config', 'hiera_zz');
@@ -74,11 +74,17 @@ describe('sam2unet segment', () => {
     } else {
       console.log('models/default/model.safetensors exists: the "no bundled model" message is not checked');
     }
-    for (const r of [noOut, dicomSeg, noModel, badSize, badRegions, badGt, badConfig, badJson]) expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^sam2unet: /);
+    // the model takes FLAIR, T1ce and T2 (the golden checkpoint does not say: defaults); the study has one sequence
+    const lacking = await run(image, '--out', out, '--checkpoint', checkpoint);
+    expect(lacking.code).toBe(2);
+    expect(lacking.stderr).toMatch(/case7: the model takes flair, t1ce, t2; the study has no flair \(channel 1\), t1ce \(channel 2\), t2 \(channel 3\) \(it has image\)\. To feed another sequence instead, pass --channels image,image,image/);
+    const unknown = await run(image, '--out', out, '--checkpoint', checkpoint, '--channels', 'image,t2,image');
+    expect(unknown.stderr).toMatch(/case7: no sequence "t2" to feed channel 2 \(it has image\)/);
+    for (const r of [noOut, dicomSeg, noModel, badSize, badRegions, badGt, badConfig, badJson, lacking, unknown]) expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^sam2unet: /);
   });
 
   it('segments a NIfTI study against --gt: JSON lines per slice in order, a summary, the label NIfTI on the study grid', async () => {
-    const r = await run(image, '--out', join(out, 'result'), '--checkpoint', checkpoint, '--gt', seg, '--size', '64', '--json', '--batch', '4');
+    const r = await run(image, '--out', join(out, 'result'), '--checkpoint', checkpoint, '--channels', 'image', '--gt', seg, '--size', '64', '--json', '--batch', '4');
     expect(r.stderr).not.toMatch(/^sam2unet: /m);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
@@ -95,9 +101,19 @@ describe('sam2unet segment', () => {
     expect(summary.files).toContain(pred);
     for (const name of ['metrics.json', 'metrics.csv', 'report.html', 'report.pdf']) expect(summary.files).toContain(join(out, 'result', name));
     const metrics = JSON.parse(readFileSync(join(out, 'result', 'metrics.json'), 'utf8'));
+    expect(metrics.settings).toMatchObject({ model: 'sam2unet_mini', checkpoint, device: 'cpu', inputSize: 64, regions: ['foreground'] });
+    // every channel fed with the one sequence, and the defaults the checkpoint leaves to us, are in the report
+    expect(metrics.settings.extra.channels).toBe('flair ← image (substitute), t1ce ← image (substitute), t2 ← image (substitute)');
+    expect(metrics.settings.notes).toEqual([
+      'channel 1 takes flair; fed with image instead (the study has no flair)',
+      'channel 2 takes t1ce; fed with image instead (the study has no t1ce)',
+      'channel 3 takes t2; fed with image instead (the study has no t2)',
+      'the checkpoint does not say how it must be run; defaults used: channels flair, t1ce, t2, regions binary (from its 1 output channel)',
+    ]);
+    expect(readFileSync(join(out, 'result', 'report.html'), 'utf8')).toContain('channel 2 takes t1ce; fed with image instead (the study has no t1ce)');
+    expect(r.stderr).toMatch(/input 64×64 as chosen; regions binary default: the checkpoint does not say; channels flair ← image \(substitute\)/);
     expect(metrics.perVolume.foreground.dice).toBeCloseTo(summary.metrics.foreground.dice, 4);
     expect(metrics.perSlice.map((e: { slice: number }) => e.slice)).toEqual(Array.from({ length: NZ }, (_, k) => k));
-    expect(metrics.settings).toMatchObject({ checkpoint, device: 'cpu', inputSize: 64, regions: ['foreground'] });
     expect(readFileSync(join(out, 'result', 'report.pdf')).subarray(0, 5).toString()).toBe('%PDF-');
     const written = (await readNifti(pred)).volumes[0]!;
     const study = (await openPath(image)).studies[0]!;
@@ -111,7 +127,7 @@ describe('sam2unet segment', () => {
   it('writes a DICOM SEG for a DICOM series that reads back as the predicted labels', async () => {
     const series = join(shared, 'data/phantoms/BraTS20_Training_001_flair_dicom');
     const dir = join(out, 'dicom');
-    const r = await run(series, '--out', dir, '--checkpoint', checkpoint, '--size', '64', '--dicom-seg', '--json');
+    const r = await run(series, '--out', dir, '--checkpoint', checkpoint, '--channels', 'flair', '--size', '64', '--dicom-seg', '--json');
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(summary.metrics).toBeNull();

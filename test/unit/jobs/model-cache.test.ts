@@ -26,7 +26,8 @@ const checkpoints = ['a', 'b', 'c'].map((name) => {
 async function segment(checkpoint: string): Promise<string[]> {
   const messages: string[] = [];
   const outcome = await runSegmentJob(
-    { study: studyToData(tinyStudy()), checkpoint, device: 'cpu' },
+    // the tiny study has FLAIR only: it feeds all three channels
+    { study: studyToData(tinyStudy()), checkpoint, device: 'cpu', channels: ['flair'] },
     (event) => {
       if (event.kind === 'progress') messages.push(event.message);
     },

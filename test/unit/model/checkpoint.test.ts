@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileError } from '../../../main/core/errors.ts';
-import { readCheckpoint, writeSam2UNetCheckpoint } from '../../../main/core/model/checkpoint.ts';
+import { readCheckpoint, readStoredRunSettings, writeSam2UNetCheckpoint } from '../../../main/core/model/checkpoint.ts';
 import { HIERA_PRESETS, parseHieraConfig, type HieraConfig } from '../../../main/core/model/config.ts';
 import { expectedSam2UNetKeys } from '../../../main/core/model/keys.ts';
 import { readSafetensors, writeSafetensors } from '../../../main/core/model/safetensors.ts';
@@ -115,9 +115,12 @@ describe('readCheckpoint on synthetic files', () => {
     const custom: HieraConfig = { ...HIERA_PRESETS.hiera_t!, embed_dim: 8, stages: [1, 2, 3, 2], global_att_blocks: [4, 6] };
     const weights = randomWeights(custom, 3);
     const path = join(tmp, 'brats.safetensors');
-    await writeSam2UNetCheckpoint(path, weights, custom, 3, { note: 'test' });
+    await writeSam2UNetCheckpoint(path, weights, custom, 3, { size: [96, 128], channels: ['t1', 't1ce', 'flair'], regions: 'brats' }, { note: 'test' });
     const ck = await readCheckpoint(path);
     expect([ck.kind, ck.outChannels]).toEqual(['sam2unet', 3]);
+    // how it must be run travels with it, readable from the header alone too
+    expect(ck.run).toEqual({ size: [96, 128], channels: ['t1', 't1ce', 'flair'], regions: 'brats' });
+    expect(await readStoredRunSettings(path)).toEqual(ck.run);
     expect(ck.config).toEqual(custom); // from the metadata: no preset has these stages
     expect(sameBits(ck.weights, weights)).toEqual([]);
     // without the metadata the stages match no preset: the user must say
@@ -131,7 +134,7 @@ describe('readCheckpoint on synthetic files', () => {
     const weights = randomWeights(mini, 1);
     weights.delete('head.bias');
     const path = join(tmp, 'refused.safetensors');
-    await expectFileError(writeSam2UNetCheckpoint(path, weights, mini, 1), path, /missing key\(s\) \(head\.bias\)/);
+    await expectFileError(writeSam2UNetCheckpoint(path, weights, mini, 1, { size: [64, 64], channels: ['flair'], regions: 'binary' }), path, /missing key\(s\) \(head\.bias\)/);
   });
 });
 
