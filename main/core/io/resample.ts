@@ -64,7 +64,9 @@ export function resampleToGrid(volume: Volume, target: Geometry, interpolation: 
   const sxy = sx * sy;
   const src = volume.data;
   const { slope, intercept } = volume;
-  const meta = { ...volume.meta, extra: { ...volume.meta.extra, resampledFrom: { dims: volume.dims, spacing: volume.geometry.spacing, origin: volume.geometry.origin, direction: volume.geometry.direction } } };
+  // the source's SOP instances are not slices of the new grid: nothing may reference them per slice (DICOM SEG)
+  const { sopInstanceUids: _, ...kept } = volume.meta;
+  const meta = { ...kept, extra: { ...volume.meta.extra, resampledFrom: { dims: volume.dims, spacing: volume.geometry.spacing, origin: volume.geometry.origin, direction: volume.geometry.direction } } };
   if (interpolation === 'nearest') {
     const out = new (src.constructor as new (n: number) => typeof src)(nx * ny * nz);
     let at = 0;

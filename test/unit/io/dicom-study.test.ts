@@ -99,6 +99,8 @@ describe('series on other grids', () => {
     expect(study.series!.find((s) => s.id === t2)!.volume.dims).toEqual([16, 14, 10]);
     expect(notes.join('\n')).toMatch(/Ax T2 \(t2\) resampled onto the grid of FLAIR \(flair\) through world coordinates, trilinear: 16×14×10 at 1\.5×1\.5×2\.5 mm → 12×10×8 at 2×2×3 mm/);
     expect(study.notes).toEqual(notes);
+    expect(study.sequences.t2!.meta.sopInstanceUids).toBeUndefined();
+    expect(study.sequences.flair!.meta.sopInstanceUids).toHaveLength(8);
     // a linear function is reproduced exactly wherever the FLAIR voxel lies inside the T2's samples
     const resampled = study.sequences.t2!;
     let checked = 0;
