@@ -314,6 +314,15 @@ export interface ExportResult {
   /** web mode: where the browser can download the first file */
   downloadUrl?: string;
 }
+  /**
+   * 3D post-processing (model/postprocess.ts), volumes in ml: whole-tumour components smaller than
+   * minComponentMl are removed, enhancing tumour smaller than minEtMl in total becomes necrosis (1);
+   * 0 switches a step off, absent = the defaults. The streamed slices are the raw prediction; when
+   * the job ends, the slices post-processing changed are sent again (sliceResult) and the prediction,
+   * exports and report are the post-processed label map.
+   */
+  minComponentMl?: number;
+  minEtMl?: number;
 
 export interface SliceResultEvent {
   type: 'sliceResult';
@@ -601,7 +610,7 @@ export const requestValidators: Record<ApiMethod, Check> = {
   getVolume: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
   getLabels: v.object({ studyId: id, source: maskSource }),
   listModels: empty,
-  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }) }),
+  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }), minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
   cancel: v.object({ jobId: id }),
   chooseStudyPath: empty,
   chooseExportPath: v.object({ studyId: id, format: exportFormat }),

@@ -528,7 +528,10 @@ export class Session {
         const [nx, ny] = state.summary.dims;
         prediction.set(event.mask, event.index * nx * ny);
         if (onScreen) this.maskVersion++;
-        state.scores = [...state.scores, { index: event.index, dice: event.dice, ms: event.ms }];
+        // post-processing sends the slices it changed again when the job ends: they replace the raw ones
+        const at = state.scores.findIndex((s) => s.index === event.index);
+        const entry = { index: event.index, dice: event.dice, ms: event.ms };
+        state.scores = at < 0 ? [...state.scores, entry] : state.scores.map((s, i) => (i === at ? { ...entry, ms: s.ms } : s));
         break;
       }
       case 'progress':
