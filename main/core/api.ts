@@ -115,7 +115,7 @@ export interface DicomTag {
   items?: DicomTag[][];
 }
 export interface DicomTags {
-  /** the file the elements were read from (the series' first instance) */
+  /** the file the elements were read from (the series' first slice along its normal) */
   file: string;
   tags: DicomTag[];
 }
@@ -229,6 +229,33 @@ export interface TrainingRun {
   model?: string;
 }
 
+/** What a folder entry would open as, judged from names only (no file is read). */
+export const STUDY_HINTS = ['brats', 'dicom', 'nifti'] as const;
+export type StudyHint = (typeof STUDY_HINTS)[number];
+
+export interface DirectoryEntry {
+  name: string;
+  /** absolute path on the machine running the services (what openStudy and listDirectory take) */
+  path: string;
+  kind: 'directory' | 'file';
+  /** set when the entry looks like a study: a BraTS case folder, DICOM files, a NIfTI file */
+  study?: StudyHint;
+}
+
+export interface ListDirectoryRequest {
+  /** a folder the services may read; absent: the places they may read from (their read roots) */
+  path?: string;
+}
+export interface DirectoryListing {
+  /** the folder listed; null for the list of places */
+  path: string | null;
+  /** the enclosing folder when it may be read too; null at a root (go back to the places) */
+  parent: string | null;
+  entries: DirectoryEntry[];
+  /** the folder has more entries than are listed */
+  truncated: boolean;
+}
+
 export interface RecentStudy {
   path: string;
   name: string;
@@ -287,6 +314,15 @@ export interface SegmentRequest {
    * takes there); needed when the study lacks one (a substitution, written into the report)
    */
   channels?: string[];
+  /**
+   * 3D post-processing (model/postprocess.ts), volumes in ml: whole-tumour components smaller than
+   * minComponentMl are removed, enhancing tumour smaller than minEtMl in total becomes necrosis (1);
+   * 0 switches a step off, absent = the defaults. The streamed slices are the raw prediction; when
+   * the job ends, the slices post-processing changed are sent again (sliceResult) and the prediction,
+   * exports and report are the post-processed label map.
+   */
+  minComponentMl?: number;
+  minEtMl?: number;
 }
 export interface JobStarted {
   jobId: string;
@@ -300,6 +336,8 @@ export interface CancelRequest {
 export interface ChooseExportPathRequest {
   studyId: string;
   format: ExportFormat;
+  /** names the suggested file: a prediction is `<case>_pred.nii.gz`, ground truth `<case>_seg.nii.gz` (default prediction) */
+  source?: MaskSource;
 }
 
 export interface ExportRequest {
@@ -313,16 +351,14 @@ export interface ExportResult {
   files: string[];
   /** web mode: where the browser can download the first file */
   downloadUrl?: string;
+  /** web mode: where the browser opens each file, in the order of `files` (HTML and PDF are served to show, not to download) */
+  urls?: string[];
 }
-  /**
-   * 3D post-processing (model/postprocess.ts), volumes in ml: whole-tumour components smaller than
-   * minComponentMl are removed, enhancing tumour smaller than minEtMl in total becomes necrosis (1);
-   * 0 switches a step off, absent = the defaults. The streamed slices are the raw prediction; when
-   * the job ends, the slices post-processing changed are sent again (sliceResult) and the prediction,
-   * exports and report are the post-processed label map.
-   */
-  minComponentMl?: number;
-  minEtMl?: number;
+
+export interface OpenExportRequest {
+  /** one of the `files` an exportMasks reply listed */
+  file: string;
+}
 
 export interface SliceResultEvent {
   type: 'sliceResult';
@@ -429,7 +465,7 @@ export interface WorkstationApi {
   closeStudy(request: StudyRequest): Promise<{ closed: boolean }>;
   /** changes which DICOM series plays which sequence; the study's prediction is dropped (its inputs changed) */
   setSequenceRoles(request: SetSequenceRolesRequest): Promise<StudySummary>;
-  /** the DICOM elements of the first instance of a sequence's series */
+  /** the DICOM elements of the first slice (along the slice normal) of a sequence's series */
   getTags(request: GetTagsRequest): Promise<DicomTags>;
   getVolume(request: GetVolumeRequest): Promise<VolumeData>;
   getLabels(request: GetLabelsRequest): Promise<LabelData | null>;
@@ -440,6 +476,8 @@ export interface WorkstationApi {
   chooseStudyPath(request: Record<string, never>): Promise<{ path: string } | null>;
   chooseExportPath(request: ChooseExportPathRequest): Promise<{ path: string } | null>;
   exportMasks(request: ExportRequest): Promise<ExportResult>;
+  /** Electron: opens a file this app exported with the system's default application (HTML in the browser, PDF in the viewer) */
+  openExport(request: OpenExportRequest): Promise<{ opened: boolean }>;
   getThumbnail(request: ThumbnailRequest): Promise<Thumbnail>;
   /** Electron: the native open dialog for a checkpoint file; null when the user cancelled */
   chooseModelPath(request: Record<string, never>): Promise<{ path: string } | null>;
@@ -450,6 +488,10 @@ export interface WorkstationApi {
   /** earlier training runs (to resume, or to pick their model) */
   listTrainingRuns(request: Record<string, never>): Promise<TrainingRun[]>;
   recentStudies(request: Record<string, never>): Promise<RecentStudy[]>;
+  /** a folder's entries for the file browser, only where the services may read (web: the server's read roots) */
+  listDirectory(request: ListDirectoryRequest): Promise<DirectoryListing>;
+  /** generates the sample study (a seeded phantom with ground truth) into the data folder once, then opens it */
+  openSampleStudy(request: Record<string, never>): Promise<OpenStudyResult>;
   getSettings(request: Record<string, never>): Promise<Settings>;
   /** merges the given fields; returns the settings now in force (persisted) */
   updateSettings(request: Partial<Settings>): Promise<Settings>;
@@ -484,6 +526,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
 const MAX_STRING = 4096;
+/** a folder listing stops here (and says so): enough for any study folder, small enough to send */
+export const MAX_LISTED_ENTRIES = 5000;
 
 export const v = {
   string(opts: { max?: number; nonEmpty?: boolean } = {}): Check {
@@ -613,8 +657,9 @@ export const requestValidators: Record<ApiMethod, Check> = {
   segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }), minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
   cancel: v.object({ jobId: id }),
   chooseStudyPath: empty,
-  chooseExportPath: v.object({ studyId: id, format: exportFormat }),
+  chooseExportPath: v.object({ studyId: id, format: exportFormat }, { source: maskSource }),
   exportMasks: v.object({ studyId: id, format: exportFormat, source: maskSource }, { path }),
+  openExport: v.object({ file: path }),
   getThumbnail: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }), size: v.number({ int: true, min: 8, max: 512 }) }),
   chooseModelPath: empty,
   addModel: v.object({ path }),
@@ -636,6 +681,8 @@ export const requestValidators: Record<ApiMethod, Check> = {
   ),
   listTrainingRuns: empty,
   recentStudies: empty,
+  listDirectory: v.object({}, { path }),
+  openSampleStudy: empty,
   getSettings: empty,
   updateSettings: v.object({}, settingsFields),
 };
@@ -709,6 +756,12 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
   getThumbnail: v.object({ width: count, height: count, data: v.typedArray([Uint8Array]) }),
   listModels: v.array(modelInfo, { max: 10_000 }),
+  listDirectory: v.object({
+    path: v.nullable(path),
+    parent: v.nullable(path),
+    entries: v.array(v.object({ name: v.string({ nonEmpty: true }), path, kind: v.literal(['directory', 'file']) }, { study: v.literal(STUDY_HINTS) }), { max: MAX_LISTED_ENTRIES }),
+    truncated: v.boolean(),
+  }),
 };
 
 /** Returns null when `request` is a valid request for `method`, else the reason it is not. */
