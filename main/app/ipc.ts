@@ -19,6 +19,8 @@ export interface AppServiceOptions {
   showOpenDialog: () => Promise<string | null>;
   /** shows the open dialog for a checkpoint file */
   showModelDialog?: () => Promise<string | null>;
+  /** opens a file with the system's default application (Electron's shell.openPath) */
+  openPath?: (file: string) => Promise<void>;
   modelsDir?: string;
   /** settings, recent studies and added models (userData/settings.json); absent = in memory */
   settingsFile?: string;
@@ -124,6 +126,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     service,
     guard,
     roots,
+    ...(options.openPath ? { openPath: options.openPath } : {}),
     ready,
     async handleCall(senderUrl, method, request) {
       if (!isTrustedSender(senderUrl)) {

@@ -4,7 +4,7 @@
  * services are loaded from source through tsx at start-up, exactly as the CLI runs them (they
  * locate their worker entry points and model folders from their own file URLs).
  */
-import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session } from 'electron';
+import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session, shell } from 'electron';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -56,6 +56,11 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
       return result.canceled ? null : (result.filePaths[0] ?? null);
     },
     showSaveDialog: async (suggestedName, format) => {
+    // an exported report opens in the system's browser (HTML) or PDF viewer
+    openPath: async (file) => {
+      const problem = await shell.openPath(file);
+      if (problem) throw new Error(`cannot open ${file}: ${problem}`);
+    },
       const owner = window();
       const options = { defaultPath: join(app.getPath('documents'), suggestedName), filters: FILTERS[format] };
       const result = owner ? await dialog.showSaveDialog(owner, options) : await dialog.showSaveDialog(options);

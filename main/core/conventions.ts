@@ -155,3 +155,15 @@ export const EMPTY_SLICE_RULE = 'Gap: region absent from both prediction and gro
 
 /** The same rule for the chart of predicted volume per slice (no ground truth to compare with). */
 export const EMPTY_SLICE_RULE_PREDICTION = 'Gap: region absent from the prediction on that slice.';
+
+// ---------------------------------------------------------------------------------------------
+// Exported file names
+
+/**
+ * A label map's file name: a prediction is `<case>_pred.nii.gz` / `<case>_pred_seg.dcm`, so it is
+ * never mistaken for BraTS's ground truth `<case>_seg.nii.gz` (which a ground-truth export keeps).
+ */
+export function maskFileName(stem: string, format: 'nifti' | 'dicom-seg', source: 'prediction' | 'groundTruth' = 'prediction'): string {
+  const names = source === 'prediction' ? { nifti: '_pred.nii.gz', 'dicom-seg': '_pred_seg.dcm' } : { nifti: '_seg.nii.gz', 'dicom-seg': '_seg.dcm' };
+  return `${stem}${names[format]}`;
+}

@@ -61,6 +61,29 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
 }
 
+/**
+ * How an exported file is served: reports open in the browser (HTML in a tab, PDF in its viewer,
+ * CSV and JSON as text), masks download. A report page is sandboxed with no scripts and nothing
+ * fetched: it is self-contained (inline styles, data: images), so it cannot act as the app.
+ */
+export function exportHeaders(name: string): Record<string, string> {
+  const filename = name.replace(/["\\\r\n]/g, '');
+  const inline = (type: string, extra: Record<string, string> = {}) => ({ 'Content-Type': type, 'Content-Disposition': `inline; filename="${filename}"`, ...extra });
+  const extension = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+  switch (extension) {
+    case 'html':
+      return inline('text/html; charset=utf-8', { 'Content-Security-Policy': "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'" });
+    case 'pdf':
+      return inline('application/pdf');
+    case 'csv':
+      return inline('text/csv; charset=utf-8');
+    case 'json':
+      return inline('application/json; charset=utf-8');
+    default:
+      return { 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="${filename}"` };
+  }
+}
+
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -157,7 +180,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         return;
       }
       const name = basename(resolveUnder(exportDir, url.pathname.slice('/exports'.length))!);
-      response.writeHead(200, { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="${name.replace(/"/g, '')}"` });
+      response.writeHead(200, { ...headers, ...exportHeaders(name) });
       response.end(request.method === 'HEAD' ? undefined : file.body);
       return;
     }

@@ -298,7 +298,7 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       const links = page.getByTestId('exports').locator('li');
       await page.getByTestId('export-nifti').click();
       await expect.poll(() => links.count(), { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
-      expect(statSync(join(exportDir, 'BraTS20_Training_001_seg.nii.gz')).size).toBeGreaterThan(1000);
+      expect(statSync(join(exportDir, 'BraTS20_Training_001_pred.nii.gz')).size).toBeGreaterThan(1000);
       if (await page.getByTestId('export-report').isEnabled()) {
         await page.getByTestId('export-report').click();
         await expect.poll(() => page.getByTestId('exports').locator('li').count(), { timeout: 60_000 }).toBe(2);

@@ -3,6 +3,7 @@
  * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
  * slice masks come back as transferred buffers.
  */
+import { scoredDice } from '../conventions.ts';
 import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
@@ -153,6 +154,13 @@ export function diceOf(regions: RegionResults | Record<string, { dice: number }>
   return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
 }
 
+/** One slice's Dice for the app's chart: null for a region absent from both masks (conventions.ts). */
+export function sliceDiceOf(regions: RegionResults | null): RegionDice | null {
+  if (!regions) return null;
+  const pick = (name: string) => scoredDice(regions[name]);
+  return { WT: regions.WT ? pick('WT') : pick('foreground'), TC: pick('TC'), ET: pick('ET') };
+}
+
 // Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch may
 // still be running in the session's worker, which must not be torn down under it (dispose waits
 // for it). The least recently used go when more than this many are loaded: a large model holds
@@ -182,7 +190,7 @@ function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome
   return outcome.summary.postprocessing.changedSlices.map((index) => ({
     index,
     mask: labels.slice(index * plane, (index + 1) * plane),
-    dice: diceOf(metrics.get(index) ?? null),
+    dice: sliceDiceOf(metrics.get(index) ?? null),
   }));
 }
 
@@ -220,7 +228,7 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
     progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
     const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess }, {
-      slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: diceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
+      slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: sliceDiceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });
     return {
       device: model.provider,

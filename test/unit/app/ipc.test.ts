@@ -123,7 +123,7 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     expect(await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction' })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/choose where to save/) } });
 
     const chosen = await w.value<{ path: string }>('chooseExportPath', { studyId, format: 'nifti' });
-    expect(w.showSaveDialog).toHaveBeenCalledWith('tiny_seg.nii.gz', 'nifti');
+    expect(w.showSaveDialog).toHaveBeenCalledWith('tiny_pred.nii.gz', 'nifti');
     const result = await w.value<{ files: string[] }>('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: chosen.path });
     expect(result.files).toEqual([join(dir, 'chosen.nii.gz')]);
     expect(existsSync(join(dir, 'chosen.nii.gz'))).toBe(true);
@@ -333,8 +333,11 @@ describe('display window and export names', async () => {
   });
 
   it('suggests safe file names', () => {
-    expect(suggestedExportName('BraTS20 Training/001', 'nifti')).toBe('BraTS20_Training_001_seg.nii.gz');
-    expect(suggestedExportName('../..', 'dicom-seg')).toBe('study_seg.dcm');
+    // a prediction is never named like BraTS's ground truth (<case>_seg.nii.gz); ground truth keeps that name
+    expect(suggestedExportName('BraTS20 Training/001', 'nifti')).toBe('BraTS20_Training_001_pred.nii.gz');
+    expect(suggestedExportName('BraTS20 Training/001', 'nifti', 'groundTruth')).toBe('BraTS20_Training_001_seg.nii.gz');
+    expect(suggestedExportName('../..', 'dicom-seg')).toBe('study_pred_seg.dcm');
+    expect(suggestedExportName('../..', 'dicom-seg', 'groundTruth')).toBe('study_seg.dcm');
     expect(suggestedExportName('', 'report')).toBe('study_report');
   });
 });

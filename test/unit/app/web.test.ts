@@ -174,8 +174,8 @@ describe('web bridge', () => {
     expect((slice.event as { mask: Uint8Array }).mask).toBeInstanceOf(Uint8Array);
     // a path from the browser is ignored: web exports always land in the export folder
     const exported = await client!.call(5, 'exportMasks', { studyId, format: 'nifti', source: 'prediction', path: '/etc/evil.nii.gz' });
-    expect(exported).toMatchObject({ ok: true, value: { files: [join(exportDir, 'tiny_seg.nii.gz')], downloadUrl: '/exports/tiny_seg.nii.gz' } });
-    const download = await fetch(new URL('exports/tiny_seg.nii.gz', server.url));
+    expect(exported).toMatchObject({ ok: true, value: { files: [join(exportDir, 'tiny_pred.nii.gz')], downloadUrl: '/exports/tiny_pred.nii.gz', urls: ['/exports/tiny_pred.nii.gz'] } });
+    const download = await fetch(new URL('exports/tiny_pred.nii.gz', server.url));
     expect(download.status).toBe(200);
     expect(download.headers.get('content-disposition')).toContain('attachment');
     expect(await download.text()).toBe('fake');

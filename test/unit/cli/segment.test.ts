@@ -113,7 +113,8 @@ describe('sam2unet segment', () => {
     expect(readFileSync(join(out, 'result', 'report.html'), 'utf8')).toContain('channel 2 takes t1ce; fed with image instead (the study has no t1ce)');
     expect(r.stderr).toMatch(/input 64×64 as chosen; regions binary default: the checkpoint does not say; channels flair ← image \(substitute\)/);
     expect(metrics.perVolume.foreground.dice).toBeCloseTo(summary.metrics.foreground.dice, 4);
-    expect(metrics.perSlice.map((e: { slice: number }) => e.slice)).toEqual(Array.from({ length: NZ }, (_, k) => k));
+    // slices are numbered 1-based as every output shows them; `index` is the 0-based voxel index
+    expect(metrics.perSlice.map((e: { slice: number; index: number }) => [e.slice, e.index])).toEqual(Array.from({ length: NZ }, (_, k) => [k + 1, k]));
     expect(readFileSync(join(out, 'result', 'report.pdf')).subarray(0, 5).toString()).toBe('%PDF-');
     const written = (await readNifti(pred)).volumes[0]!;
     const study = (await openPath(image)).studies[0]!;
