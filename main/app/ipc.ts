@@ -26,6 +26,8 @@ export interface AppServiceOptions {
   settingsFile?: string;
   /** where training runs go (userData/training) */
   trainingDir?: string;
+  /** where the sample study is generated (userData/samples) */
+  samplesDir?: string;
   /** paths the user named when starting the app (`--open`) */
   initialPaths?: string[];
   ports?: Ports;
@@ -98,7 +100,12 @@ const forbidden = (): Reply => ({ ok: false, error: { name: 'Forbidden', message
 
 export function createAppWiring(options: AppServiceOptions): AppWiring {
   const guard = new ExportPathGuard();
-  const roots = new ReadRoots([...(options.modelsDir ? [options.modelsDir] : []), ...(options.trainingDir ? [options.trainingDir] : []), ...(options.initialPaths ?? [])]);
+  const roots = new ReadRoots([
+    ...(options.modelsDir ? [options.modelsDir] : []),
+    ...(options.trainingDir ? [options.trainingDir] : []),
+    ...(options.samplesDir ? [options.samplesDir] : []),
+    ...(options.initialPaths ?? []),
+  ]);
   const settings = new SettingsStore(options.settingsFile, options.log);
   const grantChosen = (chosen: string | null) => (chosen ? roots.grant(chosen) : null);
   const service = new WorkstationService({
@@ -115,6 +122,9 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     chooseStudyPath: async () => grantChosen(await options.showOpenDialog()),
     ...(options.showModelDialog ? { chooseModelPath: async () => grantChosen(await options.showModelDialog!()) } : {}),
     checkReadable: (path) => roots.check(path),
+    // the desktop app browses with the native dialog; a listing shows only the folders it may read
+    browseRoots: () => roots.list(),
+    ...(options.samplesDir ? { samplesDir: options.samplesDir } : {}),
     resolveExportPath: (request) => guard.take(request.path),
   });
   // what the user opened or added in earlier sessions stays readable

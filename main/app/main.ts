@@ -35,6 +35,7 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
     modelsDir: join(root, 'models'),
     settingsFile: join(app.getPath('userData'), 'settings.json'),
     trainingDir: join(app.getPath('userData'), 'training'),
+    samplesDir: join(app.getPath('userData'), 'samples'),
     initialPaths,
     log,
     showModelDialog: async () => {

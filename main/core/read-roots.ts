@@ -22,6 +22,11 @@ export class ReadRoots {
     return canonical;
   }
 
+  /** The roots, in the order granted (where a file browser may start). */
+  list(): string[] {
+    return [...this.#roots];
+  }
+
   allows(path: string): boolean {
     const canonical = resolve(path);
     for (const root of this.#roots) {

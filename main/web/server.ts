@@ -90,7 +90,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const exportDir = resolve(options.exportDir);
   mkdirSync(exportDir, { recursive: true });
   const token = options.token ?? (isLoopback(host) ? undefined : randomBytes(24).toString('base64url'));
-  const roots = options.roots ? new ReadRoots(options.roots) : undefined;
+  // the sample study is written (and so may be read) under the data folder whatever the roots
+  const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
+  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])]) : undefined;
   const service = new WorkstationService({
     mode: 'web',
     ports: options.ports,
@@ -101,8 +103,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ...(roots
       ? {
           checkReadable: (path: string) => roots.check(path, `it is outside the folders this server may read (${options.roots!.join(', ')})`),
+          browseRoots: () => options.roots!,
         }
       : {}),
+    ...(samplesDir ? { samplesDir } : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
     resolveExportPath: (_request, suggestedName) => join(exportDir, suggestedName),

@@ -31,6 +31,8 @@ describe('api.ts request validators', () => {
     train: { data: ['/data/BraTS20_Training_001'], val: ['/data/BraTS20_Training_004'], strategy: 'lora', steps: 10, batch: 2, lr: 1e-4, size: 128, loraRank: 4, loraAlpha: 8, name: 'run-1', resume: false, model: '/m.pth' },
     listTrainingRuns: {},
     recentStudies: {},
+    listDirectory: { path: '/data' },
+    openSampleStudy: {},
     getSettings: {},
     updateSettings: { device: 'cpu', overlayOpacity: 0.4, overlayMode: 'outline', labelColors: { necrotic: '#f00', edema: '#0f0', enhancing: '#ff0' } },
   };
