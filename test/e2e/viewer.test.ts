@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { countPixels, haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
+import { haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
 import { startWebServer } from '../../main/web/server.ts';
 import type { WebServer } from '../../main/web/server.ts';
 import { writePhantoms } from '../../main/core/phantom/index.ts';

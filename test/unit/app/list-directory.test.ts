@@ -94,7 +94,7 @@ describe('listDirectory and openSampleStudy', () => {
 
   it('writes the sample study once into the data folder and opens it', async () => {
     const api = service({ samplesDir: samples });
-    const first = await api.openSampleStudy({});
+    const first = await api.openSampleStudy();
     expect(first.studies).toHaveLength(1);
     const dir = join(samples, SAMPLE_NAME);
     expect(opened.at(-1)).toBe(dir);
@@ -102,8 +102,8 @@ describe('listDirectory and openSampleStudy', () => {
     const written = statSync(flair).mtimeMs;
     expect(statSync(join(dir, `${SAMPLE_NAME}_seg.nii.gz`)).size).toBeGreaterThan(1000);
     // the second time it is reused, not generated again
-    await api.openSampleStudy({});
+    await api.openSampleStudy();
     expect(statSync(flair).mtimeMs).toBe(written);
-    await expect(service().openSampleStudy({})).rejects.toThrow(/no data folder to write the sample study into/);
+    await expect(service().openSampleStudy()).rejects.toThrow(/no data folder to write the sample study into/);
   });
 });
