@@ -42,7 +42,7 @@ export const VIEW_COLOURS: Record<ViewName, string> = { axial: '#4da3ff', sagitt
 
 /**
  * 'none', 'software' (SwiftShader, llvmpipe: headless machines, VMs) or 'hardware'. Software GL
- * uses the CPU path: both run on the CPU there, and the CPU path needs no WebGL context per view.
+ * uses the CPU path: both paths run on the CPU there, and the CPU path skips WebGL's emulation.
  */
 function webglKind(): 'none' | 'software' | 'hardware' {
   try {
