@@ -56,7 +56,6 @@ import { maskFileName } from './conventions.ts';
 import { BUNDLED_MODEL_NAME, modelName } from './jobs/bundled.ts';
 import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } from './model/run-settings.ts';
 import { displayWindow } from './io/display-window.ts';
-import { POSTPROCESS_DEFAULTS } from './model/postprocess.ts';
 import { rgbData } from './io/colour.ts';
 import type { VoxelArray } from './io/volume.ts';
 
@@ -403,7 +402,8 @@ export class WorkstationService implements WorkstationApi {
       const mapping = mapChannels(opened.study.name, sequences, run.channels, channels);
       requireChannels(opened.study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
     }
-    const chosenDevice = device ?? (await this.#settings.settings()).device;
+    const settings = await this.#settings.settings();
+    const chosenDevice = device ?? settings.device;
     const engine = await this.#ports.segmentation();
     if (!engine.availability.available || !engine.run) {
       throw new UserError(`segmentation is not available: ${engine.availability.reason ?? 'unknown reason'}`);
@@ -425,7 +425,7 @@ export class WorkstationService implements WorkstationApi {
           checkpoint: checkpointPath,
           device: chosenDevice,
           ...(channels?.length ? { channels } : {}),
-          postprocess: { minComponentMl: minComponentMl ?? POSTPROCESS_DEFAULTS.minComponentMl, minEtMl: minEtMl ?? POSTPROCESS_DEFAULTS.minEtMl },
+          postprocess: { minComponentMl: minComponentMl ?? settings.postprocessing.minComponentMl, minEtMl: minEtMl ?? settings.postprocessing.minEtMl },
           signal: job.controller.signal,
           onSlice: (index, mask, dice, ms) => {
             if (job.controller.signal.aborted) return;

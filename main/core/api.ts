@@ -275,6 +275,8 @@ export interface Settings {
   labelColors: { necrotic: string; edema: string; enhancing: string };
   /** how the views lay out left and right */
   viewConvention: ViewConvention;
+  /** 3D post-processing of predictions (model/postprocess.ts), volumes in ml, 0 = that step off; a segment request may override them */
+  postprocessing: { minComponentMl: number; minEtMl: number };
 }
 
 export interface ThumbnailRequest {
@@ -633,6 +635,7 @@ const settingsFields: Record<keyof Settings, Check> = {
   overlayMode: v.literal(OVERLAY_MODES),
   labelColors: v.object({ necrotic: color, edema: color, enhancing: color }),
   viewConvention: v.literal(VIEW_CONVENTIONS),
+  postprocessing: v.object({ minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
 };
 const sourceOf = v.literal(RUN_SETTING_SOURCES);
 const modelRun = v.object({

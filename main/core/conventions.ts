@@ -7,6 +7,7 @@
  * Plain TypeScript without Node or DOM imports: the renderer bundles it.
  */
 import type { Settings } from './api.ts';
+import { POSTPROCESS_DEFAULTS } from './model/postprocess.ts';
 
 /** The label colours the user can change in Settings (the keys are Settings['labelColors']'s). */
 export interface LabelColours {
@@ -31,6 +32,7 @@ export const DEFAULT_SETTINGS: Settings = {
   overlayMode: 'fill',
   labelColors: { ...DEFAULT_LABEL_COLOURS },
   viewConvention: 'radiological',
+  postprocessing: { ...POSTPROCESS_DEFAULTS },
 };
 
 /** The BraTS labels in the order the legends list them. */

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { validateRequest, type ApiEvent } from '../../../main/core/api.ts';
 import { createDefaultPorts, type Ports, type SegmentationRunOptions } from '../../../main/core/api-ports.ts';
 import { WorkstationService } from '../../../main/core/api-service.ts';
+import { parseStoredState } from '../../../main/core/settings.ts';
 import { POSTPROCESS_DEFAULTS, postprocessLabels } from '../../../main/core/model/postprocess.ts';
 
 const shared = resolve(import.meta.dirname, '../../../../shared/data/phantoms');
@@ -98,7 +99,20 @@ describe('post-processing in the app', () => {
     expect(raw.filter((e) => e.type === 'sliceResult').length).toBe(study.dims[2]);
     const kept = (await service.getLabels({ studyId: study.id, source: 'prediction' }))!.data;
     expect(speckValues(kept, nx, SPECK_SLICE * plane)).toEqual([2, 2, 2, 2]);
+
+    // the Settings value applies when the request names none; a request overrides it
+    await service.updateSettings({ postprocessing: { minComponentMl: 1.5, minEtMl: 0 } });
+    await segment(service, study.id, {});
+    expect(received.at(-1)).toEqual({ minComponentMl: 1.5, minEtMl: 0 });
+    await segment(service, study.id, { minEtMl: 0.3 });
+    expect(received.at(-1)).toEqual({ minComponentMl: 1.5, minEtMl: 0.3 });
     await service.dispose();
+  });
+
+  it('reads settings files written before the post-processing setting existed', () => {
+    const state = parseStoredState(JSON.stringify({ version: 1, settings: { device: 'cpu' }, recent: [], models: [] }));
+    expect(typeof state === 'string' ? state : state.settings.postprocessing).toEqual(POSTPROCESS_DEFAULTS);
+    expect(parseStoredState(JSON.stringify({ version: 1, settings: { postprocessing: { minComponentMl: -2, minEtMl: 0 } } }))).toMatch(/minComponentMl/);
   });
 
   it('refuses negative thresholds in the request', () => {
