@@ -205,5 +205,11 @@ describe('phantom generator', () => {
     const bad = await main(['phantom', '--out', join(tmp, 'cli'), '--size', '10,abc'], { stdout: () => {}, stderr: (t) => err.push(t), interactive: false });
     expect(bad).toBe(2);
     expect(err.join('')).toContain('--size expects');
+    const badVariety = await main(['phantom', '--out', join(tmp, 'cli'), '--variety', 'wild'], { stdout: () => {}, stderr: (t) => err.push(t), interactive: false });
+    expect(badVariety).toBe(2);
+    expect(err.join('')).toContain('--variety must be one of classic, broad');
+    const broadOut: string[] = [];
+    expect(await main(['phantom', '--out', join(tmp, 'broad'), '--seed', '5', '--size', '64,64,40', '--variety', 'broad', '--json'], { stdout: (t) => broadOut.push(t), stderr: () => {}, interactive: false })).toBe(0);
+    expect(JSON.parse(broadOut.join('')).cases[0]).toMatchObject({ variety: 'broad', foci: 2 });
   });
 });
