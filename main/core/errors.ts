@@ -33,7 +33,8 @@ export function errorMessage(err: unknown): string {
 
 /** A readable reason for a failed file-system call (ENOENT → "no such file or directory", …). */
 export function fileSystemProblem(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  // a structural type, not NodeJS.ErrnoException: the renderer imports this module too (run-settings.ts)
+  const code = (err as { code?: unknown } | undefined)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return 'no such file or directory';
   if (code === 'EISDIR') return 'is a directory, not a file';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';

@@ -325,6 +325,8 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       const link = new URL(server.url);
       link.searchParams.set('open', dicomStudy);
       link.searchParams.set('segment', miniCheckpoint);
+      // a FLAIR-only series: FLAIR feeds all three of the model's channels (a substitution the report states)
+      link.searchParams.set('channels', 'flair');
       await page.goto(link.href);
       await expect.poll(() => page.getByTestId('study').count(), { timeout: 60_000 }).toBe(1);
       expect(await page.getByTestId('study').textContent()).toMatch(/dicom/);

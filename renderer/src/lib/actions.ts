@@ -75,7 +75,8 @@ export function handleShortcut(event: KeyboardEvent, session: Session, training:
 
 /**
  * Browser-mode deep link: `?open=<path on the server>` opens that study, then `&segment=default`
- * runs the bundled model on it, or `&segment=<checkpoint path>` that checkpoint.
+ * runs the bundled model on it, or `&segment=<checkpoint path>` that checkpoint; `&channels=a,b,c`
+ * (or one name for all three) feeds those sequences to the model's channels (substitutes).
  */
 export async function followDeepLink(search: string, session: Session): Promise<void> {
   const params = new URLSearchParams(search);
@@ -83,5 +84,7 @@ export async function followDeepLink(search: string, session: Session): Promise<
   if (!open || !(await session.open(open))) return;
   const segment = params.get('segment');
   if (segment === null) return;
-  await session.segment(segment === 'default' || segment === '' ? '' : segment);
+  const raw = params.get('channels');
+  const channels = raw ? raw.split(',').map((c) => c.trim()) : [];
+  await session.segment(segment === 'default' || segment === '' ? '' : segment, channels);
 }

@@ -29,6 +29,7 @@ import { EarlyEvents } from './early-events.ts';
 import { planeAxes } from './planes.ts';
 import type { ViewName } from './planes.ts';
 import { windowPresets } from './presets.ts';
+import { type ChannelMapping, mapChannels } from '../../../main/core/model/run-settings.ts';
 
 export interface SliceScore {
   index: number;
@@ -79,6 +80,8 @@ export class StudyState {
   job = $state<JobState | null>(null);
   scores = $state<SliceScore[]>([]);
   exports = $state<ExportRecord[]>([]);
+  /** the user's sequence for each model channel ('' = the one the model takes there): substitutes for sequences the study lacks */
+  channels = $state<string[]>([]);
   /** the volumes fetched so far, by sequence name */
   readonly volumes = new Map<string, VolumeData>();
   /** whether the ground truth was fetched (it may be absent) */
@@ -464,8 +467,46 @@ export class Session {
     if (chosen) await this.addModel(chosen.path);
   }
 
-  /** `checkpoint`: a model path on the service's machine; '' uses the bundled default */
-  async segment(checkpoint = this.model): Promise<void> {
+  /** The model the run panel has selected (the bundled one when none is). */
+  get selectedModel(): ModelInfo | undefined {
+    return this.models.find((m) => m.id === this.model) ?? this.models.find((m) => m.kind === 'bundled');
+  }
+
+  /**
+   * Which sequence of the study on screen feeds each channel of the selected model, with the
+   * user's substitutes (run-settings.ts, the rule the service applies); null without a study or model.
+   */
+  get channelMapping(): ChannelMapping | null {
+    const study = this.study;
+    const model = this.selectedModel;
+    if (!study || !model) return null;
+    const sequences = study.sequences.map((s) => s.name);
+    const picks = this.current?.channels ?? [];
+    const chosen = picks.some((p) => p) ? model.run.channels.map((_, i) => picks[i] ?? '') : undefined;
+    try {
+      return mapChannels(study.name, sequences, model.run.channels, chosen);
+    } catch {
+      // a pick that no longer fits (another model): start again from the model's own sequences
+      return mapChannels(study.name, sequences, model.run.channels);
+    }
+  }
+
+  /** Feeds `sequence` ('' = the model's own) to model channel `channel` of the study on screen. */
+  chooseChannel(channel: number, sequence: string): void {
+    const state = this.current;
+    if (!state) return;
+    // one entry per model channel, so the service reads them channel by channel
+    const count = Math.max(channel + 1, this.selectedModel?.run.channels.length ?? 3);
+    const picks = Array.from({ length: count }, (_, i) => state.channels[i] ?? '');
+    picks[channel] = sequence;
+    state.channels = picks;
+  }
+
+  /**
+   * `checkpoint`: a model path on the service's machine; '' uses the bundled default.
+   * `channels`: the study's sequence per model channel (default: the run panel's substitutes).
+   */
+  async segment(checkpoint = this.model, channels = this.current?.channels ?? []): Promise<void> {
     const study = this.study;
     if (!study) return;
     // the menu and the deep link reach here without the (disabled) button
@@ -477,7 +518,8 @@ export class Session {
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
     const state = this.current!;
     this.#early.begin();
-    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device }));
+    const substitutes = channels.some((c) => c) ? { channels: [...channels] } : {};
+    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes }));
     const early = this.#early.end(started?.jobId);
     if (!started || this.#states.get(study.id) !== state) return;
     const [nx, ny, nz] = study.dims;
