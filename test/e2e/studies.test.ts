@@ -143,12 +143,17 @@ describe.skipIf(!haveChromium)('open studies in the browser', () => {
     await expect.poll(rendered, { timeout: 60_000 }).toBe('77');
     await mapping.scrollIntoViewIfNeeded();
     await shot('05-exam-mapping');
+    const thumbnails = () => study.getByTestId('thumbnail').evaluateAll((els) => els.map((e) => (e as HTMLCanvasElement).toDataURL()));
+    await expect.poll(async () => new Set(await thumbnails()).size, { timeout: 20_000 }).toBe(4);
+    const before = await thumbnails();
     // the user says the first series is the post-contrast one: the two T1 series swap
     await rows.first().getByTestId('mapping-select').selectOption('t1ce');
     await expect.poll(() => mapping.getByTestId('mapping-select').evaluateAll((els) => els.map((e) => (e as HTMLSelectElement).value)), { timeout: 30_000 }).toEqual(['t1', 't1ce', 't2', 'flair']);
     await expect.poll(() => mapping.textContent(), { timeout: 30_000 }).toContain('changed by you');
     expect((await study.getByTestId('series').allTextContents()).map((t) => t.trim())).toEqual(['AX T1 POST GAD (T1)', 'AX T1 SE (T1 post-contrast)', 'Ax T2 TSE (T2)', 'AX T2 FLAIR (FLAIR)']);
     expect(await mapping.textContent()).toContain('changed by you');
+    // each thumbnail follows its series to its new place
+    await expect.poll(thumbnails, { timeout: 20_000 }).toEqual([before[1], before[0], before[2], before[3]]);
     await expect.poll(rendered, { timeout: 30_000 }).toBe('77');
     expect(await page.getByTestId('busy').count()).toBe(0);
     await mapping.scrollIntoViewIfNeeded();
