@@ -69,7 +69,8 @@ function escapePdfString(winAnsi: string): string {
 }
 
 const n = (v: number): string => (Math.round(v * 100) / 100).toString();
-const colour = (c: Rgb): string => c.map((v) => n(v / 255)).join(' ');
+// three decimals keep every 8-bit channel value distinct (round(f · 255) gives it back)
+const colour = (c: Rgb): string => c.map((v) => (Math.round((v / 255) * 1000) / 1000).toString()).join(' ');
 
 interface ImageResource {
   name: string;
