@@ -166,7 +166,12 @@ function seriesNumber(volume: Volume): { seriesNumber?: number } {
  * The study of series with their roles: the FLAIR's grid (else the first role's) is the study's,
  * other series are resampled onto it. Roles must be distinct.
  */
-function buildStudy(members: { volume: Volume; role: BratsSequence; recognised: BratsSequence | null; reason: string }[], source: string): Study {
+function buildStudy(
+  members: { volume: Volume; role: BratsSequence; recognised: BratsSequence | null; reason: string }[],
+  source: string,
+  /** series already resampled (original → on its study's grid), reused when that grid is still the study's */
+  resampledBefore = new Map<Volume, Volume>(),
+): Study {
   const ordered = [...members].sort((a, b) => SEQUENCE_ORDER.indexOf(a.role) - SEQUENCE_ORDER.indexOf(b.role));
   const reference = ordered.find((m) => m.role === 'flair') ?? ordered[0]!;
   const sequences: Record<string, Volume> = {};
@@ -174,7 +179,9 @@ function buildStudy(members: { volume: Volume; role: BratsSequence; recognised: 
   const notes: string[] = [];
   for (const m of ordered) {
     const resampled = !sameGrid(reference.volume.geometry, m.volume.geometry);
-    sequences[m.role] = resampled ? resampleToGrid(m.volume, reference.volume.geometry, 'trilinear') : m.volume;
+    const before = resampledBefore.get(m.volume);
+    const reuse = before && sameGrid(before.geometry, reference.volume.geometry);
+    sequences[m.role] = !resampled ? m.volume : reuse ? before : resampleToGrid(m.volume, reference.volume.geometry, 'trilinear');
     if (resampled) {
       const g = m.volume.geometry;
       notes.push(
@@ -206,9 +213,11 @@ export function reassignRoles(study: Study, roles: Record<string, BratsSequence>
     for (const [otherId, otherRole] of current) if (otherId !== id && otherRole === role) current.set(otherId, old);
     current.set(id, role);
   }
+  const resampledBefore = new Map(series.filter((s) => s.resampled && study.sequences[s.role]).map((s) => [s.volume, study.sequences[s.role]!]));
   const rebuilt = buildStudy(
     series.map((s) => ({ volume: s.volume, role: current.get(s.id)!, recognised: s.recognised, reason: s.reason })),
     study.source,
+    resampledBefore,
   );
   // a one-series study is named after its series whatever its role; a bigger one keeps its name
   return { ...rebuilt, name: study.name, ...(study.seg ? { seg: study.seg } : {}) };

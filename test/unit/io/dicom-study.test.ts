@@ -117,6 +117,10 @@ describe('series on other grids', () => {
       }
     }
     expect(checked).toBeGreaterThan(300);
+    // a role change that keeps the FLAIR keeps the resampled volume (no second resampling)
+    const flairSeries = study.series!.find((s) => s.role === 'flair')!;
+    const same = reassignRoles(study, { [flairSeries.id]: 'flair', [t2]: 't1' });
+    expect(same.sequences.t1).toBe(study.sequences.t2);
     // making another series the FLAIR moves the study onto that series' grid
     const moved = reassignRoles(study, { [t2]: 'flair' });
     expect(sameGrid(moved.sequences.flair!.geometry, other)).toBe(true);
