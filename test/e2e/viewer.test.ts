@@ -10,7 +10,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { haveChromium, launchBrowser, outDir, pageRecordingErrors, rendererDir, root } from './harness.ts';
@@ -20,6 +20,7 @@ import { writePhantoms } from '../../main/core/phantom/index.ts';
 
 const phantoms = resolve(root, '../shared/data/phantoms');
 const study001 = join(phantoms, 'BraTS20_Training_001');
+const miniCheckpoint = resolve(root, '../shared/golden/sam2unet_mini/sam2unet.pth');
 const VIEWS = ['axial', 'sagittal', 'coronal'] as const;
 
 describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
@@ -41,7 +42,7 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     const written = await writePhantoms({ out: smallDir, cases: 6, seed: 5, size: [96, 112, 60] });
     smallCases = written.map((w) => join(smallDir, w.name));
     small = smallCases[0]!;
-    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, roots: [phantoms, smallDir], log: () => {} });
+    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, roots: [phantoms, smallDir, dirname(miniCheckpoint)], log: () => {} });
     ({ browser, profile } = await launchBrowser());
   });
 
@@ -246,6 +247,31 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     await page.close();
   });
 
+  it('shows the predicted label in the cursor read-out beside the ground truth', async () => {
+    const page = await pageRecordingErrors(browser, consoleErrors);
+    const link = new URL(server.url);
+    link.searchParams.set('open', small);
+    link.searchParams.set('segment', miniCheckpoint);
+    await page.goto(link.href);
+    await page.getByTestId('segmentation-done').waitFor({ timeout: 150_000 });
+    const readout = () => page.getByTestId('cursor-readout').textContent();
+    // before any click: the centre voxel, read from the finished prediction
+    expect(await readout()).toMatch(/ · predicted label [0124] · ground-truth label [0124]$/);
+    // the label under a clicked voxel is the one in the prediction there (the mini model marks much of the brain)
+    const box = (await viewport(page, 'axial').boundingBox())!;
+    const labels = new Set<string>();
+    for (const [fx, fy] of [[0.5, 0.5], [0.3, 0.4], [0.7, 0.6], [0.05, 0.05]]) {
+      await page.mouse.click(box.x + box.width * fx!, box.y + box.height * fy!);
+      labels.add(/predicted label (\d)/.exec((await readout()) ?? '')?.[1] ?? 'none');
+    }
+    console.log(`predicted labels under four clicks: ${[...labels].join(', ')}; ${await readout()}`);
+    expect(labels.has('none')).toBe(false);
+    expect(labels.size).toBeGreaterThan(1);
+    await shot(page, 'viewer-11-readout-predicted.png');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
   it('first screen at 1280×720: Browse… lists the read root, a sample study opens, Segment is in view', async () => {
     // a long recent list, as after a few days' use: it must not push Segment out of view
     for (const path of smallCases) await server.service.openStudy({ path });
@@ -253,7 +279,7 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     await page.setViewportSize({ width: 1280, height: 720 });
     await page.goto(server.url);
     await page.getByTestId('first-screen').waitFor();
-    await shot(page, 'viewer-11-first-screen.png');
+    await shot(page, 'viewer-12-first-screen.png');
     // the placeholder fits its box
     const fits = await page.getByTestId('welcome-path').evaluate((input: HTMLInputElement) => {
       const style = getComputedStyle(input);
@@ -275,7 +301,7 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     await expect.poll(() => page.getByTestId('file-browser-path').textContent()).toBe(phantoms);
     expect(await entry('BraTS20_Training_001').getAttribute('data-study')).toBe('brats');
     expect(await entry('BraTS20_Training_001_flair_dicom').getAttribute('data-study')).toBe('dicom');
-    await shot(page, 'viewer-12-file-browser.png');
+    await shot(page, 'viewer-13-file-browser.png');
     // above the root: back to the places, never the folder above it
     await page.getByTestId('file-browser-up').click();
     await expect.poll(() => page.getByTestId('file-browser-path').textContent()).toBe('Places this server may read');
@@ -289,7 +315,7 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     console.log(`Segment button at y ${segment.y.toFixed(0)}–${(segment.y + segment.height).toFixed(0)} of 720`);
     expect(segment.y + segment.height).toBeLessThanOrEqual(720);
     expect((await overflow()).x).toBeLessThanOrEqual(1280);
-    await shot(page, 'viewer-13-sample-1280x720.png');
+    await shot(page, 'viewer-14-sample-1280x720.png');
     expect(consoleErrors).toEqual([]);
     await page.close();
   });
