@@ -19,14 +19,15 @@ function wiring(dialogAnswers: (string | null)[] = [], calls: FakeCalls = { writ
   const showSaveDialog = vi.fn(async () => dialogAnswers.shift() ?? null);
   const showOpenDialog = vi.fn(async () => '/data/tiny');
   const showModelDialog = vi.fn(async () => '/models/picked.pth');
-  const w = createAppWiring({ ports: fakePorts(calls, options), log, showSaveDialog, showOpenDialog, showModelDialog, ...app });
+  const openPath = vi.fn(async (_file: string) => {});
+  const w = createAppWiring({ ports: fakePorts(calls, options), log, showSaveDialog, showOpenDialog, showModelDialog, openPath, ...app });
   const call = async (method: string, request: unknown, sender = APP) => w.handleCall(sender, method, request);
   const value = async <T>(method: string, request: unknown) => {
     const reply = await call(method, request);
     if (!reply.ok) throw new Error(`${method}: ${reply.error.message}`);
     return reply.value as T;
   };
-  return { ...w, log, showSaveDialog, showOpenDialog, showModelDialog, call, value, calls };
+  return { ...w, log, showSaveDialog, showOpenDialog, showModelDialog, openPath, call, value, calls };
 }
 
 describe('Electron IPC wiring (handlers called directly)', () => {
@@ -127,6 +128,11 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     const result = await w.value<{ files: string[] }>('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: chosen.path });
     expect(result.files).toEqual([join(dir, 'chosen.nii.gz')]);
     expect(existsSync(join(dir, 'chosen.nii.gz'))).toBe(true);
+    // what the app exported opens with the system's application; nothing else does
+    expect(await w.value('openExport', { file: join(dir, 'chosen.nii.gz') })).toEqual({ opened: true });
+    expect(w.openPath).toHaveBeenCalledWith(join(dir, 'chosen.nii.gz'));
+    expect(await w.call('openExport', { file: '/etc/passwd' })).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/not a file this app exported/) } });
+    expect(w.openPath).toHaveBeenCalledTimes(1);
     expect([...w.calls.written[0]!.labels]).toEqual([...w.calls.written[0]!.labels].map((_, i) => (i === 5 ? 2 : i === 6 ? 4 : i === 17 ? 1 : 0)));
     // each choice is good for one export
     expect(await w.call('exportMasks', { studyId, format: 'nifti', source: 'prediction', path: chosen.path })).toMatchObject({ ok: false });

@@ -126,6 +126,27 @@ describe('web bridge', () => {
     rmSync(join(rendererDir, '..'), { recursive: true, force: true });
   });
 
+  it('serves exported reports to be shown (HTML sandboxed, PDF inline) and masks as downloads', async () => {
+    mkdirSync(join(exportDir, 'case_report'), { recursive: true });
+    writeFileSync(join(exportDir, 'case_report', 'report.html'), '<!doctype html><h1>r</h1>');
+    writeFileSync(join(exportDir, 'case_report', 'report.pdf'), '%PDF-1.4');
+    writeFileSync(join(exportDir, 'case_report', 'metrics.csv'), 'scope\n');
+    writeFileSync(join(exportDir, 'case_pred.nii.gz'), 'nii');
+    const get = (path: string) => fetch(new URL(path, server.url));
+    const html = await get('exports/case_report/report.html');
+    expect(html.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(html.headers.get('content-disposition')).toBe('inline; filename="report.html"');
+    // a report is a document, never part of the app: no scripts, nothing fetched
+    expect(html.headers.get('content-security-policy')).toMatch(/^sandbox; default-src 'none'; img-src data:/);
+    const pdf = await get('exports/case_report/report.pdf');
+    expect(pdf.headers.get('content-type')).toBe('application/pdf');
+    expect(pdf.headers.get('content-disposition')).toMatch(/^inline/);
+    expect((await get('exports/case_report/metrics.csv')).headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    const mask = await get('exports/case_pred.nii.gz');
+    expect(mask.headers.get('content-type')).toBe('application/octet-stream');
+    expect(mask.headers.get('content-disposition')).toBe('attachment; filename="case_pred.nii.gz"');
+  });
+
   it('serves the renderer with a strict CSP and nothing outside it', async () => {
     const index = await fetch(server.url);
     expect(index.status).toBe(200);
@@ -179,6 +200,8 @@ describe('web bridge', () => {
     expect(download.status).toBe(200);
     expect(download.headers.get('content-disposition')).toContain('attachment');
     expect(await download.text()).toBe('fake');
+    // openExport is the desktop app's: in the browser the links open the files
+    expect(await client!.call(6, 'openExport', { file: join(exportDir, 'tiny_pred.nii.gz') })).toMatchObject({ ok: false, error: { user: true, message: expect.stringMatching(/open the exported file through its link/) } });
     client!.socket.destroy();
   });
 
