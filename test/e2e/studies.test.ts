@@ -2,7 +2,8 @@
  * Open studies in the browser (issue 12): every open study keeps its results while others are
  * looked at, studies close, reopening selects, patient and study metadata are shown, the DICOM
  * tag viewer opens, and a DICOM examination of four series (written from a phantom into a
- * temporary folder, files mixed) opens as one study with its sequence mapping shown and changeable.
+ * temporary folder, files mixed, the T2 on a coarser grid) opens as one study with its sequence
+ * mapping and the resampling note shown, the mapping changeable.
  * Segmentation by the Segment button with the bundled model. Screenshots in test-output/e2e/studies-*.png.
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import type { Page } from 'playwright-core';
 import { countPixels, haveChromium, outDir, pageRecordingErrors, root, startWorkstation, type Workstation } from './harness.ts';
 import { findBratsCases, loadBratsCase } from '../../main/core/io/brats.ts';
 import { writeMrSeries } from '../fixtures/dicom/write-series.ts';
+import { Volume } from '../../main/core/io/volume.ts';
 
 const phantoms = resolve(root, '../shared/data/phantoms');
 const studyA = join(phantoms, 'BraTS20_Training_002');
@@ -35,10 +37,19 @@ describe.skipIf(!haveChromium)('open studies in the browser', () => {
   beforeAll(async () => {
     mkdirSync(exam);
     const source = await loadBratsCase(findBratsCases(join(phantoms, 'BraTS20_Training_003'), readdirSync(join(phantoms, 'BraTS20_Training_003'))).cases[0]!);
+    // the T2 on a coarser grid (every second column and row: 2 mm in plane), as scanners often do
+    const t2 = source.sequences.t2!;
+    const [nx, ny, nz] = t2.dims;
+    const coarse = new Int16Array((nx / 2) * (ny / 2) * nz);
+    for (let k = 0, at = 0; k < nz; k++) for (let j = 0; j < ny; j += 2) for (let i = 0; i < nx; i += 2) coarse[at++] = t2.value(i + nx * (j + ny * k));
+    const sequences: Record<string, Volume> = {
+      ...source.sequences,
+      t2: new Volume({ geometry: { ...t2.geometry, dims: [nx / 2, ny / 2, nz], spacing: [2 * t2.geometry.spacing[0], 2 * t2.geometry.spacing[1], t2.geometry.spacing[2]] }, data: coarse, meta: t2.meta }),
+    };
     for (const s of EXAM_SERIES) {
       writeMrSeries(
         exam,
-        source.sequences[s.role]!,
+        sequences[s.role]!,
         { description: s.description, seriesNumber: s.number, seriesUid: `1.2.826.0.1.3680043.8.498.888.${s.number}`, patientName: 'Doe^Jane', patientId: 'MRN-0042', studyDate: '20250314', studyDescription: 'MRI BRAIN W WO' },
         (k) => `IM${String(k).padStart(4, '0')}${s.number}`,
       );
@@ -140,6 +151,11 @@ describe.skipIf(!haveChromium)('open studies in the browser', () => {
     expect(await rows.count()).toBe(4);
     expect(await mapping.getByTestId('mapping-select').evaluateAll((els) => els.map((e) => (e as HTMLSelectElement).value))).toEqual(['t1', 't1ce', 't2', 'flair']);
     expect(await mapping.textContent()).toContain('recognised from series description "AX T1 POST GAD"');
+    expect(await rows.nth(2).textContent()).toContain('Ax T2 TSE');
+    expect(await mapping.textContent()).toContain('resampled onto the FLAIR grid');
+    expect(await study.getByTestId('study-note').textContent()).toBe(
+      'Ax T2 TSE (t2) resampled onto the grid of AX T2 FLAIR (flair) through world coordinates, trilinear: 120×120×155 at 2×2×1 mm → 240×240×155 at 1×1×1 mm',
+    );
     await expect.poll(rendered, { timeout: 60_000 }).toBe('77');
     await mapping.scrollIntoViewIfNeeded();
     await shot('05-exam-mapping');
