@@ -45,7 +45,7 @@ function service(): { service: WorkstationService; jobs: SegmentationRunOptions[
 describe('model list and segment requests follow the model run settings', () => {
   it('lists each model with how it runs and where each setting comes from; the bundled model by name', async () => {
     const { service: s } = service();
-    const list = await s.listModels({});
+    const list = await s.listModels();
     expect(list.map((m) => [m.name, m.kind, m.run.size, m.run.from.size, m.run.channels.join(','), m.run.from.channels])).toEqual([
       ['bundled default model', 'bundled', [128, 128], 'bundled', 'flair,t1ce,t2', 'bundled'],
       ['official', 'file', [352, 352], 'default', 'flair,t1ce,t2', 'default'],
