@@ -25,6 +25,7 @@ describe('api.ts request validators', () => {
     chooseStudyPath: {},
     chooseExportPath: { studyId: 's1', format: 'nifti' },
     exportMasks: { studyId: 's1', format: 'dicom-seg', source: 'prediction', path: '/out/x.dcm' },
+    openExport: { file: '/out/s1_report/report.html' },
     getThumbnail: { studyId: 's1', sequence: 'flair', size: 96 },
     chooseModelPath: {},
     addModel: { path: '/m.pth' },
