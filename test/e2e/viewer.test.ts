@@ -152,6 +152,13 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
 
       await page.getByRole('button', { name: 'reset zoom and pan of the axial view' }).click();
       await expect.poll(async () => Math.abs((await greys(page, 'axial')).lit - before.lit)).toBeLessThan(0.02);
+      // another sequence is a new stack: its greys start the right way round too
+      await page.getByTestId('sequence').selectOption('t1');
+      await expect.poll(async () => (await greys(page, 'axial')).centre, { timeout: 30_000 }).not.toBeCloseTo(before.centre, 0);
+      const t1 = await greys(page, 'axial', `viewer-06-${render}-t1.png`);
+      console.log(`${render} t1: ${JSON.stringify(t1)}`);
+      expect(t1.corner).toBeLessThan(20);
+      expect(t1.centre).toBeGreaterThan(t1.corner + 40);
       await shot(page, `viewer-06-${render}-page.png`);
       expect(consoleErrors).toEqual([]);
       await page.close();
