@@ -43,6 +43,22 @@ class Layout {
     this.y += 12;
   }
 
+  /** Key–value rows whose values wrap onto more lines when they are long (settings, post-processing). */
+  keyValues(rows: [string, string][], keyWidth: number, size = 8.5): void {
+    const leading = size * 1.3;
+    for (const [key, value] of rows) {
+      const valueWidth = this.width - keyWidth - 8;
+      const keyLines = Math.ceil(textWidth(key, size) / (keyWidth - 8));
+      this.need(leading * Math.max(2, keyLines + 1));
+      const top = this.y;
+      const baseline = top + size * 1.25;
+      const keyEnd = this.page.paragraph(MARGIN + 4, baseline, keyWidth - 8, key, { size, colour: GREY, leading });
+      const valueEnd = this.page.paragraph(MARGIN + keyWidth, baseline, valueWidth, value, { size, colour: [29, 35, 41], leading });
+      this.y = Math.max(keyEnd, valueEnd) - leading + size * 0.65 + 4;
+      this.page.line(MARGIN, this.y, MARGIN + this.width, this.y, RULE, 0.5);
+    }
+  }
+
   /** A table; the first column is left-aligned, the others right-aligned. */
   table(header: string[] | null, rows: string[][], columnWidths: number[], size = 8.5): void {
     const rowHeight = size * 1.9;
@@ -185,14 +201,14 @@ export function renderPdf(report: MetricsReport): Uint8Array {
   else layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'Nothing was predicted: there is no per-slice chart.', { size: 9 });
 
   layout.heading('Model and settings');
-  layout.table(null, settingsRows(report), [130, layout.width - 130]);
+  layout.keyValues(settingsRows(report), 130);
   const post = postprocessingRows(report);
   if (post.length) {
     layout.heading('Post-processing');
-    layout.table(null, post, [130, layout.width - 130]);
+    layout.keyValues(post, 130);
   }
   layout.heading('Timings');
-  layout.table(null, timingRows(report), [130, layout.width - 130]);
+  layout.keyValues(timingRows(report), 130);
 
   if (report.thumbnails.length) {
     layout.newPage();
