@@ -182,6 +182,8 @@ describe.skipIf(!haveChromium)('open studies in the browser', () => {
     expect(await item('PHANTOM001').count()).toBe(0);
     await item('MRI BRAIN W WO').getByTestId('study-close').click();
     await expect.poll(() => page.getByTestId('study').count()).toBe(1);
+    // its resampling note went with it
+    expect(await page.getByText('Ax T2 TSE (t2) resampled').count()).toBe(0);
     await expect.poll(() => item('BraTS20_Training_002').getAttribute('class')).toMatch(/selected/);
     expect(await page.getByTestId('volume-dice').textContent()).toBe(diceTable);
     await shot('07-closed');

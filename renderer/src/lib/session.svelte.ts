@@ -345,6 +345,8 @@ export class Session {
     this.#states.delete(study.id);
     for (const key of this.#thumbnails.keys()) if (key.startsWith(`${study.id}/`)) this.#thumbnails.delete(key);
     this.studies = this.studies.filter((s) => s.id !== study.id);
+    // what was said about how the study was assembled goes with it
+    this.notes = this.notes.filter((n) => !study.notes?.includes(n));
     if (this.current?.summary.id !== study.id) return;
     const next = this.studies[Math.min(index, this.studies.length - 1)];
     if (next) await this.select(next);
