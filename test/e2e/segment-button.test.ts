@@ -20,6 +20,8 @@ const phantoms = resolve(root, '../shared/data/phantoms');
 const study004 = join(phantoms, 'BraTS20_Training_004');
 const flairSeries = join(phantoms, 'BraTS20_Training_001_flair_dicom');
 const bundledCheckpoint = join(DEFAULT_MODEL_DIR, 'model.safetensors');
+/** an official-format SAM2-UNet .pth: it says nothing about how it must be run */
+const officialPth = resolve(root, '../shared/golden/sam2unet_mini/sam2unet.pth');
 const SEGMENT_TIMEOUT = 150_000;
 
 /** The label map `sam2unet segment` writes for `study` (run in this process). */
@@ -170,6 +172,17 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     expect(readFileSync(join(exportDir, `${stem}_report`, 'report.html'), 'utf8')).toContain('channel 3 takes t2; fed with flair instead (the study has no t2)');
     await page.getByTestId('export-dialog-close').click();
     await shot('04-flair-segmented');
+    expect(consoleErrors).toEqual([]);
+  });
+
+  it('a checkpoint that does not say how it must be run shows the defaults it gets, as defaults', async () => {
+    await page.getByTestId('checkpoint').fill(officialPth);
+    await page.getByTestId('add-model').click();
+    await expect.poll(() => page.getByTestId('model').inputValue(), { timeout: 30_000 }).toBe(officialPth);
+    expect(await page.getByTestId('model-input-size').textContent()).toMatch(/352 × 352\s+by default/);
+    expect(await page.getByTestId('model-regions').textContent()).toMatch(/binary\s+by default/);
+    expect(await page.getByTestId('model-defaults').textContent()).toMatch(/Defaults in use for size, channels, regions: the checkpoint does not say how it must be run/);
+    await panel().screenshot({ path: join(outDir, 'segment-button-05-defaults.png') });
     expect(consoleErrors).toEqual([]);
   });
 });

@@ -152,7 +152,7 @@ export default defineCommand({
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
     io.stderr(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)} (${runSettings.sourceWords(model.settings.from.channels)})\n`);
     const notes = runSettings.runNotes(model.settings, mapping);
-    for (const note of mapping.notes) io.stderr(`note: ${note}\n`);
+    for (const note of notes) io.stderr(`note: ${note}\n`);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);

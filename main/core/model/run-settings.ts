@@ -92,7 +92,7 @@ const SOURCE_WORDS: Record<RunSettingSource, string> = {
   user: 'as chosen',
   checkpoint: 'from the checkpoint',
   bundled: "from the bundled model's config.json",
-  default: 'default: the checkpoint does not say',
+  default: 'by default',
 };
 
 export function sourceWords(from: RunSettingSource): string {

@@ -111,7 +111,7 @@ describe('sam2unet segment', () => {
       'the checkpoint does not say how it must be run; defaults used: channels flair, t1ce, t2, regions binary (from its 1 output channel)',
     ]);
     expect(readFileSync(join(out, 'result', 'report.html'), 'utf8')).toContain('channel 2 takes t1ce; fed with image instead (the study has no t1ce)');
-    expect(r.stderr).toMatch(/input 64×64 as chosen; regions binary default: the checkpoint does not say; channels flair ← image \(substitute\)/);
+    expect(r.stderr).toMatch(/input 64×64 as chosen; regions binary by default; channels flair ← image \(substitute\)/);
     expect(metrics.perVolume.foreground.dice).toBeCloseTo(summary.metrics.foreground.dice, 4);
     // slices are numbered 1-based as every output shows them; `index` is the 0-based voxel index
     expect(metrics.perSlice.map((e: { slice: number; index: number }) => [e.slice, e.index])).toEqual(Array.from({ length: NZ }, (_, k) => [k + 1, k]));

@@ -65,7 +65,7 @@ describe('which setting wins', () => {
 
   it('says where each setting came from, and names the defaults in the report notes', () => {
     const s = resolveRunSettings({ checkpoint: { size: [128, 128], regions: 'brats' } }, 3);
-    expect(describeRunSettings(s)).toEqual(['input 128×128 from the checkpoint', 'channels flair, t1ce, t2 default: the checkpoint does not say', 'regions brats from the checkpoint']);
+    expect(describeRunSettings(s)).toEqual(['input 128×128 from the checkpoint', 'channels flair, t1ce, t2 by default', 'regions brats from the checkpoint']);
     expect(runNotes(s)).toEqual(['the checkpoint does not say how it must be run; defaults used: channels flair, t1ce, t2']);
     expect(runNotes(resolveRunSettings({ checkpoint: { size: [128, 128], channels: ['flair'], regions: 'binary' } }, 1))).toEqual([]);
   });
