@@ -10,6 +10,7 @@
  * segment's label value is kept in its SegmentDescription ("… (label 4)"), which readDicomSeg
  * uses to rebuild the label map.
  */
+import { DEFAULT_LABEL_COLOURS, hexToRgb } from '../conventions.ts';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import dcmjs from 'dcmjs';
@@ -51,14 +52,15 @@ export interface SegmentSpec {
 }
 
 /** BraTS label values as segments (1 necrotic/non-enhancing core, 2 edema, 4 enhancing tumour). */
+// recommended display colours: the app's default label colours (conventions.ts), so a viewer shows the SEG as the app does
 export const BRATS_SEGMENTS: SegmentSpec[] = [
-  { label: 1, name: 'Necrotic core', category: CODES.morphologicallyAltered, type: CODES.necrosis, colour: [255, 64, 64] },
-  { label: 2, name: 'Edema', category: CODES.morphologicallyAltered, type: CODES.edema, colour: [64, 200, 64] },
-  { label: 4, name: 'Enhancing tumour', category: CODES.morphologicallyAltered, type: CODES.neoplasm, colour: [255, 220, 0] },
+  { label: 1, name: 'Necrotic core', category: CODES.morphologicallyAltered, type: CODES.necrosis, colour: hexToRgb(DEFAULT_LABEL_COLOURS.necrotic) },
+  { label: 2, name: 'Edema', category: CODES.morphologicallyAltered, type: CODES.edema, colour: hexToRgb(DEFAULT_LABEL_COLOURS.edema) },
+  { label: 4, name: 'Enhancing tumour', category: CODES.morphologicallyAltered, type: CODES.neoplasm, colour: hexToRgb(DEFAULT_LABEL_COLOURS.enhancing) },
 ];
 
-/** A binary mask (label 1) as one "Tumour" segment. */
-export const BINARY_SEGMENTS: SegmentSpec[] = [{ label: 1, name: 'Tumour', category: CODES.morphologicallyAltered, type: CODES.neoplasm, colour: [255, 96, 0] }];
+/** A binary mask (label 1) as one "Tumour" segment, painted like label 1 in the app. */
+export const BINARY_SEGMENTS: SegmentSpec[] = [{ label: 1, name: 'Tumour', category: CODES.morphologicallyAltered, type: CODES.neoplasm, colour: hexToRgb(DEFAULT_LABEL_COLOURS.necrotic) }];
 
 export interface DicomSegOptions {
   /** label values, x fastest, on the grid of `source` */
