@@ -1,7 +1,7 @@
 /** Writing metrics.json, metrics.csv, report.html and report.pdf of one segmentation run. */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
-import { EMPTY_SLICE_RULE, EMPTY_SLICE_RULE_PREDICTION, SLICE_NUMBERING, regionColourHex, sliceNumber } from '../conventions.ts';
+import { EMPTY_SLICE_RULE, EMPTY_SLICE_RULE_PREDICTION, SLICE_NUMBERING, regionColourHex, regionPresent, sliceNumber } from '../conventions.ts';
 import { renderCsv } from './csv.ts';
 import { renderHtml } from './html.ts';
 import { renderPdf } from './pdf.ts';
@@ -43,7 +43,8 @@ export function renderJson(report: MetricsReport): string {
     {
       ...report,
       conventions,
-      perSlice: numbered(report.perSlice),
+      // the regions not scored on each slice (absent from both masks): their figures are BraTS's empty-rule 1s
+      perSlice: numbered(report.perSlice).map((e) => ({ ...e, absent: report.settings.regions.filter((r) => e.metrics[r] && !regionPresent(e.metrics[r])) })),
       sliceVolumes: numbered(report.sliceVolumes),
       prediction: range(report.prediction),
       ...(report.groundTruth ? { groundTruth: range(report.groundTruth) } : {}),

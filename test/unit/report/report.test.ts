@@ -194,6 +194,14 @@ describe('writeReports', () => {
     expect(json.perVolume.WT.dice).toBeGreaterThan(0.5);
     expect(json.thumbnails[0].png).toMatch(/^data:image\/png;base64,/);
     expect(json.settings.regions).toEqual(['WT', 'TC', 'ET']);
+    // slice numbers 1-based beside the index; unscored regions named
+    const report = syntheticReport();
+    json.perSlice.forEach((e: { slice: number; index: number; absent: string[] }, i: number) => {
+      expect(e.index).toBe(report.perSlice[i]!.slice);
+      expect(e.slice).toBe(e.index + 1);
+      expect(e.absent).toEqual(['WT', 'TC', 'ET'].filter((r) => { const m = report.perSlice[i]!.metrics[r]!; return m.tp + m.fp + m.fn === 0; }));
+    });
+    expect(json.perSlice.some((e: { absent: string[] }) => e.absent.length === 3)).toBe(true);
     expect(existsSync(join(dir, '.metrics.json.tmp'))).toBe(false);
   });
 });
