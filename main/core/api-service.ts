@@ -284,7 +284,8 @@ export class WorkstationService implements WorkstationApi {
   async #model(path: string): Promise<{ summary: CheckpointSummary; run: RunSettings; bundled: boolean }> {
     const [summary, bundled] = await Promise.all([this.#checkpointSummary(path), this.#ports.bundledModel()]);
     const isBundled = bundled !== null && (await sameFile(path, bundled.checkpoint));
-    const run = resolveRunSettings({ checkpoint: summary.run, bundled: isBundled ? bundled.run : undefined }, summary.outChannels);
+    // a bare trunk has no head yet: training from it makes a BraTS model (three regions)
+    const run = resolveRunSettings({ checkpoint: summary.run, bundled: isBundled ? bundled.run : undefined }, summary.kind === 'trunk' ? 3 : summary.outChannels);
     return { summary, run, bundled: isBundled };
   }
 
