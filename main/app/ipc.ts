@@ -126,6 +126,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     browseRoots: () => roots.list(),
     ...(options.samplesDir ? { samplesDir: options.samplesDir } : {}),
     resolveExportPath: (request) => guard.take(request.path),
+    ...(options.openPath ? { openPath: options.openPath } : {}),
   });
   // what the user opened or added in earlier sessions stays readable
   const ready = Promise.all([settings.recent(), settings.models()]).then(([recent, models]) => {
@@ -136,7 +137,6 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     service,
     guard,
     roots,
-    ...(options.openPath ? { openPath: options.openPath } : {}),
     ready,
     async handleCall(senderUrl, method, request) {
       if (!isTrustedSender(senderUrl)) {

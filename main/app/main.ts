@@ -56,12 +56,12 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
       const result = owner ? await dialog.showOpenDialog(owner, options) : await dialog.showOpenDialog(options);
       return result.canceled ? null : (result.filePaths[0] ?? null);
     },
-    showSaveDialog: async (suggestedName, format) => {
     // an exported report opens in the system's browser (HTML) or PDF viewer
     openPath: async (file) => {
       const problem = await shell.openPath(file);
       if (problem) throw new Error(`cannot open ${file}: ${problem}`);
     },
+    showSaveDialog: async (suggestedName, format) => {
       const owner = window();
       const options = { defaultPath: join(app.getPath('documents'), suggestedName), filters: FILTERS[format] };
       const result = owner ? await dialog.showSaveDialog(owner, options) : await dialog.showSaveDialog(options);

@@ -23,7 +23,7 @@ describe('api.ts request validators', () => {
     segment: { studyId: 's1', checkpoint: '/m.pth', device: 'cpu', channels: ['flair', '', 'flair'] },
     cancel: { jobId: 'j1' },
     chooseStudyPath: {},
-    chooseExportPath: { studyId: 's1', format: 'nifti' },
+    chooseExportPath: { studyId: 's1', format: 'nifti', source: 'groundTruth' },
     exportMasks: { studyId: 's1', format: 'dicom-seg', source: 'prediction', path: '/out/x.dcm' },
     openExport: { file: '/out/s1_report/report.html' },
     getThumbnail: { studyId: 's1', sequence: 'flair', size: 96 },
