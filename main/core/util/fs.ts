@@ -1,56 +1,201 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { FileError, fileSystemProblem } from '../errors.ts';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { dirname, basename, join } from 'node:path';
 
 function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+type Data = string | Uint8Array | readonly Uint8Array[];
+
+function chunksOf(data: Data): readonly Uint8Array[] {
+  if (typeof data === 'string') return [Buffer.from(data, 'utf8')];
+  if (data instanceof Uint8Array) return [data];
+  return data;
+}
+
 /**
- * Writes to a temporary file beside the target, then renames it over the target, so a reader
- * (or a crash) never sees a half-written file.
+ * Why a write failed, naming the destination (not the temporary file, which is gone by then):
+ * a full disk must read as such, never as a generic errno line.
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
-  const tmp = tempPathFor(target);
+export function writeFailure(target: string, err: unknown): UserError {
+  if (err instanceof UserError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'ENOSPC') return new UserError(`no space left on device while writing ${target}`);
+  if (code === 'EDQUOT') return new UserError(`disk quota exceeded while writing ${target}`);
+  if (code === 'EACCES' || code === 'EPERM') return new UserError(`permission denied while writing ${target}`);
+  if (code === 'EROFS') return new UserError(`read-only file system while writing ${target}`);
+  if (code === 'EIO') return new UserError(`input/output error while writing ${target}`);
+  return new UserError(`cannot write ${target}: ${code ? String(code) : errorMessage(err)}`);
+}
+
+/** write(2) may write less than asked (a nearly full disk does); a count of 0 means nothing more fits. */
+const NO_PROGRESS = () => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+
+async function writeAll(handle: Pick<FileHandle, 'write'>, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    if (!(bytesWritten > 0)) throw NO_PROGRESS();
+    offset += bytesWritten;
+  }
+}
+
+function writeAllSync(fd: number, chunk: Uint8Array): void {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const written = writeSync(fd, chunk, offset, chunk.byteLength - offset);
+    if (!(written > 0)) throw NO_PROGRESS();
+    offset += written;
+  }
+}
+
+/**
+ * Makes the rename itself durable. Directories cannot be opened for syncing everywhere (Windows
+ * refuses), and there the rename is as durable as the platform makes it.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
   try {
-    if (Array.isArray(data)) {
-      const handle = await open(tmp, 'w');
-      try {
-        for (const chunk of data as readonly Uint8Array[]) await handle.write(chunk);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } else {
-      await writeFile(tmp, data as string | Uint8Array);
-    }
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EACCES' && code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+function syncDirectorySync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EACCES' && code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The one way the app writes a file (masks, reports, checkpoints, settings, caches, models):
+ * to a temporary file beside the target, every byte accounted for, flushed to the disk, then
+ * renamed over the target and the directory entry flushed, so a reader, a crash or a full disk
+ * never leaves a short file under the final name. On failure the temporary file is removed and
+ * the error names the target.
+ */
+export async function writeFileAtomic(target: string, data: Data): Promise<void> {
+  const tmp = tempPathFor(target);
+  let handle: FileHandle | undefined;
+  try {
+    await mkdir(dirname(target), { recursive: true });
+    // 'wx': never follow a symlink someone planted under the temporary name
+    handle = await open(tmp, 'wx');
+    for (const chunk of chunksOf(data)) await writeAll(handle, chunk);
+    await handle.sync();
+    const closing = handle;
+    handle = undefined;
+    await closing.close();
     await rename(tmp, target);
+    await syncDirectory(dirname(target));
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
+    await handle?.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw writeFailure(target, err);
   }
 }
 
-export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(target), { recursive: true });
+export function writeFileAtomicSync(target: string, data: Data): void {
   const tmp = tempPathFor(target);
+  let fd: number | undefined;
   try {
-    writeFileSync(tmp, data);
+    mkdirSync(dirname(target), { recursive: true });
+    fd = openSync(tmp, 'wx');
+    for (const chunk of chunksOf(data)) writeAllSync(fd, chunk);
+    fsyncSync(fd);
+    const closing = fd;
+    fd = undefined;
+    closeSync(closing);
     renameSync(tmp, target);
+    syncDirectorySync(dirname(target));
   } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing; the write error is the one to report
+      }
+    }
     rmSync(tmp, { force: true });
-    throw err;
+    throw writeFailure(target, err);
   }
 }
 
-/** fs.open for reading, failing with a FileError that names the file and the reason. */
+/** What a non-regular file is, for the refusal message. */
+function kindOf(info: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isDirectory(): boolean }): string {
+  if (info.isDirectory()) return 'is a directory, not a file';
+  if (info.isFIFO()) return 'is a named pipe (FIFO), not a regular file';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'is a device, not a regular file';
+  if (info.isSocket()) return 'is a socket, not a regular file';
+  return 'is not a regular file';
+}
+
+// O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer forever, before any check can run
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+
+/**
+ * Opens a study, checkpoint or model for reading: only a regular file (after following
+ * symlinks) is accepted, decided by fstat on the opened descriptor so nothing can be swapped in
+ * between; FIFOs, devices and sockets are refused with a FileError instead of hanging a reader.
+ */
 export async function openForReading(path: string): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    return await open(path, 'r');
+    handle = await open(path, READ_FLAGS);
   } catch (err) {
     throw new FileError(path, fileSystemProblem(err));
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new FileError(path, kindOf(info));
+    return handle;
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err instanceof FileError ? err : new FileError(path, fileSystemProblem(err));
+  }
+}
+
+/** readFile restricted to regular files (see openForReading). */
+export async function readRegularFile(path: string): Promise<Buffer> {
+  const handle = await openForReading(path);
+  try {
+    return await readFile(handle);
+  } catch (err) {
+    throw new FileError(path, fileSystemProblem(err));
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** The synchronous form, for readers that use descriptors (DICOM). Returns the descriptor. */
+export function openForReadingSync(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch (err) {
+    throw new FileError(path, fileSystemProblem(err));
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new FileError(path, kindOf(info));
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err instanceof FileError ? err : new FileError(path, fileSystemProblem(err));
   }
 }
