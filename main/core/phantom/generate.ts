@@ -94,7 +94,9 @@ const DEEP = 3;
 const EDEMA = 4;
 const ET = 5;
 const NEC = 6;
-const TISSUES = 7;
+/** solid non-enhancing tumour (broad variety only): FLAIR and T2 bright like tumour, not fluid like necrosis */
+const NET = 7;
+const TISSUES = 8;
 
 /**
  * Mean intensity of each tissue in units of the volume's 0.5–99.5 percentile range, measured on
@@ -107,6 +109,12 @@ const CONTRAST: Record<PhantomSequence, number[]> = {
   t2: [0.98, 0.5, 0.15, 0.4, 1.0, 0.74, 0.95],
   flair: [0.45, 0.56, 0.16, 0.44, 1.02, 0.74, 0.55],
 };
+/**
+ * Non-enhancing solid tumour core, BraTS label 1 without enhancement (low-grade-like): hyperintense
+ * in FLAIR and T2, a little below the edema, hypointense in T1, no enhancement. Not measured (the
+ * shared phantoms have no such core); the classic variety keeps using necrosis for it.
+ */
+const NET_CONTRAST: Record<PhantomSequence, number> = { t1: 0.3, t1ce: 0.34, t2: 0.86, flair: 0.86 };
 /** raw value of the 0.5 percentile relative to the 99.5 percentile, as measured */
 const FLOOR: Record<PhantomSequence, number> = { t1: 0.22, t1ce: 0.24, t2: 0.11, flair: 0.11 };
 
@@ -182,6 +190,8 @@ interface Lesion {
   necrosisRadius: number;
   enhancing: boolean;
   necrosis: boolean;
+  /** the tissue of a non-enhancing core: NEC (classic) or NET (broad) */
+  coreTissue?: number;
   satellites: { centre: Vec3; radius: number }[];
   /** half the side of the cube around the centre that holds the whole tumour */
   reach: number;
@@ -251,7 +261,7 @@ function planClassicLesion(rng: Rng, options: PhantomOptions): Lesion {
   return finishLesion(rng, { centre, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites }, [0.18, 0.28]);
 }
 
-type LesionPlan = Pick<Lesion, 'centre' | 'axes' | 'edemaRadius' | 'coreRadius' | 'necrosisRadius' | 'enhancing' | 'necrosis' | 'satellites'>;
+type LesionPlan = Pick<Lesion, 'centre' | 'axes' | 'edemaRadius' | 'coreRadius' | 'necrosisRadius' | 'enhancing' | 'necrosis' | 'satellites' | 'coreTissue'>;
 
 /** Orientation and shape noise of a planned lesion (the last draws of a lesion's random stream). */
 function finishLesion(rng: Rng, plan: LesionPlan, irregularity: [number, number]): Lesion {
@@ -344,7 +354,7 @@ function planBroadLesions(rng: Rng, options: PhantomOptions): Lesion[] {
         radius: edemaRadius * lesionRng.uniform(0.2, 0.4),
       });
     }
-    lesions.push(finishLesion(lesionRng, { centre, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites }, [0.12, 0.3]));
+    lesions.push(finishLesion(lesionRng, { centre, axes, edemaRadius, coreRadius, necrosisRadius, enhancing, necrosis, satellites, coreTissue: NET }, [0.12, 0.3]));
   }
   return lesions;
 }
@@ -471,7 +481,8 @@ function addTumour(x: number, y: number, z: number, lesions: readonly Lesion[], 
     const keep = 1 - edema;
     for (let t = 0; t < EDEMA; t++) fractions[t]! *= keep;
     fractions[EDEMA] = edema - core;
-    fractions[NEC] = best.enhancing ? core * bestNecrosis : core;
+    if (best.enhancing) fractions[NEC] = core * bestNecrosis;
+    else fractions[best.coreTissue ?? NEC] = core;
     fractions[ET] = best.enhancing ? core * (1 - bestNecrosis) : 0;
     if (core >= 0.5) label = best.enhancing && bestNecrosis < 0.5 ? 4 : 1;
     else if (edema >= 0.5) label = 2;
@@ -532,8 +543,9 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
     const top = contrastRng.logUniform(330, 2000);
     const floor = FLOOR[name] * contrastRng.uniform(0.85, 1.15);
     // raw = top · (floor + (1 − floor) · normalised)
-    return { name, raw: jitter.map((v) => top * (floor + (1 - floor) * v)), top };
+    return { name, raw: jitter.map((v) => top * (floor + (1 - floor) * v)), top, floor };
   });
+
   const biasFields = [0, 1].map((f) => smoothNoise(contrastRng.fork(20 + f), FRAME_LO, FRAME_HI, 6, 90));
   // everything sampled at the output position: channels 0–2 warp, 3–4 bias
   const frame = stackFields([...warpFields, ...biasFields]);
@@ -542,6 +554,12 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   const biasMix = PHANTOM_SEQUENCES.map(() => [contrastRng.uniform(-bias, bias), contrastRng.uniform(-bias, bias)]);
   const noiseSigma = tables.map((t) => t.top * (broad ? contrastRng.uniform(0.015, 0.06) : contrastRng.uniform(0.022, 0.038)));
   const noiseRng = master.fork(5);
+  // the non-enhancing tumour tissue draws from a stream forked last, so classic cases keep their voxels
+  const netRng = master.fork(6);
+  for (const table of tables) {
+    const v = broad ? NET_CONTRAST[table.name] * (1 + netRng.uniform(-1, 1) * 0.12) : 0;
+    table.raw.push(table.top * (table.floor + (1 - table.floor) * v));
+  }
 
   const count = nx * ny * nz;
   const outputs = PHANTOM_SEQUENCES.map(() => new Int16Array(count));

@@ -172,6 +172,23 @@ describe('phantom generator', () => {
     const cx = cases.map((c) => c.info.tumourCentroid[0] / SMALL[0]);
     expect(Math.min(...cx)).toBeLessThan(0.45);
     expect(Math.max(...cx)).toBeGreaterThan(0.55);
+    // a non-enhancing core is solid tumour, FLAIR-bright, not fluid-like necrosis (the classic core)
+    const meanFlair = (c: PhantomCase, label: number) => {
+      const data = c.sequences.flair.data;
+      const hi = percentile(data, 0.995);
+      let sum = 0;
+      let n = 0;
+      for (let i = 0; i < data.length; i++) {
+        if (c.seg.data[i] !== label) continue;
+        sum += data[i]! / hi;
+        n++;
+      }
+      return sum / n;
+    };
+    const nonEnhancing = cases.find((c) => !c.info.enhancing)!;
+    expect(meanFlair(nonEnhancing, 1)).toBeGreaterThan(0.7);
+    const classicNonEnhancing = generatePhantomCase(1, 1, { size: SMALL });
+    expect(meanFlair(classicNonEnhancing, 1)).toBeLessThan(0.7);
     const determinism = generatePhantomCase(5, 3, { size: SMALL, variety: 'broad' });
     expect(sha(determinism.seg.data as Uint8Array)).toBe(sha(cases[2]!.seg.data as Uint8Array));
   });
