@@ -138,7 +138,7 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
  * A chosen name the study does not have is an error.
  */
 export function mapChannels(studyName: string, sequences: readonly string[], expected: readonly string[], chosen?: readonly string[]): ChannelMapping {
-  const picks = chosen?.length ? (chosen.length === 1 ? [chosen[0]!, chosen[0]!, chosen[0]!] : [...chosen]) : [];
+  const picks = chosen?.length ? (chosen.length === 1 ? expected.map(() => chosen[0]!) : [...chosen]) : [];
   if (picks.length && picks.length !== expected.length) {
     throw new UserError(`input channels: the model takes ${expected.length} (${expected.join(', ')}); ${picks.length} given (${picks.join(', ')})`);
   }
