@@ -77,6 +77,8 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
   async function segmentAndExport(): Promise<Uint8Array> {
     const started = performance.now();
     await page.getByTestId('segment').click();
+    // the previous run's "finished" stays until this run has started: wait for this one
+    await expect.poll(() => page.getByTestId('job-status').textContent(), { timeout: 30_000 }).toMatch(/^running/);
     await page.getByTestId('segmentation-done').waitFor({ timeout: SEGMENT_TIMEOUT });
     console.log(`Segment button: ${((performance.now() - started) / 1000).toFixed(1)} s, ${await page.getByTestId('job-status').textContent()}; Dice ${await page.getByTestId('volume-dice').textContent().catch(() => '—')}`);
     await page.getByTestId('export-open').click();
@@ -159,6 +161,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     await panel().screenshot({ path: join(outDir, 'segment-button-03-flair-substituted.png') });
 
     await page.getByTestId('segment').click();
+    await expect.poll(() => page.getByTestId('job-status').textContent(), { timeout: 30_000 }).toMatch(/^running/);
     await page.getByTestId('segmentation-done').waitFor({ timeout: SEGMENT_TIMEOUT });
     await page.getByTestId('export-open').click();
     await page.getByTestId('export-report').click();
