@@ -159,6 +159,16 @@ describe.skipIf(!haveChromium)('conventions: app chart, HTML, PDF and CSV agree'
       };
     });
     await tab.close();
+    // and the PDF link opens Chromium's PDF viewer, not a download
+    const downloads: string[] = [];
+    workstation.browser.on('page', (p) => p.on('download', (d) => downloads.push(d.suggestedFilename())));
+    const [pdfTab] = await Promise.all([page.waitForEvent('popup'), page.locator('[data-testid=export-file][data-file="report.pdf"]').click()]);
+    await pdfTab.waitForLoadState();
+    await pdfTab.waitForTimeout(1500);
+    expect(pdfTab.url()).toMatch(/report\.pdf$/);
+    await pdfTab.screenshot({ path: join(outDir, 'conventions-04b-pdf-tab.png') });
+    expect(downloads).toEqual([]);
+    await pdfTab.close();
     expect(html.kind).toBe('dice');
     expect(Object.fromEntries(html.keys)).toEqual(colours);
     for (const run of html.runs) expect(run.colour).toBe(colours[run.region]);

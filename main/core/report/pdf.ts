@@ -74,7 +74,7 @@ class Layout {
       const baseline = this.y + rowHeight * 0.66;
       cells.forEach((cell, i) => {
         const left = i === 0 || header === null;
-        this.page.text(left ? xs[i]! + 4 : xs[i]! + columnWidths[i]! - 4, baseline, cell, {
+        this.page.text(left ? xs[i]! + 4 : xs[i]! + columnWidths[i]! - 8, baseline, cell, {
           size,
           font: bold ? 'bold' : 'regular',
           colour: header === null && i === 0 ? GREY : [29, 35, 41],
@@ -188,9 +188,13 @@ export function renderPdf(report: MetricsReport): Uint8Array {
 
   layout.heading('Volume metrics');
   if (report.perVolume) {
-    const widths = [58, 48, 48, 56, 56, 54, 60, 55, 40, 40];
+    // columns as wide as their widest text (bold header included) plus room to spare: viewers that
+    // substitute Helvetica (Chromium's PDFium) draw slightly wider glyphs
+    const rows = summaryRows(report);
+    const size = 8;
+    const widths = SUMMARY_HEADER.map((h, i) => Math.max(textWidth(h, size, 'bold'), ...rows.map((r) => textWidth(r[i]!, size))) + 14);
     const scale = layout.width / widths.reduce((a, b) => a + b, 0);
-    layout.table(SUMMARY_HEADER, summaryRows(report), widths.map((w) => w * scale));
+    layout.table(SUMMARY_HEADER, rows, widths.map((w) => w * scale), size);
   } else {
     layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'No ground truth: overlap and distance metrics are not available.', { size: 9 });
   }
