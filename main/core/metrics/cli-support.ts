@@ -1,7 +1,8 @@
 /** Helpers of `sam2unet eval`: label maps from NIfTI volumes, and the readable table. */
-import { FileError } from '../errors.ts';
+import { FileError, UserError } from '../errors.ts';
 import type { Geometry, Volume } from '../io/volume.ts';
 import type { RegionResults } from './evaluate.ts';
+import type { LesionWiseRegion } from './lesion-wise.ts';
 import type { RegionKind } from './regions.ts';
 
 /**
@@ -39,6 +40,31 @@ export function formatMetricsTable(metrics: RegionResults, regions: readonly str
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [
     `Regions: ${kind === 'brats' ? 'BraTS (WT = 1+2+4, TC = 1+4, ET = 4)' : 'binary (foreground = label > 0)'}`,
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+    '',
+  ].join('\n');
+}
+
+/** A non-negative integer option, or its default when absent. */
+export function integerOption(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== 'string' || !/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`--${name} must be a whole number ≥ 0, not "${String(value)}"`);
+  return n;
+}
+
+export function formatLesionWiseTable(results: Record<string, LesionWiseRegion>, regions: readonly string[], dilation: number, threshold: number): string {
+  const header = ['Region', 'Lesion-wise Dice', 'Lesion-wise HD95 (mm)', 'TP', 'FP', 'FN'];
+  const rows = regions.map((r) => {
+    const m = results[r]!;
+    return [r, m.dice.toFixed(4), m.hd95.toFixed(2), String(m.tp), String(m.fp), String(m.fn)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [
+    `Lesion-wise (BraTS 2023): dilation ${dilation}, ground-truth lesions above ${threshold} mm³; misses and false positives score Dice 0, HD95 374`,
     line(header),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
