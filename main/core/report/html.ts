@@ -16,7 +16,7 @@ import {
   timingRows,
 } from './format.ts';
 import { encodePng, pngDataUri } from './png.ts';
-import { thumbnailRGB } from './thumbnail.ts';
+import { THUMBNAIL_VIEW, thumbnailRGB } from './thumbnail.ts';
 import type { MetricsReport } from './types.ts';
 
 export function escapeHtml(text: string): string {
@@ -184,7 +184,7 @@ ${chartSection}
 </section>
 <section>
 <h2>Slices</h2>
-${legendHtml(report, 'Filled area: region; solid line: its outline.')}
+${legendHtml(report, `Filled area: region; solid line: its outline. ${THUMBNAIL_VIEW}`)}
 <div class="thumbs">
 ${thumbs}
 </div>

@@ -4,7 +4,7 @@ import { regionsFor } from '../metrics/regions.ts';
 import { reportChart, tickText, type ChartModel } from './chart.ts';
 import { FOOTNOTES, SUMMARY_HEADER, postprocessingRows, predictionHeader, predictionRows, settingsRows, summaryRows, timingRows } from './format.ts';
 import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.ts';
-import { thumbnailRGB } from './thumbnail.ts';
+import { THUMBNAIL_VIEW, thumbnailRGB } from './thumbnail.ts';
 import type { MetricsReport } from './types.ts';
 
 const MARGIN = 40;
@@ -218,6 +218,7 @@ export function renderPdf(report: MetricsReport): Uint8Array {
     layout.newPage();
     layout.heading('Slices');
     drawLegend(layout, report, 'Filled area: region; solid line: its outline.');
+    layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, THUMBNAIL_VIEW, { size: 8.5, colour: GREY });
     layout.y += 4;
     drawThumbnails(layout, report);
   }

@@ -22,6 +22,7 @@ export function makeThumbnail(
   const n = nx * image.dims[1];
   const full = image.sliceValues(slice);
   const [sx, sy] = image.geometry.spacing as [number, number, number];
+  const { flipX, flipY } = radiologicalFlips(image.geometry.direction);
   const pixel = Math.min(sx, sy);
   const width = Math.max(1, Math.round((crop.width * sx) / pixel));
   const height = Math.max(1, Math.round((crop.height * sy) / pixel));
@@ -29,9 +30,11 @@ export function makeThumbnail(
   const predSlice = new Uint8Array(width * height);
   const gtSlice = gt ? new Uint8Array(width * height) : undefined;
   for (let y = 0; y < height; y++) {
-    const srcY = crop.y0 + Math.min(crop.height - 1, Math.floor(((y + 0.5) * pixel) / sy));
+    const cy = Math.min(crop.height - 1, Math.floor(((y + 0.5) * pixel) / sy));
+    const srcY = crop.y0 + (flipY ? crop.height - 1 - cy : cy);
     for (let x = 0; x < width; x++) {
-      const srcX = crop.x0 + Math.min(crop.width - 1, Math.floor(((x + 0.5) * pixel) / sx));
+      const cx = Math.min(crop.width - 1, Math.floor(((x + 0.5) * pixel) / sx));
+      const srcX = crop.x0 + (flipX ? crop.width - 1 - cx : cx);
       const src = srcY * nx + srcX;
       values[y * width + x] = full[src]!;
       predSlice[y * width + x] = pred[slice * n + src]!;
@@ -53,6 +56,19 @@ export function makeThumbnail(
     pred: predSlice,
     ...(gtSlice ? { gt: gtSlice } : {}),
   };
+}
+
+/** How the thumbnails are shown, for their legends. */
+export const THUMBNAIL_VIEW = "Radiological view: the patient's right on the image's left, anterior at the top.";
+
+/**
+ * Which in-plane axes to mirror for the radiological view (patient's right on the image's left,
+ * anterior at the top): in LPS, x must grow towards the patient's left and y towards posterior.
+ * Axes more than 60° off L or P (an oblique or permuted grid) are left as stored.
+ */
+export function radiologicalFlips(direction: readonly number[]): { flipX: boolean; flipY: boolean } {
+  // column 0 (x axis) is (d0, d3, d6), column 1 (y axis) is (d1, d4, d7); their L and P components
+  return { flipX: direction[0]! < -0.5, flipY: direction[4]! < -0.5 };
 }
 
 export interface CropBox {

@@ -27,7 +27,8 @@ export interface ReportSettings {
 
 /**
  * One thumbnail: an axial slice in grey plus label maps, composed into a picture by the writers.
- * Pixels are x fastest, row 0 at the top (radiological view for an LPS-aligned volume).
+ * Pixels are x fastest, in the radiological view (patient's right on the left, anterior at the top)
+ * for a grid aligned with the body axes (thumbnail.ts radiologicalFlips).
  */
 export interface Thumbnail {
   /** 0-based axial index (shown 1-based, conventions.ts) */

@@ -134,6 +134,23 @@ describe('thumbnails', () => {
     expect(renderHtml(report)).toMatch(/figure img\{width:100%;height:auto/);
   });
 
+  it('show the radiological view whichever way the voxel axes run', () => {
+    const { image, pred } = study([1, 1, 2]);
+    // the same voxels on a grid whose x runs to the patient's right and y to anterior
+    const mirrored = new Volume({ geometry: { ...image.geometry, direction: [-1, 0, 0, 0, -1, 0, 0, 0, 1] }, data: image.data, meta: image.meta });
+    const a = buildReport({ study: 'LPS', settings, regionKind: 'brats', image, pred }).thumbnails[0]!;
+    const b = buildReport({ study: 'RAS-like', settings, regionKind: 'brats', image: mirrored, pred }).thumbnails[0]!;
+    expect([b.width, b.height]).toEqual([a.width, a.height]);
+    for (let y = 0; y < a.height; y++)
+      for (let x = 0; x < a.width; x++) {
+        const i = y * a.width + x;
+        const j = (a.height - 1 - y) * a.width + (a.width - 1 - x);
+        expect(b.pred[j]).toBe(a.pred[i]);
+        expect(b.grey[j]).toBe(a.grey[i]);
+      }
+    expect(renderHtml(buildReport({ study: 'LPS', settings, regionKind: 'brats', image, pred }))).toContain('Radiological view: the patient&#39;s right on the image&#39;s left');
+  });
+
   it('on an isotropic grid are the crop itself', () => {
     const { image, pred } = study([1, 1, 2]);
     const report = buildReport({ study: 'Iso', settings, regionKind: 'brats', image, pred });
