@@ -15,7 +15,9 @@ import type { ServerMessage } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
 import { errorMessage } from '../core/errors.ts';
+import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
+import { withReadScope } from '../core/util/fs.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { acceptWebSocket } from './websocket.ts';
 import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
@@ -92,7 +94,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const token = options.token ?? (isLoopback(host) ? undefined : randomBytes(24).toString('base64url'));
   // the sample study is written (and so may be read) under the data folder whatever the roots
   const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
-  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])]) : undefined;
+  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
+  const readHint = `it is outside the folders this server may read (${(options.roots ?? []).join(', ')})`;
   const service = new WorkstationService({
     mode: 'web',
     ports: options.ports,
@@ -102,7 +105,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       : {}),
     ...(roots
       ? {
-          checkReadable: (path: string) => roots.check(path, `it is outside the folders this server may read (${options.roots!.join(', ')})`),
+          checkReadable: (path: string) => roots.check(path, readHint),
           browseRoots: () => options.roots!,
         }
       : {}),
@@ -242,7 +245,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         return;
       }
       const call = message as { id: number; method: string; request: unknown };
-      const reply = await dispatch(service, call.method, call.request, log);
+      const reply = await withReadScope(roots?.scope(readHint), () => dispatch(service, call.method, call.request, log));
       send({ kind: 'reply', id: call.id, ...reply });
     }
   });

@@ -12,10 +12,9 @@
  */
 import { DEFAULT_LABEL_COLOURS, hexToRgb } from '../conventions.ts';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import { FileError, UserError, errorMessage } from '../errors.ts';
-import { writeFileAtomic } from '../util/fs.ts';
+import { readRegularFile, writeFileAtomic } from '../util/fs.ts';
 import { Volume, indexToWorld, type Geometry, type Vec3 } from './volume.ts';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
@@ -408,12 +407,7 @@ function numbersOf(value: unknown): number[] {
  * is the "(label N)" of its description when there is one, else its segment number.
  */
 export async function readDicomSeg(path: string, source?: Volume | Geometry): Promise<DicomSegImage> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    throw new FileError(path, `cannot read: ${errorMessage(err)}`);
-  }
+  const bytes = await readRegularFile(path);
   let ds: Record<string, unknown>;
   try {
     const dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);

@@ -11,13 +11,13 @@
  * RAS affine is turned into the Volume's LPS geometry here and nowhere else.
  */
 import { rgbData } from './colour.ts';
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { endianness } from 'node:os';
 import { basename } from 'node:path';
 import { createGunzip, createGzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
-import { FileError, errorMessage, fileSystemProblem } from '../errors.ts';
-import { writeFileAtomic } from '../util/fs.ts';
+import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
+import { openForReading, readRegularFile, writeFileAtomic } from '../util/fs.ts';
 import { Volume, affineRAS, geometryFromAffineLPS, type DType, type Vec3, type VolumeMeta, type VoxelArray } from './volume.ts';
 
 export interface NiftiHeader {
@@ -394,12 +394,8 @@ async function readNiftiBytes(file: string): Promise<{ header: NiftiHeader; byte
   }
   if (size > bufferConstants.MAX_LENGTH) throw new FileError(file, `file too large (${size} bytes)`);
 
-  let raw: Buffer;
-  try {
-    raw = await readFile(file);
-  } catch (err) {
-    throw new FileError(file, fileProblem(err));
-  }
+  // only a regular file: a FIFO named .nii would otherwise block this read forever
+  const raw = await readRegularFile(file);
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     const { header, needed } = checkedHeader(gunzipHead(raw, file), raw.length, file);
     return { header, bytes: await gunzipInto(raw, needed, file) };
@@ -672,7 +668,7 @@ export async function writeNifti(file: string, volume: Volume, options: WriteNif
 export async function readNiftiHeader(file: string): Promise<NiftiHeader> {
   let head: Uint8Array;
   try {
-    const handle = await open(file, 'r');
+    const handle = await openForReading(file);
     try {
       const buffer = Buffer.alloc(4096);
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
@@ -681,7 +677,7 @@ export async function readNiftiHeader(file: string): Promise<NiftiHeader> {
       await handle.close();
     }
   } catch (err) {
-    throw new FileError(file, fileProblem(err));
+    throw err instanceof UserError ? err : new FileError(file, fileProblem(err));
   }
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) head = gunzipHead(head, file);
   return parseNiftiHeader(head, file);

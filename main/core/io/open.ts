@@ -14,9 +14,10 @@
  * Paths named explicitly must load; problems with files found while searching a folder become
  * notes, unless nothing at all could be loaded.
  */
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { FileError, fileSystemProblem } from '../errors.ts';
+import { FileError, UserError, fileSystemProblem } from '../errors.ts';
+import { NotRegularFileError, openForReading } from '../util/fs.ts';
 import { findBratsCases, loadBratsCase, type BratsCaseFiles } from './brats.ts';
 import { isNiftiPath, niftiStem, readNifti } from './nifti.ts';
 import type { Study } from './study.ts';
@@ -44,7 +45,7 @@ interface Found {
 async function looksLikeDicom(file: string): Promise<boolean> {
   const { isDicomBytes } = await import('./dicom/dataset.ts');
   try {
-    const handle = await open(file, 'r');
+    const handle = await openForReading(file);
     try {
       const head = new Uint8Array(132);
       const { bytesRead } = await handle.read(head, 0, 132, 0);
@@ -52,7 +53,9 @@ async function looksLikeDicom(file: string): Promise<boolean> {
     } finally {
       await handle.close();
     }
-  } catch {
+  } catch (err) {
+    // a FIFO, a device or a file outside the read roots is refused, not taken for "not DICOM"
+    if (err instanceof NotRegularFileError || (err instanceof UserError && !(err instanceof FileError))) throw err;
     return false;
   }
 }

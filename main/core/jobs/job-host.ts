@@ -11,6 +11,7 @@
 import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../errors.ts';
 import { postTransferring } from '../onnx/session.ts';
+import { currentReadScope } from '../util/fs.ts';
 import { rebuildError, startTsWorker, type SerializedError } from '../util/worker.ts';
 import type { JobKinds, JobKind, HostMessage, WorkerMessage } from './worker-jobs.ts';
 
@@ -106,7 +107,8 @@ export class JobHost {
           reject(err);
         },
       });
-      postTransferring(worker, { type: 'start', id, kind, payload } as HostMessage, opts.transfer ?? []);
+      // the caller's read roots hold for what the job opens in its worker
+      postTransferring(worker, { type: 'start', id, kind, payload, readScope: currentReadScope() } as HostMessage, opts.transfer ?? []);
     });
   }
 

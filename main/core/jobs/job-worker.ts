@@ -1,6 +1,7 @@
 /** The job worker's entry point (started by job-host.ts): runs jobs, streams their events. */
 import { parentPort } from 'node:worker_threads';
 import { postTransferring } from '../onnx/session.ts';
+import { withReadScope } from '../util/fs.ts';
 import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
 import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
@@ -34,7 +35,7 @@ async function start(id: number, kind: keyof JobKinds, payload: unknown): Promis
 }
 
 port.on('message', (m: HostMessage) => {
-  if (m.type === 'start') void start(m.id, m.kind, m.payload);
+  if (m.type === 'start') void withReadScope(m.readScope, () => start(m.id, m.kind, m.payload));
   else if (m.type === 'cancel') running.get(m.id)?.abort();
   else if (m.type === 'dispose') {
     for (const controller of running.values()) controller.abort();

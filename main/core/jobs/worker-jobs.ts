@@ -3,6 +3,7 @@
  * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
  * slice masks come back as transferred buffers.
  */
+import type { ReadScope } from '../util/fs.ts';
 import { scoredDice } from '../conventions.ts';
 import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
@@ -138,7 +139,7 @@ export interface JobKinds {
 }
 export type JobKind = keyof JobKinds;
 
-export type HostMessage = { type: 'start'; id: number; kind: JobKind; payload: unknown } | { type: 'cancel'; id: number } | { type: 'dispose' };
+export type HostMessage = { type: 'start'; id: number; kind: JobKind; payload: unknown; readScope?: ReadScope } | { type: 'cancel'; id: number } | { type: 'dispose' };
 export type WorkerMessage =
   | { type: 'event'; id: number; event: unknown }
   | { type: 'result'; id: number; value: unknown }

@@ -1,8 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
-import { dirname, basename, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 
 function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -136,13 +137,73 @@ export function writeFileAtomicSync(target: string, data: Data): void {
   }
 }
 
+/** A FIFO, a device or a socket where a file was expected: refused, never taken for "not this format". */
+export class NotRegularFileError extends FileError {}
+
+function notRegular(path: string, info: Parameters<typeof kindOf>[0]): FileError {
+  return info.isDirectory() ? new FileError(path, kindOf(info)) : new NotRegularFileError(path, kindOf(info));
+}
+
 /** What a non-regular file is, for the refusal message. */
 function kindOf(info: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isDirectory(): boolean }): string {
-  if (info.isDirectory()) return 'is a directory, not a file';
+  if (info.isDirectory()) return 'is a directory, not a regular file';
   if (info.isFIFO()) return 'is a named pipe (FIFO), not a regular file';
   if (info.isCharacterDevice() || info.isBlockDevice()) return 'is a device, not a regular file';
   if (info.isSocket()) return 'is a socket, not a regular file';
   return 'is not a regular file';
+}
+
+/**
+ * The folders a service call may read, as real paths, and how the user makes another one
+ * readable. Plain data, so that a job carries it into its worker thread.
+ */
+export interface ReadScope {
+  roots: string[];
+  hint: string;
+}
+
+const readScope = new AsyncLocalStorage<ReadScope>();
+
+/**
+ * Runs `fn` (a service call, a job in its worker) so that every file it opens through
+ * openForReading and friends is checked after opening, on where the descriptor really points:
+ * the read roots then hold for every file a reader reaches (the DICOM files of a folder, a
+ * checkpoint), not only for the path the request named, and a symlink swapped after the
+ * request was checked cannot win.
+ */
+export function withReadScope<T>(scope: ReadScope | undefined, fn: () => T): T {
+  return scope ? readScope.run(scope, fn) : fn();
+}
+
+/** The scope of the running call (a job host passes it on to its workers). */
+export function currentReadScope(): ReadScope | undefined {
+  return readScope.getStore();
+}
+
+/** Where an open descriptor really is: Linux names it exactly; elsewhere the path is resolved again. */
+function realPathOfDescriptor(fd: number, path: string): string {
+  if (process.platform === 'linux') {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // no /proc (a container without it): fall through
+    }
+  }
+  return realpathSync.native(path);
+}
+
+export function isInsideFolder(folder: string, path: string): boolean {
+  const inside = relative(folder, path);
+  return inside === '' || (!inside.startsWith('..') && !isAbsolute(inside));
+}
+
+function checkScope(fd: number, path: string): void {
+  const scope = readScope.getStore();
+  if (!scope) return;
+  const real = realPathOfDescriptor(fd, path);
+  if (scope.roots.some((root) => isInsideFolder(root, real))) return;
+  const where = real === resolve(path) ? '' : ` (it leads to ${real})`;
+  throw new UserError(`refusing to read ${path}${where}: ${scope.hint}`);
 }
 
 // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer forever, before any check can run
@@ -162,11 +223,12 @@ export async function openForReading(path: string): Promise<FileHandle> {
   }
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw new FileError(path, kindOf(info));
+    if (!info.isFile()) throw notRegular(path, info);
+    checkScope(handle.fd, path);
     return handle;
   } catch (err) {
     await handle.close().catch(() => undefined);
-    throw err instanceof FileError ? err : new FileError(path, fileSystemProblem(err));
+    throw err instanceof UserError ? err : new FileError(path, fileSystemProblem(err));
   }
 }
 
@@ -192,10 +254,11 @@ export function openForReadingSync(path: string): number {
   }
   try {
     const info = fstatSync(fd);
-    if (!info.isFile()) throw new FileError(path, kindOf(info));
+    if (!info.isFile()) throw notRegular(path, info);
+    checkScope(fd, path);
     return fd;
   } catch (err) {
     closeSync(fd);
-    throw err instanceof FileError ? err : new FileError(path, fileSystemProblem(err));
+    throw err instanceof UserError ? err : new FileError(path, fileSystemProblem(err));
   }
 }

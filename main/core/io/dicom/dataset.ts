@@ -6,12 +6,12 @@
  * dicom-parser throws strings, plain objects and RangeErrors on corrupt input; every call into
  * it goes through `guard`, so the only error that leaves this module is a FileError.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import { FileError, errorMessage } from '../../errors.ts';
+import { openForReadingSync, readRegularFile } from '../../util/fs.ts';
 
 /** The tags this reader uses, by keyword, with the VR that decides how a value is read. */
 export const TAGS = {
@@ -344,12 +344,7 @@ export function parseDicomHead(head: Uint8Array, name: string, fileSize: number)
 export function readDeferredPixels(ds: DicomDataset, target: Uint8Array, skip = 0): void {
   const deferred = ds.deferredPixels;
   if (!deferred) throw new Error('pixel data is not deferred');
-  let fd: number;
-  try {
-    fd = openSync(ds.file, 'r');
-  } catch (err) {
-    throw new FileError(ds.file, `cannot open: ${errorMessage(err)}`);
-  }
+  const fd = openForReadingSync(ds.file);
   try {
     let done = 0;
     while (done < target.length) {
@@ -367,11 +362,5 @@ export function readDeferredPixels(ds: DicomDataset, target: Uint8Array, skip = 
 
 /** Reads and parses one file from disk. */
 export async function parseDicomFile(path: string): Promise<DicomDataset> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    throw new FileError(path, `cannot read: ${errorMessage(err)}`);
-  }
-  return parseDicomBuffer(bytes, path);
+  return parseDicomBuffer(await readRegularFile(path), path);
 }

@@ -3,10 +3,11 @@
  * with several orientations or sizes). Files named explicitly must load; files found while
  * walking a folder are skipped with a note when they are not DICOM images.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FileError, errorMessage } from '../../errors.ts';
+import { openForReadingSync } from '../../util/fs.ts';
 import type { Volume } from '../volume.ts';
 import { SOP_CLASS_NAMES, isDicomBytes, parseDicomBuffer, parseDicomHead, type DicomDataset } from './dataset.ts';
 import { assembleSeries, sliceRecords, type SliceRecord } from './series.ts';
@@ -166,12 +167,8 @@ async function readAll(files: { name: string; explicit: boolean }[], notes: stri
  * beyond its first bytes.
  */
 function readCandidate(name: string): { bytes?: Uint8Array; dataset?: DicomDataset } {
-  let fd: number;
-  try {
-    fd = openSync(name, 'r');
-  } catch (err) {
-    throw new FileError(name, `cannot open: ${errorMessage(err)}`);
-  }
+  // a FIFO or device in a study folder is refused here instead of blocking the reader
+  const fd = openForReadingSync(name);
   try {
     const { size } = fstatSync(fd);
     if (size > 2 * HEAD_BYTES) {

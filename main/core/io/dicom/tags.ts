@@ -3,10 +3,10 @@
  * value, with sequences nested. dcmjs reads it because it carries the data dictionary (keywords,
  * and VRs for implicit-VR files), which the reader proper (dicom-parser) does without.
  */
-import { readFile } from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import type { DicomTag } from '../../api.ts';
 import { FileError, errorMessage } from '../../errors.ts';
+import { readRegularFile } from '../../util/fs.ts';
 
 /** Longer values are cut (with their length said), so a viewer never receives a pixel dump. */
 const MAX_VALUE_CHARS = 256;
@@ -63,12 +63,7 @@ function elements(dataset: Record<string, Element>): DicomTag[] {
 
 /** The file meta group and the dataset of `file`, in tag order. */
 export async function readDicomTags(file: string): Promise<DicomTag[]> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw new FileError(file, `cannot read: ${errorMessage(err)}`);
-  }
+  const bytes = await readRegularFile(file);
   let dict;
   try {
     dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, { ignoreErrors: true });
