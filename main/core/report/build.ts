@@ -5,7 +5,8 @@ import { evaluateSlices, evaluateVolume, summarise } from '../metrics/evaluate.t
 import { regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { sliceVolumes, summariseLabels } from './summary.ts';
 import { headCrop, makeThumbnail, pickThumbnailSlices } from './thumbnail.ts';
-import type { MetricsReport, ReportSettings, SliceEntry } from './types.ts';
+import type { MetricsReport, ReportSettings, SliceEntry, SliceVolumes } from './types.ts';
+import { formatMl } from './format.ts';
 
 export interface BuildReportInput {
   study: string;
@@ -38,7 +39,8 @@ export function buildReport(input: BuildReportInput): MetricsReport {
   const metricsMs = performance.now() - started;
   const regionNames = regions.map((r) => r.name);
   const crop = headCrop(image);
-  const picks = gt ? pickThumbnailSlices(perSlice, regionNames) : largestPredictionSlices(pred, dims);
+  const volumes = sliceVolumes(pred, dims, spacing, regions);
+  const picks = gt ? pickThumbnailSlices(perSlice, regionNames) : predictionSlices(volumes, regionNames);
   const axial = image.geometry.direction[8]!;
   return {
     study: input.study,
@@ -53,24 +55,38 @@ export function buildReport(input: BuildReportInput): MetricsReport {
     thumbnails: picks.map((p) => makeThumbnail(image, pred, gt, p.slice, p.caption, crop)),
     prediction: summariseLabels(pred, dims, spacing, input.regionKind, regions),
     ...(gt ? { groundTruth: summariseLabels(gt, dims, spacing, input.regionKind, regions) } : {}),
-    sliceVolumes: sliceVolumes(pred, dims, spacing, regions),
+    sliceVolumes: volumes,
     // LPS: +z is superior; an axis more than ~25° off the body axis has no clear direction
     slicesAscendSuperior: Math.abs(axial) > 0.9 ? axial > 0 : null,
   };
 }
 
-/** Without ground truth: the slice with the largest predicted area. */
-function largestPredictionSlices(pred: Uint8Array, dims: [number, number, number]): { slice: number; caption: string }[] {
-  const n = dims[0] * dims[1];
-  let best = -1;
-  let bestArea = 0;
-  for (let k = 0; k < dims[2]; k++) {
-    let area = 0;
-    for (let i = k * n; i < (k + 1) * n; i++) if (pred[i]) area++;
-    if (area > bestArea) {
-      bestArea = area;
-      best = k;
+/**
+ * Without ground truth: the slice with the largest predicted area of each region (one picture
+ * per slice, captions merged), then the slices where a quarter and three quarters of the whole
+ * tumour's volume lie below, so the pictures span the lesion rather than show one slice.
+ */
+export function predictionSlices(volumes: readonly SliceVolumes[], regions: readonly string[]): { slice: number; caption: string }[] {
+  const picks: { slice: number; caption: string }[] = [];
+  const add = (slice: number, text: string) => {
+    const existing = picks.find((p) => p.slice === slice);
+    if (existing) existing.caption += `; ${text}`;
+    else picks.push({ slice, caption: `Slice ${sliceNumber(slice)}: ${text}` });
+  };
+  for (const region of regions) {
+    let best: SliceVolumes | undefined;
+    for (const v of volumes) if ((v.ml[region] ?? 0) > (best?.ml[region] ?? 0)) best = v;
+    if (best) add(best.slice, `largest predicted ${region} (${formatMl(best.ml[region])} ml)`);
+  }
+  const whole = regions[0];
+  const total = whole ? volumes.reduce((sum, v) => sum + (v.ml[whole] ?? 0), 0) : 0;
+  if (whole && total > 0) {
+    for (const [fraction, label] of [[0.25, 'a quarter'], [0.75, 'three quarters']] as const) {
+      let below = 0;
+      const at = volumes.find((v) => (below += v.ml[whole] ?? 0) >= fraction * total);
+      if (at && !picks.some((p) => p.slice === at.slice)) add(at.slice, `${label} of the predicted ${whole} volume lies at or below`);
     }
   }
-  return best < 0 ? [] : [{ slice: best, caption: `Largest predicted area: slice ${sliceNumber(best)}` }];
+  // in slice order: the pictures read from the bottom of the lesion to the top
+  return picks.sort((a, b) => a.slice - b.slice);
 }

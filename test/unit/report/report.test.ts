@@ -173,10 +173,16 @@ describe('report without ground truth', () => {
       pred,
     });
     expect(report.perVolume).toBeUndefined();
-    expect(report.thumbnails).toHaveLength(1);
-    // the prediction's oedema radius is 9 + z mod 3 voxels: largest at z = 11
-    // (slice numbers are 1-based: index 11 is slice 12)
-    expect(report.thumbnails[0]!.caption).toMatch(/Largest predicted area: slice 12/);
+    // the prediction's oedema radius is 9 + z mod 3 voxels: WT is largest at index 11, which is
+    // slice 12 (slice numbers are 1-based); the pictures run in slice order and span the lesion
+    const wt = report.thumbnails.find((t) => /largest predicted WT/.test(t.caption))!;
+    expect(wt.slice).toBe(11);
+    expect(wt.caption).toMatch(/^Slice 12: .*largest predicted WT \(\d+\.\d\d ml\)/);
+    const slices = report.thumbnails.map((t) => t.slice);
+    expect(slices).toEqual([...slices].sort((a, b) => a - b));
+    expect(new Set(slices).size).toBe(slices.length);
+    expect(report.thumbnails.some((t) => /a quarter of the predicted WT/.test(t.caption))).toBe(true);
+    expect(report.thumbnails.length).toBeLessThanOrEqual(5);
     const html = renderHtml(report);
     expect(html).toContain('No ground truth');
     expect(html).toContain('<span>Prediction</span></div>');
