@@ -531,6 +531,14 @@ const MAX_STRING = 4096;
 /** a folder listing stops here (and says so): enough for any study folder, small enough to send */
 export const MAX_LISTED_ENTRIES = 5000;
 
+/**
+ * Keys no request may carry: merged into an object (settings, a record) they would reach its
+ * prototype chain. Refused everywhere, even where any key is allowed.
+ */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// own properties only: `key in table` is true for inherited names (toString, __proto__)
+const own = (table: object, key: string): boolean => Object.prototype.hasOwnProperty.call(table, key);
+
 export const v = {
   string(opts: { max?: number; nonEmpty?: boolean } = {}): Check {
     const max = opts.max ?? MAX_STRING;
@@ -580,15 +588,16 @@ export const v = {
     return (x, at) => {
       if (!isPlainObject(x)) return `${at} must be an object`;
       for (const key of Object.keys(x)) {
-        if (!(key in required) && !(key in optional)) return `${at}.${key} is not expected`;
+        if (PROTOTYPE_KEYS.has(key)) return `${at}.${key} is not allowed`;
+        if (!own(required, key) && !own(optional, key)) return `${at}.${key} is not expected`;
       }
       for (const [key, check] of Object.entries(required)) {
-        if (!(key in x)) return `${at}.${key} is missing`;
+        if (!own(x, key)) return `${at}.${key} is missing`;
         const problem = check(x[key], `${at}.${key}`);
         if (problem) return problem;
       }
       for (const [key, check] of Object.entries(optional)) {
-        if (x[key] === undefined) continue;
+        if (!own(x, key) || x[key] === undefined) continue;
         const problem = check(x[key], `${at}.${key}`);
         if (problem) return problem;
       }
@@ -603,6 +612,7 @@ export const v = {
       const keys = Object.keys(x);
       if (keys.length > max) return `${at} has more than ${max} keys`;
       for (const key of keys) {
+        if (PROTOTYPE_KEYS.has(key)) return `${at}.${key} is not allowed`;
         const problem = value(x[key], `${at}.${key}`);
         if (problem) return problem;
       }
@@ -612,7 +622,8 @@ export const v = {
   union(tag: string, variants: Record<string, Check>): Check {
     return (x, at) => {
       if (!isPlainObject(x)) return `${at} must be an object`;
-      const variant = variants[String(x[tag])];
+      const name = own(x, tag) ? String(x[tag]) : '';
+      const variant = own(variants, name) ? variants[name] : undefined;
       return variant ? variant(x, at) : `${at}.${tag} must be one of ${Object.keys(variants).join(', ')}`;
     };
   },
@@ -841,7 +852,7 @@ export function decodeFrame(bytes: Uint8Array): unknown {
   const aligned = bytes.byteOffset % 8 === 0;
   return JSON.parse(text, (_key, value: unknown) => {
     if (!isPlainObject(value) || typeof value.$ta !== 'string') return value;
-    const ctor = TYPED_ARRAYS[value.$ta as TypedArrayName] as (new (buffer: ArrayBufferLike, offset: number, length: number) => AnyTypedArray) | undefined;
+    const ctor = (own(TYPED_ARRAYS, value.$ta) ? TYPED_ARRAYS[value.$ta as TypedArrayName] : undefined) as (new (buffer: ArrayBufferLike, offset: number, length: number) => AnyTypedArray) | undefined;
     const { o, n } = value;
     if (!ctor || !Number.isInteger(o) || !Number.isInteger(n) || (o as number) < 0 || (n as number) < 0) {
       throw new FrameError('frame holds a malformed array reference');
