@@ -9,7 +9,9 @@ import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { ExportPathGuard } from './export-guard.ts';
+import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
+import { withReadScope } from '../core/util/fs.ts';
 import { RENDERER_ORIGIN } from './window-options.ts';
 
 export interface AppServiceOptions {
@@ -105,7 +107,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     ...(options.trainingDir ? [options.trainingDir] : []),
     ...(options.samplesDir ? [options.samplesDir] : []),
     ...(options.initialPaths ?? []),
-  ]);
+  ], { internal: [DEFAULT_MODEL_DIR] });
   const settings = new SettingsStore(options.settingsFile, options.log);
   const grantChosen = (chosen: string | null) => (chosen ? roots.grant(chosen) : null);
   const service = new WorkstationService({
@@ -144,7 +146,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
         return forbidden();
       }
       await ready;
-      const reply = await dispatch(service, method, request, options.log);
+      const reply = await withReadScope(roots.scope(), () => dispatch(service, method, request, options.log));
       return compactArrays(reply);
     },
     connectEvents: (port, opts) => connectEventPort(service, port, opts),
