@@ -288,7 +288,7 @@ describe.skipIf(!haveChromium)('conventions: app chart, HTML, PDF and CSV agree'
     for (const key of ['NCR – necrotic core, label 1 (ml)', 'ED – edema, label 2 (ml)', 'ET – enhancing tumour, label 4 (ml)', 'WT – whole tumour (labels 1, 2, 4) (ml)']) expect(Number(cells[key!]), key).toBeGreaterThanOrEqual(0);
     expect(Number(cells['WT – whole tumour (labels 1, 2, 4) (ml)'])).toBeGreaterThan(10);
     expect(cells['Tumour on slices']).toBe(`${appSlices.WT![0]}–${appSlices.WT!.at(-1)} (${appSlices.WT!.at(-1)! - appSlices.WT![0]! + 1} slices)`);
-    expect(cells['Lesions (26-connected whole-tumour components)']).toMatch(/^\d+/);
+    expect(cells['Lesions (26-connected, at least 0.1 ml)']).toMatch(/^\d+ \(/);
     expect(errors).toEqual([]);
   });
 });

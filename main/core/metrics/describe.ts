@@ -63,11 +63,14 @@ export interface TumourDescription {
 export interface DescribeOptions {
   /** co-registered images on the mask's grid (any sequences), for the mid-sagittal plane */
   images?: { data: VoxelArray | Float32Array }[];
-  /** smallest lesion and focus, ml (default 0.1) */
+  /** smallest lesion and focus, ml (default DEFAULT_MIN_LESION_ML) */
   minLesionMl?: number;
   /** components closer than this (mm) are one focus (default 5) */
   fociMergeMm?: number;
 }
+
+/** Components smaller than this (ml) are not lesions (nor foci) unless the caller says otherwise. */
+export const DEFAULT_MIN_LESION_ML = 0.1;
 
 /** RANO: a lesion is measurable when both perpendicular diameters are at least 10 mm. */
 export const RANO_MEASURABLE_MM = 10;
@@ -433,7 +436,7 @@ const MIDLINE_BAND_MM = 1;
 
 /** The tumour description of a label map on grid `g` (see the module comment). */
 export function describeTumour(labels: Uint8Array | ArrayLike<number>, g: Geometry, kind: RegionKind, options: DescribeOptions = {}): TumourDescription {
-  const minMl = options.minLesionMl ?? 0.1;
+  const minMl = options.minLesionMl ?? DEFAULT_MIN_LESION_ML;
   const mergeMm = options.fociMergeMm ?? 5;
   const [nx, ny, nz] = g.dims;
   const n = nx * ny * nz;

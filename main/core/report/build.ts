@@ -53,8 +53,8 @@ export function buildReport(input: BuildReportInput): MetricsReport {
     ...(perVolume ? { perVolume, summary } : {}),
     timings: { ...(input.timings ?? {}), ...(gt && !input.timings?.metrics ? { metrics: metricsMs } : {}) },
     thumbnails: picks.map((p) => makeThumbnail(image, pred, gt, p.slice, p.caption, crop)),
-    prediction: summariseLabels(pred, dims, spacing, input.regionKind, regions),
-    ...(gt ? { groundTruth: summariseLabels(gt, dims, spacing, input.regionKind, regions) } : {}),
+    prediction: summariseLabels(pred, image.geometry, input.regionKind, regions),
+    ...(gt ? { groundTruth: summariseLabels(gt, image.geometry, input.regionKind, regions) } : {}),
     sliceVolumes: volumes,
     // LPS: +z is superior; an axis more than ~25° off the body axis has no clear direction
     slicesAscendSuperior: Math.abs(axial) > 0.9 ? axial > 0 : null,

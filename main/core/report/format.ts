@@ -4,6 +4,7 @@
  */
 import { BRATS_LABEL_INFO, EMPTY_SLICE_RULE, REGION_DESCRIPTION, REGION_LABEL, SLICE_NUMBERING, regionColourHex, sliceNumber } from '../conventions.ts';
 import type { RegionMetrics } from '../metrics/evaluate.ts';
+import { DEFAULT_MIN_LESION_ML } from '../metrics/describe.ts';
 import type { LabelMapSummary, MetricsReport } from './types.ts';
 
 export function fixed(value: number | undefined, digits: number): string {
@@ -120,7 +121,7 @@ export function predictionRows(report: MetricsReport): string[][] {
     rows.push([`${region} – ${REGION_DESCRIPTION[region] ?? region} (ml)`, ...columns.map((c) => formatMl(c.regionVolumesMl[region]))]);
   }
   rows.push(['Tumour on slices', ...columns.map((c) => sliceRangeText(c))]);
-  rows.push(['Lesions (26-connected whole-tumour components)', ...columns.map((c) => lesionText(c))]);
+  rows.push([`Lesions (26-connected, at least ${DEFAULT_MIN_LESION_ML} ml)`, ...columns.map((c) => lesionText(c))]);
   return rows;
 }
 
@@ -137,6 +138,6 @@ export const FOOTNOTES = [
   'Empty regions in the volume metrics (BraTS rules): both empty gives scores 1 and HD95 0; exactly one empty gives Dice 0 and HD95 = the image diagonal.',
   `Per slice: a region absent from both prediction and ground truth on a slice is not scored there. Chart: ${EMPTY_SLICE_RULE} CSV: empty scores, status "absent".`,
   `Slice numbers: ${SLICE_NUMBERING}`,
-  'Volumes: voxel count × voxel volume. Lesions: connected components of the whole tumour (labels > 0) with 26-connectivity (faces, edges and corners touch).',
+  `Volumes: voxel count × voxel volume. Lesions: connected components of the whole tumour (labels > 0) with 26-connectivity (faces, edges and corners touch) of at least ${DEFAULT_MIN_LESION_ML} ml, as \`sam2unet measure\` counts them.`,
   '* mDice / mIoU: mean over slices containing the region of the per-slice scores as the official SAM2-UNet evaluation (py_sod_metrics, 256 thresholds) computes them.',
 ];

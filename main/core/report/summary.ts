@@ -1,45 +1,41 @@
 /** What a label map holds — volumes, slice range, lesions — for reports with or without ground truth. */
 import { BRATS_LABEL_INFO } from '../conventions.ts';
-import { connectedComponents } from '../metrics/components.ts';
+import { describeTumour } from '../metrics/describe.ts';
+import type { Geometry } from '../io/volume.ts';
 import { regionLookup, type Region, type RegionKind } from '../metrics/regions.ts';
 import type { LabelMapSummary, SliceVolumes } from './types.ts';
 
 const voxelMl = (spacing: readonly number[]): number => (spacing[0]! * spacing[1]! * spacing[2]!) / 1000;
 
 /**
- * Volumes per label and region, the axial range holding tumour and the whole tumour's
- * 26-connected components (a lesion is a component; scipy.ndimage.label with a full 3×3×3
- * structure counts the same).
+ * Volumes per label and region, the axial range holding tumour and the lesions, as the tumour
+ * description (metrics/describe.ts, `sam2unet measure`) counts them: 26-connected whole-tumour
+ * components of at least DEFAULT_MIN_LESION_ML, so the report and `measure` never disagree.
  */
-export function summariseLabels(labels: Uint8Array, dims: readonly [number, number, number], spacing: readonly number[], kind: RegionKind, regions: readonly Region[]): LabelMapSummary {
-  const counts = new Float64Array(256);
+export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: RegionKind, regions: readonly Region[]): LabelMapSummary {
+  const dims = geometry.dims as [number, number, number];
   const plane = dims[0] * dims[1];
   let first = -1;
   let last = -1;
   for (let k = 0; k < dims[2]; k++) {
     let any = false;
-    for (let i = k * plane, end = (k + 1) * plane; i < end; i++) {
-      const v = labels[i]!;
-      counts[v]!++;
-      if (v) any = true;
-    }
+    for (let i = k * plane, end = (k + 1) * plane; i < end && !any; i++) if (labels[i]) any = true;
     if (any) {
       if (first < 0) first = k;
       last = k;
     }
   }
-  const ml = voxelMl(spacing);
+  const description = describeTumour(labels, geometry, kind);
   const labelVolumesMl: Record<string, number> = {};
-  if (kind === 'brats') for (const info of BRATS_LABEL_INFO) labelVolumesMl[info.short] = counts[info.value]! * ml;
+  if (kind === 'brats') for (const info of BRATS_LABEL_INFO) labelVolumesMl[info.short] = description.regions[info.short]?.volume_ml ?? 0;
   const regionVolumesMl: Record<string, number> = {};
-  for (const region of regions) {
-    const lut = regionLookup(region);
-    let n = 0;
-    for (let v = 1; v < 256; v++) if (lut[v]) n += counts[v]!;
-    regionVolumesMl[region.name] = n * ml;
-  }
-  const lesionVolumesMl = first < 0 ? [] : connectedComponents(labels, dims, 26).sizes.map((n) => n * ml).sort((a, b) => b - a);
-  return { labelVolumesMl, regionVolumesMl, sliceRange: first < 0 ? null : [first, last], lesionVolumesMl };
+  for (const region of regions) regionVolumesMl[region.name] = description.regions[region.name === 'foreground' ? 'WT' : region.name]?.volume_ml ?? 0;
+  return {
+    labelVolumesMl,
+    regionVolumesMl,
+    sliceRange: first < 0 ? null : [first, last],
+    lesionVolumesMl: description.lesions.map((l) => l.volume_ml).sort((a, b) => b - a),
+  };
 }
 
 /** Predicted volume of each region on every axial slice (ml in one slice's slab). */

@@ -8,6 +8,7 @@ import { EMPTY_SLICE_RULE, EMPTY_SLICE_RULE_PREDICTION, regionColourHex } from '
 import { Volume } from '../../../main/core/io/volume.ts';
 import { CSV_COLUMNS, buildReport, headCrop, renderCsv, renderHtml, renderJson, renderPdf, thumbnailRGB } from '../../../main/core/report/index.ts';
 import { predictionRows } from '../../../main/core/report/format.ts';
+import { describeTumour } from '../../../main/core/metrics/describe.ts';
 import { regionsFor } from '../../../main/core/metrics/regions.ts';
 import { pdfPageTexts } from './pdftext.ts';
 
@@ -25,8 +26,10 @@ function study(spacing: [number, number, number]) {
         if (x > 1 && x < 38 && y > 1 && y < 18) data[i] = 200 + ((x + y + z) % 30);
         // lesion 1 on indices 3…6: ET core, necrotic ring, edema
         if (z >= 3 && z <= 6 && x >= 8 && x < 16 && y >= 6 && y < 14) pred[i] = x >= 11 && x < 13 && y >= 9 && y < 11 ? 4 : x >= 10 && x < 14 && y >= 8 && y < 12 ? 1 : 2;
-        // lesion 2 on index 5 only, far from lesion 1
-        if (z === 5 && x >= 30 && x < 33 && y >= 4 && y < 6) pred[i] = 2;
+        // lesion 2 on indices 5 and 6, far from lesion 1: 5×5×2 voxels, 0.1 ml
+        if ((z === 5 || z === 6) && x >= 30 && x < 35 && y >= 3 && y < 8) pred[i] = 2;
+        // a one-voxel speck: tumour volume, but too small to be a lesion (describe.ts's rule)
+        if (z === 3 && x === 37 && y === 17) pred[i] = 2;
       }
   const image = new Volume({
     geometry: { dims: DIMS, spacing, origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] },
@@ -46,11 +49,13 @@ describe('report without ground truth', () => {
     const voxelMl = 2 / 1000;
     const count = (keep: (v: number) => boolean) => pred.filter(keep).length;
     expect(report.prediction.labelVolumesMl).toEqual({ NCR: count((v) => v === 1) * voxelMl, ED: count((v) => v === 2) * voxelMl, ET: count((v) => v === 4) * voxelMl });
-    // lesion 1: 8×8×4 voxels; lesion 2: 3×2×1
-    expect(report.prediction.regionVolumesMl.WT).toBeCloseTo((256 + 6) * voxelMl, 12);
+    // lesion 1: 8×8×4 voxels; lesion 2: 5×5×2; the speck: 1
+    expect(report.prediction.regionVolumesMl.WT).toBeCloseTo((256 + 50 + 1) * voxelMl, 12);
     expect(report.prediction.regionVolumesMl.ET).toBeCloseTo(2 * 2 * 4 * voxelMl, 12);
     expect(report.prediction.sliceRange).toEqual([3, 6]);
-    expect(report.prediction.lesionVolumesMl.map((v) => +v.toFixed(6))).toEqual([0.512, 0.012]);
+    expect(report.prediction.lesionVolumesMl.map((v) => +v.toFixed(6))).toEqual([0.512, 0.1]);
+    // the same lesions as `sam2unet measure` (the tumour description) reports
+    expect(describeTumour(pred, image.geometry, 'brats').lesions.map((l) => l.volume_ml)).toEqual(report.prediction.lesionVolumesMl);
     expect(report.groundTruth).toBeUndefined();
   });
 
@@ -58,6 +63,7 @@ describe('report without ground truth', () => {
     const rows = predictionRows(report);
     expect(rows.find((r) => r[0] === 'Tumour on slices')).toEqual(['Tumour on slices', '4–7 (4 slices)']);
     expect(rows.find((r) => r[0]!.startsWith('Lesions'))![1]).toBe('2 (largest 0.51 ml)');
+    expect(rows.find((r) => r[0]!.startsWith('Lesions'))![0]).toBe('Lesions (26-connected, at least 0.1 ml)');
     expect(rows.find((r) => r[0]!.startsWith('NCR'))![1]).toBe((report.prediction.labelVolumesMl.NCR!).toFixed(2));
     const html = renderHtml(report);
     const pdf = pdfPageTexts(renderPdf(report)).flat();
@@ -87,7 +93,7 @@ describe('report without ground truth', () => {
     const wt = rows.filter((r) => r[0] === 'slice' && r[col('region')] === 'WT');
     expect(wt.map((r) => r[col('slice')])).toEqual(Array.from({ length: DIMS[2] }, (_, k) => String(k + 1)));
     expect(wt.filter((r) => r[col('status')] === 'predicted').map((r) => r[col('slice')])).toEqual(['4', '5', '6', '7']);
-    expect(Number(wt.find((r) => r[col('slice')] === '6')![col('volume_ml')])).toBeCloseTo((64 + 6) * 0.002, 12);
+    expect(Number(wt.find((r) => r[col('slice')] === '6')![col('volume_ml')])).toBeCloseTo((64 + 25) * 0.002, 12);
     expect(wt.every((r) => r[col('dice')] === '')).toBe(true);
     const volume = rows.find((r) => r[0] === 'volume' && r[col('region')] === 'WT')!;
     expect(Number(volume[col('volume_ml')])).toBeCloseTo(report.prediction.regionVolumesMl.WT!, 12);
@@ -104,7 +110,8 @@ describe('report without ground truth', () => {
 
 describe('report with ground truth', () => {
   const { image, pred } = study([1, 1, 2]);
-  const gt = pred.map((v, i) => (v === 2 && i % 7 === 0 ? 0 : v));
+  // ground truth: lesion 1 with some edema missing (x < 20), lesion 2 as predicted
+  const gt = pred.map((v, i) => (v === 2 && i % 7 === 0 && i % DIMS[0] < 20 ? 0 : v));
   const report = buildReport({ study: 'GT', settings, regionKind: 'brats', image, pred, gt });
 
   it('has the Dice chart with the empty-slice rule, and ground-truth figures beside the prediction', () => {
