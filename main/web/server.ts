@@ -19,7 +19,7 @@ import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
 import { withReadScope } from '../core/util/fs.ts';
 import { SettingsStore } from '../core/settings.ts';
-import { acceptWebSocket } from './websocket.ts';
+import { WebSocketHub, type WebSocketConnection, type WebSocketLimits } from './websocket.ts';
 import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
 
 export interface WebServerOptions {
@@ -34,10 +34,17 @@ export interface WebServerOptions {
   /** when given, only paths under these folders may be read */
   roots?: string[];
   /**
-   * required from every client when set; generated when listening beyond loopback (anyone on
-   * the network could otherwise read the server's files through the services)
+   * required from every client; generated when not given. Always, on loopback too: any local
+   * process or user could otherwise drive the API and read what the server's user can.
    */
   token?: string;
+  /**
+   * no token at all: for tests on loopback only (refused on any other address); the server
+   * says so in its log every time it starts
+   */
+  noToken?: boolean;
+  /** WebSocket limits (connections, message size, heartbeat); tests shorten them */
+  websocket?: Partial<WebSocketLimits>;
   ports?: Ports;
   log?: (line: string) => void;
 }
@@ -53,8 +60,6 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-/** Requests are small JSON; a few MB is far more than any valid one. */
-const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const TOKEN_COOKIE = 'sam2unet_token';
@@ -91,7 +96,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const exportDir = resolve(options.exportDir);
   mkdirSync(exportDir, { recursive: true });
-  const token = options.token ?? (isLoopback(host) ? undefined : randomBytes(24).toString('base64url'));
+  if (options.noToken && (!isLoopback(host) || options.token)) throw new Error('noToken is only for tests on loopback, without a token');
+  const token = options.noToken ? undefined : (options.token ?? randomBytes(24).toString('base64url'));
+  if (!token) log('WARNING: serving WITHOUT A TOKEN (tests only): any local process or user can drive this server and read its files');
   // the sample study is written (and so may be read) under the data folder whatever the roots
   const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
   const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
@@ -133,7 +140,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   // DNS rebinding: a hostile page can make its own name resolve to 127.0.0.1, but it cannot
   // change the Host header, so only our own names are served. Beyond loopback the machine has
   // names we cannot know; there the token (which a rebinding page does not have) guards instead.
-  const ownHost = (request: IncomingMessage) => token !== undefined || ownHosts.includes(request.headers.host ?? '');
+  const ownHost = (request: IncomingMessage) => (token !== undefined && !isLoopback(host)) || ownHosts.includes(request.headers.host ?? '');
   const tokenMatches = (candidate: string | null | undefined) => {
     if (!token || !candidate) return false;
     const a = Buffer.from(candidate);
@@ -205,7 +212,12 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     response.end(request.method === 'HEAD' ? undefined : file.body);
   }
 
-  server.on('upgrade', (request, socket) => {
+  const hub = new WebSocketHub(options.websocket, log);
+  // a handshake or request that never completes does not hold its socket for long
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  server.on('upgrade', (request, socket, head: Buffer) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname !== '/api' || !ownHost(request) || !sameOrigin(request) || !authorized(request, url)) {
       log(`refused WebSocket ${url.pathname} from origin ${request.headers.origin ?? '(none)'}`);
@@ -215,18 +227,21 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     let unsubscribe = () => {};
-    const connection = acceptWebSocket(
+    let connection: WebSocketConnection | undefined;
+    const send = (message: ServerMessage) => connection?.send(encodeFrame(message));
+    hub.accept(
       request,
       socket,
+      head,
       {
         onMessage: (data, isText) => void handleMessage(data, isText),
         onClose: () => unsubscribe(),
       },
-      { maxMessageBytes: MAX_CLIENT_MESSAGE },
+      (opened) => {
+        connection = opened;
+        unsubscribe = service.onEvent((event) => send({ kind: 'event', event }));
+      },
     );
-    if (!connection) return;
-    const send = (message: ServerMessage) => connection.send(encodeFrame(message));
-    unsubscribe = service.onEvent((event) => send({ kind: 'event', event }));
 
     async function handleMessage(data: Uint8Array, isText: boolean): Promise<void> {
       let message: unknown;
@@ -265,6 +280,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ...(token ? { token } : {}),
     service,
     close: async () => {
+      hub.close();
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());

@@ -1,13 +1,17 @@
 /**
- * A minimal RFC 6455 WebSocket server side: the handshake, masked client frames (text, binary,
- * continuation, ping, pong, close) and unmasked server frames. Enough for the web bridge; no
- * extensions (no permessage-deflate), no subprotocols.
+ * The web bridge's WebSocket side, on the `ws` library (RFC 6455 framing, masking, UTF-8 and
+ * close handling are its job, not ours). What this module adds is the server's self-defence:
+ * - message limits that count the whole message and its fragments (a flood of empty
+ *   continuation frames is refused, not accumulated);
+ * - a connection cap, refused with a clear HTTP answer;
+ * - a ping/pong heartbeat that drops peers gone without a close frame (a dead peer is gone
+ *   within two heartbeats, under a minute), and a limit on how long a started message may take;
+ * - backpressure: a client that stops reading while replies pile up is dropped.
+ * No extensions (no permessage-deflate: inflation would be another size to police).
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 
 export interface WebSocketConnection {
   send(data: Uint8Array | string): void;
@@ -20,150 +24,161 @@ export interface WebSocketHandlers {
   onClose?(): void;
 }
 
-/**
- * Completes the handshake on an 'upgrade' request. Returns null (and answers 400) when the
- * request is not a valid WebSocket upgrade.
- */
-export function acceptWebSocket(
-  request: IncomingMessage,
-  socket: Duplex,
-  handlers: WebSocketHandlers,
-  options: { maxMessageBytes: number },
-): WebSocketConnection | null {
-  const key = request.headers['sec-websocket-key'];
-  const version = request.headers['sec-websocket-version'];
-  if (typeof key !== 'string' || !/^[A-Za-z0-9+/]{22}==$/.test(key) || version !== '13' || request.headers.upgrade?.toLowerCase() !== 'websocket') {
-    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    return null;
+export interface WebSocketLimits {
+  /** the largest message, all its fragments together */
+  maxMessageBytes: number;
+  /** the most frames one message may be split into */
+  maxFragments: number;
+  /** open connections at once; more are refused with 503 */
+  maxConnections: number;
+  /** a ping every this often; a peer that has not answered the previous one is dropped */
+  heartbeatMs: number;
+  /** a message (or a frame) begun must be complete within this */
+  partialMessageMs: number;
+  /** replies queued for a client that does not read, beyond which it is dropped */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_WEBSOCKET_LIMITS: WebSocketLimits = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxFragments: 1024,
+  maxConnections: 256,
+  heartbeatMs: 20_000,
+  partialMessageMs: 30_000,
+  // a few whole volumes (a 240×240×155 float32 volume is 36 MB)
+  maxBufferedBytes: 512 * 1024 * 1024,
+};
+
+interface Tracked {
+  ws: WebSocket;
+  alive: boolean;
+  /** when raw bytes arrived that have not yet made a whole message, ping or pong */
+  pendingSince?: number;
+}
+
+export class WebSocketHub {
+  readonly limits: WebSocketLimits;
+  readonly #server: WebSocketServer;
+  readonly #clients = new Set<Tracked>();
+  readonly #timer: NodeJS.Timeout;
+  readonly #log: (line: string) => void;
+  #handshakes = 0;
+
+  constructor(limits: Partial<WebSocketLimits> = {}, log: (line: string) => void = () => {}) {
+    this.limits = { ...DEFAULT_WEBSOCKET_LIMITS, ...limits };
+    this.#log = log;
+    this.#server = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.limits.maxMessageBytes,
+      maxFragments: this.limits.maxFragments,
+      perMessageDeflate: false,
+      clientTracking: false,
+    } as ConstructorParameters<typeof WebSocketServer>[0]);
+    // the heartbeat also checks partial messages, so it ticks at least as often as they expire
+    const tick = Math.min(this.limits.heartbeatMs, Math.max(100, this.limits.partialMessageMs / 2));
+    let sincePing = 0;
+    this.#timer = setInterval(() => {
+      sincePing += tick;
+      const ping = sincePing >= this.limits.heartbeatMs;
+      if (ping) sincePing = 0;
+      this.#sweep(ping);
+    }, tick);
+    this.#timer.unref();
   }
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
-  socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${accept}`, '', ''].join('\r\n'));
 
-  let closed = false;
-  let buffered: Buffer = Buffer.alloc(0);
-  let fragments: Buffer[] = [];
-  let fragmentBytes = 0;
-  let fragmentIsText = false;
+  /** open connections */
+  get size(): number {
+    return this.#clients.size;
+  }
 
-  const writeFrame = (opcode: number, payload: Uint8Array) => {
-    const length = payload.byteLength;
-    let header: Buffer;
-    if (length < 126) {
-      header = Buffer.from([0x80 | opcode, length]);
-    } else if (length < 65536) {
-      header = Buffer.alloc(4);
-      header[0] = 0x80 | opcode;
-      header[1] = 126;
-      header.writeUInt16BE(length, 2);
-    } else {
-      header = Buffer.alloc(10);
-      header[0] = 0x80 | opcode;
-      header[1] = 127;
-      header.writeBigUInt64BE(BigInt(length), 2);
+  #sweep(ping: boolean): void {
+    const now = Date.now();
+    for (const client of this.#clients) {
+      if (client.pendingSince !== undefined && now - client.pendingSince > this.limits.partialMessageMs) {
+        this.#log(`dropped a WebSocket client: a message begun ${Math.round((now - client.pendingSince) / 1000)} s ago is not complete`);
+        client.ws.terminate();
+        continue;
+      }
+      if (!ping) continue;
+      if (!client.alive) {
+        this.#log('dropped a WebSocket client that stopped answering pings');
+        client.ws.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.ws.ping();
     }
-    socket.write(header);
-    if (length) socket.write(payload);
-  };
+  }
 
-  const connection: WebSocketConnection = {
-    send(data) {
-      if (closed) return;
-      if (typeof data === 'string') writeFrame(0x1, Buffer.from(data, 'utf8'));
-      else writeFrame(0x2, data);
-    },
-    close(code = 1000, reason = '') {
-      if (closed) return;
-      const body = Buffer.alloc(2 + Buffer.byteLength(reason));
-      body.writeUInt16BE(code, 0);
-      body.write(reason, 2);
-      writeFrame(0x8, body);
-      finish();
-      socket.end();
-    },
-    get closed() {
-      return closed;
-    },
-  };
-
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    handlers.onClose?.();
-  };
-
-  const fail = (code: number, reason: string) => {
-    connection.close(code, reason);
-    socket.destroy();
-  };
-
-  const parse = () => {
-    while (!closed) {
-      if (buffered.length < 2) return;
-      const first = buffered[0]!;
-      const second = buffered[1]!;
-      const fin = (first & 0x80) !== 0;
-      const opcode = first & 0x0f;
-      if (first & 0x70) return fail(1002, 'reserved bits set');
-      if (!(second & 0x80)) return fail(1002, 'client frames must be masked');
-      let length = second & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (buffered.length < 4) return;
-        length = buffered.readUInt16BE(2);
-        offset = 4;
-      } else if (length === 127) {
-        if (buffered.length < 10) return;
-        const big = buffered.readBigUInt64BE(2);
-        if (big > BigInt(options.maxMessageBytes)) return fail(1009, 'message too big');
-        length = Number(big);
-        offset = 10;
-      }
-      if (length > options.maxMessageBytes) return fail(1009, 'message too big');
-      if (buffered.length < offset + 4 + length) return;
-      const mask = buffered.subarray(offset, offset + 4);
-      const payload = Buffer.from(buffered.subarray(offset + 4, offset + 4 + length));
-      for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
-      buffered = buffered.subarray(offset + 4 + length);
-
-      if (opcode >= 0x8) {
-        if (!fin || length > 125) return fail(1002, 'bad control frame');
-        if (opcode === 0x8) {
-          connection.close(1000);
-          return;
-        }
-        if (opcode === 0x9) writeFrame(0xa, payload);
-        continue; // pong: nothing to do
-      }
-      if (opcode === 0x0) {
-        if (fragments.length === 0) return fail(1002, 'continuation without a start');
-      } else if (opcode === 0x1 || opcode === 0x2) {
-        if (fragments.length > 0) return fail(1002, 'new message inside a fragmented one');
-        fragmentIsText = opcode === 0x1;
-      } else {
-        return fail(1002, `unknown opcode ${opcode}`);
-      }
-      fragments.push(payload);
-      fragmentBytes += payload.length;
-      if (fragmentBytes > options.maxMessageBytes) return fail(1009, 'message too big');
-      if (fin) {
-        const message = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
-        const isText = fragmentIsText;
-        fragments = [];
-        fragmentBytes = 0;
-        handlers.onMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), isText);
-      }
+  /**
+   * Completes the handshake of an 'upgrade' request (which the caller has authorised), or
+   * refuses it: 503 beyond the connection cap, 400 for a malformed upgrade (ws answers those).
+   */
+  accept(request: IncomingMessage, socket: Duplex, head: Buffer, handlers: WebSocketHandlers, onOpen: (connection: WebSocketConnection) => void): void {
+    if (this.#clients.size + this.#handshakes >= this.limits.maxConnections) {
+      this.#log(`refused a WebSocket connection: ${this.limits.maxConnections} are open already`);
+      const body = `too many connections: this server accepts ${this.limits.maxConnections} at once; close another tab or window of the workstation\n`;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 5\r\n\r\n${body}`);
+      return;
     }
-  };
+    this.#handshakes++;
+    let settled = false;
+    const settle = () => {
+      if (!settled) this.#handshakes--;
+      settled = true;
+    };
+    socket.once('close', settle);
+    this.#server.handleUpgrade(request, socket, head, (ws) => {
+      settle();
+      const client: Tracked = { ws, alive: true };
+      this.#clients.add(client);
+      // raw bytes in: a frame or message has begun; it ends with a message, a ping or a pong
+      socket.on('data', () => {
+        client.pendingSince ??= Date.now();
+      });
+      const done = () => {
+        client.alive = true;
+        client.pendingSince = undefined;
+      };
+      ws.on('pong', done);
+      ws.on('ping', done);
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        done();
+        const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        handlers.onMessage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), !isBinary);
+      });
+      ws.on('error', (err) => {
+        // ws closes with the right code (1009 too big, 1008 too many fragments, 1002 protocol)
+        this.#log(`closed a WebSocket client: ${err.message}`);
+      });
+      ws.on('close', () => {
+        this.#clients.delete(client);
+        handlers.onClose?.();
+      });
+      const connection: WebSocketConnection = {
+        send: (data) => {
+          if (ws.readyState !== WebSocket.OPEN) return;
+          if (ws.bufferedAmount > this.limits.maxBufferedBytes) {
+            this.#log(`dropped a WebSocket client that is not reading (${Math.round(ws.bufferedAmount / 2 ** 20)} MB of replies waiting)`);
+            ws.terminate();
+            return;
+          }
+          ws.send(data, { binary: typeof data !== 'string' });
+        },
+        close: (code = 1000, reason = '') => ws.close(code, reason),
+        get closed() {
+          return ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING;
+        },
+      };
+      onOpen(connection);
+    });
+  }
 
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-    try {
-      parse();
-    } catch {
-      fail(1011, 'internal error');
-    }
-  });
-  socket.on('close', finish);
-  socket.on('error', finish);
-  return connection;
+  /** Ends every connection and the heartbeat. */
+  close(): void {
+    clearInterval(this.#timer);
+    for (const client of this.#clients) client.ws.terminate();
+    this.#clients.clear();
+    this.#server.close();
+  }
 }

@@ -55,7 +55,7 @@ export interface Workstation {
 export async function startWorkstation(): Promise<Workstation> {
   const exportDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-exports-'));
   const dataDir = mkdtempSync(join(tmpdir(), 'sam2unet-e2e-data-'));
-  const server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {} });
+  const server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, log: () => {}, noToken: true });
   const { browser, profile } = await launchBrowser();
   return {
     server,

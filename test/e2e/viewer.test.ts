@@ -42,7 +42,7 @@ describe.skipIf(!haveChromium)('views and first screen in the browser', () => {
     const written = await writePhantoms({ out: smallDir, cases: 6, seed: 5, size: [96, 112, 60] });
     smallCases = written.map((w) => join(smallDir, w.name));
     small = smallCases[0]!;
-    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, roots: [phantoms, smallDir, dirname(miniCheckpoint)], log: () => {} });
+    server = await startWebServer({ port: 0, rendererDir, exportDir, dataDir, roots: [phantoms, smallDir, dirname(miniCheckpoint)], log: () => {}, noToken: true });
     ({ browser, profile } = await launchBrowser());
   });
 

@@ -119,7 +119,7 @@ describe('web bridge', () => {
     writeFileSync(join(rendererDir, 'index.html'), '<!doctype html><title>t</title>');
     writeFileSync(join(rendererDir, 'assets', 'app.js'), 'console.log(1)');
     writeFileSync(join(base, 'secret.txt'), 'secret');
-    server = await startWebServer({ port: 0, rendererDir, exportDir, ports: fakePorts(), log });
+    server = await startWebServer({ port: 0, rendererDir, exportDir, ports: fakePorts(), log, noToken: true });
   });
   afterAll(async () => {
     await server.close();
@@ -239,7 +239,7 @@ describe('web bridge', () => {
   });
 
   it('says when the renderer is not built', async () => {
-    const bare = await startWebServer({ port: 0, rendererDir: join(rendererDir, 'missing'), exportDir, ports: fakePorts(), log: () => {} });
+    const bare = await startWebServer({ port: 0, rendererDir: join(rendererDir, 'missing'), exportDir, ports: fakePorts(), log: () => {}, noToken: true });
     const response = await fetch(bare.url);
     expect(response.status).toBe(503);
     expect(await response.text()).toMatch(/npm run build:renderer/);
@@ -256,7 +256,7 @@ describe('sam2unet serve with the real services (phantom 001, bundled model)', (
     base = mkdtempSync(join(tmpdir(), 'sam2unet-serve-'));
     mkdirSync(join(base, 'renderer'));
     writeFileSync(join(base, 'renderer', 'index.html'), '<!doctype html><title>t</title>');
-    server = await startWebServer({ port: 0, rendererDir: join(base, 'renderer'), exportDir: join(base, 'exports'), dataDir: join(base, 'data'), log: () => {} });
+    server = await startWebServer({ port: 0, rendererDir: join(base, 'renderer'), exportDir: join(base, 'exports'), dataDir: join(base, 'data'), log: () => {}, noToken: true });
   });
   afterAll(async () => {
     await server.close();
