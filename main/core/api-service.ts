@@ -41,6 +41,8 @@ import type {
   VolumeData,
   WorkstationApi,
   MaskSource,
+  TumourView,
+  Vec3,
 } from './api.ts';
 import { EXPORT_FORMATS, MAX_LISTED_ENTRIES, toWireError, validateRequest } from './api.ts';
 import type { DirectoryEntry, DirectoryListing, ListDirectoryRequest, StudyHint } from './api.ts';
@@ -251,6 +253,33 @@ export class WorkstationService implements WorkstationApi {
     const data = source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
     if (!data) return null;
     return { studyId, source, dims: opened.summary.dims, data };
+  }
+
+  /** Described once per mask array: the symmetry fit takes a second or two, and the array changes when a new prediction replaces it. */
+  readonly #tumourViews = new WeakMap<Uint8Array, TumourView>();
+
+  async describeTumour({ studyId, source }: GetLabelsRequest): Promise<TumourView | null> {
+    const opened = this.#opened(studyId);
+    const data = source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    if (!data) return null;
+    if (source === 'prediction' && opened.job) throw new UserError(`the segmentation of ${opened.study.name} is still running; the tumour is described when it ends`);
+    const cached = this.#tumourViews.get(data);
+    if (cached) return cached;
+    const { describeTumour } = await import('./metrics/describe.ts');
+    const { detectRegionKind, labelsPresent } = await import('./metrics/regions.ts');
+    const { worldToIndex } = await import('./io/volume.ts');
+    const images = Object.values(opened.study.sequences).filter((v) => v.components === 1);
+    const geometry = images[0]?.geometry ?? opened.study.seg!.geometry;
+    const description = describeTumour(data, geometry, detectRegionKind(labelsPresent(data)), { images: images.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
+    const toIndex = (line: [Vec3, Vec3]): [Vec3, Vec3] => [worldToIndex(geometry, line[0]), worldToIndex(geometry, line[1])];
+    const view: TumourView = {
+      studyId,
+      source,
+      description,
+      ranoLines: description.lesions.map((l) => (l.rano.long_line_lps && l.rano.perp_line_lps ? { long: toIndex(l.rano.long_line_lps), perp: toIndex(l.rano.perp_line_lps) } : null)),
+    };
+    this.#tumourViews.set(data, view);
+    return view;
   }
 
   async listModels(): Promise<ModelInfo[]> {

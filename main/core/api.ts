@@ -8,6 +8,8 @@
  * server: it must stay free of Node and DOM imports.
  */
 
+import type { TumourDescription } from './metrics/describe.ts';
+
 export type Vec3 = [number, number, number];
 
 /** BraTS evaluation regions: whole tumour (1+2+4), tumour core (1+4), enhancing tumour (4). */
@@ -165,6 +167,18 @@ export interface LabelData {
   source: MaskSource;
   dims: Vec3;
   data: Uint8Array;
+}
+
+/**
+ * The tumour description of one of a study's masks (metrics/describe.ts), with each lesion's RANO
+ * lines in voxel indices (i, j, k) so the axial view can draw them; null entries for lesions
+ * without an enhancing part.
+ */
+export interface TumourView {
+  studyId: string;
+  source: MaskSource;
+  description: TumourDescription;
+  ranoLines: ({ long: [Vec3, Vec3]; perp: [Vec3, Vec3] } | null)[];
 }
 
 export const MODEL_KINDS = ['bundled', 'file', 'trained'] as const;
@@ -471,6 +485,8 @@ export interface WorkstationApi {
   getTags(request: GetTagsRequest): Promise<DicomTags>;
   getVolume(request: GetVolumeRequest): Promise<VolumeData>;
   getLabels(request: GetLabelsRequest): Promise<LabelData | null>;
+  /** volumes, lesions, RANO diameters, multifocality and laterality of a mask; null when there is none */
+  describeTumour(request: GetLabelsRequest): Promise<TumourView | null>;
   listModels(request: Record<string, never>): Promise<ModelInfo[]>;
   segment(request: SegmentRequest): Promise<JobStarted>;
   cancel(request: CancelRequest): Promise<{ cancelled: boolean }>;
@@ -667,6 +683,7 @@ export const requestValidators: Record<ApiMethod, Check> = {
   getTags: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
   getVolume: v.object({ studyId: id, sequence: v.string({ max: 64, nonEmpty: true }) }),
   getLabels: v.object({ studyId: id, source: maskSource }),
+  describeTumour: v.object({ studyId: id, source: maskSource }),
   listModels: empty,
   segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }), minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
   cancel: v.object({ jobId: id }),

@@ -4,6 +4,7 @@
  * the settings. Components read it and call its methods; they hold no logic of their own.
  * Training has its own state (training.svelte.ts).
  */
+import type { TumourView } from '../../../main/core/api.ts';
 import type {
   ApiEvent,
   Capabilities,
@@ -106,6 +107,8 @@ export class Session {
   activeView = $state<ViewName>('axial');
   /** bumps on every change of a mask on screen (streamed slices, switching studies) */
   maskVersion = $state(0);
+  /** the Tumour panel's description of the mask on screen; the axial view draws its RANO lines */
+  tumour = $state.raw<TumourView | null>(null);
   overlayVisible = $state(true);
   showCrosshair = $state(true);
   models = $state<ModelInfo[]>([]);

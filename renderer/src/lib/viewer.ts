@@ -141,6 +141,13 @@ interface Target {
   convention: ViewConvention;
 }
 
+/** A measurement drawn over the image: a segment between two voxel positions (i, j, k, fractional). */
+export interface MeasurementLine {
+  from: Vec3;
+  to: Vec3;
+  colour: string;
+}
+
 export class PlaneViewer {
   readonly view: ViewName;
   /** 'webgl' or 'cpu': which Cornerstone rendering path is in use */
@@ -155,6 +162,7 @@ export class PlaneViewer {
   #slice = 0;
   #input: OverlayInput | null = null;
   #cursor: Vec3 | null = null;
+  #lines: MeasurementLine[] = [];
   #convention: ViewConvention = 'radiological';
   #maskCanvas = document.createElement('canvas');
   #resizeObserver: ResizeObserver;
@@ -292,6 +300,12 @@ export class PlaneViewer {
     this.#drawOverlay();
   }
 
+  /** Lines drawn on the slices they lie in (both ends within half a voxel of the slice). */
+  setMeasurements(lines: MeasurementLine[]): void {
+    this.#lines = lines;
+    this.#drawOverlay();
+  }
+
   setCursor(cursor: Vec3 | null): void {
     this.#cursor = cursor;
     this.#drawOverlay();
@@ -414,7 +428,23 @@ export class PlaneViewer {
       ctx.drawImage(mask, 0, 0);
     }
     if (this.#cursor) this.#drawCrosshair(ctx, volume, axes, w, h, dpr);
+    this.#drawMeasurements(ctx, volume, axes, dpr);
   };
+
+  #drawMeasurements(ctx: CanvasRenderingContext2D, volume: VolumeData, axes: PlaneAxes, dpr: number): void {
+    const scale = Math.hypot(ctx.getTransform().a, ctx.getTransform().b) || 1;
+    ctx.lineWidth = (2 * dpr) / scale;
+    for (const line of this.#lines) {
+      const a = pixelOf(volume, axes, line.from);
+      const b = pixelOf(volume, axes, line.to);
+      if (Math.abs(a.s - this.#slice) > 0.5 || Math.abs(b.s - this.#slice) > 0.5) continue;
+      ctx.beginPath();
+      ctx.strokeStyle = line.colour;
+      ctx.moveTo(a.c + 0.5, a.r + 0.5);
+      ctx.lineTo(b.c + 0.5, b.r + 0.5);
+      ctx.stroke();
+    }
+  }
 
   #labelPlane(volume: VolumeData, axes: PlaneAxes, w: number, h: number): Uint8Array | null {
     const input = this.#input;

@@ -19,6 +19,7 @@ describe('api.ts request validators', () => {
     getTags: { studyId: 's1', sequence: 'flair' },
     getVolume: { studyId: 's1', sequence: 'flair' },
     getLabels: { studyId: 's1', source: 'groundTruth' },
+    describeTumour: { studyId: 's1', source: 'prediction' },
     listModels: {},
     segment: { studyId: 's1', checkpoint: '/m.pth', device: 'cpu', channels: ['flair', '', 'flair'] },
     cancel: { jobId: 'j1' },
