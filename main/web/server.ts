@@ -14,10 +14,10 @@ import { clientMessageValidator, decodeFrame, encodeFrame } from '../core/api.ts
 import type { ServerMessage } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
-import { errorMessage } from '../core/errors.ts';
+import { UserError, errorMessage } from '../core/errors.ts';
 import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
-import { withReadScope } from '../core/util/fs.ts';
+import { symlinkBelow, withReadScope } from '../core/util/fs.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { WebSocketHub, type WebSocketConnection, type WebSocketLimits } from './websocket.ts';
 import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
@@ -119,7 +119,13 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ...(samplesDir ? { samplesDir } : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
-    resolveExportPath: (_request, suggestedName) => join(exportDir, suggestedName),
+    resolveExportPath: (_request, suggestedName) => {
+      const target = join(exportDir, suggestedName);
+      // a link planted in the export folder must not carry the write outside it
+      const link = symlinkBelow(exportDir, target);
+      if (link) throw new UserError(`refusing to write ${target}: ${link} is a symbolic link inside the export folder`);
+      return target;
+    },
     downloadUrl: (file) => {
       const inside = relative(exportDir, resolve(file));
       if (inside.startsWith('..') || isAbsolute(inside)) return undefined;
@@ -188,7 +194,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       return;
     }
     if (url.pathname.startsWith('/exports/')) {
-      const file = await readStatic(exportDir, url.pathname.slice('/exports'.length));
+      const wanted = resolveUnder(exportDir, url.pathname.slice('/exports'.length));
+      // only what the app wrote there: never a symlink to somewhere else
+      const file = wanted && !symlinkBelow(exportDir, wanted) ? await readStatic(exportDir, url.pathname.slice('/exports'.length)) : null;
       if (!file) {
         response.writeHead(404, headers).end('not found');
         return;

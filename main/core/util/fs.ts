@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -261,4 +261,25 @@ export function openForReadingSync(path: string): number {
     closeSync(fd);
     throw err instanceof UserError ? err : new FileError(path, fileSystemProblem(err));
   }
+}
+
+/**
+ * The first symbolic link on the way from `folder` down to `path` (`path` included), or null.
+ * For folders the app itself writes into and serves (the export folder): a link planted there
+ * would make a write land, or a download come from, outside it.
+ */
+export function symlinkBelow(folder: string, path: string): string | null {
+  const root = resolve(folder);
+  const inside = relative(root, resolve(path));
+  if (inside.startsWith('..') || isAbsolute(inside)) return resolve(path);
+  let current = root;
+  for (const part of inside.split(/[\\/]/).filter(Boolean)) {
+    current = join(current, part);
+    try {
+      if (lstatSync(current).isSymbolicLink()) return current;
+    } catch {
+      return null; // the rest does not exist yet
+    }
+  }
+  return null;
 }
