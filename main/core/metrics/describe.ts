@@ -270,36 +270,37 @@ interface BoxedComponent {
 }
 
 /**
- * Smallest distance (mm) between the voxel centres of two components: a distance transform of
- * `a` on the bounding box of both, which is exact because every feature and query voxel is inside.
+ * Smallest distances (mm) between the voxel centres of `a` and of each of `others`: one distance
+ * transform of `a` on the bounding box of them all (exact: every feature and query voxel lies
+ * inside), so n components cost n − 1 transforms, not n²/2.
  */
-function gapMm(a: BoxedComponent, b: BoxedComponent, g: Geometry): number {
-  const lo: number[] = [];
-  const hi: number[] = [];
-  for (let c = 0; c < 3; c++) {
-    lo.push(Math.min(a.lo[c]!, b.lo[c]!));
-    hi.push(Math.max(a.hi[c]!, b.hi[c]!) + 1);
-  }
-  const shape = [hi[0]! - lo[0]!, hi[1]! - lo[1]!, hi[2]! - lo[2]!];
+function gapsFrom(a: BoxedComponent, others: readonly BoxedComponent[], g: Geometry): number[] {
+  if (!others.length) return [];
+  const lo: number[] = [...a.lo];
+  const hi: number[] = [...a.hi];
+  for (const b of others)
+    for (let c = 0; c < 3; c++) {
+      lo[c] = Math.min(lo[c]!, b.lo[c]!);
+      hi[c] = Math.max(hi[c]!, b.hi[c]!);
+    }
+  const shape = [hi[0]! - lo[0]! + 1, hi[1]! - lo[1]! + 1, hi[2]! - lo[2]! + 1];
   const [nx, ny] = g.dims;
   const local = (idx: number): number => {
     const k = Math.floor(idx / (nx * ny));
     const j = Math.floor(idx / nx) % ny;
     const i = idx % nx;
-    if (i < lo[0]! || j < lo[1]! || k < lo[2]! || i >= hi[0]! || j >= hi[1]! || k >= hi[2]!) return -1;
     return (k - lo[2]!) * shape[0]! * shape[1]! + (j - lo[1]!) * shape[0]! + (i - lo[0]!);
   };
   const feature = new Uint8Array(shape[0]! * shape[1]! * shape[2]!);
   for (const idx of a.indices) feature[local(idx)] = 1;
   const query = new Uint8Array(feature.length);
-  for (const idx of b.indices) {
-    const l = local(idx);
-    if (l >= 0) query[l] = 1;
-  }
+  for (const b of others) for (const idx of b.indices) query[local(idx)] = 1;
   const d2 = squaredDistanceTransform(feature, shape, g.spacing, query);
-  let best = Infinity;
-  for (let i = 0; i < query.length; i++) if (query[i] && d2[i]! < best) best = d2[i]!;
-  return Math.sqrt(best);
+  return others.map((b) => {
+    let best = Infinity;
+    for (const idx of b.indices) best = Math.min(best, d2[local(idx)]!);
+    return Math.sqrt(best);
+  });
 }
 
 /**
@@ -503,8 +504,10 @@ export function describeTumour(labels: Uint8Array | ArrayLike<number>, g: Geomet
   // foci is the largest of their edge-to-edge gaps
   const count = components.length;
   const gap: number[][] = components.map(() => new Array<number>(count).fill(0));
-  for (let a = 0; a < count; a++)
-    for (let b = a + 1; b < count; b++) gap[a]![b] = gap[b]![a] = gapMm(components[a]!, components[b]!, g);
+  for (let a = 0; a < count; a++) {
+    const gaps = gapsFrom(components[a]!, components.slice(a + 1), g);
+    gaps.forEach((d, n) => (gap[a]![a + 1 + n] = gap[a + 1 + n]![a] = d));
+  }
   const parent = components.map((_, i) => i);
   const root = (i: number): number => (parent[i] === i ? i : (parent[i] = root(parent[i]!)));
   for (let a = 0; a < count; a++) for (let b = a + 1; b < count; b++) if (gap[a]![b]! < mergeMm) parent[root(a)] = root(b);
