@@ -1,5 +1,5 @@
 import { defineCommand, requireOption } from '../command.ts';
-import type { TumourDescription } from '../../core/metrics/describe.ts';
+import { DEFAULT_MIN_LESION_ML, type TumourDescription } from '../../core/metrics/describe.ts';
 import { SLICE_NUMBERING, sliceNumber } from '../../core/conventions.ts';
 
 const f1 = (v: number): string => v.toFixed(1);
@@ -12,7 +12,7 @@ function table(rows: string[][]): string[] {
 
 export function formatDescription(d: TumourDescription): string {
   const lines = ['Regions', ...table([['Region', 'Volume (ml)', 'Voxels'], ...Object.entries(d.regions).map(([name, r]) => [name, f2(r.volume_ml), String(r.voxels)])]), ''];
-  lines.push(`Lesions (whole-tumour components ≥ 0.1 ml, 26-connected): ${d.lesions.length}`);
+  lines.push(`Lesions (whole-tumour components ≥ ${DEFAULT_MIN_LESION_ML} ml, 26-connected): ${d.lesions.length}`);
   if (d.lesions.length) {
     lines.push(
       ...table([
