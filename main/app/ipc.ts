@@ -9,6 +9,7 @@ import type { Ports } from '../core/api-ports.ts';
 import { WorkstationService, dispatch } from '../core/api-service.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { ExportPathGuard } from './export-guard.ts';
+import { dropRefusal } from './guards.ts';
 import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
 import { withReadScope } from '../core/util/fs.ts';
@@ -34,6 +35,8 @@ export interface AppServiceOptions {
   initialPaths?: string[];
   ports?: Ports;
   log: (line: string) => void;
+  /** the user's home folder (a drop of it is refused); os.homedir() unless a test says otherwise */
+  homeDir?: string;
 }
 
 export interface AppWiring {
@@ -156,6 +159,12 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
       if (problem) {
         options.log(`refused a drop: ${problem}`);
         return { ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } };
+      }
+      // a drop grants exactly what was dropped, and never a root, the home folder or a system folder
+      const refusal = dropRefusal(path as string, options.homeDir);
+      if (refusal) {
+        options.log(`refused a drop: ${refusal}`);
+        return { ok: false, error: { name: 'UserError', message: `cannot open what was dropped: ${refusal}`, user: true } };
       }
       return { ok: true, value: { path: roots.grant(path as string) } };
     },

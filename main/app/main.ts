@@ -12,11 +12,17 @@ import type { ExportFormat, MenuAction } from '../core/api.ts';
 import { readStatic, rendererCsp } from '../web/static.ts';
 import type { AppWiring } from './ipc.ts';
 import { RENDERER_ORIGIN, secureWebPreferences } from './window-options.ts';
+import { guardWebContents, refusePermissionCheck, refusePermissionRequest } from './guards.ts';
 import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
 
 const root = resolve(__dirname, '../..');
 const rendererDir = join(root, 'renderer/dist');
 const log = (line: string) => process.stderr.write(`sam2unet: ${line}\n`);
+
+// every renderer sandboxed, whatever a window's own preferences say (must precede 'ready')
+app.enableSandbox();
+// every web contents ever created (windows, frames, webviews), not only the main window
+app.on('web-contents-created', (_event, contents) => guardWebContents(contents, log));
 
 protocol.registerSchemesAsPrivileged([{ scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 
@@ -117,7 +123,8 @@ async function start(): Promise<void> {
   });
 
   // Nothing in the renderer needs a camera, notifications or the like.
-  session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+  session.defaultSession.setPermissionRequestHandler(refusePermissionRequest);
+  session.defaultSession.setPermissionCheckHandler(refusePermissionCheck);
 
   ipcMain.handle(CALL_CHANNEL, (event: IpcMainInvokeEvent, method: unknown, request: unknown) =>
     wiring.handleCall(event.senderFrame?.url ?? '', method, request),
@@ -132,10 +139,7 @@ async function start(): Promise<void> {
     backgroundColor: '#111417',
     webPreferences: secureWebPreferences(join(__dirname, 'preload.cjs')),
   });
-  mainWindow.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  mainWindow.webContents.on('will-navigate', (event, url) => {
-    if (!url.startsWith(`${RENDERER_ORIGIN}/`)) event.preventDefault();
-  });
+  // window-open, navigation and webview guards: installed by 'web-contents-created' above
   // Events stream over a MessagePort of their own, handed to the page (re)loaded in the window.
   let disconnect: (() => void) | undefined;
   mainWindow.webContents.on('did-finish-load', () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -161,17 +161,20 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     // a drop from the app's page grants the dropped path; other pages and bad payloads are refused
     expect(await w.handleDrop('https://evil.example/', '/etc')).toMatchObject({ ok: false, error: { name: 'Forbidden' } });
     expect(await w.handleDrop(APP, 42)).toMatchObject({ ok: false, error: { name: 'InvalidRequest' } });
-    expect(w.roots.allows('/dropped/case/t1.nii.gz')).toBe(false);
-    expect(await w.handleDrop(APP, '/dropped/case')).toEqual({ ok: true, value: { path: '/dropped/case' } });
-    expect(w.roots.allows('/dropped/case/t1.nii.gz')).toBe(true);
-    expect(w.roots.allows('/dropped/case2')).toBe(false);
+    // a drop is of something that exists (guards.ts refuses roots, home and system folders)
+    const dropped = join(dir, 'dropped-case');
+    mkdirSync(dropped, { recursive: true });
+    expect(w.roots.allows(join(dropped, 't1.nii.gz'))).toBe(false);
+    expect(await w.handleDrop(APP, dropped)).toEqual({ ok: true, value: { path: dropped } });
+    expect(w.roots.allows(join(dropped, 't1.nii.gz'))).toBe(true);
+    expect(w.roots.allows(`${dropped}2`)).toBe(false);
 
     // recent studies are remembered (atomically, on disk) and readable in the next session
     await vi.waitFor(() => expect(existsSync(settingsFile)).toBe(true));
     const next = wiring([], { written: [] }, {}, { settingsFile });
     await next.ready;
     expect(next.roots.allows('/data/tiny')).toBe(true);
-    expect(next.roots.allows('/dropped/case')).toBe(false);
+    expect(next.roots.allows(dropped)).toBe(false);
     expect(await next.value('recentStudies', {})).toEqual([expect.objectContaining({ path: '/data/tiny', name: 'tiny' })]);
   });
 
