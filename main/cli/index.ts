@@ -22,6 +22,7 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 const commonOptions: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
   debug: { type: 'boolean', description: 'print stack traces on errors' },
+  'max-memory': { type: 'string', description: 'refuse files declaring more than this much to allocate (default: a quarter of the physical memory)', valueName: 'size' },
 };
 
 function formatOptions(options: Record<string, OptionSpec>): string {
@@ -91,6 +92,8 @@ export async function main(argv: string[], io: CommandIO = defaultIO()): Promise
       io.stdout(commandHelp(command));
       return 0;
     }
+    const maxMemory = parsed.values['max-memory'];
+    if (typeof maxMemory === 'string') (await import('../core/util/limits.ts')).setMemoryLimit(maxMemory);
     return await command.run(parsed as Parameters<Command['run']>[0], io);
   } catch (err) {
     if (err instanceof CancelledError) {

@@ -18,6 +18,7 @@ import { basename } from 'node:path';
 import { createGunzip, createGzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { openForReading, readRegularFile, writeFileAtomic } from '../util/fs.ts';
+import { checkDeclaredSize } from '../util/limits.ts';
 import { Volume, affineRAS, geometryFromAffineLPS, type DType, type Vec3, type VolumeMeta, type VoxelArray } from './volume.ts';
 
 export interface NiftiHeader {
@@ -346,6 +347,8 @@ function checkedHeader(head: Uint8Array, compressedLength: number, file: string)
     throw new FileError(file, `header claims ${needed} bytes of image, more than a ${compressedLength}-byte gzip file can hold (corrupt header?)`);
   }
   if (needed > bufferConstants.MAX_LENGTH) throw new FileError(file, `image too large (${needed} bytes)`);
+  // before inflating: the header's dims × bitpix against the memory limit
+  checkDeclaredSize(file, `the header (${header.dim.slice(1, 1 + header.dim[0]!).join('×')}, ${header.bitpix}-bit voxels)`, needed);
   return { header, needed };
 }
 

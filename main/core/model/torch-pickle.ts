@@ -13,6 +13,11 @@ import { readFile, type FileHandle } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { FileError } from '../errors.ts';
 import { openForReading } from '../util/fs.ts';
+import { formatBytes, memoryLimit } from '../util/limits.ts';
+
+/** deflate's best case is about 1032:1; a declared size beyond that is a lie */
+const MAX_DEFLATE_RATIO = 1032;
+const MAX_PICKLE_BYTES = 256 * 2 ** 20;
 import { DTYPE_BYTES, toFloat32, type Dtype } from './dtype.ts';
 import { numel, type StateDict } from './tensor.ts';
 
@@ -163,6 +168,12 @@ export async function readZipEntry(src: ByteSource, entry: ZipEntry): Promise<Ui
   const dataStart = entry.localHeaderOffset + 30 + local.getUint16(26, true) + local.getUint16(28, true);
   if (dataStart + entry.compressedSize > fileSize) {
     throw new ZipProblem(`entry ${entry.name}: data [${dataStart}, ${dataStart + entry.compressedSize}) runs past the file end ${fileSize} (truncated file?)`);
+  }
+  // declared sizes first: nothing is inflated that could not fit, or that no deflate stream this short holds
+  const limit = memoryLimit();
+  if (entry.size > limit) throw new ZipProblem(`entry ${entry.name} declares ${formatBytes(entry.size)}, more than the memory limit of ${formatBytes(limit)} (a quarter of the physical memory unless --max-memory says otherwise)`);
+  if (entry.method === 8 && entry.size > entry.compressedSize * MAX_DEFLATE_RATIO + 1024) {
+    throw new ZipProblem(`entry ${entry.name} declares ${formatBytes(entry.size)}, more than ${formatBytes(entry.compressedSize)} of deflate data can hold (corrupt or hostile file)`);
   }
   let data = await src.read(dataStart, entry.compressedSize);
   if (entry.method === 8) {
@@ -587,7 +598,12 @@ async function parseTorch(src: ByteSource, path: string): Promise<OpenTorch> {
       const order = new TextDecoder().decode(await readZipEntry(src, byteorder)).trim();
       if (order !== 'little') throw new FileError(path, `torch.save archive in ${order}-endian byte order is not supported`);
     }
-    const pickle = await readZipEntry(src, entries.get(pkls[0]!)!);
+    const pickleEntry = entries.get(pkls[0]!)!;
+    // the pickle is the checkpoint's table of contents: megabytes at most, however big the model
+    if (pickleEntry.size > MAX_PICKLE_BYTES) {
+      throw new FileError(path, `data.pkl declares ${formatBytes(pickleEntry.size)}, more than a checkpoint's pickle needs (limit ${formatBytes(MAX_PICKLE_BYTES)})`);
+    }
+    const pickle = await readZipEntry(src, pickleEntry);
     const persistentLoad = (pid: unknown): StorageRef => {
       if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') throw new PickleProblem(`unsupported persistent id ${JSON.stringify(Array.isArray(pid) ? pid[0] : typeof pid)}`);
       const [, type, key, , count] = pid as [string, unknown, unknown, unknown, unknown];
