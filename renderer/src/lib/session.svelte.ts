@@ -87,9 +87,12 @@ export class StudyState {
   readonly volumes = new Map<string, VolumeData>();
   /** whether the ground truth was fetched (it may be absent) */
   groundTruthLoaded = false;
+  /** what was said about this study (its assembly, opening it again) and not yet dismissed: shown with it, gone with it */
+  notes = $state<string[]>([]);
 
   constructor(summary: StudySummary) {
     this.summary = summary;
+    this.notes = [...(summary.notes ?? [])];
     this.cursor = summary.dims.map((n) => Math.floor(n / 2)) as Vec3;
   }
 }
@@ -100,7 +103,6 @@ export class Session {
   settings = $state<Settings>(structuredClone(DEFAULT_SETTINGS));
   recent = $state<RecentStudy[]>([]);
   studies = $state<StudySummary[]>([]);
-  notes = $state<string[]>([]);
   /** the state of the study on screen; every open study has one in `#states` */
   current = $state<StudyState | null>(null);
   /** the view that keyboard slice stepping moves (the last one pointed at) */
@@ -193,6 +195,12 @@ export class Session {
   }
   set exports(exports: ExportRecord[]) {
     if (this.current) this.current.exports = exports;
+  }
+
+  /** The user has read a note about a study: it is no longer shown. */
+  dismissNote(studyId: string, note: string): void {
+    const state = this.#states.get(studyId);
+    if (state) state.notes = state.notes.filter((n) => n !== note);
   }
 
   /** The state kept for an open study (undefined once it is closed). */
@@ -288,8 +296,12 @@ export class Session {
     const added = result.studies.filter((s) => !this.#states.has(s.id));
     for (const summary of added) this.#states.set(summary.id, new StudyState(summary));
     this.studies = [...this.studies, ...added];
-    this.notes = result.notes;
     const first = result.studies[0] && this.studies.find((s) => s.id === result.studies[0]!.id);
+    // what the opening said (files skipped, series kept apart, "open already") goes with the study it puts on screen
+    const state = first && this.#states.get(first.id);
+    // (a note of one study's own assembly came with that study's summary already)
+    const general = result.notes.filter((n) => !result.studies.some((s) => s.notes?.includes(n)));
+    if (state) state.notes = [...state.notes, ...general.filter((n) => !state.notes.includes(n))];
     if (first) await this.select(first);
     this.recent = await this.#quiet(() => this.api.recentStudies({}), this.recent);
     return true;
@@ -348,8 +360,6 @@ export class Session {
     this.#states.delete(study.id);
     for (const key of this.#thumbnails.keys()) if (key.startsWith(`${study.id}/`)) this.#thumbnails.delete(key);
     this.studies = this.studies.filter((s) => s.id !== study.id);
-    // what was said about how the study was assembled goes with it
-    this.notes = this.notes.filter((n) => !study.notes?.includes(n));
     if (this.current?.summary.id !== study.id) return;
     const next = this.studies[Math.min(index, this.studies.length - 1)];
     if (next) await this.select(next);
