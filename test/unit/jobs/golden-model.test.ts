@@ -13,6 +13,7 @@ import type { Study } from '../../../main/core/io/study.ts';
 import { bundledModel } from '../../../main/core/jobs/bundled.ts';
 import { sliceModelFromCheckpoint, type CheckpointModel } from '../../../main/core/jobs/model.ts';
 import { segmentStudy, type SliceResult } from '../../../main/core/jobs/segment.ts';
+import { POSTPROCESS_DEFAULTS, postprocessLabels } from '../../../main/core/model/postprocess.ts';
 import { composeLabels, inputChannels, isEmptySlice, prepareSlices } from '../../../main/core/model/preprocess.ts';
 import { readSafetensors } from '../../../main/core/model/safetensors.ts';
 
@@ -71,7 +72,17 @@ describe('sliceModelFromCheckpoint with the golden mini SAM2-UNet', () => {
     const [nx, ny] = labels.dims;
     const alone = composeLabels(logits, { channels: 1, size: [64, 64], sliceSize: [ny, nx] });
     expect(Buffer.from(results[k]!.mask).equals(Buffer.from(alone))).toBe(true);
-    expect(Buffer.from(labels.sliceView(k) as Uint8Array).equals(Buffer.from(alone))).toBe(true);
+    // the final label map is the streamed slices after the job's 3D post-processing (run once the
+    // whole volume is known, so it may change streamed slices): the same post-processing of the
+    // stacked streamed masks gives it exactly, and slices it did not touch are as streamed
+    const plane = nx * ny;
+    const stacked = new Uint8Array(plane * 155);
+    for (const r of results) stacked.set(r.mask, r.index * plane);
+    const record = postprocessLabels(stacked, [nx, ny, 155], labels.geometry.spacing, 'binary', POSTPROCESS_DEFAULTS);
+    expect(summary.postprocessing).toEqual(record);
+    expect(Buffer.from(labels.data as Uint8Array).equals(Buffer.from(stacked))).toBe(true);
+    const changed = new Set(record.changedSlices);
+    for (const r of results) if (!changed.has(r.index)) expect(Buffer.from(labels.sliceView(r.index) as Uint8Array).equals(Buffer.from(r.mask))).toBe(true);
   });
 
   it('refuses a bare SAM2 trunk checkpoint and explains the missing bundled model', async () => {
