@@ -81,7 +81,8 @@ describe.skipIf(!haveChromium)('colour DICOM in the browser', () => {
     await page.goto(link.href);
     await expect.poll(() => page.getByTestId('viewport-axial').getAttribute('data-rendered-slice'), { timeout: 30_000 }).not.toBe('-1');
     expect(await page.getByTestId('viewport-axial').getAttribute('data-backend')).toBe('webgl');
-    // the page shows SwiftShader's WebGL canvas wrongly (viewer.ts, webglKind), so the pixels are read from the canvas itself
+    // read from Cornerstone's WebGL canvas itself, so that what is measured is that path's own output (its greys once came
+    // out inverted: not SwiftShader's doing but a first window of 0/0, which viewer.ts now replaces with the real one)
     const readBack = () =>
       page.evaluate(() => {
         const canvas = document.querySelector<HTMLCanvasElement>('[data-testid=viewport-axial] canvas.cornerstone-canvas')!;

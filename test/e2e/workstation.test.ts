@@ -164,7 +164,9 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
 
     it('switches sequence and toggles the overlay with O', async () => {
       await page.getByTestId('sequence').selectOption('t1ce');
-      await expect.poll(() => page.getByTestId('series').and(page.locator('.current')).textContent(), { timeout: 30_000 }).toMatch(/t1ce/);
+      await expect.poll(() => page.getByTestId('series').and(page.locator('.current')).textContent(), { timeout: 30_000 }).toMatch(/T1 post-contrast/);
+      // the select shows the human name and keeps the key as its value
+      expect(await page.getByTestId('sequence').evaluate((s: HTMLSelectElement) => [s.value, s.selectedOptions[0]!.textContent])).toEqual(['t1ce', 'T1 post-contrast']);
       await expect.poll(async () => (await countPixels(page, '[data-testid=viewport-axial]')).lit, { timeout: 30_000 }).toBeGreaterThan(20_000);
       await page.getByTestId('sequence').selectOption('flair');
       // through the tumour (centre, a little anterior) in the sagittal and coronal views
