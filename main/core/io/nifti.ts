@@ -270,6 +270,43 @@ function quaternionToMatrix(b: number, c: number, d: number): number[] {
   ];
 }
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+function geometrySource(h: NiftiHeader): string {
+  return h.sformCode > 0 ? 'sform' : h.qformCode > 0 ? 'qform' : 'pixdim';
+}
+
+/**
+ * Geometry the app cannot measure with is refused here, at the reader, rather than travelling
+ * into resampling, metrics and reports as NaN, Infinity or zero.
+ */
+function checkGeometry(file: string, h: NiftiHeader, affine: number[], geometry: { spacing: number[]; direction: number[] }): void {
+  const source = geometrySource(h);
+  if (!affine.slice(0, 12).every(Number.isFinite)) throw new FileError(file, `the ${source} holds non-finite values (${affine.slice(0, 12).map((v) => +v.toPrecision(4)).join(', ')})`);
+  if (!geometry.spacing.every((s) => Number.isFinite(s) && s > 0)) {
+    throw new FileError(file, `voxel spacing ${geometry.spacing.map((s) => +s.toPrecision(4)).join('×')} from the ${source} is not usable (zero or non-finite)`);
+  }
+  const [a, b, c, d, e, f, g, i, j] = geometry.direction as [number, number, number, number, number, number, number, number, number];
+  const det = a * (e * j - f * i) - b * (d * j - f * g) + c * (d * i - e * g);
+  if (!(Math.abs(det) > 1e-6)) throw new FileError(file, `the ${source} orientation is singular (its axes are not independent)`);
+}
+
+/** scl_slope/scl_inter that take stored values beyond float32 would make Infinity voxels. */
+function checkScaling(file: string, data: ArrayLike<number>, slope: number, intercept: number): void {
+  // cheap bound first: integer voxels (up to 2^63) cannot overflow under most slopes whatever their values
+  const integers = !(data instanceof Float32Array || data instanceof Float64Array);
+  if (integers && Math.abs(slope) * 2 ** 63 + Math.abs(intercept) <= FLOAT32_MAX) return;
+  if (slope === 1 && intercept === 0) return;
+  let worst = 0;
+  for (let n = 0; n < data.length; n++) {
+    const v = Math.abs(data[n]!);
+    if (v > worst) worst = v;
+  }
+  if (!(Math.abs(slope) * worst + Math.abs(intercept) <= FLOAT32_MAX)) {
+    throw new FileError(file, `scl_slope ${slope} and scl_inter ${intercept} take stored values up to ${worst} beyond the float32 range`);
+  }
+}
+
 /** pixdim as nibabel's header check repairs it: absolute values, zero → 1. */
 function voxelSizes(h: NiftiHeader): Vec3 {
   return [1, 2, 3].map((i) => Math.abs(h.pixdim[i]!) || 1) as Vec3;
@@ -444,12 +481,15 @@ export async function readNifti(file: string, meta: Partial<VolumeMeta> = {}): P
       : new ArrayType(voxelBytes.slice().buffer, 0, total);
 
   const dims: Vec3 = [1, 2, 3].map((i) => (i <= header.dim[0]! ? header.dim[i]! : 1)) as Vec3;
-  const geometry = geometryFromAffineLPS(rasToLps(niftiAffineRAS(header)), dims);
+  const affine = niftiAffineRAS(header);
+  const geometry = geometryFromAffineLPS(rasToLps(affine), dims);
+  checkGeometry(file, header, affine, geometry);
   // nibabel: a zero or non-finite slope means "no scaling"
   const scaled = header.sclSlope !== 0 && Number.isFinite(header.sclSlope);
   if (scaled && !Number.isFinite(header.sclInter)) throw new FileError(file, `valid scl_slope but invalid scl_inter ${header.sclInter}`);
   const slope = scaled ? header.sclSlope : 1;
   const intercept = scaled ? header.sclInter : 0;
+  if (scaled) checkScaling(file, all, slope, intercept);
 
   const frameLength = dims[0] * dims[1] * dims[2] * type.components;
   const frames = total / frameLength;

@@ -104,7 +104,8 @@ export async function loadDicomSources(sources: DicomSource[], label: string, no
       notes.push(`skipped ${source.name}: ${err.problem}`);
     }
   }
-  if (records.length === 0) throw new FileError(label, notes.length ? `no loadable DICOM images (${notes.length} files skipped)` : 'no DICOM images found');
+  // the first reason says why (a series whose every file has the same flaw gives it 155 times)
+  if (records.length === 0) throw new FileError(label, notes.length ? `no loadable DICOM images (${notes.length} files skipped; first: ${notes[0]!.replace(/^skipped /, '')})` : 'no DICOM images found');
   const { volumes, errors } = await assembleSeries(records, label);
   if (volumes.length === 0) throw errors[0] ?? new FileError(label, 'no loadable DICOM images');
   for (const err of errors) notes.push(`skipped ${err.message}`);

@@ -47,8 +47,13 @@ function firstItem(ds: DicomDataset | undefined, keyword: Parameters<DicomDatase
 /** ImageOrientationPatient normalised, or undefined when absent; FileError when unusable. */
 function readOrientation(ds: DicomDataset): number[] | undefined {
   const values = ds.numbers('ImageOrientationPatient');
+  // numbers() is undefined for text that is not all numbers (NaN, Inf): present but unusable, not absent
+  const text = values ? undefined : ds.string('ImageOrientationPatient')?.trim();
+  if (text) throw new FileError(ds.file, `invalid ImageOrientationPatient ${text} (not finite numbers)`);
   if (!values) return undefined;
   if (values.length < 6) throw new FileError(ds.file, `ImageOrientationPatient has ${values.length} values, expected 6`);
+  // NaN passes every tolerance test below (comparisons with NaN are false)
+  if (!values.slice(0, 6).every(Number.isFinite)) throw new FileError(ds.file, `invalid ImageOrientationPatient ${values.slice(0, 6).join('\\')} (not finite numbers)`);
   const row = values.slice(0, 3);
   const col = values.slice(3, 6);
   const rowNorm = Math.hypot(...row);
@@ -67,7 +72,13 @@ function readPosition(ds: DicomDataset | undefined): Vec3 | undefined {
 
 function readPixelSpacing(ds: DicomDataset | undefined): [number, number] | undefined {
   const values = ds?.numbers('PixelSpacing');
-  if (!values || values.length < 2 || !(values[0]! > 0) || !(values[1]! > 0)) return undefined;
+  const text = values ? undefined : ds?.string('PixelSpacing')?.trim();
+  if (text) throw new FileError(ds!.file, `invalid PixelSpacing ${text} (two positive numbers of mm expected)`);
+  if (!values) return undefined;
+  // present but unusable is an error, not a silent 1 mm: distances and volumes would be wrong
+  if (values.length < 2 || !values.slice(0, 2).every((v) => Number.isFinite(v) && v > 0)) {
+    throw new FileError(ds!.file, `invalid PixelSpacing ${values.join('\\')} (two positive numbers of mm expected)`);
+  }
   return [values[0]!, values[1]!];
 }
 
