@@ -145,6 +145,9 @@ export function describeThrown(err: unknown): string {
   let message: string;
   if (err && typeof err === 'object' && 'exception' in err) message = describeThrown((err as { exception: unknown }).exception);
   else message = errorMessage(err);
+  // the parser recurses per sequence level: a hostile depth overflows the stack
+  if (/Maximum call stack size exceeded/.test(message)) return 'sequences nested too deeply to read (thousands of levels; no real file has more than a few)';
+  if (/maxPosition|invalid value for parameter/.test(message)) return 'an item or element length runs past the end of the file (corrupt length)';
   if (/buffer overrun|past end of buffer|cannot be greater than/.test(message)) message = `file is truncated or an element length is corrupt (${message.replace(/^dicomParser[.:]\w*:?\s*/, '')})`;
   return message.replace(/^dicomParser[.:]\w*:?\s*/, '').replace(/\s+/g, ' ').trim().slice(0, 300) || 'unknown error';
 }
