@@ -33,7 +33,8 @@ describe('desktop shell', () => {
     });
     const main = readFileSync(join(root, 'main/app/main.ts'), 'utf8');
     expect(main).toContain("webPreferences: secureWebPreferences(join(__dirname, 'preload.cjs'))");
-    expect(main).toContain("setWindowOpenHandler(() => ({ action: 'deny' }))");
+    // window-open, navigation and webview guards on every web contents (main/app/guards.ts)
+    expect(main).toContain("app.on('web-contents-created', (_event, contents) => guardWebContents(contents, log))");
     expect(main).not.toMatch(/file:\/\//);
     expect(RENDERER_ORIGIN).toBe('app://renderer');
   });
