@@ -118,7 +118,7 @@ export class Session {
   model = $state('');
   device = $state('auto');
   /** the dialog on screen */
-  dialog = $state<'export' | 'settings' | 'tags' | null>(null);
+  dialog = $state<'export' | 'settings' | 'tags' | 'files' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
   #states = new Map<string, StudyState>();
@@ -322,6 +322,12 @@ export class Session {
   async selectSequence(study: StudySummary, sequence: string): Promise<void> {
     if (this.study?.id !== study.id) await this.select(study);
     if (this.study?.id === study.id) await this.setSequence(sequence);
+  }
+
+  /** Browse…: the desktop app's native dialog, or browser mode's file browser of the server's folders */
+  chooseStudy(): void {
+    if (this.capabilities?.dialogs) void this.browse();
+    else this.dialog = 'files';
   }
 
   /** Electron: pick a study in the native dialog, then open it */
