@@ -7,7 +7,8 @@ import type { Availability, ExportFormat, MaskSource, RegionDice } from './api.t
 import { UserError, errorMessage } from './errors.ts';
 import type { LabelColours } from './conventions.ts';
 import type { BratsSequence, Study } from './io/study.ts';
-import type { Volume } from './io/volume.ts';
+import type { Geometry, Volume } from './io/volume.ts';
+import type { TumourDescription } from './metrics/describe.ts';
 import type { JobHost } from './jobs/job-host.ts';
 import type { BundledModel } from './jobs/bundled.ts';
 import type { CheckpointSummary, TrainJobEvent } from './jobs/worker-jobs.ts';
@@ -87,6 +88,8 @@ export interface Ports {
   openPath(path: string): Promise<{ studies: Study[]; notes: string[] }>;
   /** a DICOM study with other roles for its series (dicom-study.ts reassignRoles), off the caller's thread; absent = in-process */
   reassignRoles?(study: Study, roles: Record<string, BratsSequence>): Promise<Study>;
+  /** a label map's tumour description (metrics/describe.ts) with the study's images, off the caller's thread; absent = in-process */
+  describeTumour?(labels: Uint8Array, geometry: Geometry, images: Volume[]): Promise<TumourDescription>;
   /** the bundled default model, or null when this build has none */
   bundledModel(): Promise<BundledModel | null>;
   /** reads a checkpoint file and says what it holds; throws a FileError when it is not one */
@@ -136,6 +139,12 @@ export function createDefaultPorts(): Ports {
     async reassignRoles(study, roles) {
       const [host, { studyFromData, studyToData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
       return studyFromData(await host.run('roles', { study: studyToData(study), roles }));
+    },
+
+    async describeTumour(labels, geometry, images) {
+      const [host, { describeImageData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      // the labels are copied (a prediction may be replaced while the worker reads it); images opened by the reader worker are shared
+      return host.run('describe', { labels, geometry, images: images.map(describeImageData) });
     },
 
     async bundledModel() {

@@ -49,7 +49,8 @@ import type { DirectoryEntry, DirectoryListing, ListDirectoryRequest, StudyHint 
 import { findBratsCases } from './io/brats.ts';
 import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
-import type { Volume } from './io/volume.ts';
+import type { Geometry, Volume } from './io/volume.ts';
+import type { TumourDescription } from './metrics/describe.ts';
 import type { Ports, PredictionRun } from './api-ports.ts';
 import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/worker-jobs.ts';
@@ -256,7 +257,7 @@ export class WorkstationService implements WorkstationApi {
   }
 
   /** Described once per mask array: the symmetry fit takes a second or two, and the array changes when a new prediction replaces it. */
-  readonly #tumourViews = new WeakMap<Uint8Array, TumourView>();
+  readonly #tumourViews = new WeakMap<Uint8Array, Promise<TumourView>>();
 
   async describeTumour({ studyId, source }: GetLabelsRequest): Promise<TumourView | null> {
     const opened = this.#opened(studyId);
@@ -265,21 +266,30 @@ export class WorkstationService implements WorkstationApi {
     if (source === 'prediction' && opened.job) throw new UserError(`the segmentation of ${opened.study.name} is still running; the tumour is described when it ends`);
     const cached = this.#tumourViews.get(data);
     if (cached) return cached;
-    const { describeTumour } = await import('./metrics/describe.ts');
-    const { detectRegionKind, labelsPresent } = await import('./metrics/regions.ts');
-    const { worldToIndex } = await import('./io/volume.ts');
     const images = Object.values(opened.study.sequences).filter((v) => v.components === 1);
     const geometry = images[0]?.geometry ?? opened.study.seg!.geometry;
-    const description = describeTumour(data, geometry, detectRegionKind(labelsPresent(data)), { images: images.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
+    // the io worker fits the symmetry plane (seconds on a full volume); a second caller waits for the same run
+    const view = this.#describe(studyId, source, data, geometry, images);
+    this.#tumourViews.set(data, view);
+    view.catch(() => this.#tumourViews.get(data) === view && this.#tumourViews.delete(data));
+    return view;
+  }
+
+  async #describe(studyId: string, source: GetLabelsRequest['source'], data: Uint8Array, geometry: Geometry, images: Volume[]): Promise<TumourView> {
+    const { worldToIndex } = await import('./io/volume.ts');
+    let description: TumourDescription;
+    if (this.#ports.describeTumour) description = await this.#ports.describeTumour(data, geometry, images);
+    else {
+      const [{ describeTumour }, { detectRegionKind, labelsPresent }] = await Promise.all([import('./metrics/describe.ts'), import('./metrics/regions.ts')]);
+      description = describeTumour(data, geometry, detectRegionKind(labelsPresent(data)), { images: images.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
+    }
     const toIndex = (line: [Vec3, Vec3]): [Vec3, Vec3] => [worldToIndex(geometry, line[0]), worldToIndex(geometry, line[1])];
-    const view: TumourView = {
+    return {
       studyId,
       source,
       description,
       ranoLines: description.lesions.map((l) => (l.rano.long_line_lps && l.rano.perp_line_lps ? { long: toIndex(l.rano.long_line_lps), perp: toIndex(l.rano.perp_line_lps) } : null)),
     };
-    this.#tumourViews.set(data, view);
-    return view;
   }
 
   async listModels(): Promise<ModelInfo[]> {

@@ -10,8 +10,9 @@ import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
-import { Volume, type VolumeInit } from '../io/volume.ts';
+import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
+import type { TumourDescription } from '../metrics/describe.ts';
 import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
 import type { SerializedError } from '../util/worker.ts';
 import type { StoredRunSettings } from '../model/run-settings.ts';
@@ -133,6 +134,7 @@ export interface OpenedStudies {
 export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
   roles: { payload: RolesJobPayload; event: never; result: StudyData };
+  describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
@@ -285,6 +287,25 @@ export interface RolesJobPayload {
 export async function runRolesJob({ study, roles }: RolesJobPayload): Promise<StudyData> {
   const { reassignRoles } = await import('../io/dicom-study.ts');
   return studyToData(reassignRoles(studyFromData(study), roles), { toShared: true, summarise: true });
+}
+
+export interface DescribeJobPayload {
+  labels: Uint8Array;
+  geometry: Geometry;
+  /** the study's greyscale images (the mid-sagittal fit); shared memory when the reader worker opened them */
+  images: VolumeData[];
+}
+
+/** A tumour description in the worker: the symmetry fit over the images takes seconds on a full volume. */
+export async function runDescribeJob({ labels, geometry, images }: DescribeJobPayload): Promise<TumourDescription> {
+  const [{ describeTumour }, { detectRegionKind, labelsPresent }] = await Promise.all([import('../metrics/describe.ts'), import('../metrics/regions.ts')]);
+  const volumes = images.map(toVolume);
+  return describeTumour(labels, geometry, detectRegionKind(labelsPresent(labels)), { images: volumes.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
+}
+
+/** The volume fields a describe job needs, without copying voxels held in shared memory. */
+export function describeImageData(volume: Volume): VolumeData {
+  return volumeData(volume, { toShared: false, summarise: false });
 }
 
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {

@@ -29,4 +29,25 @@ describe('describeTumour over the API', () => {
     // asked again for the same mask: the same answer, not a new fit
     expect(await service.describeTumour({ studyId, source: 'groundTruth' })).toBe(view);
   }, 60_000);
+
+  it("runs in the io worker: the service's thread keeps answering while a full volume is described", async () => {
+    const { studies } = await service.openStudy({ path: join(phantoms, 'BraTS20_Training_002') });
+    const studyId = studies[0]!.id;
+    let last = performance.now();
+    let longestGap = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 10);
+    const started = performance.now();
+    const view = (await service.describeTumour({ studyId, source: 'groundTruth' }))!;
+    const took = performance.now() - started;
+    clearInterval(tick);
+    // a blocked thread fires no tick at all: the time since the last one counts too
+    longestGap = Math.max(longestGap, performance.now() - last);
+    expect(view.description.lesions.length).toBeGreaterThan(0);
+    // in-process the symmetry fit alone holds the thread for a second or more
+    expect(longestGap).toBeLessThan(Math.max(250, took / 4));
+  }, 60_000);
 });
