@@ -22,6 +22,9 @@ export interface LabelColours {
  */
 export const DEFAULT_LABEL_COLOURS: Readonly<LabelColours> = Object.freeze({ necrotic: '#ff4136', edema: '#2ecc40', enhancing: '#ffdc00' });
 
+/** RANO's long and perpendicular diameters as the reports draw them: colours none of the label colours use. */
+export const RANO_LINE_COLOURS = Object.freeze({ long: '#00e5ff', perp: '#ff4fd8' });
+
 /**
  * The settings before the user changes any: the service's store starts from them and the
  * renderer shows them until the service's answer arrives.

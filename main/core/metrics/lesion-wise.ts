@@ -20,6 +20,9 @@ import { regionLookup, type Region } from './regions.ts';
 /** The HD95 BraTS 2023 gives a missed lesion or a false positive (mm). */
 export const LESION_WISE_MISS_HD95 = 374;
 
+/** BraTS-GLI 2023's dilation iterations and ground-truth volume threshold (mm³). */
+export const LESION_WISE_DEFAULTS = Object.freeze({ dilation: 3, threshold: 50 });
+
 export interface LesionWiseOptions {
   /** dilation iterations (default 3, BraTS-GLI) */
   dilation?: number;
@@ -148,8 +151,8 @@ export function lesionWiseRegion(
   region: Region,
   options: LesionWiseOptions = {},
 ): LesionWiseRegion {
-  const dilation = options.dilation ?? 3;
-  const threshold = options.threshold ?? 50;
+  const dilation = options.dilation ?? LESION_WISE_DEFAULTS.dilation;
+  const threshold = options.threshold ?? LESION_WISE_DEFAULTS.threshold;
   const table = regionLookup(region);
   const n = gt.length;
   const gtMask = new Uint8Array(n);

@@ -4,8 +4,10 @@ import type { Volume } from '../io/volume.ts';
 import { evaluateSlices, evaluateVolume, summarise } from '../metrics/evaluate.ts';
 import { regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { sliceVolumes, summariseLabels } from './summary.ts';
-import { headCrop, makeThumbnail, pickThumbnailSlices } from './thumbnail.ts';
-import type { MetricsReport, ReportSettings, SliceEntry, SliceVolumes } from './types.ts';
+import { headCrop, makeThumbnail, pickThumbnailSlices, ranoThumbnail } from './thumbnail.ts';
+import { describeTumour, type TumourDescription } from '../metrics/describe.ts';
+import { LESION_WISE_DEFAULTS, lesionWise } from '../metrics/lesion-wise.ts';
+import type { MetricsReport, ReportSettings, SliceEntry, SliceVolumes, TumourSection } from './types.ts';
 import { formatMl } from './format.ts';
 
 export interface BuildReportInput {
@@ -20,6 +22,8 @@ export interface BuildReportInput {
   /** per-slice metrics already computed while segmenting (otherwise computed here) */
   perSlice?: SliceEntry[];
   createdAt?: Date;
+  /** the prediction's tumour description when already made (the app's Tumour panel); otherwise made here from the image */
+  tumour?: TumourDescription;
 }
 
 export function buildReport(input: BuildReportInput): MetricsReport {
@@ -42,6 +46,12 @@ export function buildReport(input: BuildReportInput): MetricsReport {
   const volumes = sliceVolumes(pred, dims, spacing, regions);
   const picks = gt ? pickThumbnailSlices(perSlice, regionNames) : predictionSlices(volumes, regionNames);
   const axial = image.geometry.direction[8]!;
+  const description = input.tumour ?? describeTumour(pred, image.geometry, input.regionKind, { images: [{ data: image.isScaled ? image.toFloat32() : image.data }] });
+  const tumour: TumourSection = {
+    description,
+    keySlices: description.lesions.flatMap((lesion, index) => (lesion.rano.measurable ? [{ lesion: index, thumbnail: ranoThumbnail(image, pred, lesion, index + 1, crop) }] : [])),
+    ...(gt ? { lesionWise: { dilation: LESION_WISE_DEFAULTS.dilation, threshold_mm3: LESION_WISE_DEFAULTS.threshold, regions: lesionWise(pred, gt, dims, spacing, regions) } } : {}),
+  };
   return {
     study: input.study,
     createdAt: (input.createdAt ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -56,6 +66,7 @@ export function buildReport(input: BuildReportInput): MetricsReport {
     prediction: summariseLabels(pred, image.geometry, input.regionKind, regions),
     ...(gt ? { groundTruth: summariseLabels(gt, image.geometry, input.regionKind, regions) } : {}),
     sliceVolumes: volumes,
+    tumour,
     // LPS: +z is superior; an axis more than ~25° off the body axis has no clear direction
     slicesAscendSuperior: Math.abs(axial) > 0.9 ? axial > 0 : null,
   };

@@ -9,7 +9,11 @@ import { ABSENT_STATUS, BRATS_LABEL_INFO, SCORED_STATUS, regionPresent, sliceNum
 import type { RegionMetrics } from '../metrics/evaluate.ts';
 import type { MetricsReport } from './types.ts';
 
-export const CSV_COLUMNS = ['scope', 'slice', 'index', 'region', 'status', 'dice', 'iou', 'sensitivity', 'specificity', 'hd95', 'volume_ml', 'gt_volume_ml', 'tp', 'fp', 'fn', 'tn'] as const;
+export const CSV_COLUMNS = ['scope', 'slice', 'index', 'region', 'status', 'dice', 'iou', 'sensitivity', 'specificity', 'hd95', 'volume_ml', 'gt_volume_ml', 'tp', 'fp', 'fn', 'tn',
+  // the tumour section (scope lesion, tumour, lesion_wise); `slice`/`index` of a lesion row are its RANO key slice
+  'lesion', 'max_diameter_mm', 'centroid_l_mm', 'centroid_p_mm', 'centroid_s_mm', 'et_volume_ml', 'rano_long_mm', 'rano_perp_mm', 'rano_product_mm2', 'rano_measurable',
+  'rano_sum_products_mm2', 'measurable_lesions', 'foci', 'largest_distance_mm', 'left_pct', 'right_pct', 'crosses_midline', 'laterality_method',
+  'lesions_counted'] as const;
 
 export const PREDICTED_STATUS = 'predicted';
 
@@ -67,6 +71,45 @@ export function renderCsv(report: MetricsReport): string {
     for (const info of BRATS_LABEL_INFO) {
       lines.push(line({ scope: 'label', region: `${info.short} (${info.value})`, volume_ml: num(report.prediction.labelVolumesMl[info.short]), gt_volume_ml: num(report.groundTruth?.labelVolumesMl[info.short]) }));
     }
+  }
+  const d = report.tumour.description;
+  d.lesions.forEach((l, i) => {
+    const slice = l.rano.slice;
+    lines.push(
+      line({
+        scope: 'lesion',
+        lesion: String(i + 1),
+        ...(slice === null ? {} : { slice: String(sliceNumber(slice)), index: String(slice) }),
+        volume_ml: num(l.volume_ml),
+        max_diameter_mm: num(l.max_diameter_mm),
+        centroid_l_mm: num(l.centroid_lps[0]),
+        centroid_p_mm: num(l.centroid_lps[1]),
+        centroid_s_mm: num(l.centroid_lps[2]),
+        et_volume_ml: num(l.et_volume_ml),
+        rano_long_mm: num(l.rano.long_mm),
+        rano_perp_mm: num(l.rano.perp_mm),
+        rano_product_mm2: num(l.rano.product_mm2),
+        rano_measurable: String(l.rano.measurable),
+      }),
+    );
+  });
+  const lat = d.laterality;
+  lines.push(
+    line({
+      scope: 'tumour',
+      rano_sum_products_mm2: num(d.rano_sum_products_mm2),
+      measurable_lesions: num(d.measurable_lesions),
+      foci: num(d.multifocal.foci),
+      largest_distance_mm: num(d.multifocal.largest_distance_mm),
+      left_pct: num(lat.left_pct),
+      right_pct: num(lat.right_pct),
+      crosses_midline: String(lat.crosses_midline),
+      laterality_method: lat.method,
+    }),
+  );
+  // BraTS 2023 lesion-wise, with ground truth: dice and hd95 here are the lesion-wise ones (the volume rows hold the legacy ones)
+  for (const [region, r] of Object.entries(report.tumour.lesionWise?.regions ?? {})) {
+    lines.push(line({ scope: 'lesion_wise', region, dice: num(r.dice), hd95: num(r.hd95), tp: num(r.tp), fp: num(r.fp), fn: num(r.fn), lesions_counted: num(r.lesions.filter((m) => m.counted).length) }));
   }
   return `${lines.join('\n')}\n`;
 }

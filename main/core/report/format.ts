@@ -141,3 +141,60 @@ export const FOOTNOTES = [
   `Volumes: voxel count × voxel volume. Lesions: connected components of the whole tumour (labels > 0) with 26-connectivity (faces, edges and corners touch) of at least ${DEFAULT_MIN_LESION_ML} ml, as \`sam2unet measure\` counts them.`,
   '* mDice / mIoU: mean over slices containing the region of the per-slice scores as the official SAM2-UNet evaluation (py_sod_metrics, 256 thresholds) computes them.',
 ];
+
+/** The tumour section's lesion table (the prediction's lesions, largest first, as `sam2unet measure` lists them). */
+export const LESION_HEADER = ['Lesion', 'Volume (ml)', 'Max diameter (mm)', 'Centroid L, P, S (mm)', 'ET (ml)', 'RANO slice', 'Long (mm)', 'Perp. (mm)', 'Product (mm²)', 'Measurable'];
+
+export function lesionRows(report: MetricsReport): string[][] {
+  return report.tumour.description.lesions.map((l, i) => [
+    String(i + 1),
+    formatMl(l.volume_ml),
+    fixed(l.max_diameter_mm, 1),
+    l.centroid_lps.map((c) => c.toFixed(1)).join(', '),
+    formatMl(l.et_volume_ml),
+    l.rano.slice === null ? '–' : String(sliceNumber(l.rano.slice)),
+    fixed(l.rano.long_mm, 1),
+    fixed(l.rano.perp_mm, 1),
+    fixed(l.rano.product_mm2, 1),
+    l.rano.measurable ? 'yes' : 'no',
+  ]);
+}
+
+/** The tumour section's summary lines: RANO sum, multifocality, laterality with the method that placed the midline. */
+export function tumourRows(report: MetricsReport): [string, string][] {
+  const d = report.tumour.description;
+  const { laterality: lat, multifocal } = d;
+  const method = lat.method === 'image-symmetry' ? "the brain's left–right symmetry in the image" : "the volume's patient axes (sagittal plane through the grid centre)";
+  return [
+    ['RANO sum of products', `${d.rano_sum_products_mm2.toFixed(1)} mm² (up to the five largest measurable lesions)`],
+    ['Measurable lesions', `${d.measurable_lesions} of ${d.lesions.length} (both diameters ≥ 10 mm)`],
+    ['Multifocality', multifocal.foci > 1 ? `multifocal: ${multifocal.foci} foci, up to ${multifocal.largest_distance_mm.toFixed(1)} mm apart` : `${multifocal.foci === 1 ? 'unifocal' : 'no focus'} (foci closer than 5 mm count as one)`],
+    ['Laterality', `${lat.left_pct.toFixed(1)} % left, ${lat.right_pct.toFixed(1)} % right; ${lat.crosses_midline ? 'crosses' : 'does not cross'} the midline`],
+    ['Midline from', method],
+  ];
+}
+
+export const LESION_WISE_HEADER = ['Region', 'Lesion-wise Dice', 'Lesion-wise HD95 (mm)', 'TP', 'FP', 'FN', 'Legacy Dice', 'Legacy HD95 (mm)'];
+
+/** BraTS 2023 lesion-wise figures beside the legacy whole-region ones, with ground truth; empty without. */
+export function lesionWiseRows(report: MetricsReport): string[][] {
+  const lw = report.tumour.lesionWise;
+  if (!lw) return [];
+  return Object.entries(lw.regions).map(([region, r]) => [
+    region,
+    formatScore(r.dice),
+    formatMm(r.hd95),
+    String(r.tp),
+    String(r.fp),
+    String(r.fn),
+    formatScore(report.perVolume?.[region]?.dice),
+    formatMm(report.perVolume?.[region]?.hd95),
+  ]);
+}
+
+export function lesionWiseText(report: MetricsReport): string {
+  const lw = report.tumour.lesionWise;
+  return lw
+    ? `BraTS 2023 lesion-wise: 26-connected lesions; ground-truth lesions dilated ${lw.dilation} times to match; ground-truth lesions of at most ${lw.threshold_mm3} mm³ left out; a missed or false-positive lesion scores Dice 0, HD95 374 mm.`
+    : '';
+}

@@ -1,5 +1,5 @@
 /** report.html: one self-contained file (inline CSS, inline SVG, PNG data URIs, no scripts). */
-import { ABSENT_TEXT, regionColourHex, regionPresent, sliceNumber } from '../conventions.ts';
+import { ABSENT_TEXT, RANO_LINE_COLOURS, regionColourHex, regionPresent, sliceNumber } from '../conventions.ts';
 import { regionsFor } from '../metrics/regions.ts';
 import { reportChart, tickText, type ChartModel } from './chart.ts';
 import {
@@ -8,6 +8,12 @@ import {
   formatMl,
   formatScore,
   hex,
+  LESION_HEADER,
+  LESION_WISE_HEADER,
+  lesionRows,
+  lesionWiseRows,
+  lesionWiseText,
+  tumourRows,
   postprocessingRows,
   predictionHeader,
   predictionRows,
@@ -148,6 +154,20 @@ export function renderHtml(report: MetricsReport): string {
     })
     .join('\n');
   const slices = sliceTable(report);
+  const keySlices = report.tumour.keySlices
+    .map(({ lesion, thumbnail: t }) => {
+      const { rgb, width, height } = thumbnailRGB(t, regions, report.settings.labelColours);
+      return `<figure data-lesion="${lesion + 1}" data-slice="${sliceNumber(t.slice)}"><img alt="${escapeHtml(t.caption)}" width="${width}" height="${height}" src="${pngDataUri(encodePng(rgb, width, height))}"><figcaption>${escapeHtml(t.caption)}</figcaption></figure>`;
+    })
+    .join('\n');
+  const lines = `<span><i class="swatch" style="background:${RANO_LINE_COLOURS.long}"></i>RANO long diameter</span><span><i class="swatch" style="background:${RANO_LINE_COLOURS.perp}"></i>perpendicular diameter</span>`;
+  const tumour = `<section data-testid="report-tumour">
+<h2>Tumour</h2>
+${keyValueTable(tumourRows(report))}
+${report.tumour.description.lesions.length ? table(LESION_HEADER, lesionRows(report), 'lesions') : '<p>No lesion of at least the minimum volume was predicted.</p>'}
+${keySlices ? `<p class="legend">${lines}<span class="rule">Key axial slice of each measurable lesion. ${escapeHtml(THUMBNAIL_VIEW)}</span></p>\n<div class="thumbs">\n${keySlices}\n</div>` : '<p>No measurable lesion: there is no RANO key slice to show.</p>'}
+${report.tumour.lesionWise ? `<h2>Lesion-wise metrics (BraTS 2023)</h2>\n${table(LESION_WISE_HEADER, lesionWiseRows(report), 'lesion-wise')}\n<p class="notes">${escapeHtml(lesionWiseText(report))}</p>` : ''}
+</section>`;
   const notes = (report.settings.notes ?? []).length
     ? `<section class="notice" data-testid="report-notes"><h2>Notes</h2><ul>${(report.settings.notes ?? []).map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul></section>`
     : '';
@@ -178,6 +198,7 @@ ${table(predictionHeader(report), predictionRows(report), 'prediction')}
 <h2>Volume metrics</h2>
 ${report.perVolume ? table(SUMMARY_HEADER, summaryRows(report), 'summary') : '<p>No ground truth: overlap and distance metrics are not available.</p>'}
 </section>
+${tumour}
 <section>
 <h2>${escapeHtml(chart?.title ?? 'Per-slice chart')}</h2>
 ${chartSection}

@@ -32,6 +32,11 @@ export function renderJson(report: MetricsReport): string {
     const { rgb, width, height } = thumbnailRGB(t, regions, report.settings.labelColours);
     return { slice: sliceNumber(t.slice), index: t.slice, caption: t.caption, width, height, png: pngDataUri(encodePng(rgb, width, height)) };
   });
+  // the key slices as pictures with their lines drawn, like the other thumbnails
+  const keySlices = report.tumour.keySlices.map(({ lesion, thumbnail: t }) => {
+    const { rgb, width, height } = thumbnailRGB(t, regions, report.settings.labelColours);
+    return { lesion: lesion + 1, slice: sliceNumber(t.slice), index: t.slice, caption: t.caption, width, height, png: pngDataUri(encodePng(rgb, width, height)) };
+  });
   const numbered = <T extends { slice: number }>(entries: readonly T[]) => entries.map((e) => ({ ...e, slice: sliceNumber(e.slice), index: e.slice }));
   const range = (s: LabelMapSummary) => ({ ...s, sliceRange: s.sliceRange && s.sliceRange.map(sliceNumber) });
   const conventions = {
@@ -49,6 +54,7 @@ export function renderJson(report: MetricsReport): string {
       prediction: range(report.prediction),
       ...(report.groundTruth ? { groundTruth: range(report.groundTruth) } : {}),
       thumbnails,
+      tumour: { ...report.tumour, keySlices },
     },
     (_key, value: unknown) => {
       if (typeof value === 'number' && !Number.isFinite(value)) return null;

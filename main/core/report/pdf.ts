@@ -1,11 +1,11 @@
 /** report.pdf: the same content as report.html, laid out on A4 pages with the PDF writer. */
-import { regionColourRgb } from '../conventions.ts';
+import { RANO_LINE_COLOURS, hexToRgb, regionColourRgb } from '../conventions.ts';
 import { regionsFor } from '../metrics/regions.ts';
 import { reportChart, tickText, type ChartModel } from './chart.ts';
-import { FOOTNOTES, SUMMARY_HEADER, postprocessingRows, predictionHeader, predictionRows, settingsRows, summaryRows, timingRows } from './format.ts';
+import { FOOTNOTES, LESION_HEADER, LESION_WISE_HEADER, SUMMARY_HEADER, lesionRows, lesionWiseRows, lesionWiseText, tumourRows, postprocessingRows, predictionHeader, predictionRows, settingsRows, summaryRows, timingRows } from './format.ts';
 import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.ts';
 import { THUMBNAIL_VIEW, thumbnailRGB } from './thumbnail.ts';
-import type { MetricsReport } from './types.ts';
+import type { MetricsReport, Thumbnail } from './types.ts';
 
 const MARGIN = 40;
 const NAVY: Rgb = [31, 59, 87];
@@ -134,12 +134,12 @@ function drawLegend(layout: Layout, report: MetricsReport, suffix = ''): void {
   layout.y += 10;
 }
 
-function drawThumbnails(layout: Layout, report: MetricsReport): void {
+function drawThumbnails(layout: Layout, report: MetricsReport, thumbnails: readonly Thumbnail[] = report.thumbnails): void {
   const regions = regionsFor(report.regionKind).filter((r) => report.settings.regions.includes(r.name));
   const gap = 14;
   const cellWidth = (layout.width - gap) / 2;
-  for (let i = 0; i < report.thumbnails.length; i += 2) {
-    const pair = report.thumbnails.slice(i, i + 2).map((t) => ({ t, ...thumbnailRGB(t, regions, report.settings.labelColours) }));
+  for (let i = 0; i < thumbnails.length; i += 2) {
+    const pair = thumbnails.slice(i, i + 2).map((t) => ({ t, ...thumbnailRGB(t, regions, report.settings.labelColours) }));
     const cellHeight = Math.max(...pair.map((p) => (cellWidth * p.height) / p.width));
     layout.need(cellHeight + 44);
     let bottom = layout.y;
@@ -156,6 +156,44 @@ function drawThumbnails(layout: Layout, report: MetricsReport): void {
     });
     layout.y = bottom + 12;
   }
+}
+
+/** Columns as wide as their widest text plus room to spare, scaled to the page width. */
+function fittedWidths(layout: Layout, header: string[], rows: string[][], size: number): number[] {
+  const widths = header.map((h, i) => Math.max(textWidth(h, size, 'bold'), ...rows.map((r) => textWidth(r[i]!, size))) + 12);
+  const scale = layout.width / widths.reduce((a, b) => a + b, 0);
+  return widths.map((w) => w * scale);
+}
+
+/** The tumour section: summary, lesion table, key slices with their RANO lines, lesion-wise figures with ground truth. */
+function drawTumour(layout: Layout, report: MetricsReport): void {
+  layout.newPage();
+  layout.heading('Tumour');
+  layout.keyValues(tumourRows(report), 130);
+  const lesions = lesionRows(report);
+  layout.y += 6;
+  if (lesions.length) layout.table(LESION_HEADER, lesions, fittedWidths(layout, LESION_HEADER, lesions, 7), 7);
+  else layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'No lesion of at least the minimum volume was predicted.', { size: 9 });
+  if (report.tumour.lesionWise) {
+    layout.heading('Lesion-wise metrics (BraTS 2023)');
+    const rows = lesionWiseRows(report);
+    layout.table(LESION_WISE_HEADER, rows, fittedWidths(layout, LESION_WISE_HEADER, rows, 8), 8);
+    layout.y = layout.page.paragraph(MARGIN, layout.y + 12, layout.width, lesionWiseText(report), { size: 8, colour: GREY }) + 2;
+  }
+  const keys = report.tumour.keySlices.map((k) => k.thumbnail);
+  layout.heading('Key slices of the measurable lesions');
+  if (!keys.length) {
+    layout.y = layout.page.paragraph(MARGIN, layout.y + 4, layout.width, 'No measurable lesion: there is no RANO key slice to show.', { size: 9 });
+    return;
+  }
+  let x = MARGIN;
+  for (const [name, colour] of [['RANO long diameter', RANO_LINE_COLOURS.long], ['perpendicular diameter', RANO_LINE_COLOURS.perp]] as const) {
+    layout.page.rect(x, layout.y - 7, 8, 8, { fill: hexToRgb(colour) });
+    layout.page.text(x + 12, layout.y, name, { size: 8.5, colour: [51, 64, 77] });
+    x += 12 + textWidth(name, 8.5) + 16;
+  }
+  layout.y = layout.page.paragraph(MARGIN, layout.y + 14, layout.width, THUMBNAIL_VIEW, { size: 8.5, colour: GREY }) + 4;
+  drawThumbnails(layout, report, keys);
 }
 
 export function renderPdf(report: MetricsReport): Uint8Array {
@@ -222,6 +260,8 @@ export function renderPdf(report: MetricsReport): Uint8Array {
     layout.y += 4;
     drawThumbnails(layout, report);
   }
+
+  drawTumour(layout, report);
 
   layout.heading('Definitions');
   for (const note of FOOTNOTES) {

@@ -1,6 +1,7 @@
 /** Thumbnails of slices with prediction and ground-truth overlays, composed as RGB pictures. */
-import type { Volume } from '../io/volume.ts';
-import { DEFAULT_LABEL_COLOURS, regionColourRgb, sliceNumber, type LabelColours } from '../conventions.ts';
+import { worldToIndex, type Vec3, type Volume } from '../io/volume.ts';
+import { DEFAULT_LABEL_COLOURS, RANO_LINE_COLOURS, hexToRgb, regionColourRgb, sliceNumber, type LabelColours } from '../conventions.ts';
+import type { Lesion } from '../metrics/describe.ts';
 import { regionLookup, type Region } from '../metrics/regions.ts';
 import type { SliceEntry, Thumbnail } from './types.ts';
 
@@ -56,6 +57,28 @@ export function makeThumbnail(
     pred: predSlice,
     ...(gtSlice ? { gt: gtSlice } : {}),
   };
+}
+
+/**
+ * The key axial slice of a lesion (its RANO slice) with the long and perpendicular diameters
+ * mapped from LPS onto the picture: the same crop, flips and resampling as the slice's pixels.
+ */
+export function ranoThumbnail(image: Volume, pred: Uint8Array, lesion: Lesion, number: number, crop: CropBox = { x0: 0, y0: 0, width: image.dims[0], height: image.dims[1] }): Thumbnail {
+  const { slice, long_line_lps: long, perp_line_lps: perp, long_mm, perp_mm } = lesion.rano;
+  if (slice === null || !long || !perp) throw new Error(`lesion ${number} has no enhancing part: it has no RANO slice to show`);
+  const caption = `Lesion ${number}, slice ${sliceNumber(slice)}: RANO ${long_mm.toFixed(1)} × ${perp_mm.toFixed(1)} mm`;
+  const t = makeThumbnail(image, pred, undefined, slice, caption, crop);
+  const [sx, sy] = image.geometry.spacing as [number, number, number];
+  const { flipX, flipY } = radiologicalFlips(image.geometry.direction);
+  const pixel = Math.min(sx, sy);
+  // inverse of makeThumbnail's sampling: voxel centre c of the crop lies at picture (c + 0.5) · spacing / pixel − 0.5
+  const toPicture = (p: Vec3): [number, number] => {
+    const [i, j] = worldToIndex(image.geometry, p);
+    const cx = flipX ? crop.width - 1 - (i - crop.x0) : i - crop.x0;
+    const cy = flipY ? crop.height - 1 - (j - crop.y0) : j - crop.y0;
+    return [((cx + 0.5) * sx) / pixel - 0.5, ((cy + 0.5) * sy) / pixel - 0.5];
+  };
+  return { ...t, lines: { long: [toPicture(long[0]), toPicture(long[1])], perp: [toPicture(perp[0]), toPicture(perp[1])] } };
 }
 
 /** How the thumbnails are shown, for their legends. */
@@ -175,6 +198,18 @@ function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, l
   });
 }
 
+/** A line of one-pixel dots from a to b (picture pixels), clipped to the panel. */
+function drawLine(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, [a, b]: [[number, number], [number, number]], colour: readonly number[]): void {
+  const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) * 2));
+  for (let s = 0; s <= steps; s++) {
+    const x = Math.round(a[0] + ((b[0] - a[0]) * s) / steps);
+    const y = Math.round(a[1] + ((b[1] - a[1]) * s) / steps);
+    if (x < 0 || y < 0 || x >= t.width || y >= t.height) continue;
+    const o = (y * stride + x0 + x) * 3;
+    for (let c = 0; c < 3; c++) rgb[o + c] = colour[c]!;
+  }
+}
+
 /**
  * RGB picture of a thumbnail: ground truth on the left and prediction on the right (or the
  * prediction alone without ground truth), regions as translucent fills with solid outlines.
@@ -188,6 +223,12 @@ export function thumbnailRGB(t: Thumbnail, regions: readonly Region[], colours: 
     paintPanel(rgb, width, t.width + GAP, t, t.pred, regions, colours);
   } else {
     paintPanel(rgb, width, 0, t, t.pred, regions, colours);
+  }
+  if (t.lines) {
+    // on the prediction's panel (the right one beside ground truth): the diameters are the prediction's
+    const x0 = t.gt ? t.width + GAP : 0;
+    drawLine(rgb, width, x0, t, t.lines.long, hexToRgb(RANO_LINE_COLOURS.long));
+    drawLine(rgb, width, x0, t, t.lines.perp, hexToRgb(RANO_LINE_COLOURS.perp));
   }
   return { rgb, width, height: t.height };
 }

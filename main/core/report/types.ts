@@ -1,5 +1,7 @@
 import type { LabelColours } from '../conventions.ts';
 import type { RegionResults, RegionSummary } from '../metrics/evaluate.ts';
+import type { TumourDescription } from '../metrics/describe.ts';
+import type { LesionWiseRegion } from '../metrics/lesion-wise.ts';
 
 /** What produced the segmentation: printed in every report so a result can be reproduced. */
 export interface ReportSettings {
@@ -47,6 +49,17 @@ export interface Thumbnail {
   pred: Uint8Array;
   /** ground-truth labels, when known */
   gt?: Uint8Array;
+  /** RANO diameters drawn on the prediction, in picture pixels (x right, y down; pixel centres at .5) */
+  lines?: { long: [[number, number], [number, number]]; perp: [[number, number], [number, number]] };
+}
+
+/** The tumour description of the prediction (metrics/describe.ts, as `sam2unet measure` gives it), for the report. */
+export interface TumourSection {
+  description: TumourDescription;
+  /** the key axial slice of each measurable lesion with its RANO lines; `lesion` is its 0-based index in description.lesions */
+  keySlices: { lesion: number; thumbnail: Thumbnail }[];
+  /** BraTS 2023 lesion-wise Dice and HD95 per region, with ground truth */
+  lesionWise?: { dilation: number; threshold_mm3: number; regions: Record<string, LesionWiseRegion> };
 }
 
 export interface SliceEntry {
@@ -107,6 +120,8 @@ export interface MetricsReport {
   groundTruth?: LabelMapSummary;
   /** predicted volume per region on every axial slice (the chart without ground truth) */
   sliceVolumes: SliceVolumes[];
+  /** volumes, lesions with RANO, multifocality and laterality of the prediction */
+  tumour: TumourSection;
   /** the axial index grows towards the patient's superior (true), inferior (false), or the axis is oblique (null) */
   slicesAscendSuperior: boolean | null;
 }

@@ -81,7 +81,8 @@ describe('report.html in Chromium', () => {
       expect(series.length).toBeGreaterThanOrEqual(3);
       expect(Math.max(...series)).toBeGreaterThan(20);
       const images = await page.$$eval('figure img', (els) => els.map((e) => (e as HTMLImageElement).naturalWidth));
-      expect(images.length).toBe(report.thumbnails.length);
+      // the slice thumbnails and the tumour section's key slices
+      expect(images.length).toBe(report.thumbnails.length + report.tumour.keySlices.length);
       for (const w of images) expect(w).toBeGreaterThan(100);
       const tableCells = await page.$$eval('table.summary td', (els) => els.length);
       expect(tableCells).toBe(3 * 10);

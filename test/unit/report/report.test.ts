@@ -81,7 +81,8 @@ describe('report content', () => {
   it('writes a CSV with one row per slice and region, one per volume and region, one per label', () => {
     const lines = renderCsv(report).trimEnd().split('\n');
     expect(lines[0]).toBe(CSV_COLUMNS.join(','));
-    expect(lines.length).toBe(1 + 24 * 3 + 3 + 3);
+    const tumourRows = report.tumour.description.lesions.length + 1 + Object.keys(report.tumour.lesionWise!.regions).length;
+    expect(lines.length).toBe(1 + 24 * 3 + 3 + 3 + tumourRows);
     const col = (name: (typeof CSV_COLUMNS)[number]) => CSV_COLUMNS.indexOf(name);
     const wt = lines.find((l) => l.startsWith('volume,,,WT,'))!.split(',');
     expect(Number(wt[col('dice')])).toBe(report.perVolume!.WT!.dice);
