@@ -71,6 +71,8 @@ export interface ExportInput {
   run?: PredictionRun;
   /** the app's label colours: the report draws regions as the app shows them (default conventions.ts's) */
   labelColours?: LabelColours;
+  /** the labels' tumour description when made already (in the io worker): the report's tumour section then shows what the app's panel shows */
+  tumour?: TumourDescription;
 }
 
 export interface ExporterPort {
@@ -238,7 +240,7 @@ export function createDefaultPorts(): Ports {
             const { buildReport, writeReports } = await import('./report/index.ts');
             return {
               availability: { available: true },
-              write: async (target, { study, labels, source, run, labelColours }) => {
+              write: async (target, { study, labels, source, run, labelColours, tumour }) => {
                 if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
                 const [{ labelBytes }, { postprocessingSteps }] = await Promise.all([import('./jobs/segment.ts'), import('./model/postprocess.ts')]);
                 const report = buildReport({
@@ -258,6 +260,7 @@ export function createDefaultPorts(): Ports {
                   regionKind: run.regions,
                   image: reportImage(study),
                   pred: labels.data as Uint8Array,
+                  ...(tumour ? { tumour } : {}),
                   gt: study.seg ? labelBytes(study.seg) : undefined,
                   timings: { load: run.loadMs, inference: run.ms },
                 });

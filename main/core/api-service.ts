@@ -647,6 +647,8 @@ export class WorkstationService implements WorkstationApi {
     if (!exporter.write) throw new UserError(`export as ${request.format} is not available: ${exporter.availability.reason ?? 'unknown reason'}`);
     const target = this.#options.resolveExportPath(request, suggestedExportName(opened.study.name, request.format, request.source));
     const reference = referenceVolume(opened.study);
+    // the report's tumour section: described in the io worker (or taken from the panel's cache), not on this thread
+    const tumour = request.format === 'report' && request.source === 'prediction' ? (await this.describeTumour({ studyId: request.studyId, source: 'prediction' }))?.description : undefined;
     const files = await exporter.write(target, {
       study: opened.study,
       labels: reference.withData(labels, { id: `${opened.study.name}-${request.source}`, description: `${request.source} segmentation` }),
@@ -654,6 +656,7 @@ export class WorkstationService implements WorkstationApi {
       ...(request.source === 'prediction' && opened.run ? { run: opened.run } : {}),
       // the report draws the regions in the colours the app shows them in
       labelColours: (await this.#settings.settings()).labelColors,
+      ...(tumour ? { tumour } : {}),
     });
     for (const file of files) this.#exported.add(resolve(file));
     const urls = this.#options.downloadUrl ? files.map((f) => this.#options.downloadUrl!(f)) : [];

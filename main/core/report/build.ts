@@ -63,7 +63,7 @@ export function buildReport(input: BuildReportInput): MetricsReport {
     ...(perVolume ? { perVolume, summary } : {}),
     timings: { ...(input.timings ?? {}), ...(gt && !input.timings?.metrics ? { metrics: metricsMs } : {}) },
     thumbnails: picks.map((p) => makeThumbnail(image, pred, gt, p.slice, p.caption, crop)),
-    prediction: summariseLabels(pred, image.geometry, input.regionKind, regions),
+    prediction: summariseLabels(pred, image.geometry, input.regionKind, regions, description),
     ...(gt ? { groundTruth: summariseLabels(gt, image.geometry, input.regionKind, regions) } : {}),
     sliceVolumes: volumes,
     tumour,

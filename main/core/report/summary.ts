@@ -1,6 +1,6 @@
 /** What a label map holds — volumes, slice range, lesions — for reports with or without ground truth. */
 import { BRATS_LABEL_INFO } from '../conventions.ts';
-import { describeTumour } from '../metrics/describe.ts';
+import { describeTumour, type TumourDescription } from '../metrics/describe.ts';
 import type { Geometry } from '../io/volume.ts';
 import { regionLookup, type Region, type RegionKind } from '../metrics/regions.ts';
 import type { LabelMapSummary, SliceVolumes } from './types.ts';
@@ -12,7 +12,7 @@ const voxelMl = (spacing: readonly number[]): number => (spacing[0]! * spacing[1
  * description (metrics/describe.ts, `sam2unet measure`) counts them: 26-connected whole-tumour
  * components of at least DEFAULT_MIN_LESION_ML, so the report and `measure` never disagree.
  */
-export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: RegionKind, regions: readonly Region[]): LabelMapSummary {
+export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: RegionKind, regions: readonly Region[], described?: TumourDescription): LabelMapSummary {
   const dims = geometry.dims as [number, number, number];
   const plane = dims[0] * dims[1];
   let first = -1;
@@ -25,7 +25,8 @@ export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: Re
       last = k;
     }
   }
-  const description = describeTumour(labels, geometry, kind);
+  // volumes and lesions do not depend on the images the midline is fitted to: a description made with them serves
+  const description = described ?? describeTumour(labels, geometry, kind);
   const labelVolumesMl: Record<string, number> = {};
   if (kind === 'brats') for (const info of BRATS_LABEL_INFO) labelVolumesMl[info.short] = description.regions[info.short]?.volume_ml ?? 0;
   const regionVolumesMl: Record<string, number> = {};

@@ -198,15 +198,22 @@ function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, l
   });
 }
 
-/** A line of one-pixel dots from a to b (picture pixels), clipped to the panel. */
+/**
+ * A line two pixels wide from a to b (picture pixels), clipped to the panel: one pixel all but
+ * vanishes once a small thumbnail is printed at 60 dpi.
+ */
 function drawLine(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, [a, b]: [[number, number], [number, number]], colour: readonly number[]): void {
   const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) * 2));
   for (let s = 0; s <= steps; s++) {
-    const x = Math.round(a[0] + ((b[0] - a[0]) * s) / steps);
-    const y = Math.round(a[1] + ((b[1] - a[1]) * s) / steps);
-    if (x < 0 || y < 0 || x >= t.width || y >= t.height) continue;
-    const o = (y * stride + x0 + x) * 3;
-    for (let c = 0; c < 3; c++) rgb[o + c] = colour[c]!;
+    // the 2 × 2 block whose centre lies within half a pixel of the point
+    const fx = Math.floor(a[0] + ((b[0] - a[0]) * s) / steps);
+    const fy = Math.floor(a[1] + ((b[1] - a[1]) * s) / steps);
+    for (let y = fy; y <= fy + 1; y++)
+      for (let x = fx; x <= fx + 1; x++) {
+        if (x < 0 || y < 0 || x >= t.width || y >= t.height) continue;
+        const o = (y * stride + x0 + x) * 3;
+        for (let c = 0; c < 3; c++) rgb[o + c] = colour[c]!;
+      }
   }
 }
 
