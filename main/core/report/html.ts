@@ -53,7 +53,7 @@ figcaption{font-size:12.5px;color:#33404d;margin-top:6px}
 .panels span{width:50%;text-align:center}
 .legend{margin:6px 0 0;font-size:12.5px;color:#33404d}
 .legend span{margin-right:16px}
-.legend .rule{color:#5b6670}
+.legend .rule,.legend .caption{color:#5b6670}
 .notice{border:1px solid #e0b252;background:#fff8e6;border-radius:4px;padding:8px 12px;margin:14px 0 0}
 .notice h2{border:0;margin:0 0 4px;padding:0;color:#7a5200}
 .notice ul{margin:0;padding-left:18px}
@@ -165,7 +165,7 @@ export function renderHtml(report: MetricsReport): string {
 <h2>Tumour</h2>
 ${keyValueTable(tumourRows(report))}
 ${report.tumour.description.lesions.length ? table(LESION_HEADER, lesionRows(report), 'lesions') : '<p>No lesion of at least the minimum volume was predicted.</p>'}
-${keySlices ? `<p class="legend">${lines}<span class="rule">Key axial slice of each measurable lesion. ${escapeHtml(THUMBNAIL_VIEW)}</span></p>\n<div class="thumbs">\n${keySlices}\n</div>` : '<p>No measurable lesion: there is no RANO key slice to show.</p>'}
+${keySlices ? `<p class="legend">${lines}<span class="caption">Key axial slice of each measurable lesion. ${escapeHtml(THUMBNAIL_VIEW)}</span></p>\n<div class="thumbs">\n${keySlices}\n</div>` : '<p>No measurable lesion: there is no RANO key slice to show.</p>'}
 ${report.tumour.lesionWise ? `<h2>Lesion-wise metrics (BraTS 2023)</h2>\n${table(LESION_WISE_HEADER, lesionWiseRows(report), 'lesion-wise')}\n<p class="notes">${escapeHtml(lesionWiseText(report))}</p>` : ''}
 </section>`;
   const notes = (report.settings.notes ?? []).length
