@@ -8,6 +8,7 @@
  * server: it must stay free of Node and DOM imports.
  */
 
+import type { StudyMetadata } from './io/study.ts';
 import type { TumourDescription } from './metrics/describe.ts';
 
 export type Vec3 = [number, number, number];
@@ -44,15 +45,7 @@ export interface SequenceSummary {
   seriesId?: string;
 }
 
-/** Who and what a study is; DICOM fills every field it has, NIfTI and BraTS only the case name. */
-export interface StudyMetadata {
-  patientName?: string;
-  patientId?: string;
-  /** DICOM DA, YYYYMMDD as stored */
-  studyDate?: string;
-  studyDescription?: string;
-  modality?: string;
-}
+export type { StudyMetadata } from './io/study.ts';
 
 /** The sequence names a multi-sequence study uses (BraTS's), in display order, with their labels. */
 export const SEQUENCE_ROLES = ['t1', 't1ce', 't2', 'flair'] as const;

@@ -32,9 +32,11 @@ export interface Study {
   notes?: string[];
 }
 
+/** Who and what a study is; DICOM fills every field it has, NIfTI and BraTS only the case name. */
 export interface StudyMetadata {
   patientName?: string;
   patientId?: string;
+  /** DICOM DA, YYYYMMDD as stored */
   studyDate?: string;
   studyDescription?: string;
   modality?: string;
