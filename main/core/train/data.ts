@@ -80,12 +80,17 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
 export interface SamplingOptions {
   /** how many slices without tumour per slice with tumour (the rest of the empty ones are left out) */
   emptyRatio: number;
+  /**
+   * at most this many tumour slices of each study per epoch (a different draw each epoch), so a
+   * study with a small tumour weighs as much as one with a large tumour; absent: every tumour slice
+   */
+  tumourSlicesPerStudy?: number;
   seed: number;
 }
 
 /**
- * The slices of one epoch, shuffled: every tumour slice, plus empty brain slices at `emptyRatio`
- * per tumour slice (a different draw each epoch), so the model learns to say "nothing" without
+ * The slices of one epoch, shuffled: every tumour slice (or a draw of `tumourSlicesPerStudy` of
+ * them), plus empty brain slices at `emptyRatio` per tumour slice taken (a different draw each epoch), so the model learns to say "nothing" without
  * the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes resuming
  * replay the same order.
  */
@@ -93,9 +98,11 @@ export function epochSamples(studies: readonly TrainingStudy[], epoch: number, o
   const random = rngAt(opts.seed, 1, epoch);
   const samples: SliceRef[] = [];
   studies.forEach((s, study) => {
-    for (const slice of s.tumourSlices) samples.push({ study, slice });
+    const cap = opts.tumourSlicesPerStudy ?? Infinity;
+    const tumour = s.tumourSlices.length > cap ? shuffleInPlace([...s.tumourSlices], random).slice(0, cap) : s.tumourSlices;
+    for (const slice of tumour) samples.push({ study, slice });
     const empties = shuffleInPlace([...s.emptySlices], random);
-    const take = Math.min(empties.length, Math.round(s.tumourSlices.length * opts.emptyRatio));
+    const take = Math.min(empties.length, Math.round(tumour.length * opts.emptyRatio));
     for (const slice of empties.slice(0, take)) samples.push({ study, slice });
   });
   return shuffleInPlace(samples, random);

@@ -45,6 +45,8 @@ export interface TrainOptions {
   regions: RegionKind;
   seed: number;
   emptyRatio: number;
+  /** at most this many tumour slices per study and epoch (data.ts SamplingOptions) */
+  tumourSlicesPerStudy?: number;
   checkpointEvery: number;
   loss: LossVariant;
   resume: boolean;
@@ -108,6 +110,7 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     regions: o.regions,
     seed: o.seed,
     emptyRatio: o.emptyRatio,
+    tumourSlicesPerStudy: o.tumourSlicesPerStudy ?? null,
     loss: o.loss,
     epochs: o.steps === undefined ? (o.epochs ?? null) : null,
     steps: o.steps ?? null,
@@ -152,7 +155,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
 
   const studies = await loadTrainingStudies(o.data, { channels: o.channels, regions: o.regions });
   const valStudies = o.val?.length ? await loadTrainingStudies(o.val, { channels: o.channels, regions: o.regions }) : [];
-  const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, seed: o.seed }).length;
+  const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed }).length;
   const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
   if (stepsPerEpoch < 1) throw new UserError(`the data gives ${slicesPerEpoch} training slices per epoch, fewer than one batch of ${o.batch}`);
   const totalSteps = o.steps ?? (o.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch;
@@ -219,7 +222,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   const logCsv = ['step,epoch,lr,loss,loss_out,loss_out1,loss_out2,images_per_second,seconds'];
   let lastValidation: ValidationResult | undefined;
   const started = performance.now();
-  let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), { emptyRatio: o.emptyRatio, seed: o.seed });
+  let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed });
   let samplesEpoch = Math.floor(startStep / stepsPerEpoch);
 
   const saveCheckpoint = async (step: number): Promise<string> => {
@@ -254,7 +257,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
       }
       const epoch = Math.floor(step / stepsPerEpoch);
       if (epoch !== samplesEpoch) {
-        samples = epochSamples(studies, epoch, { emptyRatio: o.emptyRatio, seed: o.seed });
+        samples = epochSamples(studies, epoch, { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed });
         samplesEpoch = epoch;
       }
       const within = step - epoch * stepsPerEpoch;
