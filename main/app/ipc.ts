@@ -1,19 +1,26 @@
 /**
  * The Electron main process's service wiring, free of Electron imports so that tests call it
- * directly: the api service with the save-dialog path guard, and the IPC call handler that
- * checks the sender and validates every message (api.ts) before anything runs.
+ * directly: the api service with the save-dialog path guard, and the page's channel
+ * (rpc/channel.ts over the MessagePort handed to the page at its handshake): every call checked
+ * against the contract (api.ts) before anything runs, replies and events on the one port.
  */
-import type { ApiEvent, ExportFormat, Reply } from '../core/api.ts';
-import { v } from '../core/api.ts';
+import type { ExportFormat } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
-import { WorkstationService, dispatch } from '../core/api-service.ts';
+import { WorkstationService } from '../core/api-service.ts';
+import { replyValue, type ChannelMessage, type Reply } from '../core/rpc/channel.ts';
+import { apiDispatcher, serveApi } from '../core/rpc/api-channel.ts';
+import { ForbiddenError, InvalidRequestError, encodeError } from '../core/rpc/errors.ts';
+import { electronPortTransport, type ElectronPortLike } from '../core/rpc/ports.ts';
+import { s } from '../core/schema.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { ExportPathGuard } from './export-guard.ts';
 import { dropRefusal } from './guards.ts';
 import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
+import { UserError } from '../core/errors.ts';
 import { withReadScope } from '../core/util/fs.ts';
 import { RENDERER_ORIGIN } from './window-options.ts';
+import { GRANT_DROP } from './preload-api.ts';
 
 export interface AppServiceOptions {
   /** shows the save dialog; resolves to the chosen path or null when the user cancelled */
@@ -45,35 +52,22 @@ export interface AppWiring {
   roots: ReadRoots;
   /** resolves when the remembered roots (recent studies, added models) are loaded */
   ready: Promise<void>;
-  /** the ipcMain.handle body for the call channel */
+  /**
+   * The page's handshake: a trusted page gets its channel served on `port` (the main side of the
+   * MessageChannelMain whose other end goes to the page). Returns the disconnect, or null when
+   * the sender is refused.
+   */
+  connect(senderUrl: string, port: ElectronPortLike): (() => void) | null;
+  /** one call as the page's channel runs it (the sender checked, the request validated) */
   handleCall(senderUrl: string, method: unknown, request: unknown): Promise<Reply>;
   /**
-   * The ipcMain.handle body for the drop channel: the preload sends the path of a file the user
+   * What the preload's `grantDrop` call runs: the preload sends the path of a file the user
    * dropped (only a real dropped file has one), which becomes readable.
    */
   handleDrop(senderUrl: string, path: unknown): Promise<Reply>;
-  /** streams the service's events over a port (see connectEventPort); returns the disconnect */
-  connectEvents(port: EventPort, opts: { transferBuffers: boolean }): () => void;
 }
 
-/** The part of a MessagePort the event stream uses (Electron's MessagePortMain, Node's MessagePort). */
-export interface EventPort {
-  postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
-}
-
-/**
- * Streams every service event over a MessagePort. Slice masks are handed over, not copied, where
- * the port can transfer ArrayBuffers (Node's MessagePort; the preload → page hop); Electron's
- * MessagePortMain only transfers ports, so there the 50-odd KB of a mask are cloned.
- */
-export function connectEventPort(service: WorkstationService, port: EventPort, opts: { transferBuffers: boolean }): () => void {
-  return service.onEvent((event: ApiEvent) => {
-    if (opts.transferBuffers && event.type === 'sliceResult' && event.mask.buffer instanceof ArrayBuffer) port.postMessage(event, [event.mask.buffer]);
-    else port.postMessage(event);
-  });
-}
-
-const droppedPath = v.string({ nonEmpty: true });
+const droppedPath = s.string({ nonEmpty: true });
 
 /** Pages allowed to call the services: only the app's own renderer. */
 export function isTrustedSender(url: string): boolean {
@@ -101,7 +95,11 @@ function compactArrays(reply: Reply): Reply {
   return { ok: true, value: { ...reply.value, data: (data as Uint8Array).slice() } };
 }
 
-const forbidden = (): Reply => ({ ok: false, error: { name: 'Forbidden', message: 'calls are only accepted from the workstation renderer', user: false } });
+function compactMessage(message: ChannelMessage): ChannelMessage {
+  return message.kind === 'reply' ? ({ kind: 'reply', id: message.id, ...compactArrays(message) } as ChannelMessage) : message;
+}
+
+const forbidden = (): Reply => ({ ok: false, error: encodeError(new ForbiddenError('calls are only accepted from the workstation renderer')) });
 
 export function createAppWiring(options: AppServiceOptions): AppWiring {
   const guard = new ExportPathGuard();
@@ -138,35 +136,49 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     for (const study of recent) roots.grant(study.path);
     for (const model of models) roots.grant(model);
   });
+  const around = async <T>(run: () => Promise<T>): Promise<T> => {
+    await ready;
+    return withReadScope(roots.scope(), run);
+  };
+  const api = apiDispatcher(service, { log: options.log, around });
+
+  async function handleDrop(senderUrl: string, path: unknown): Promise<Reply> {
+    if (!isTrustedSender(senderUrl)) return forbidden();
+    const problem = droppedPath(path, 'path');
+    if (problem) {
+      options.log(`refused a drop: ${problem}`);
+      return { ok: false, error: encodeError(new InvalidRequestError(`invalid request: ${problem}`)) };
+    }
+    // a drop grants exactly what was dropped, and never a root, the home folder or a system folder
+    const refusal = dropRefusal(path as string, options.homeDir);
+    if (refusal) {
+      options.log(`refused a drop: ${refusal}`);
+      return { ok: false, error: encodeError(new UserError(`cannot open what was dropped: ${refusal}`)) };
+    }
+    return { ok: true, value: { path: roots.grant(path as string) } };
+  }
+
   return {
     service,
     guard,
     roots,
     ready,
+    handleDrop,
     async handleCall(senderUrl, method, request) {
       if (!isTrustedSender(senderUrl)) {
         options.log(`refused a call from ${senderUrl.slice(0, 200)}`);
         return forbidden();
       }
-      await ready;
-      const reply = await withReadScope(roots.scope(), () => dispatch(service, method, request, options.log));
-      return compactArrays(reply);
+      return compactArrays(await api.handle(method, request));
     },
-    connectEvents: (port, opts) => connectEventPort(service, port, opts),
-    async handleDrop(senderUrl, path) {
-      if (!isTrustedSender(senderUrl)) return forbidden();
-      const problem = droppedPath(path, 'path');
-      if (problem) {
-        options.log(`refused a drop: ${problem}`);
-        return { ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } };
+    connect(senderUrl, port) {
+      if (!isTrustedSender(senderUrl)) {
+        options.log(`refused a connection from ${senderUrl.slice(0, 200)}`);
+        return null;
       }
-      // a drop grants exactly what was dropped, and never a root, the home folder or a system folder
-      const refusal = dropRefusal(path as string, options.homeDir);
-      if (refusal) {
-        options.log(`refused a drop: ${refusal}`);
-        return { ok: false, error: { name: 'UserError', message: `cannot open what was dropped: ${refusal}`, user: true } };
-      }
-      return { ok: true, value: { path: roots.grant(path as string) } };
+      // the page's API and the preload's one privileged call, on the page's one channel
+      const dispatcher = apiDispatcher(service, { log: options.log, around }, { [GRANT_DROP]: async (path) => replyValue(await handleDrop(senderUrl, path)) });
+      return serveApi(electronPortTransport(port, compactMessage), service, dispatcher, [GRANT_DROP]);
     },
   };
 }

@@ -13,7 +13,7 @@ import { readStatic, rendererCsp } from '../web/static.ts';
 import type { AppWiring } from './ipc.ts';
 import { RENDERER_ORIGIN, secureWebPreferences } from './window-options.ts';
 import { guardWebContents, refusePermissionCheck, refusePermissionRequest } from './guards.ts';
-import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL } from './preload-api.ts';
+import { CONNECT_CHANNEL, PORT_CHANNEL } from './preload-api.ts';
 
 const root = resolve(__dirname, '../..');
 const rendererDir = join(root, 'renderer/dist');
@@ -126,10 +126,23 @@ async function start(): Promise<void> {
   session.defaultSession.setPermissionRequestHandler(refusePermissionRequest);
   session.defaultSession.setPermissionCheckHandler(refusePermissionCheck);
 
-  ipcMain.handle(CALL_CHANNEL, (event: IpcMainInvokeEvent, method: unknown, request: unknown) =>
-    wiring.handleCall(event.senderFrame?.url ?? '', method, request),
-  );
-  ipcMain.handle(DROP_CHANNEL, (event: IpcMainInvokeEvent, path: unknown) => wiring.handleDrop(event.senderFrame?.url ?? '', path));
+  // The handshake, the only invoke: a page of the app's own gets its channel on a fresh port;
+  // every call, reply and event then goes down that one port, in order.
+  const connections = new Map<number, () => void>();
+  ipcMain.handle(CONNECT_CHANNEL, (event: IpcMainInvokeEvent) => {
+    const { port1, port2 } = new MessageChannelMain();
+    const disconnect = wiring.connect(event.senderFrame?.url ?? '', port1);
+    if (!disconnect) {
+      port1.close();
+      throw new Error('calls are only accepted from the workstation renderer');
+    }
+    const id = event.sender.id;
+    // a reload makes a new connection; the old one goes with its page
+    connections.get(id)?.();
+    connections.set(id, disconnect);
+    event.sender.once('destroyed', () => connections.get(id) === disconnect && (disconnect(), connections.delete(id)));
+    event.sender.postMessage(PORT_CHANNEL, null, [port2]);
+  });
   Menu.setApplicationMenu(applicationMenu((action) => wiring.service.emitMenu(action)));
 
   mainWindow = new BrowserWindow({
@@ -140,17 +153,7 @@ async function start(): Promise<void> {
     webPreferences: secureWebPreferences(join(__dirname, 'preload.cjs')),
   });
   // window-open, navigation and webview guards: installed by 'web-contents-created' above
-  // Events stream over a MessagePort of their own, handed to the page (re)loaded in the window.
-  let disconnect: (() => void) | undefined;
-  mainWindow.webContents.on('did-finish-load', () => {
-    disconnect?.();
-    const { port1, port2 } = new MessageChannelMain();
-    mainWindow?.webContents.postMessage(EVENT_CHANNEL, null, [port2]);
-    disconnect = wiring.connectEvents({ postMessage: (message) => port1.postMessage(message) }, { transferBuffers: false });
-    port1.start();
-  });
   mainWindow.on('closed', () => {
-    disconnect?.();
     mainWindow = null;
   });
   await mainWindow.loadURL(`${RENDERER_ORIGIN}/index.html${initial ? `?open=${encodeURIComponent(resolve(initial))}` : ''}`);

@@ -1,27 +1,49 @@
 /**
- * The object the preload exposes as `window.sam2unet`: exactly the api.ts ClientApi, each call
- * one `invoke` on the single IPC channel, replies unwrapped into values or ApiCallErrors. Kept
- * free of Electron imports so that its shape is tested without Electron.
+ * The object the preload exposes as `window.sam2unet`: exactly the api.ts ClientApi, over the
+ * page's one channel (rpc/channel.ts) on a MessagePort the main process hands over at the
+ * handshake — the only `invoke` there is. Calls made before the port arrives wait for it; replies
+ * and events come down the one port in the order they were sent, and every reply and event is
+ * checked against the contract here, before the page sees it. Kept free of Electron imports so
+ * that it is tested without Electron.
  */
-import { API_METHODS, ApiCallError, eventValidator } from '../core/api.ts';
-import type { ApiEvent, ClientApi, Reply, WorkstationApi } from '../core/api.ts';
+import type { ClientApi, OpenStudyResult, WorkstationApi } from '../core/api.ts';
+import { API_METHODS } from '../core/api.ts';
+import { apiClient } from '../core/rpc/api-channel.ts';
+import type { ChannelMessage, Transport } from '../core/rpc/channel.ts';
+import { domPortTransport, type DomPortLike } from '../core/rpc/ports.ts';
 
-export const CALL_CHANNEL = 'sam2unet:call';
-/** carries, once, the MessagePort on which every event then streams */
-export const EVENT_CHANNEL = 'sam2unet:event';
-export const DROP_CHANNEL = 'sam2unet:drop';
+/** The handshake: asks the main process for the page's channel, which then arrives as a port on PORT_CHANNEL. */
+export const CONNECT_CHANNEL = 'sam2unet:connect';
+export const PORT_CHANNEL = 'sam2unet:port';
+/** The preload-only call that grants a dropped path: on the channel, never in the page's API. */
+export const GRANT_DROP = 'grantDrop';
 
 /** The part of ipcRenderer the preload uses. */
 export interface RendererIpc {
   invoke(channel: string, ...args: unknown[]): Promise<unknown>;
-  on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
-  removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+  once(channel: string, listener: (event: { ports?: readonly DomPortLike[] }, ...args: unknown[]) => void): unknown;
 }
 
-/** The part of a DOM MessagePort the preload uses. */
-interface EventPortLike {
-  onmessage: ((message: { data: unknown }) => void) | null;
-  start?(): void;
+/**
+ * A transport whose port arrives later: what is sent before is queued and goes out, in order,
+ * once the port is there.
+ */
+function pendingPortTransport(port: Promise<DomPortLike>): Transport {
+  let ready: Transport | undefined;
+  const queue: [ChannelMessage, ArrayBuffer[] | undefined][] = [];
+  const listeners = new Set<(message: unknown) => void>();
+  void port.then((p) => {
+    ready = domPortTransport(p);
+    ready.onMessage((message) => listeners.forEach((listener) => listener(message)));
+    for (const [message, transfer] of queue.splice(0)) ready.send(message, transfer);
+  });
+  return {
+    send: (message, transfer) => (ready ? ready.send(message, transfer) : queue.push([message, transfer])),
+    onMessage(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
 }
 
 /**
@@ -29,47 +51,21 @@ interface EventPortLike {
  * really dropped or picked, so a page cannot invent one.
  */
 export function createPreloadApi(ipc: RendererIpc, opts: { pathForFile?: (file: File) => string } = {}): ClientApi {
-  const api = Object.fromEntries(
-    API_METHODS.map((method) => [
-      method,
-      async (request: unknown) => {
-        const reply = (await ipc.invoke(CALL_CHANNEL, method, request)) as Reply;
-        if (!reply.ok) throw new ApiCallError(method, reply.error);
-        return reply.value;
-      },
-    ]),
-  ) as unknown as WorkstationApi;
-  const listeners = new Set<(event: ApiEvent) => void>();
-  const deliver = (payload: unknown) => {
-    const problem = eventValidator(payload, 'event');
-    if (problem) {
-      console.error(`dropped an invalid event: ${problem}`);
-      return;
-    }
-    for (const listener of listeners) listener(payload as ApiEvent);
-  };
-  ipc.on(EVENT_CHANNEL, (event) => {
-    const port = (event as { ports?: EventPortLike[] }).ports?.[0];
-    if (!port) return;
-    port.onmessage = (message) => deliver(message.data);
-    port.start?.();
+  const port = new Promise<DomPortLike>((resolve, reject) => {
+    ipc.once(PORT_CHANNEL, (event) => (event.ports?.[0] ? resolve(event.ports[0]) : reject(new Error('the workstation sent no channel'))));
   });
+  void ipc.invoke(CONNECT_CHANNEL).catch((err: unknown) => console.error('could not connect to the workstation', err));
+  const { api, channel } = apiClient(pendingPortTransport(port));
+  // contextBridge exposes own function properties: the ClientApi's methods, nothing of the channel
+  const exposed: ClientApi = { ...(Object.fromEntries(API_METHODS.map((m) => [m, api[m]])) as unknown as WorkstationApi), onEvent: api.onEvent };
+  if (!opts.pathForFile) return exposed;
   return {
-    ...api,
-    onEvent(listener: (event: ApiEvent) => void) {
-      listeners.add(listener);
-      return () => void listeners.delete(listener);
+    ...exposed,
+    async openDropped(file: File): Promise<OpenStudyResult> {
+      const path = opts.pathForFile!(file);
+      if (!path) throw new Error('this item has no path on disk (drop files or folders from the file manager)');
+      await channel.call(GRANT_DROP, path);
+      return api.openStudy({ path });
     },
-    ...(opts.pathForFile
-      ? {
-          async openDropped(file: File) {
-            const path = opts.pathForFile!(file);
-            if (!path) throw new Error('this item has no path on disk (drop files or folders from the file manager)');
-            const reply = (await ipc.invoke(DROP_CHANNEL, path)) as Reply;
-            if (!reply.ok) throw new ApiCallError('openDropped', reply.error);
-            return api.openStudy({ path });
-          },
-        }
-      : {}),
   };
 }

@@ -3,17 +3,19 @@
  * server and the Electron window start fast) and reports itself unavailable, with the reason,
  * when its module is missing or fails to load — the UI shows that instead of faking results.
  */
-import type { Availability, ExportFormat, MaskSource, RegionDice } from './api.ts';
-import { UserError, errorMessage } from './errors.ts';
-import type { LabelColours } from './conventions.ts';
+import type { Availability, ExportFormat, RegionDice, TumourDescription } from './api.ts';
+import { errorMessage } from './errors.ts';
+import type { ExportInput } from './export/index.ts';
 import type { BratsSequence, Study } from './io/study.ts';
 import type { Geometry, Volume } from './io/volume.ts';
-import type { TumourDescription } from './metrics/describe.ts';
 import type { JobHost } from './jobs/job-host.ts';
 import type { BundledModel } from './jobs/bundled.ts';
-import type { CheckpointSummary, TrainJobEvent } from './jobs/worker-jobs.ts';
+import type { CheckpointSummary, SegmentationOutcome, TrainJobEvent } from './jobs/kinds.ts';
 import type { TrainOptions, TrainResult } from './train/trainer.ts';
-import type { PostprocessOptions, PostprocessRecord } from './model/postprocess.ts';
+import type { PostprocessOptions } from './model/postprocess.ts';
+
+export type { ExportInput } from './export/index.ts';
+export type { PredictionRun, SegmentationOutcome } from './jobs/kinds.ts';
 
 export interface SegmentationRunOptions {
   checkpoint?: string;
@@ -28,51 +30,10 @@ export interface SegmentationRunOptions {
   postprocess?: PostprocessOptions;
 }
 
-/** What produced a prediction: recorded in reports. */
-export interface PredictionRun {
-  /** what the model list calls the model ("bundled default model", a file or run name) */
-  model: string;
-  checkpoint: string;
-  preset: string;
-  device: string;
-  inputSize: number;
-  regions: 'brats' | 'binary';
-  /** model channel ← study sequence, e.g. "flair ← flair, t1ce ← flair (substitute), t2 ← flair (substitute)" */
-  channels: string;
-  /** substitutions and assumed defaults, for the report (run-settings.ts runNotes) */
-  notes: string[];
-  loadMs: number;
-  ms: number;
-  /** what 3D post-processing did to the prediction (absent: none, e.g. an imported mask) */
-  postprocessing?: PostprocessRecord;
-}
-
-export interface SegmentationOutcome {
-  device: string;
-  /** whole-volume Dice when there is ground truth */
-  dice: RegionDice | null;
-  run: PredictionRun;
-  /** the slices 3D post-processing changed, as they are now (the streamed ones were raw) */
-  revisedSlices?: { index: number; mask: Uint8Array; dice: RegionDice | null }[];
-}
-
 export interface SegmentationPort {
   availability: Availability;
   devices: string[];
   run?: (study: Study, options: SegmentationRunOptions) => Promise<SegmentationOutcome>;
-}
-
-export interface ExportInput {
-  study: Study;
-  /** the label map on the study grid, with the study's geometry */
-  labels: Volume;
-  source: MaskSource;
-  /** how the prediction was made (absent for ground truth) */
-  run?: PredictionRun;
-  /** the app's label colours: the report draws regions as the app shows them (default conventions.ts's) */
-  labelColours?: LabelColours;
-  /** the labels' tumour description when made already (in the io worker): the report's tumour section then shows what the app's panel shows */
-  tumour?: TumourDescription;
 }
 
 export interface ExporterPort {
@@ -110,11 +71,6 @@ function unavailable(what: string, err: unknown): Availability {
   return { available: false, reason: missing ? `${what} is not available yet in this build` : `${what} failed to load: ${message}` };
 }
 
-/** The picture behind report thumbnails: FLAIR when there is one (tumours show best), else the first. */
-function reportImage(study: Study): Volume {
-  return study.sequences.flair ?? Object.values(study.sequences)[0]!;
-}
-
 /**
  * The ports of a running app or server. Reading studies, segmentation, training and checkpoint
  * inspection run in worker threads (jobs/job-host.ts): the caller's event loop only relays
@@ -122,7 +78,7 @@ function reportImage(study: Study): Volume {
  */
 export function createDefaultPorts(): Ports {
   // Compile the modules the UI's thread needs for jobs now, not in the middle of the first job.
-  void Promise.all([import('./jobs/job-host.ts'), import('./jobs/worker-jobs.ts'), import('./jobs/bundled.ts'), import('./onnx/session.ts')]).catch(() => undefined);
+  void Promise.all([import('./jobs/job-host.ts'), import('./jobs/kinds.ts'), import('./jobs/bundled.ts'), import('./onnx/session.ts')]).catch(() => undefined);
   let host: JobHost | undefined;
   const jobs = async (): Promise<JobHost> => {
     if (!host) {
@@ -133,18 +89,18 @@ export function createDefaultPorts(): Ports {
   };
   return {
     async openPath(path) {
-      const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       const opened = await host.run('open', { path });
       return { studies: opened.studies.map(studyFromData), notes: opened.notes };
     },
 
     async reassignRoles(study, roles) {
-      const [host, { studyFromData, studyToData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      const [host, { studyFromData, studyToData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       return studyFromData(await host.run('roles', { study: studyToData(study), roles }));
     },
 
     async describeTumour(labels, geometry, images) {
-      const [host, { describeImageData }] = await Promise.all([jobs(), import('./jobs/worker-jobs.ts')]);
+      const [host, { describeImageData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       // the labels are copied (a prediction may be replaced while the worker reads it); images opened by the reader worker are shared
       return host.run('describe', { labels, geometry, images: images.map(describeImageData) });
     },
@@ -164,7 +120,7 @@ export function createDefaultPorts(): Ports {
     async segmentation() {
       let modules;
       try {
-        modules = await Promise.all([import('./jobs/bundled.ts'), import('./onnx/session.ts'), import('./jobs/worker-jobs.ts'), jobs()]);
+        modules = await Promise.all([import('./jobs/bundled.ts'), import('./onnx/session.ts'), import('./jobs/kinds.ts'), jobs()]);
       } catch (err) {
         return { availability: unavailable('the segmentation engine', err), devices: [] };
       }
@@ -205,71 +161,9 @@ export function createDefaultPorts(): Ports {
 
     async exporter(format) {
       try {
-        switch (format) {
-          case 'nifti': {
-            const { writeNifti } = await import('./io/nifti.ts');
-            return {
-              availability: { available: true },
-              write: async (target, { labels, source }) => {
-                await writeNifti(target, labels, { dtype: 'uint8', description: `SAM2-UNet workstation ${source} labels` });
-                return [target];
-              },
-            };
-          }
-          case 'dicom-seg': {
-            const [{ writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS }, { detectRegionKind, labelsPresent }] = await Promise.all([import('./io/dicom-seg.ts'), import('./metrics/regions.ts')]);
-            return {
-              availability: { available: true },
-              write: async (target, { study, labels, source, run }) => {
-                const data = labels.data as Uint8Array;
-                const kind = run?.regions ?? detectRegionKind(labelsPresent(data));
-                // the SEG references the DICOM images it was computed on: any sequence read from DICOM
-                const reference = Object.values(study.sequences).find((v) => v.meta.sopInstanceUids?.length) ?? Object.values(study.sequences)[0]!;
-                await writeDicomSeg(target, {
-                  labels: data,
-                  source: reference,
-                  segments: kind === 'brats' ? BRATS_SEGMENTS : BINARY_SEGMENTS,
-                  algorithm: { name: source === 'prediction' ? 'SAM2-UNet' : 'ground truth', version: '1' },
-                  seriesDescription: source === 'prediction' ? 'SAM2-UNet segmentation' : 'Ground truth segmentation',
-                });
-                return [target];
-              },
-            };
-          }
-          case 'report': {
-            const { buildReport, writeReports } = await import('./report/index.ts');
-            return {
-              availability: { available: true },
-              write: async (target, { study, labels, source, run, labelColours, tumour }) => {
-                if (source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
-                const [{ labelBytes }, { postprocessingSteps }] = await Promise.all([import('./jobs/segment.ts'), import('./model/postprocess.ts')]);
-                const report = buildReport({
-                  study: study.name,
-                  settings: {
-                    model: run.model,
-                    checkpoint: run.checkpoint,
-                    preset: run.preset,
-                    device: run.device,
-                    inputSize: run.inputSize,
-                    threshold: 0.5,
-                    notes: run.notes,
-                    ...(run.postprocessing ? { postprocessing: postprocessingSteps(run.postprocessing) } : {}),
-                    ...(labelColours ? { labelColours } : {}),
-                    extra: { channels: run.channels },
-                  },
-                  regionKind: run.regions,
-                  image: reportImage(study),
-                  pred: labels.data as Uint8Array,
-                  ...(tumour ? { tumour } : {}),
-                  gt: study.seg ? labelBytes(study.seg) : undefined,
-                  timings: { load: run.loadMs, inference: run.ms },
-                });
-                const files = await writeReports(target, report);
-                return [files.html, files.pdf, files.csv, files.json];
-              },
-            };
-          }
-        }
+        const writers = await import('./export/index.ts');
+        const write = { nifti: writers.writeMaskNifti, 'dicom-seg': writers.writeMaskDicomSeg, report: writers.writeReport }[format];
+        return { availability: { available: true }, write };
       } catch (err) {
         return { availability: unavailable(`export as ${format}`, err) };
       }

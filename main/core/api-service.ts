@@ -11,8 +11,6 @@ import { homedir } from 'node:os';
 import { basename, dirname, extname, join, parse, resolve } from 'node:path';
 import type {
   ApiEvent,
-  ApiMethod,
-  Reply,
   Capabilities,
   DisplayWindow,
   ExportFormat,
@@ -42,25 +40,25 @@ import type {
   WorkstationApi,
   MaskSource,
   TumourView,
+  TumourDescription,
   Vec3,
 } from './api.ts';
-import { EXPORT_FORMATS, MAX_LISTED_ENTRIES, toWireError, validateRequest } from './api.ts';
+import { EXPORT_FORMATS, MAX_LISTED_ENTRIES } from './api.ts';
 import type { DirectoryEntry, DirectoryListing, ListDirectoryRequest, StudyHint } from './api.ts';
 import { findBratsCases } from './io/brats.ts';
 import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Geometry, Volume } from './io/volume.ts';
-import type { TumourDescription } from './metrics/describe.ts';
 import type { Ports, PredictionRun } from './api-ports.ts';
 import { createDefaultPorts } from './api-ports.ts';
-import type { CheckpointSummary } from './jobs/worker-jobs.ts';
+import type { CheckpointSummary } from './jobs/kinds.ts';
+import { suggestedExportName } from './export/index.ts';
 import { SettingsStore } from './settings.ts';
-import { maskFileName } from './conventions.ts';
 import { BUNDLED_MODEL_NAME, modelName } from './jobs/bundled.ts';
 import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } from './model/run-settings.ts';
 import { displayWindow } from './io/display-window.ts';
 import { rgbData } from './io/colour.ts';
-import type { VoxelArray } from './io/volume.ts';
+import { labelBytes, type VoxelArray } from './io/volume.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -251,7 +249,7 @@ export class WorkstationService implements WorkstationApi {
 
   async getLabels({ studyId, source }: GetLabelsRequest): Promise<LabelData | null> {
     const opened = this.#opened(studyId);
-    const data = source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    const data = source === 'groundTruth' ? (opened.study.seg ? labelBytes(opened.study.seg) : undefined) : opened.prediction;
     if (!data) return null;
     return { studyId, source, dims: opened.summary.dims, data };
   }
@@ -261,7 +259,7 @@ export class WorkstationService implements WorkstationApi {
 
   async describeTumour({ studyId, source }: GetLabelsRequest): Promise<TumourView | null> {
     const opened = this.#opened(studyId);
-    const data = source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    const data = source === 'groundTruth' ? (opened.study.seg ? labelBytes(opened.study.seg) : undefined) : opened.prediction;
     if (!data) return null;
     if (source === 'prediction' && opened.job) throw new UserError(`the segmentation of ${opened.study.name} is still running; the tumour is described when it ends`);
     const cached = this.#tumourViews.get(data);
@@ -459,8 +457,7 @@ export class WorkstationService implements WorkstationApi {
     const started = performance.now();
     let done = 0;
     const run = engine.run;
-    void (async () => {
-      try {
+    this.#startJob(job, `segmentation of ${opened.study.name}`, async () => {
         const result = await run(opened.study, {
           checkpoint: checkpointPath,
           device: chosenDevice,
@@ -486,17 +483,9 @@ export class WorkstationService implements WorkstationApi {
         opened.predictionComplete = true;
         opened.run = result.run;
         this.#emit({ type: 'done', jobId: job.id, studyId, dice: result.dice, ms: performance.now() - started, device: result.device });
-      } catch (err) {
-        if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
-        else {
-          this.#options.log?.(`segmentation of ${opened.study.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-          this.#emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
-        }
-      } finally {
-        opened.job = undefined;
-        this.#jobs.delete(job.id);
-      }
-    })();
+    }, () => {
+      opened.job = undefined;
+    });
     return { jobId: job.id, slices: nz };
   }
 
@@ -551,9 +540,9 @@ export class WorkstationService implements WorkstationApi {
     this.#training = job;
     this.#jobs.set(job.id, job);
     const started = performance.now();
-    void (async () => {
-      try {
-        const result = await port.run!(
+    const runTraining = port.run;
+    this.#startJob(job, `training ${name}`, async () => {
+        const result = await runTraining(
           {
             data,
             ...(val?.length ? { val } : {}),
@@ -602,18 +591,36 @@ export class WorkstationService implements WorkstationApi {
         const trainedRun = { ...run, size: [size, size] as [number, number], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } as const };
         const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
         this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started });
-      } catch (err) {
-        if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
-        else {
-          this.#options.log?.(`training ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-          this.#emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
-        }
-      } finally {
-        this.#training = undefined;
-        this.#jobs.delete(job.id);
-      }
-    })();
+    }, () => {
+      this.#training = undefined;
+    });
     return { jobId: job.id, slices: 0 };
+  }
+
+  /**
+   * Runs a job's body and ends it the one way every job ends: the body's own closing event
+   * (done, trainDone), else `cancelled` or `failed`. The body starts on the next turn: the
+   * channel sends a call's reply in the turn its handler resolves, so the reply naming the job
+   * reaches the client before any of the job's events (rpc/channel.ts, "Ordering").
+   */
+  #startJob(job: RunningJob, what: string, body: () => Promise<void>, cleanup: () => void): void {
+    setImmediate(() => {
+      void (async () => {
+        try {
+          if (job.controller.signal.aborted) throw new CancelledError();
+          await body();
+        } catch (err) {
+          if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
+          else {
+            this.#options.log?.(`${what} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+            this.#emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
+          }
+        } finally {
+          cleanup();
+          this.#jobs.delete(job.id);
+        }
+      })();
+    });
   }
 
   async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {
@@ -638,7 +645,7 @@ export class WorkstationService implements WorkstationApi {
 
   async exportMasks(request: ExportRequest): Promise<ExportResult> {
     const opened = this.#opened(request.studyId);
-    const labels = request.source === 'groundTruth' ? groundTruthLabels(opened.study) : opened.prediction;
+    const labels = request.source === 'groundTruth' ? (opened.study.seg ? labelBytes(opened.study.seg) : undefined) : opened.prediction;
     if (!labels) {
       throw new UserError(request.source === 'groundTruth' ? `${opened.study.name} has no ground truth to export` : 'run a segmentation first: there is no prediction to export');
     }
@@ -750,12 +757,6 @@ export function thumbnail(volume: Volume, window: DisplayWindow, size: number): 
   return { width, height, data: out };
 }
 
-export function suggestedExportName(studyName: string, format: ExportFormat, source: MaskSource = 'prediction'): string {
-  const safe = studyName.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'study';
-  // a folder: report.html, report.pdf, metrics.csv, metrics.json
-  if (format === 'report') return `${safe}_report`;
-  return maskFileName(safe, format, source);
-}
 
 function referenceVolume(study: Study): Volume {
   const first = Object.values(study.sequences)[0];
@@ -763,19 +764,6 @@ function referenceVolume(study: Study): Volume {
   return first;
 }
 
-/** Ground-truth labels as uint8 (BraTS seg files are uint8 already; other types are converted once). */
-function groundTruthLabels(study: Study): Uint8Array | undefined {
-  const seg = study.seg;
-  if (!seg) return undefined;
-  if (seg.data instanceof Uint8Array && !seg.isScaled) return seg.data;
-  const cached = labelCache.get(seg);
-  if (cached) return cached;
-  const out = new Uint8Array(seg.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(seg.value(i));
-  labelCache.set(seg, out);
-  return out;
-}
-const labelCache = new WeakMap<Volume, Uint8Array>();
 
 function summarize(id: string, study: Study): StudySummary {
   const first = referenceVolume(study);
@@ -852,25 +840,4 @@ function colourDisplay(volume: Volume): { range: [number, number]; window: Displ
   const bitsStored = Number((volume.meta.extra?.dicom as { BitsStored?: number } | undefined)?.BitsStored ?? rgb.BYTES_PER_ELEMENT * 8);
   const top = rgb instanceof Uint8Array ? 255 : Math.min(2 ** bitsStored - 1, Math.max(max, 1));
   return { range: [min, max], window: { center: top / 2, width: top } };
-}
-
-/**
- * The one entry point of every call that crosses a boundary (Electron IPC, WebSocket): validates
- * the method and the request, refuses and logs invalid ones, and turns errors into plain data.
- */
-export async function dispatch(service: WorkstationApi, method: unknown, request: unknown, log: (line: string) => void): Promise<Reply> {
-  const problem = validateRequest(method, request);
-  if (problem) {
-    log(`refused invalid call: ${problem}`);
-    return { ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } };
-  }
-  const m = method as ApiMethod;
-  try {
-    const call = service[m] as (request: unknown) => Promise<unknown>;
-    return { ok: true, value: await call.call(service, request) };
-  } catch (err) {
-    const error = toWireError(err);
-    if (!error.user) log(`${m} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    return { ok: false, error };
-  }
 }

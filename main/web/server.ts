@@ -10,10 +10,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { clientMessageValidator, decodeFrame, encodeFrame } from '../core/api.ts';
-import type { ServerMessage } from '../core/api.ts';
 import type { Ports } from '../core/api-ports.ts';
-import { WorkstationService, dispatch } from '../core/api-service.ts';
+import { WorkstationService } from '../core/api-service.ts';
+import { apiDispatcher, serveApi } from '../core/rpc/api-channel.ts';
+import type { Transport } from '../core/rpc/channel.ts';
+import { decodeFrame, encodeFrame } from '../core/rpc/frame.ts';
 import { UserError, errorMessage } from '../core/errors.ts';
 import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
@@ -133,6 +134,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     },
   });
 
+  // every call of every connection: checked against the contract, run within the read roots
+  const api = apiDispatcher(service, { log, around: (run) => withReadScope(roots?.scope(readHint), run) });
+
   const sockets = new Set<import('node:stream').Duplex>();
   const server = createServer((request, response) => {
     void serveHttp(request, response).catch((err) => {
@@ -234,43 +238,44 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     }
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    let unsubscribe = () => {};
+    // the connection's channel (rpc/channel.ts): binary frames, one per message, in order
+    const received = new Set<(message: unknown) => void>();
+    const closed = new Set<(reason: string) => void>();
     let connection: WebSocketConnection | undefined;
-    const send = (message: ServerMessage) => connection?.send(encodeFrame(message));
+    const transport: Transport = {
+      send: (message) => connection?.send(encodeFrame(message)),
+      onMessage(listener) {
+        received.add(listener);
+        return () => received.delete(listener);
+      },
+      onClose(listener) {
+        closed.add(listener);
+        return () => closed.delete(listener);
+      },
+    };
     hub.accept(
       request,
       socket,
       head,
       {
-        onMessage: (data, isText) => void handleMessage(data, isText),
-        onClose: () => unsubscribe(),
+        onMessage: (data, isText) => {
+          let message: unknown;
+          try {
+            if (isText) throw new Error('text frames are not part of the protocol');
+            message = decodeFrame(data);
+          } catch (err) {
+            log(`refused malformed message: ${errorMessage(err)}`);
+            return;
+          }
+          for (const listener of received) listener(message);
+        },
+        onClose: () => closed.forEach((listener) => listener('the browser closed the connection')),
       },
       (opened) => {
         connection = opened;
-        unsubscribe = service.onEvent((event) => send({ kind: 'event', event }));
+        serveApi(transport, service, api);
       },
     );
-
-    async function handleMessage(data: Uint8Array, isText: boolean): Promise<void> {
-      let message: unknown;
-      try {
-        if (isText) throw new Error('text frames are not part of the protocol');
-        message = decodeFrame(data);
-      } catch (err) {
-        log(`refused malformed message: ${errorMessage(err)}`);
-        return;
-      }
-      const problem = clientMessageValidator(message, 'message');
-      const id = (message as { id?: unknown })?.id;
-      if (problem) {
-        log(`refused invalid message: ${problem}`);
-        if (Number.isInteger(id)) send({ kind: 'reply', id: id as number, ok: false, error: { name: 'InvalidRequest', message: `invalid request: ${problem}`, user: false } });
-        return;
-      }
-      const call = message as { id: number; method: string; request: unknown };
-      const reply = await withReadScope(roots?.scope(readHint), () => dispatch(service, call.method, call.request, log));
-      send({ kind: 'reply', id: call.id, ...reply });
-    }
   });
 
   await new Promise<void>((resolvePromise, reject) => {

@@ -1,16 +1,12 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { defineCommand, listOption, numberOption, requireOption, stringOption, type CommandIO, type ParsedArgs } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { FileError, UserError } from '../../core/errors.ts';
-import { maskFileName } from '../../core/conventions.ts';
 import type { Study } from '../../core/io/study.ts';
 import type { Volume } from '../../core/io/volume.ts';
 import type { RegionKind } from '../../core/metrics/regions.ts';
 import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
-import type { CheckpointModel } from '../../core/jobs/model.ts';
 import type { RegionResults } from '../../core/metrics/evaluate.ts';
-import type { MetricsReport } from '../../core/report/index.ts';
 import { POSTPROCESS_DEFAULTS, type PostprocessOptions } from '../../core/model/postprocess.ts';
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
@@ -21,12 +17,6 @@ function postprocessOptions(args: ParsedArgs): PostprocessOptions {
     return value;
   };
   return { minComponentMl: read('min-component-ml', POSTPROCESS_DEFAULTS.minComponentMl), minEtMl: read('min-et-ml', POSTPROCESS_DEFAULTS.minEtMl) };
-}
-
-/** A file-system-safe case name: the study's name with anything unusual replaced. */
-export function caseFileStem(study: Study): string {
-  const stem = study.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+|_+$/g, '');
-  return stem || 'study';
 }
 
 /** --size: "352" or "352x320" (H×W). */
@@ -113,7 +103,7 @@ export default defineCommand({
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const device = parseDevice(stringOption(args, 'device'));
     const config = hieraConfigOption(stringOption(args, 'config'));
-    const [{ bundledModel, bundledFor, checkInputSize, modelName, BUNDLED_MODEL_NAME }, { sliceModelFromCheckpoint }, { readStoredRunSettings }, runSettings] = await Promise.all([
+    const [{ bundledModel, bundledFor, checkInputSize, BUNDLED_MODEL_NAME }, { sliceModelFromCheckpoint }, { readStoredRunSettings }, runSettings] = await Promise.all([
       import('../../core/jobs/bundled.ts'),
       import('../../core/jobs/model.ts'),
       import('../../core/model/checkpoint.ts'),
@@ -185,16 +175,13 @@ export default defineCommand({
       });
       progress?.finish(`segmented ${summary.slices} slices (${summary.emptySlices} empty) in ${(summary.ms / 1000).toFixed(1)} s on ${summary.provider.toUpperCase()}`);
 
-      const { files, report } = await writeOutputs(outDir, study, labels, summary, {
-        wantDicomSeg,
-        checkpoint,
-        model,
-        image: reference,
-        modelName: modelName(checkpoint, bundled !== null),
-        channels: runSettings.describeMapping(mapping),
-        notes,
-        groundTruth,
-      });
+      // the same writers as the app's exports (core/export): the outputs cannot drift apart
+      const [{ writeSegmentationOutputs }, { predictionRun }] = await Promise.all([import('../../core/export/index.ts'), import('../../core/jobs/prediction-run.ts')]);
+      const { files, report } = await writeSegmentationOutputs(
+        outDir,
+        { study, labels, source: 'prediction', run: predictionRun(model, mapping, summary), groundTruth, perSlice: groundTruth ? summary.perSlice : undefined },
+        { dicomSeg: wantDicomSeg },
+      );
       if (json) io.stdout(`${JSON.stringify({ type: 'summary', ...summaryJson(summary, report.perVolume), files })}\n`);
       else io.stdout(humanSummary(summary, report.perVolume, files));
       return 0;
@@ -204,77 +191,6 @@ export default defineCommand({
     }
   },
 });
-
-interface OutputOptions {
-  wantDicomSeg: boolean;
-  checkpoint: string;
-  model: CheckpointModel;
-  /** the first input channel: shown in the report's thumbnails */
-  image: Volume;
-  /** what the model list and the run panel call the model */
-  modelName: string;
-  /** model channel ← study sequence */
-  channels: string;
-  /** substitutions and defaults (run-settings.ts runNotes) */
-  notes: string[];
-  groundTruth: Volume | null;
-}
-
-/** <case>_pred.nii.gz, the four report files and, when asked, <case>_pred_seg.dcm (conventions.ts maskFileName). */
-async function writeOutputs(outDir: string, study: Study, labels: Volume, summary: SegmentSummary, opts: OutputOptions): Promise<{ files: string[]; report: MetricsReport }> {
-  const { writeNifti } = await import('../../core/io/nifti.ts');
-  const { buildReport, writeReports } = await import('../../core/report/index.ts');
-  const { presetName } = await import('../../core/model/config.ts');
-  const { labelBytes } = await import('../../core/jobs/segment.ts');
-  const { postprocessingSteps } = await import('../../core/model/postprocess.ts');
-  const stem = caseFileStem(study);
-  const pred = join(outDir, maskFileName(stem, 'nifti'));
-  await writeNifti(pred, labels, { dtype: 'uint8', description: `SAM2-UNet ${summary.regions} labels` });
-  const files = [pred];
-  const [h, w] = opts.model.inputSize;
-  const report = buildReport({
-    study: study.name,
-    settings: {
-      model: opts.modelName,
-      checkpoint: opts.checkpoint,
-      preset: presetName(opts.model.config) ?? `custom (embed_dim ${opts.model.config.embed_dim})`,
-      device: summary.provider,
-      inputSize: h,
-      threshold: 0.5,
-      notes: opts.notes,
-      postprocessing: postprocessingSteps(summary.postprocessing),
-      extra: {
-        ...(h !== w ? { inputWidth: w } : {}),
-        channels: opts.channels,
-        batches: summary.batches.length,
-        emptySlices: summary.emptySlices,
-      },
-    },
-    regionKind: summary.regions,
-    image: opts.image,
-    pred: labels.data as Uint8Array,
-    gt: opts.groundTruth ? labelBytes(opts.groundTruth) : undefined,
-    perSlice: opts.groundTruth ? summary.perSlice : undefined,
-    timings: { load: opts.model.loadMs, inference: summary.ms },
-  });
-  const written = await writeReports(outDir, report);
-  files.push(written.json, written.csv, written.html, written.pdf);
-  if (opts.wantDicomSeg) {
-    const { writeDicomSeg, BRATS_SEGMENTS, BINARY_SEGMENTS } = await import('../../core/io/dicom-seg.ts');
-    const { default: pkg } = await import('../../../package.json', { with: { type: 'json' } });
-    const segFile = join(outDir, maskFileName(stem, 'dicom-seg'));
-    await writeDicomSeg(segFile, {
-      labels: labels.data as Uint8Array,
-      // the labels are on this volume's grid; it carries the SOP Instance UIDs the SEG refers to
-      source: opts.image,
-      segments: summary.regions === 'brats' ? BRATS_SEGMENTS : BINARY_SEGMENTS,
-      algorithm: { name: 'SAM2-UNet', version: (pkg as { version: string }).version },
-      seriesDescription: `SAM2-UNet ${summary.regions === 'brats' ? 'BraTS labels' : 'tumour'}`,
-    });
-    files.push(segFile);
-  }
-  return { files, report };
-}
 
 function summaryJson(summary: SegmentSummary, perVolume: RegionResults | undefined): Record<string, unknown> {
   const metrics = perVolume

@@ -6,17 +6,10 @@
 
 export type DType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
 
-export type VoxelArray =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | Float32Array
-  | Float64Array;
+import type { Vec3, VoxelArray } from '../api.ts';
+import { UserError } from '../errors.ts';
 
-export type Vec3 = [number, number, number];
+export type { Vec3, VoxelArray };
 
 /**
  * world(LPS, mm) = origin + direction · diag(spacing) · [i, j, k].
@@ -251,4 +244,26 @@ export function worldToIndex(geometry: Geometry, p: readonly number[]): Vec3 {
     m[4]! * p[0]! + m[5]! * p[1]! + m[6]! * p[2]! + m[7]!,
     m[8]! * p[0]! + m[9]! * p[1]! + m[10]! * p[2]! + m[11]!,
   ];
+}
+
+const labelCache = new WeakMap<Volume, Uint8Array>();
+
+/**
+ * A label map as bytes (labels must be integers 0…255): its own data when it is stored so, else
+ * converted once and kept while the volume lives.
+ */
+export function labelBytes(volume: Volume): Uint8Array {
+  if (volume.data instanceof Uint8Array && !volume.isScaled) return volume.data;
+  const cached = labelCache.get(volume);
+  if (cached) return cached;
+  const out = new Uint8Array(volume.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = volume.value(i);
+    if (!(v >= 0 && v <= 255 && Number.isInteger(v))) {
+      throw new UserError(`ground truth ${volume.meta.id}: voxel ${i} holds ${v}, not a label 0…255`);
+    }
+    out[i] = v;
+  }
+  labelCache.set(volume, out);
+  return out;
 }

@@ -5,25 +5,18 @@
  *
  * A JobHost owns one worker per lane: reading studies and checkpoints, inference (it keeps
  * models loaded between runs) and training (started per run and ended with it: it holds
- * gigabytes of graph and optimiser state). Events stream back as they happen; the
- * job's result or error settles the returned promise; cancelling aborts the job in the worker.
+ * gigabytes of graph and optimiser state). Each worker is one channel (rpc/channel.ts): a job is
+ * a call, its events the call's progress, cancelling it the call's cancellation.
  */
 import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../errors.ts';
-import { postTransferring } from '../onnx/session.ts';
+import { ChannelClient } from '../rpc/channel.ts';
+import { nodePortTransport } from '../rpc/ports.ts';
 import { currentReadScope } from '../util/fs.ts';
-import { rebuildError, startTsWorker, type SerializedError } from '../util/worker.ts';
-import type { JobKinds, JobKind, HostMessage, WorkerMessage } from './worker-jobs.ts';
+import { startTsWorker } from '../util/worker.ts';
+import type { JobKind, JobKinds, JobRequest } from './kinds.ts';
 
 const ENTRY = new URL('./job-worker.ts', import.meta.url);
-
-interface Pending {
-  lane: Lane;
-  worker: Worker;
-  onEvent: (event: unknown) => void;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-}
 
 export interface RunOptions<K extends JobKind> {
   onEvent?: (event: JobKinds[K]['event']) => void;
@@ -40,97 +33,62 @@ type Lane = 'io' | 'inference' | 'train';
 const LANE: Record<JobKind, Lane> = { open: 'io', roles: 'io', describe: 'io', segment: 'inference', inspect: 'io', train: 'train' };
 const PERSISTENT: Record<Lane, boolean> = { io: true, inference: true, train: false };
 
+interface LaneWorker {
+  worker: Worker;
+  channel: ChannelClient;
+}
+
 export class JobHost {
-  readonly #workers = new Map<Lane, Worker>();
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 1;
+  readonly #lanes = new Map<Lane, LaneWorker>();
   #disposed = false;
 
-  #worker(lane: Lane): Worker {
-    const existing = this.#workers.get(lane);
+  #lane(lane: Lane): LaneWorker {
+    const existing = this.#lanes.get(lane);
     if (existing) return existing;
     const worker = startTsWorker(ENTRY);
-    worker.on('message', (m: WorkerMessage) => this.#onMessage(m));
-    const fail = (err: Error): void => {
-      if (this.#workers.get(lane) === worker) this.#workers.delete(lane);
-      for (const [id, p] of this.#pending) {
-        // a worker ended after its run must not take the next run (in a new worker) with it
-        if (p.worker !== worker) continue;
-        this.#pending.delete(id);
-        p.reject(err);
-      }
-    };
-    worker.on('error', (err) => fail(new Error(`the ${lane} worker failed: ${err instanceof Error ? err.message : String(err)}`)));
-    worker.on('exit', (code) => fail(new Error(`the ${lane} worker stopped unexpectedly (exit code ${code})`)));
-    this.#workers.set(lane, worker);
-    return worker;
+    const channel = new ChannelClient(nodePortTransport(worker, `the ${lane} worker`));
+    const entry = { worker, channel };
+    // a worker that died takes only its own calls with it; the next job starts a new one
+    worker.once('exit', () => this.#lanes.get(lane) === entry && this.#lanes.delete(lane));
+    this.#lanes.set(lane, entry);
+    return entry;
   }
 
-  #onMessage(m: WorkerMessage): void {
-    const pending = this.#pending.get(m.id);
-    if (!pending) return;
-    if (m.type === 'event') {
-      pending.onEvent(m.event);
-      return;
-    }
-    this.#pending.delete(m.id);
-    if (m.type === 'result') pending.resolve(m.value);
-    else pending.reject(rebuildError(m.error as SerializedError));
-    if (!PERSISTENT[pending.lane] && ![...this.#pending.values()].some((p) => p.lane === pending.lane)) {
-      const worker = this.#workers.get(pending.lane);
-      this.#workers.delete(pending.lane);
-      // let it release its sessions; it exits itself
-      worker?.postMessage({ type: 'dispose' } satisfies HostMessage);
-    }
-  }
-
-  run<K extends JobKind>(kind: K, payload: JobKinds[K]['payload'], opts: RunOptions<K> = {}): Promise<JobKinds[K]['result']> {
-    if (this.#disposed) return Promise.reject(new Error('the job host was shut down'));
-    if (opts.signal?.aborted) return Promise.reject(new CancelledError());
-    const id = this.#nextId++;
+  async run<K extends JobKind>(kind: K, payload: JobKinds[K]['payload'], opts: RunOptions<K> = {}): Promise<JobKinds[K]['result']> {
+    if (this.#disposed) throw new Error('the job host was shut down');
+    if (opts.signal?.aborted) throw new CancelledError();
     const lane = LANE[kind];
-    const worker = this.#worker(lane);
-    return new Promise<JobKinds[K]['result']>((resolve, reject) => {
-      const onAbort = (): void => worker.postMessage({ type: 'cancel', id } satisfies HostMessage);
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanup = (): void => opts.signal?.removeEventListener('abort', onAbort);
-      this.#pending.set(id, {
-        lane,
-        worker,
-        onEvent: (event) => opts.onEvent?.(event as JobKinds[K]['event']),
-        resolve: (value) => {
-          cleanup();
-          resolve(value as JobKinds[K]['result']);
-        },
-        reject: (err) => {
-          cleanup();
-          reject(err);
-        },
+    const entry = this.#lane(lane);
+    const request: JobRequest<K> = { payload, readScope: currentReadScope() };
+    try {
+      return await entry.channel.call<JobKinds[K]['result']>(kind, request, {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onEvent ? { onProgress: opts.onEvent as (event: unknown) => void } : {}),
+        ...(opts.transfer ? { transfer: opts.transfer } : {}),
       });
-      // the caller's read roots hold for what the job opens in its worker
-      postTransferring(worker, { type: 'start', id, kind, payload, readScope: currentReadScope() } as HostMessage, opts.transfer ?? []);
-    });
+    } finally {
+      if (!PERSISTENT[lane] && this.#lanes.get(lane) === entry && entry.channel.pendingCalls === 0) {
+        this.#lanes.delete(lane);
+        // let it release its sessions; it exits itself
+        void entry.channel.call('dispose', null).catch(() => undefined);
+      }
+    }
   }
 
   /** Cancels every job and ends the workers (models are released with them). */
   async dispose(): Promise<void> {
     this.#disposed = true;
-    const workers = [...this.#workers.values()];
-    this.#workers.clear();
-    for (const [id, p] of this.#pending) {
-      this.#pending.delete(id);
-      p.reject(new CancelledError());
-    }
+    const lanes = [...this.#lanes.values()];
+    this.#lanes.clear();
     await Promise.all(
-      workers.map(async (worker) => {
-        worker.postMessage({ type: 'dispose' } satisfies HostMessage);
-        // a worker stuck in a native call gets a moment to release its sessions, then is ended
+      lanes.map(async ({ worker, channel }) => {
         const exited = new Promise<void>((done) => worker.once('exit', () => done()));
+        void channel.call('dispose', null).catch(() => undefined);
+        channel.close(new CancelledError());
+        // a worker stuck in a native call gets a moment to release its sessions, then is ended
         const timeout = new Promise<'timeout'>((done) => setTimeout(() => done('timeout'), 5000).unref());
         if ((await Promise.race([exited, timeout])) === 'timeout') await worker.terminate();
       }),
     );
   }
 }
-
-export type { SerializedError };

@@ -1,46 +1,52 @@
-/** The job worker's entry point (started by job-host.ts): runs jobs, streams their events. */
+/**
+ * The job worker's entry point (started by job-host.ts): serves the jobs of worker-jobs.ts on the
+ * channel (rpc/channel.ts) over its parent port, streaming their events as the calls' progress.
+ */
 import { parentPort } from 'node:worker_threads';
-import { postTransferring } from '../onnx/session.ts';
+import { ChannelServer, type CallContext } from '../rpc/channel.ts';
+import { nodePortTransport } from '../rpc/ports.ts';
 import { withReadScope } from '../util/fs.ts';
-import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
-import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { yieldToInteractiveThreads } from '../util/worker.ts';
+import type { JobKind, JobKinds, JobRequest } from './kinds.ts';
+import { releaseModels } from './model-cache.ts';
+import { inspectCheckpoint, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
-const port = parentPort!;
-const running = new Map<number, AbortController>();
+const port = parentPort;
+if (!port) throw new Error('job-worker.ts must run in a worker thread');
 
-const send = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => postTransferring(port, message, transfer);
+type Runner<K extends JobKind> = (payload: JobKinds[K]['payload'], context: CallContext) => Promise<JobKinds[K]['result']>;
 
-async function start(id: number, kind: keyof JobKinds, payload: unknown): Promise<void> {
-  const controller = new AbortController();
-  running.set(id, controller);
-  const post = (event: unknown, transfer?: ArrayBuffer[]) => send({ type: 'event', id, event }, transfer);
-  try {
-    const value =
-      kind === 'segment'
-        ? await runSegmentJob(payload as JobKinds['segment']['payload'], post, controller.signal)
-        : kind === 'train'
-          ? await runTrainJob(payload as JobKinds['train']['payload'], post, controller.signal)
-          : kind === 'open'
-            ? await runOpenJob(payload as JobKinds['open']['payload'])
-            : kind === 'roles'
-              ? await runRolesJob(payload as JobKinds['roles']['payload'])
-              : kind === 'describe'
-                ? await runDescribeJob(payload as JobKinds['describe']['payload'])
-                : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
-    send({ type: 'result', id, value });
-  } catch (err) {
-    send({ type: 'error', id, error: serializeError(err) });
-  } finally {
-    running.delete(id);
-  }
-}
+const runners: { [K in JobKind]: Runner<K> } = {
+  open: (payload) => runOpenJob(payload),
+  roles: (payload) => runRolesJob(payload),
+  describe: (payload) => runDescribeJob(payload),
+  inspect: (payload) => inspectCheckpoint(payload),
+  segment: (payload, { signal, progress }) => runSegmentJob(payload, progress, signal),
+  train: (payload, { signal, progress }) => runTrainJob(payload, progress, signal),
+};
 
-port.on('message', (m: HostMessage) => {
-  if (m.type === 'start') void withReadScope(m.readScope, () => start(m.id, m.kind, m.payload));
-  else if (m.type === 'cancel') running.get(m.id)?.abort();
-  else if (m.type === 'dispose') {
-    for (const controller of running.values()) controller.abort();
-    void releaseModels().finally(() => process.exit(0));
-  }
+const handlers = Object.fromEntries(
+  Object.entries(runners).map(([kind, run]) => [
+    kind,
+    (request: unknown, context: CallContext) => {
+      const { payload, readScope } = request as JobRequest<JobKind>;
+      // the caller's read roots hold for what the job opens here
+      return withReadScope(readScope, () => (run as Runner<JobKind>)(payload, context));
+    },
+  ]),
+);
+
+const server = new ChannelServer(nodePortTransport(port, 'the job host'), {
+  handlers: {
+    ...handlers,
+    /** releases the loaded models, then ends the worker once the reply is on its way */
+    async dispose() {
+      server.close();
+      await releaseModels();
+      setImmediate(() => process.exit(0));
+      return null;
+    },
+  },
+  stacks: true,
 });

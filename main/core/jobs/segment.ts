@@ -10,7 +10,7 @@
  */
 import { CancelledError, UserError } from '../errors.ts';
 import type { Study } from '../io/study.ts';
-import type { Volume } from '../io/volume.ts';
+import { labelBytes, type Volume } from '../io/volume.ts';
 import { type RegionResults, type RegionSummary, evaluateVolume, evaluateSlice, summarise } from '../metrics/evaluate.ts';
 import { type RegionKind, regionsFor } from '../metrics/regions.ts';
 import { composeLabels, inputChannels, isEmptySlice, outChannelsFor, prepareSlices, volumeIntensityScaling } from '../model/preprocess.ts';
@@ -275,18 +275,4 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
       postprocessing,
     },
   };
-}
-
-/** A label map as bytes (labels must be integers 0…255), without a copy when it already is. */
-export function labelBytes(volume: Volume): Uint8Array {
-  if (volume.data instanceof Uint8Array && !volume.isScaled) return volume.data;
-  const out = new Uint8Array(volume.data.length);
-  for (let i = 0; i < out.length; i++) {
-    const v = volume.value(i);
-    if (!(v >= 0 && v <= 255 && Number.isInteger(v))) {
-      throw new UserError(`ground truth ${volume.meta.id}: voxel ${i} holds ${v}, not a label 0…255`);
-    }
-    out[i] = v;
-  }
-  return out;
 }

@@ -1,153 +1,31 @@
 /**
- * The jobs that run inside the job worker (job-host.ts starts it), and the messages between the
- * host and the worker. Studies cross the boundary as plain data (geometry, voxels, metadata);
- * slice masks come back as transferred buffers.
+ * The jobs that run inside the job worker (job-worker.ts serves them on its channel): reading
+ * studies, changing sequence roles, describing a tumour, inspecting a checkpoint (the io lane),
+ * segmentation (the inference lane, models kept loaded by model-cache.ts) and training (a lane of
+ * its own per run). What crosses the channel is declared in kinds.ts.
  */
-import type { ReadScope } from '../util/fs.ts';
+import type { RegionDice, TumourDescription } from '../api.ts';
 import { scoredDice } from '../conventions.ts';
-import { stat } from 'node:fs/promises';
-import type { DisplayWindow, RegionDice } from '../api.ts';
-import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
-import type { SegmentationOutcome } from '../api-ports.ts';
-import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
-import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
-import type { TumourDescription } from '../metrics/describe.ts';
-import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
-import type { SerializedError } from '../util/worker.ts';
-import type { StoredRunSettings } from '../model/run-settings.ts';
-import type { CheckpointModel } from './model.ts';
+import type { TrainResult } from '../train/trainer.ts';
+import type { TrainOptions } from '../train/trainer.ts';
+import {
+  studyFromData,
+  studyToData,
+  toVolume,
+  type CheckpointSummary,
+  type DescribeJobPayload,
+  type OpenedStudies,
+  type Post,
+  type RolesJobPayload,
+  type SegmentJobEvent,
+  type SegmentJobPayload,
+  type SegmentationOutcome,
+  type StudyData,
+  type TrainJobEvent,
+} from './kinds.ts';
+import { withLoadedModel } from './model-cache.ts';
 import type { SegmentOutcome } from './segment.ts';
-import type { PostprocessOptions } from '../model/postprocess.ts';
-
-/** A volume as plain data, with what the reader worker computed from its voxels. */
-export type VolumeData = VolumeInit & { window?: DisplayWindow };
-
-export interface StudyData {
-  name: string;
-  kind: Study['kind'];
-  source: string;
-  sequences: Record<string, VolumeData>;
-  seg?: VolumeData;
-  metadata?: Study['metadata'];
-  notes?: string[];
-  /** a series' volume travels only when it is not the sequence itself (it was resampled) */
-  series?: (Omit<StudySeries, 'volume'> & { volume?: VolumeData })[];
-}
-
-/** The same values in shared memory: posting it to another thread then costs nothing. */
-function shared<T extends Volume['data']>(data: T): T {
-  if (data.buffer instanceof SharedArrayBuffer) return data;
-  const Ctor = data.constructor as new (buffer: SharedArrayBuffer) => T;
-  const copy = new Ctor(new SharedArrayBuffer(data.byteLength));
-  copy.set(data as never);
-  return copy;
-}
-
-function volumeData(volume: Volume, opts: { toShared: boolean; summarise: boolean }): VolumeData {
-  const { geometry, slope, intercept, components, meta } = volume;
-  let data = volume.data;
-  if (opts.toShared) data = shared(data);
-  // a view into a bigger buffer (a 4-D NIfTI's frames share one) would otherwise be cloned whole
-  else if (!(data.buffer instanceof SharedArrayBuffer) && data.byteLength !== data.buffer.byteLength) data = data.slice();
-  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume) } : {};
-  return { geometry, data, slope, intercept, components, meta, ...summary };
-}
-
-function toVolume({ window, ...init }: VolumeData): Volume {
-  const volume = new Volume(init);
-  if (window) seedDisplayWindow(volume, window);
-  return volume;
-}
-
-/**
- * The study as plain data. Volumes the reader worker opened are in shared memory already and
- * cross to a job worker without a copy; `toShared` moves others there (done in the worker that
- * reads them, never on the thread that serves the UI).
- */
-export function studyToData(study: Study, opts: { toShared?: boolean; summarise?: boolean } = {}): StudyData {
-  const o = { toShared: opts.toShared ?? false, summarise: opts.summarise ?? false };
-  return {
-    name: study.name,
-    kind: study.kind,
-    source: study.source,
-    sequences: Object.fromEntries(Object.entries(study.sequences).map(([name, volume]) => [name, volumeData(volume, o)])),
-    ...(study.seg ? { seg: volumeData(study.seg, { ...o, summarise: false }) } : {}),
-    ...(study.metadata ? { metadata: study.metadata } : {}),
-    ...(study.notes ? { notes: study.notes } : {}),
-    ...(study.series
-      ? { series: study.series.map(({ volume, ...s }) => (study.sequences[s.role] === volume ? s : { ...s, volume: volumeData(volume, { ...o, summarise: false }) })) }
-      : {}),
-  };
-}
-
-export function studyFromData(data: StudyData): Study {
-  const sequences: Record<string, Volume> = Object.fromEntries(Object.entries(data.sequences).map(([name, init]) => [name, toVolume(init)]));
-  return {
-    name: data.name,
-    kind: data.kind,
-    source: data.source,
-    sequences,
-    ...(data.seg ? { seg: toVolume(data.seg) } : {}),
-    ...(data.metadata ? { metadata: data.metadata } : {}),
-    ...(data.notes ? { notes: data.notes } : {}),
-    ...(data.series ? { series: data.series.map(({ volume, ...s }) => ({ ...s, volume: volume ? toVolume(volume) : sequences[s.role]! })) } : {}),
-  };
-}
-
-export interface SegmentJobPayload {
-  study: StudyData;
-  /** a SAM2-UNet checkpoint; default the bundled model */
-  checkpoint?: string;
-  device?: string;
-  /** the study's sequence for each model channel ('' = the model's own; run-settings.ts mapChannels) */
-  channels?: string[];
-  /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
-  postprocess?: PostprocessOptions;
-}
-export type SegmentJobEvent =
-  | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
-  | { kind: 'progress'; message: string };
-
-export type TrainJobEvent =
-  | { kind: 'start'; info: Parameters<NonNullable<TrainEvents['start']>>[0] }
-  | { kind: 'step'; step: StepEvent }
-  | { kind: 'validation'; result: ValidationResult }
-  | { kind: 'checkpoint'; path: string; step: number }
-  | { kind: 'message'; text: string };
-
-/** What a checkpoint file holds, checked by reading it (without building a model). */
-export interface CheckpointSummary {
-  kind: 'sam2unet' | 'trunk';
-  outChannels: number;
-  embedDim: number;
-  preset: string | null;
-  /** how it must be run, as far as the file says (run-settings.ts) */
-  run: StoredRunSettings;
-}
-
-export interface OpenedStudies {
-  studies: StudyData[];
-  notes: string[];
-}
-
-export interface JobKinds {
-  open: { payload: { path: string }; event: never; result: OpenedStudies };
-  roles: { payload: RolesJobPayload; event: never; result: StudyData };
-  describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
-  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
-  inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
-  train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
-}
-export type JobKind = keyof JobKinds;
-
-export type HostMessage = { type: 'start'; id: number; kind: JobKind; payload: unknown; readScope?: ReadScope } | { type: 'cancel'; id: number } | { type: 'dispose' };
-export type WorkerMessage =
-  | { type: 'event'; id: number; event: unknown }
-  | { type: 'result'; id: number; value: unknown }
-  | { type: 'error'; id: number; error: SerializedError };
-
-export type Post<E> = (event: E, transfer?: ArrayBuffer[]) => void;
 
 /** The job's per-region metrics as the API's Dice; a binary model's one region counts as WT. */
 export function diceOf(regions: RegionResults | Record<string, { dice: number }> | null): RegionDice | null {
@@ -164,26 +42,6 @@ export function sliceDiceOf(regions: RegionResults | null): RegionDice | null {
   return { WT: regions.WT ? pick('WT') : pick('foreground'), TC: pick('TC'), ET: pick('ET') };
 }
 
-// Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch may
-// still be running in the session's worker, which must not be torn down under it (dispose waits
-// for it). The least recently used go when more than this many are loaded: a large model holds
-// gigabytes.
-const MAX_LOADED_MODELS = 2;
-const loadedModels = new Map<string, Promise<CheckpointModel>>();
-/** jobs using each model now: those are never evicted */
-const modelUsers = new Map<string, number>();
-
-function keepLoaded(key: string, model: Promise<CheckpointModel>): void {
-  loadedModels.delete(key);
-  loadedModels.set(key, model);
-  for (const [candidate, evicted] of loadedModels) {
-    if (loadedModels.size <= MAX_LOADED_MODELS) break;
-    if (candidate === key || (modelUsers.get(candidate) ?? 0) > 0) continue;
-    loadedModels.delete(candidate);
-    void evicted.then((m) => m.dispose(), () => undefined);
-  }
-}
-
 /** The slices post-processing changed, with their masks and Dice as they are now. */
 function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome['revisedSlices']> {
   const [nx, ny] = outcome.labels.dims;
@@ -198,31 +56,23 @@ function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome
 }
 
 export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel, modelName }, { parseDevice }, { presetName }, runSettings] = await Promise.all([
+  const [{ segmentStudy }, { predictionRun }, { sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, runSettings] = await Promise.all([
     import('./segment.ts'),
+    import('./prediction-run.ts'),
     import('./model.ts'),
     import('./bundled.ts'),
     import('../onnx/session.ts'),
-    import('../model/config.ts'),
     import('../model/run-settings.ts'),
   ]);
   const progress = (message: string) => post({ kind: 'progress', message });
   // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
   const source = payload.checkpoint ? { checkpoint: payload.checkpoint } : await bundledModel();
   const device = parseDevice(payload.device);
-  // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
-  const modified = await stat(source.checkpoint).then((s) => s.mtimeMs, () => 0);
-  const key = `${source.checkpoint}\0${modified}\0${device}`;
-  let loading = loadedModels.get(key);
-  if (!loading) {
+  const load = () => {
     progress(`loading the model ${source.checkpoint}`);
-    loading = sliceModelFromCheckpoint(source.checkpoint, { device, onMessage: progress });
-    loading.catch(() => loadedModels.delete(key));
-  }
-  keepLoaded(key, loading);
-  modelUsers.set(key, (modelUsers.get(key) ?? 0) + 1);
-  try {
-    const model = await loading;
+    return sliceModelFromCheckpoint(source.checkpoint, { device, onMessage: progress });
+  };
+  return withLoadedModel(source.checkpoint, device, load, async (model) => {
     progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
     const study = studyFromData(payload.study);
     const sequences = Object.keys(study.sequences);
@@ -236,24 +86,10 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     return {
       device: model.provider,
       dice: diceOf(outcome.summary.metrics),
-      run: {
-        model: modelName(source.checkpoint, model.bundled),
-        checkpoint: source.checkpoint,
-        preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
-        device: model.provider,
-        inputSize: model.inputSize[0],
-        regions: outcome.summary.regions,
-        channels: runSettings.describeMapping(mapping),
-        notes: runSettings.runNotes(model.settings, mapping),
-        loadMs: model.loadMs,
-        ms: outcome.summary.ms,
-        postprocessing: outcome.summary.postprocessing,
-      },
+      run: predictionRun(model, mapping, outcome.summary),
       revisedSlices: revisedSlices(outcome),
     };
-  } finally {
-    modelUsers.set(key, modelUsers.get(key)! - 1);
-  }
+  });
 }
 
 export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEvent>, signal: AbortSignal): Promise<TrainResult> {
@@ -278,22 +114,10 @@ export async function runOpenJob({ path }: { path: string }): Promise<OpenedStud
   return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes };
 }
 
-export interface RolesJobPayload {
-  study: StudyData;
-  roles: Record<string, BratsSequence>;
-}
-
 /** Gives a DICOM study's series other roles in the worker: resampling onto a new grid never blocks the UI's thread. */
 export async function runRolesJob({ study, roles }: RolesJobPayload): Promise<StudyData> {
   const { reassignRoles } = await import('../io/dicom-study.ts');
   return studyToData(reassignRoles(studyFromData(study), roles), { toShared: true, summarise: true });
-}
-
-export interface DescribeJobPayload {
-  labels: Uint8Array;
-  geometry: Geometry;
-  /** the study's greyscale images (the mid-sagittal fit); shared memory when the reader worker opened them */
-  images: VolumeData[];
 }
 
 /** A tumour description in the worker: the symmetry fit over the images takes seconds on a full volume. */
@@ -303,24 +127,8 @@ export async function runDescribeJob({ labels, geometry, images }: DescribeJobPa
   return describeTumour(labels, geometry, detectRegionKind(labelsPresent(labels)), { images: volumes.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
 }
 
-/** The volume fields a describe job needs, without copying voxels held in shared memory. */
-export function describeImageData(volume: Volume): VolumeData {
-  return volumeData(volume, { toShared: false, summarise: false });
-}
-
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {
   const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
   const checkpoint = await readCheckpoint(path);
   return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run };
-}
-
-/** How many models the worker holds now (tests). */
-export function loadedModelCount(): number {
-  return loadedModels.size;
-}
-
-export async function releaseModels(): Promise<void> {
-  const models = [...loadedModels.values()];
-  loadedModels.clear();
-  await Promise.all(models.map((m) => m.then((model) => model.dispose(), () => undefined)));
 }

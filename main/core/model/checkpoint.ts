@@ -9,7 +9,7 @@
 import { FileError } from '../errors.ts';
 import { openForReading } from '../util/fs.ts';
 import { parseHieraConfig, type HieraConfig } from './config.ts';
-import type { Dtype } from './dtype.ts';
+import type { WeightDtype } from './dtype.ts';
 import {
   detectHieraConfig,
   expectedSam2UNetKeys,
@@ -46,7 +46,7 @@ export interface LoadedCheckpoint {
   /** keys of `weights` that are buffers, not parameters */
   buffers: string[];
   /** each tensor's dtype in the file (the weights are float32 regardless) */
-  dtypes: Map<string, Dtype>;
+  dtypes: Map<string, WeightDtype>;
   /** how the model must be run, as far as the file says (our safetensors metadata; nothing for .pth / .pt) */
   run: StoredRunSettings;
 }
@@ -158,7 +158,7 @@ export async function readCheckpoint(path: string, opts: ReadCheckpointOptions =
     return key.startsWith(layout.prefix);
   };
   let raw: StateDict;
-  let dtypes: Map<string, Dtype>;
+  let dtypes: Map<string, WeightDtype>;
   let ignored: string[];
   let format: CheckpointFormat;
   let storedConfig: HieraConfig | undefined;
@@ -185,7 +185,7 @@ export async function readCheckpoint(path: string, opts: ReadCheckpointOptions =
   if (layout.prefix) {
     weights = new Map();
     for (const [k, t] of raw) weights.set(k.slice(layout.prefix.length), t);
-    const stripped = new Map<string, Dtype>();
+    const stripped = new Map<string, WeightDtype>();
     for (const [k, d] of dtypes) if (k.startsWith(layout.prefix)) stripped.set(k.slice(layout.prefix.length), d);
     dtypes = stripped;
   } else {

@@ -4,12 +4,12 @@
  */
 import { endianness } from 'node:os';
 
-export type Dtype =
+export type WeightDtype =
   | 'float64' | 'float32' | 'float16' | 'bfloat16'
   | 'int64' | 'int32' | 'int16' | 'int8'
   | 'uint64' | 'uint32' | 'uint16' | 'uint8' | 'bool';
 
-export const DTYPE_BYTES: Record<Dtype, number> = {
+export const DTYPE_BYTES: Record<WeightDtype, number> = {
   float64: 8, float32: 4, float16: 2, bfloat16: 2,
   int64: 8, int32: 4, int16: 2, int8: 1, uint64: 8, uint32: 4, uint16: 2, uint8: 1, bool: 1,
 };
@@ -53,7 +53,7 @@ function aligned<T>(raw: Uint8Array, bytes: number, make: (buf: ArrayBufferLike,
  * Converts little-endian raw element bytes to float32. float32 input that is 4-byte aligned is
  * returned as a zero-copy view of `raw`; every other case allocates one new array.
  */
-export function toFloat32(raw: Uint8Array, dtype: Dtype): Float32Array {
+export function toFloat32(raw: Uint8Array, dtype: WeightDtype): Float32Array {
   const n = raw.byteLength / DTYPE_BYTES[dtype];
   if (!Number.isInteger(n)) throw new Error(`${raw.byteLength} bytes is not a whole number of ${dtype} elements`);
   switch (dtype) {

@@ -14,12 +14,12 @@ import { FileError, fileSystemProblem } from '../errors.ts';
 import { openForReading } from '../util/fs.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { numel, type StateDict, type Tensor } from './tensor.ts';
-import { DTYPE_BYTES, toFloat32, type Dtype } from './dtype.ts';
+import { DTYPE_BYTES, toFloat32, type WeightDtype } from './dtype.ts';
 
-export type { Dtype } from './dtype.ts';
+export type { WeightDtype } from './dtype.ts';
 
 /** Safetensors dtype names. */
-export const SAFETENSORS_DTYPES: Record<string, Dtype> = {
+export const SAFETENSORS_DTYPES: Record<string, WeightDtype> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
   I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8',
   U64: 'uint64', U32: 'uint32', U16: 'uint16', U8: 'uint8', BOOL: 'bool',
@@ -33,13 +33,13 @@ export interface SafetensorsFile {
   /** tensors left out by the `include` option */
   skipped: string[];
   /** each tensor's dtype in the file (the data is float32 regardless) */
-  dtypes: Map<string, Dtype>;
+  dtypes: Map<string, WeightDtype>;
   metadata: Record<string, string>;
 }
 
 interface HeaderEntry {
   name: string;
-  dtype: Dtype;
+  dtype: WeightDtype;
   shape: number[];
   begin: number;
   end: number;
@@ -108,7 +108,7 @@ function parseHeader(bytes: Uint8Array, origin: string, fileSize = bytes.byteLen
 export function parseSafetensors(bytes: Uint8Array, origin = '<buffer>', opts: SafetensorsReadOptions = {}): SafetensorsFile {
   const { entries, metadata, dataStart } = parseHeader(bytes, origin);
   const tensors: StateDict = new Map();
-  const dtypes = new Map<string, Dtype>();
+  const dtypes = new Map<string, WeightDtype>();
   const skipped: string[] = [];
   const allKeys = entries.map((e) => e.name);
   for (const e of entries) {
@@ -143,7 +143,7 @@ export async function readSafetensors(path: string): Promise<StateDict> {
 }
 
 /** Reads only the header: names, dtypes and shapes, without loading the data (cheap on huge files). */
-export async function readSafetensorsHeader(path: string): Promise<{ tensors: Map<string, { dtype: Dtype; shape: number[] }>; metadata: Record<string, string> }> {
+export async function readSafetensorsHeader(path: string): Promise<{ tensors: Map<string, { dtype: WeightDtype; shape: number[] }>; metadata: Record<string, string> }> {
   const handle = await openForReading(path);
   try {
     const { size } = await handle.stat();

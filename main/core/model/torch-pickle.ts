@@ -18,7 +18,7 @@ import { formatBytes, memoryLimit } from '../util/limits.ts';
 /** deflate's best case is about 1032:1; a declared size beyond that is a lie */
 const MAX_DEFLATE_RATIO = 1032;
 const MAX_PICKLE_BYTES = 256 * 2 ** 20;
-import { DTYPE_BYTES, toFloat32, type Dtype } from './dtype.ts';
+import { DTYPE_BYTES, toFloat32, type WeightDtype } from './dtype.ts';
 import { numel, type StateDict } from './tensor.ts';
 
 // ---------------------------------------------------------------- zip
@@ -196,7 +196,7 @@ export async function readZipEntry(src: ByteSource, entry: ZipEntry): Promise<Ui
 /** A storage as the pickle describes it; its bytes live in the zip entry `<archive>/data/<key>`. */
 export interface StorageRef {
   key: string;
-  dtype: Dtype;
+  dtype: WeightDtype;
   /** elements */
   numel: number;
 }
@@ -212,7 +212,7 @@ export class TensorRef {
 }
 
 class StorageType {
-  constructor(readonly dtype: Dtype) {}
+  constructor(readonly dtype: WeightDtype) {}
 }
 
 class TorchDtype {
@@ -229,7 +229,7 @@ class PickleGlobal {
 
 class PickleProblem extends Error {}
 
-const STORAGE_TYPES: Record<string, Dtype> = {
+const STORAGE_TYPES: Record<string, WeightDtype> = {
   FloatStorage: 'float32', HalfStorage: 'float16', BFloat16Storage: 'bfloat16', DoubleStorage: 'float64',
   LongStorage: 'int64', IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8',
   ByteStorage: 'uint8', BoolStorage: 'bool',
@@ -655,9 +655,9 @@ function gather(source: Float32Array, offset: number, shape: readonly number[], 
 /** 2^30 float32 values = 4 GiB: beyond any model this app runs (a crafted stride-0 tensor could claim more) */
 const MAX_TENSOR_ELEMENTS = 2 ** 30;
 
-async function materialize(open: OpenTorch, refs: Map<string, TensorRef>): Promise<{ tensors: StateDict; dtypes: Map<string, Dtype> }> {
+async function materialize(open: OpenTorch, refs: Map<string, TensorRef>): Promise<{ tensors: StateDict; dtypes: Map<string, WeightDtype> }> {
   const tensors: StateDict = new Map();
-  const dtypes = new Map<string, Dtype>();
+  const dtypes = new Map<string, WeightDtype>();
   const storages = new Map<string, Uint8Array>();
   const users = new Map<string, number>();
   for (const ref of refs.values()) users.set(ref.storage.key, (users.get(ref.storage.key) ?? 0) + 1);
@@ -695,7 +695,7 @@ export interface TorchStateDict {
   /** the loaded tensors, float32, under their keys in the state_dict */
   tensors: StateDict;
   /** each loaded tensor's storage dtype in the file */
-  dtypes: Map<string, Dtype>;
+  dtypes: Map<string, WeightDtype>;
   /** where the state_dict was: [] for a bare state_dict, ['model'] for SAM2 checkpoints */
   location: string[];
   /** tensor keys present but not loaded (rejected by `include`) */

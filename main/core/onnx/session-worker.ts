@@ -1,22 +1,13 @@
 /**
- * The inference worker: owns one InferenceSession; answers 'create' once, then 'run' messages in
- * order. Output buffers are transferred back to the main thread.
+ * The inference worker: owns one InferenceSession, served on the channel (rpc/channel.ts) over
+ * its parent port: 'create' once, then 'run' calls, answered in order. Output buffers are
+ * transferred back to the calling thread.
  */
 import { parentPort } from 'node:worker_threads';
-import { errorMessage } from '../errors.ts';
+import { ChannelServer } from '../rpc/channel.ts';
+import { nodePortTransport, transferList } from '../rpc/ports.ts';
 import { yieldToInteractiveThreads } from '../util/worker.ts';
-import { loadOrt, openSession, postTransferring, transferList, type OpenedSession, type Ort, type SessionOptions } from './session.ts';
-
-interface CreateRequest {
-  type: 'create';
-  model: Uint8Array | string;
-  options: SessionOptions;
-}
-interface RunRequest {
-  type: 'run';
-  id: number;
-  feeds: Record<string, { dims: number[]; data: Float32Array }>;
-}
+import { loadOrt, openSession, type OpenedSession, type Ort, type SessionReady, type SessionWorkerCalls } from './session.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort;
@@ -25,44 +16,29 @@ if (!port) throw new Error('session-worker.ts must run in a worker thread');
 let opened: OpenedSession | undefined;
 let ort: Ort | undefined;
 
-function replyError(id: number, err: unknown): void {
-  const e = err instanceof Error ? err : new Error(errorMessage(err));
-  port!.postMessage({ type: 'error', id, name: e.name, message: e.message, stack: e.stack });
-}
-
-port.on('message', async (m: CreateRequest | RunRequest) => {
-  if (m.type === 'create') {
-    try {
+new ChannelServer(nodePortTransport(port, 'the session client'), {
+  stacks: true,
+  handlers: {
+    async create(request, { progress }): Promise<SessionReady> {
+      const { model, options } = request as SessionWorkerCalls['create']['request'];
       ort = await loadOrt();
-      opened = await openSession(m.model, { ...m.options, onMessage: (message) => port.postMessage({ type: 'note', message }) });
+      opened = await openSession(model, { ...options, onMessage: (message) => progress(message) });
       const { session } = opened;
-      port.postMessage({
-        type: 'ready',
-        provider: opened.provider,
-        threads: opened.threads,
-        messages: opened.messages,
-        inputNames: [...session.inputNames],
-        outputNames: [...session.outputNames],
-      });
-    } catch (err) {
-      replyError(0, err);
-    }
-    return;
-  }
-  if (m.type === 'run') {
-    try {
+      return { provider: opened.provider, threads: opened.threads, messages: opened.messages, inputNames: [...session.inputNames], outputNames: [...session.outputNames] };
+    },
+    async run(request, { transferReply }): Promise<SessionWorkerCalls['run']['reply']> {
       if (!opened || !ort) throw new Error('no session: create it first');
-      const feeds: Record<string, import('onnxruntime-node').Tensor> = {};
-      for (const [name, t] of Object.entries(m.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
-      const results = await opened.session.run(feeds);
-      const outputs: Record<string, { dims: number[]; data: Float32Array }> = {};
+      const { feeds } = request as SessionWorkerCalls['run']['request'];
+      const tensors: Record<string, import('onnxruntime-node').Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor('float32', t.data, t.dims);
+      const results = await opened.session.run(tensors);
+      const outputs: SessionWorkerCalls['run']['reply'] = {};
       for (const [name, t] of Object.entries(results)) {
         if (t.type !== 'float32') throw new Error(`output "${name}" is ${t.type}, expected float32`);
         outputs[name] = { dims: [...t.dims], data: t.data as Float32Array };
       }
-      postTransferring(port, { type: 'result', id: m.id, outputs }, transferList(Object.values(outputs).map((o) => o.data)));
-    } catch (err) {
-      replyError(m.id, err);
-    }
-  }
+      transferReply(transferList(Object.values(outputs).map((o) => o.data)));
+      return outputs;
+    },
+  },
 });

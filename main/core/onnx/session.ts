@@ -11,7 +11,9 @@ import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
-import { rebuildError, startTsWorker } from '../util/worker.ts';
+import { startTsWorker } from '../util/worker.ts';
+import { ChannelClient } from '../rpc/channel.ts';
+import { nodePortTransport, transferList } from '../rpc/ports.ts';
 import { UserError, FileError, errorMessage } from '../errors.ts';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
@@ -175,58 +177,33 @@ export async function openSession(model: Uint8Array | string, opts: SessionOptio
 
 // ---- worker-backed client ----
 
-interface ReadyMessage {
-  type: 'ready';
+/** What the session worker says when its model is open. */
+export interface SessionReady {
   provider: Provider;
   threads: number;
   messages: string[];
   inputNames: string[];
   outputNames: string[];
 }
-interface ResultMessage {
-  type: 'result';
-  id: number;
-  outputs: Record<string, { dims: number[]; data: Float32Array }>;
+
+/** The session worker's methods (session-worker.ts serves them on its channel). */
+export interface SessionWorkerCalls {
+  /** opens the model; fallback notices stream as the call's progress (strings) */
+  create: { request: { model: Uint8Array | string; options: SessionOptions }; reply: SessionReady };
+  run: { request: { feeds: Record<string, { dims: number[]; data: Float32Array }> }; reply: Record<string, { dims: number[]; data: Float32Array }> };
 }
-interface ErrorMessage {
-  type: 'error';
-  id: number;
-  name: string;
-  message: string;
-  stack?: string;
-}
-type WorkerReply = ReadyMessage | ResultMessage | ErrorMessage | { type: 'note'; message: string };
 
 const ENTRY = new URL('./session-worker.ts', import.meta.url);
 
-/** The ArrayBuffers to transfer for these typed arrays (each once; shared memory never). */
-export function transferList(arrays: Iterable<ArrayBufferView>): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const a of arrays) if (a.buffer instanceof ArrayBuffer && a.buffer.byteLength > 0) out.add(a.buffer);
-  return [...out];
-}
-
-/**
- * Posts with the buffers transferred; buffers that refuse transfer (Node's pooled Buffer memory,
- * native-owned memory) are cloned instead, so a caller's odd buffer costs a copy, never a failure.
- */
-export function postTransferring(port: { postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void }, message: unknown, transfer: ArrayBuffer[]): void {
-  try {
-    port.postMessage(message, transfer);
-  } catch (err) {
-    if ((err as Error).name !== 'DataCloneError' || transfer.length === 0) throw err;
-    port.postMessage(message);
-  }
-}
-
-/** An InferenceSession in its own worker thread. */
+/** An InferenceSession in its own worker thread, reached over a channel (rpc/channel.ts). */
 export class SessionClient {
-  private nextId = 1;
-  private pending = new Map<number, { resolve: (v: Record<string, TensorData & { data: Float32Array }>) => void; reject: (e: Error) => void; settled: Promise<unknown> }>();
   private closed = false;
+  /** runs in flight: dispose waits for them */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly worker: Worker,
+    private readonly channel: ChannelClient,
     readonly provider: Provider,
     readonly threads: number,
     /** fallback notices given while the session was created */
@@ -234,12 +211,7 @@ export class SessionClient {
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
   ) {
-    worker.on('message', (m: WorkerReply) => this.onMessage(m));
-    worker.on('error', (err) => this.failAll(err instanceof Error ? err : new Error(String(err))));
-    worker.on('exit', (code) => {
-      if (!this.closed) this.failAll(new Error(`the inference worker exited unexpectedly (code ${code})`));
-      this.closed = true;
-    });
+    worker.once('exit', () => (this.closed = true));
   }
 
   /**
@@ -249,30 +221,19 @@ export class SessionClient {
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<SessionClient> {
     if (typeof model === 'string' && !existsSync(model)) throw new FileError(model, 'model file not found');
     const worker = startTsWorker(ENTRY);
-    const transfer = typeof model === 'string' ? [] : transferList([model]);
-    const ready = await new Promise<ReadyMessage>((resolve, reject) => {
-      const onMessage = (m: WorkerReply): void => {
-        if (m.type === 'note') opts.onMessage?.(m.message);
-        else if (m.type === 'ready') done(() => resolve(m));
-        else if (m.type === 'error') done(() => reject(rebuildError(m)));
-      };
-      const onError = (err: Error): void => done(() => reject(err));
-      const onExit = (code: number): void => done(() => reject(new Error(`the inference worker exited while opening the model (code ${code})`)));
-      const done = (f: () => void): void => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        f();
-      };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      postTransferring(worker, { type: 'create', model, options: { device: opts.device, threads: opts.threads } }, transfer);
-    }).catch(async (err: unknown) => {
-      await worker.terminate();
-      throw err;
-    });
-    return new SessionClient(worker, ready.provider, ready.threads, ready.messages, ready.inputNames, ready.outputNames);
+    const channel = new ChannelClient(nodePortTransport(worker, 'the inference worker'));
+    const request: SessionWorkerCalls['create']['request'] = { model, options: { device: opts.device, threads: opts.threads } };
+    const ready = await channel
+      .call<SessionReady>('create', request, {
+        transfer: typeof model === 'string' ? [] : transferList([model]),
+        onProgress: (note) => opts.onMessage?.(String(note)),
+      })
+      .catch(async (err: unknown) => {
+        channel.close();
+        await worker.terminate();
+        throw err;
+      });
+    return new SessionClient(worker, channel, ready.provider, ready.threads, ready.messages, ready.inputNames, ready.outputNames);
   }
 
   /**
@@ -281,31 +242,16 @@ export class SessionClient {
    */
   run(feeds: Feeds, opts: { copy?: boolean } = {}): Promise<Record<string, TensorData & { data: Float32Array }>> {
     if (this.closed) return Promise.reject(new Error('the session was disposed'));
-    const id = this.nextId++;
-    const payload: Record<string, { dims: number[]; data: Float32Array }> = {};
+    const payload: SessionWorkerCalls['run']['request']['feeds'] = {};
     for (const [name, t] of Object.entries(feeds)) payload[name] = { dims: [...t.dims], data: opts.copy ? t.data.slice() : t.data };
-    const transfer = transferList(Object.values(payload).map((t) => t.data));
-    let settle!: () => void;
-    const settled = new Promise<void>((done) => (settle = done));
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, {
-        resolve: (v) => {
-          settle();
-          resolve(v);
-        },
-        reject: (e) => {
-          settle();
-          reject(e);
-        },
-        settled,
-      });
-      try {
-        postTransferring(this.worker, { type: 'run', id, feeds: payload }, transfer);
-      } catch (err) {
-        this.pending.delete(id);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
+    const running = this.channel.call<SessionWorkerCalls['run']['reply']>('run', { feeds: payload }, { transfer: transferList(Object.values(payload).map((t) => t.data)) });
+    const settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return running;
   }
 
   /**
@@ -315,23 +261,8 @@ export class SessionClient {
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const inFlight = [...this.pending.values()].map((p) => p.settled);
-    await Promise.allSettled(inFlight);
+    await Promise.allSettled([...this.inFlight]);
+    this.channel.close('the session was disposed');
     await this.worker.terminate();
-  }
-
-  private onMessage(m: WorkerReply): void {
-    if (m.type === 'result' || m.type === 'error') {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.type === 'result') p.resolve(m.outputs);
-      else p.reject(rebuildError(m));
-    }
-  }
-
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
   }
 }

@@ -1,33 +1,15 @@
 /**
- * Worker threads running the project's TypeScript without a build step, and the one way errors
- * cross a worker boundary (user errors stay user errors; bugs keep their stacks).
+ * Worker threads running the project's TypeScript without a build step. (Errors cross a worker
+ * boundary through rpc/errors.ts, like every other boundary.)
  */
 import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CancelledError, UserError } from '../errors.ts';
 
 const BOOTSTRAP = new URL('../onnx/worker-bootstrap.mjs', import.meta.url);
 
 /** Starts a worker whose entry point is the TypeScript module at `entry`. */
 export function startTsWorker(entry: URL, workerData: Record<string, unknown> = {}): Worker {
   return new Worker(BOOTSTRAP, { workerData: { ...workerData, entry: entry.href } });
-}
-
-export interface SerializedError {
-  name: string;
-  message: string;
-  stack?: string;
-}
-
-export function serializeError(err: unknown): SerializedError {
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
-  return { name: 'Error', message: String(err) };
-}
-
-export function rebuildError(e: SerializedError): Error {
-  const err = e.name === 'CancelledError' ? new CancelledError() : e.name === 'UserError' || e.name === 'FileError' ? new UserError(e.message) : new Error(e.message);
-  if (e.stack && !(err instanceof CancelledError)) err.stack = e.stack;
-  return err;
 }
 
 /**

@@ -26,7 +26,6 @@ import type {
 import { labelLut } from './overlay.ts';
 import { DEFAULT_SETTINGS } from '../../../main/core/conventions.ts';
 import type { OverlaySource } from './overlay.ts';
-import { EarlyEvents } from './early-events.ts';
 import { planeAxes } from './planes.ts';
 import type { ViewName } from './planes.ts';
 import { windowPresets } from './presets.ts';
@@ -122,7 +121,6 @@ export class Session {
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
   #states = new Map<string, StudyState>();
-  #early = new EarlyEvents();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
   constructor(api: ClientApi) {
@@ -538,10 +536,8 @@ export class Session {
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
     const state = this.current!;
-    this.#early.begin();
     const substitutes = channels.some((c) => c) ? { channels: [...channels] } : {};
     const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes }));
-    const early = this.#early.end(started?.jobId);
     if (!started || this.#states.get(study.id) !== state) return;
     const [nx, ny, nz] = study.dims;
     // into the state of the study it runs on: the user may have switched studies meanwhile
@@ -551,8 +547,8 @@ export class Session {
     state.exports = [];
     state.overlaySource = 'prediction';
     this.overlayVisible = true;
+    // the job's events follow this reply on the one channel (main/core/rpc/channel.ts): none came before it
     state.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
-    for (const event of early) this.#onEvent(event);
   }
 
   async cancel(): Promise<void> {
@@ -581,8 +577,8 @@ export class Session {
   #onEvent(received: ApiEvent): void {
     const state = received.type === 'menu' ? undefined : [...this.#states.values()].find((s) => s.job?.id === received.jobId);
     const job = state?.job;
-    const event = this.#early.ofJob(received, job?.id);
-    if (!state || !job || !event) return;
+    if (!state || !job || received.type === 'menu') return;
+    const event = received;
     const onScreen = state === this.current;
     switch (event.type) {
       case 'sliceResult': {

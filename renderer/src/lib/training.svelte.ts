@@ -4,7 +4,6 @@
  * events. A finished run's model is added to the session's model list and selected.
  */
 import type { ApiEvent, ClientApi, TrainRequest, TrainStrategy, TrainingRun } from '../../../main/core/api.ts';
-import { EarlyEvents } from './early-events.ts';
 import { messageOf } from './session.svelte.ts';
 import type { Session } from './session.svelte.ts';
 
@@ -45,7 +44,6 @@ const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boo
 export class Training {
   readonly #api: ClientApi;
   readonly #session: Session;
-  readonly #early = new EarlyEvents();
   form = $state<TrainForm>({ data: '', val: '', strategy: 'adapter', epochs: 1, steps: null, batch: 4, lr: 1e-4, size: null, loraRank: 8, loraAlpha: 16, name: '' });
   runs = $state<TrainingRun[]>([]);
   job = $state<TrainingJob | null>(null);
@@ -105,16 +103,13 @@ export class Training {
       return;
     }
     this.error = null;
-    this.#early.begin();
     try {
       const started = await this.#api.train(request);
-      const early = this.#early.end(started.jobId);
+      // the job's events follow this reply on the one channel (main/core/rpc/channel.ts)
       this.loss = [];
       this.validation = {};
       this.job = { id: started.jobId, run: resume?.name ?? request.name ?? '', status: 'running', step: resume?.step ?? 0, totalSteps: 0, resumedFrom: resume?.step ?? 0 };
-      for (const event of early) this.#onEvent(event);
     } catch (err) {
-      this.#early.end();
       this.error = messageOf(err);
     }
   }
@@ -131,8 +126,8 @@ export class Training {
 
   #onEvent(received: ApiEvent): void {
     const job = this.job;
-    const event = this.#early.ofJob(received, job?.id);
-    if (!job || !event) return;
+    if (!job || received.type === 'menu' || received.jobId !== job.id) return;
+    const event = received;
     switch (event.type) {
       case 'trainStart':
         this.job = { ...job, run: event.run, totalSteps: event.totalSteps, resumedFrom: event.resumedFrom, step: event.resumedFrom };

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  API_METHODS,
-  FrameError,
-  clientMessageValidator,
-  decodeFrame,
-  encodeFrame,
-  eventValidator,
-  replyValidators,
-  validateRequest,
-} from '../../../main/core/api.ts';
+import { API_METHODS, eventValidator, replyValidators, validateRequest } from '../../../main/core/api.ts';
+import { clientMessageValidator } from '../../../main/core/rpc/api-channel.ts';
+import { FrameError, decodeFrame, encodeFrame } from '../../../main/core/rpc/frame.ts';
 
 describe('api.ts request validators', () => {
   const valid: Record<string, unknown> = {

@@ -5,10 +5,12 @@
  */
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { decodeFrame, encodeFrame, replyValidators } from '../../../main/core/api.ts';
+import { replyValidators } from '../../../main/core/api.ts';
+import { decodeFrame, encodeFrame } from '../../../main/core/rpc/frame.ts';
 import type { VolumeData } from '../../../main/core/api.ts';
 import { createDefaultPorts } from '../../../main/core/api-ports.ts';
-import { WorkstationService, dispatch } from '../../../main/core/api-service.ts';
+import { WorkstationService } from '../../../main/core/api-service.ts';
+import { dispatch } from '../../../main/core/rpc/api-channel.ts';
 import { rgbData } from '../../../main/core/io/colour.ts';
 
 const file = resolve(import.meta.dirname, '../../../../shared/data/external/dicom/SC_rgb_jpeg_dcmtk.dcm');

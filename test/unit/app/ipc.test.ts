@@ -2,11 +2,17 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { API_METHODS, ApiCallError } from '../../../main/core/api.ts';
-import type { ApiEvent, Reply } from '../../../main/core/api.ts';
-import { connectEventPort, createAppWiring, isTrustedSender } from '../../../main/app/ipc.ts';
-import { CALL_CHANNEL, DROP_CHANNEL, EVENT_CHANNEL, createPreloadApi } from '../../../main/app/preload-api.ts';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { API_METHODS } from '../../../main/core/api.ts';
+import type { ApiEvent } from '../../../main/core/api.ts';
+import { createAppWiring, isTrustedSender } from '../../../main/app/ipc.ts';
+import { CONNECT_CHANNEL, GRANT_DROP, PORT_CHANNEL, createPreloadApi } from '../../../main/app/preload-api.ts';
 import type { RendererIpc } from '../../../main/app/preload-api.ts';
+import { FileError } from '../../../main/core/errors.ts';
+import { apiClient } from '../../../main/core/rpc/api-channel.ts';
+import { ChannelServer, type Reply } from '../../../main/core/rpc/channel.ts';
+import { ApiCallError } from '../../../main/core/rpc/errors.ts';
+import { nodePortTransport, type DomPortLike, type ElectronPortLike } from '../../../main/core/rpc/ports.ts';
 import { DIMS, fakePorts } from './fakes.ts';
 import type { FakeCalls } from './fakes.ts';
 
@@ -210,26 +216,27 @@ describe('Electron IPC wiring (handlers called directly)', () => {
     expect(readdirSync(dir).some((f) => f.startsWith('settings-settings.json.unreadable-'))).toBe(true);
   });
 
-  it('streams every slice in order over a MessagePort, masks transferred', async () => {
+  it('serves the page on one port: calls, replies and every slice in order; other pages get no channel', async () => {
     const w = wiring([], { written: [] }, { sliceDelayMs: 5 });
-    const { MessageChannel } = await import('node:worker_threads');
     const channel = new MessageChannel();
+    expect(w.connect('https://evil.example/', electronPort(channel.port1))).toBeNull();
+    expect(w.log).toHaveBeenCalledWith(expect.stringContaining('refused a connection from https://evil.example/'));
+    const disconnect = w.connect(APP, electronPort(channel.port1))!;
+    const { api } = apiClient(nodePortTransport(channel.port2));
     const received: ApiEvent[] = [];
-    channel.port2.on('message', (e: ApiEvent) => received.push(e));
-    const disconnect = connectEventPort(w.service, channel.port1, { transferBuffers: true });
-    const sent: ApiEvent[] = [];
-    w.service.onEvent((e) => sent.push(e));
-    const { studies } = await w.value<{ studies: { id: string }[] }>('openStudy', { path: '/data/tiny' });
-    await w.value('segment', { studyId: studies[0]!.id });
+    api.onEvent((e) => received.push(e));
+    const { studies } = await api.openStudy({ path: '/data/tiny' });
+    const { jobId } = await api.segment({ studyId: studies[0]!.id });
+    // the reply naming the job came before any of its events: nothing of it was received yet
+    expect(received.filter((e) => e.type !== 'menu' && e.jobId === jobId)).toEqual([]);
     await vi.waitFor(() => expect(received.some((e) => e.type === 'done')).toBe(true));
-    disconnect();
-    channel.port1.close();
     const slices = received.filter((e) => e.type === 'sliceResult');
     expect(slices.map((e) => e.index)).toEqual([0, 1]);
     expect(slices[1]!.mask).toEqual(new Uint8Array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
-    // transferred: the sender's copy is detached, nothing was copied
-    const sentSlice = sent.find((e) => e.type === 'sliceResult')!;
-    expect((sentSlice as { mask: Uint8Array }).mask.byteLength).toBe(0);
+    // a refused call comes back as an error of its own, on the same port
+    await expect(api.openStudy({ path: 1 } as never)).rejects.toThrow(/invalid request/);
+    disconnect();
+    channel.port1.close();
   });
 
   it('cancels a running job and says so in an event', async () => {
@@ -255,70 +262,116 @@ describe('Electron IPC wiring (handlers called directly)', () => {
   });
 });
 
+/** Node's MessagePort as Electron's MessagePortMain presents itself (messages as { data }). */
+function electronPort(port: MessagePort): ElectronPortLike {
+  const wrapped = new Map<(event: { data: unknown }) => void, (data: unknown) => void>();
+  return {
+    postMessage: (message) => port.postMessage(message),
+    on(event: 'message' | 'close', listener: ((event: { data: unknown }) => void) | (() => void)) {
+      if (event === 'close') port.on('close', listener as () => void);
+      else {
+        const inner = (data: unknown) => (listener as (event: { data: unknown }) => void)({ data });
+        wrapped.set(listener as (event: { data: unknown }) => void, inner);
+        port.on('message', inner);
+      }
+      return this;
+    },
+    off(_event: 'message', listener: (event: { data: unknown }) => void) {
+      const inner = wrapped.get(listener);
+      if (inner) port.off('message', inner);
+      return this;
+    },
+    start: () => port.start(),
+  } as ElectronPortLike;
+}
+
 describe('preload API', () => {
-  function fakeIpc(reply: Reply) {
-    const listeners = new Map<string, (event: unknown, ...args: unknown[]) => void>();
+  /** ipcRenderer as the main process answers it: the handshake hands over a port served by `handlers`. */
+  function fakeIpc(handlers: Record<string, (request: unknown) => Promise<unknown>>) {
+    const { port1, port2 } = new MessageChannel();
+    const calls: [string, unknown][] = [];
+    const server = new ChannelServer(nodePortTransport(port1), {
+      handlers: Object.fromEntries(Object.entries(handlers).map(([m, h]) => [m, (request: unknown) => (calls.push([m, request]), h(request))])),
+    });
+    let deliver: ((event: { ports?: readonly DomPortLike[] }) => void) | undefined;
     const ipc: RendererIpc & { invoke: ReturnType<typeof vi.fn> } = {
-      invoke: vi.fn(async () => reply),
-      on: (channel, listener) => listeners.set(channel, listener),
-      removeListener: (channel) => listeners.delete(channel),
+      invoke: vi.fn(async (channel: string) => {
+        if (channel === CONNECT_CHANNEL) deliver?.({ ports: [port2 as unknown as DomPortLike] });
+      }),
+      once: (channel, listener) => {
+        if (channel === PORT_CHANNEL) deliver = listener;
+      },
     };
-    return { ipc, listeners };
+    afterAll(() => {
+      port1.close();
+    });
+    return { ipc, server, calls };
   }
 
   it('exposes exactly the api.ts methods plus onEvent', () => {
-    const api = createPreloadApi(fakeIpc({ ok: true, value: null }).ipc);
+    const api = createPreloadApi(fakeIpc({}).ipc);
     expect(Object.keys(api).sort()).toEqual([...API_METHODS, 'onEvent'].sort());
     expect(Object.values(api).every((f) => typeof f === 'function')).toBe(true);
-    const electron = createPreloadApi(fakeIpc({ ok: true, value: null }).ipc, { pathForFile: () => '' });
+    const electron = createPreloadApi(fakeIpc({}).ipc, { pathForFile: () => '' });
     expect(Object.keys(electron).sort()).toEqual([...API_METHODS, 'onEvent', 'openDropped'].sort());
   });
 
-  it('sends each call on the one channel and unwraps replies', async () => {
-    const { ipc } = fakeIpc({ ok: true, value: [{ id: 'm' }] });
+  it('sends each call on the one channel and unwraps replies; the handshake is the only invoke', async () => {
+    const { ipc, calls } = fakeIpc({ listModels: async () => [{ id: '/m.pth', name: 'm', kind: 'file', regions: ['WT'], description: 'd', run: { size: [352, 352], channels: ['flair'], regions: 'binary', from: { size: 'default', channels: 'default', regions: 'default' } } }] });
     const api = createPreloadApi(ipc);
-    expect(await api.listModels({})).toEqual([{ id: 'm' }]);
-    expect(ipc.invoke).toHaveBeenCalledWith(CALL_CHANNEL, 'listModels', {});
+    expect((await api.listModels({})).map((m) => m.id)).toEqual(['/m.pth']);
+    expect(calls).toEqual([['listModels', {}]]);
+    expect(ipc.invoke).toHaveBeenCalledTimes(1);
+    expect(ipc.invoke).toHaveBeenCalledWith(CONNECT_CHANNEL);
   });
 
-  it('turns error replies into ApiCallErrors that keep user messages as they are', async () => {
-    const api = createPreloadApi(fakeIpc({ ok: false, error: { name: 'FileError', message: '/x: no such file', user: true } }).ipc);
+  it('turns error replies into ApiCallErrors that keep user messages as they are, and refuses replies that break the contract', async () => {
+    const api = createPreloadApi(
+      fakeIpc({
+        openStudy: async () => {
+          throw new FileError('/x', 'no such file');
+        },
+        listModels: async () => [{ id: 42 }],
+      }).ipc,
+    );
     const err = await api.openStudy({ path: '/x' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiCallError);
     expect((err as Error).message).toBe('/x: no such file');
+    await expect(api.listModels({})).rejects.toThrow(/invalid reply/);
   });
 
-  it('takes the event port the main process sends, passes valid events on and drops invalid ones', () => {
-    const { ipc, listeners } = fakeIpc({ ok: true, value: null });
+  it('passes valid events on and drops invalid ones', async () => {
+    const { ipc, server } = fakeIpc({ capabilities: async () => ({ mode: 'electron', segmentation: { available: true }, exports: { nifti: { available: true }, 'dicom-seg': { available: true }, report: { available: true } }, dialogs: true, devices: ['auto'] }) });
     const api = createPreloadApi(ipc);
+    await api.capabilities({});
     const seen: ApiEvent[] = [];
     const stop = api.onEvent((e) => seen.push(e));
     const error = vi.spyOn(console, 'error').mockImplementation(() => {});
-    const port = { onmessage: null as ((m: { data: unknown }) => void) | null, start: vi.fn() };
-    listeners.get(EVENT_CHANNEL)!({ ports: [port] });
-    expect(port.start).toHaveBeenCalled();
-    port.onmessage!({ data: { type: 'cancelled', jobId: 'j' } });
-    port.onmessage!({ data: { type: 'cancelled' } });
+    server.emit({ type: 'cancelled', jobId: 'j' });
+    server.emit({ type: 'cancelled' });
+    await vi.waitFor(() => expect(error).toHaveBeenCalledTimes(1));
     expect(seen).toEqual([{ type: 'cancelled', jobId: 'j' }]);
-    expect(error).toHaveBeenCalledTimes(1);
     error.mockRestore();
     stop();
-    port.onmessage!({ data: { type: 'cancelled', jobId: 'k' } });
+    server.emit({ type: 'cancelled', jobId: 'k' });
+    await new Promise((done) => setTimeout(done, 20));
     expect(seen).toHaveLength(1);
   });
 
   it('opens a dropped file by its real path only, after the main process granted it', async () => {
-    const { ipc } = fakeIpc({ ok: true, value: { path: '/dropped' } });
+    const { ipc, calls } = fakeIpc({ [GRANT_DROP]: async (path) => ({ path }), openStudy: async () => ({ studies: [], notes: [] }) });
     const api = createPreloadApi(ipc, { pathForFile: (file) => (file.name === 'real' ? '/dropped' : '') });
     await expect(api.openDropped!(new File([], 'made-up'))).rejects.toThrow(/no path on disk/);
     await api.openDropped!(new File([], 'real'));
-    expect(ipc.invoke).toHaveBeenNthCalledWith(1, DROP_CHANNEL, '/dropped');
-    expect(ipc.invoke).toHaveBeenNthCalledWith(2, CALL_CHANNEL, 'openStudy', { path: '/dropped' });
+    expect(calls).toEqual([
+      [GRANT_DROP, '/dropped'],
+      ['openStudy', { path: '/dropped' }],
+    ]);
   });
 });
 
 describe('display window and export names', async () => {
-  const { suggestedExportName } = await import('../../../main/core/api-service.ts');
+  const { suggestedExportName } = await import('../../../main/core/export/index.ts');
   const { robustWindow } = await import('../../../main/core/io/display-window.ts');
   const { Volume } = await import('../../../main/core/io/volume.ts');
 

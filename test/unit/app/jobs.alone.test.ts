@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../../main/core/api.ts';
 import { eventValidator } from '../../../main/core/api.ts';
 import { WorkstationService } from '../../../main/core/api-service.ts';
-import { connectEventPort } from '../../../main/app/ipc.ts';
+import { apiClient, apiDispatcher, serveApi } from '../../../main/core/rpc/api-channel.ts';
+import { nodePortTransport } from '../../../main/core/rpc/ports.ts';
 
 const phantoms = resolve(import.meta.dirname, '../../../../shared/data/phantoms');
 const case001 = join(phantoms, 'BraTS20_Training_001');
@@ -71,27 +72,30 @@ describe('jobs in worker threads through the service (real model, phantom 001)',
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('streams every slice in order through the MessagePort wiring while the main loop never stalls over 50 ms', async () => {
+  it('streams every slice in order through the MessagePort channel while the main loop never stalls over 50 ms', async () => {
     const { studies } = await service.openStudy({ path: case001 });
     const study = studies[0]!;
     const [nx, ny, nz] = study.dims;
+    // the page's wiring: the API's channel over a message port, calls and events on the one stream
     const channel = new MessageChannel();
+    const disconnect = serveApi(nodePortTransport(channel.port1), service, apiDispatcher(service));
+    const { api } = apiClient(nodePortTransport(channel.port2));
     const received: ApiEvent[] = [];
     const finished = new Promise<void>((done) =>
-      channel.port2.on('message', (event: ApiEvent) => {
+      api.onEvent((event: ApiEvent) => {
         expect(eventValidator(event, 'event')).toBeNull();
         received.push(event);
         if (event.type === 'done' || event.type === 'failed') done();
       }),
     );
-    const disconnect = connectEventPort(service, channel.port1, { transferBuffers: true });
     const probe = lagProbe();
     const started = performance.now();
-    const { jobId } = await service.segment({ studyId: study.id });
+    const { jobId } = await api.segment({ studyId: study.id });
     await finished;
     const worst = probe.stop();
     disconnect();
     channel.port1.close();
+    channel.port2.close();
     const failed = received.find((e) => e.type === 'failed');
     expect(failed, failed && 'message' in failed ? failed.message : '').toBeUndefined();
     const slices = received.filter((e): e is Extract<ApiEvent, { type: 'sliceResult' }> => e.type === 'sliceResult');

@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkstationService, dispatch } from '../../../main/core/api-service.ts';
+import { WorkstationService } from '../../../main/core/api-service.ts';
+import { dispatch } from '../../../main/core/rpc/api-channel.ts';
 import { replyValidators } from '../../../main/core/api.ts';
 import { ReadRoots } from '../../../main/core/read-roots.ts';
 import { SAMPLE_NAME } from '../../../main/core/phantom/sample.ts';

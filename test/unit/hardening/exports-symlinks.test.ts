@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { decodeFrame, encodeFrame, type ServerMessage } from '../../../main/core/api.ts';
+import { decodeFrame, encodeFrame } from '../../../main/core/rpc/frame.ts';
+import type { ServerMessage } from '../../../main/core/rpc/api-channel.ts';
 import { startWebServer, type WebServer } from '../../../main/web/server.ts';
 import { fakePorts } from '../app/fakes.ts';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAppWiring } from '../../../main/app/ipc.ts';
-import type { Reply } from '../../../main/core/api.ts';
+import type { Reply } from '../../../main/core/rpc/channel.ts';
 import { main } from '../../../main/cli/index.ts';
 import { readNifti, readNiftiHeader } from '../../../main/core/io/nifti.ts';
 import { openPath } from '../../../main/core/io/open.ts';

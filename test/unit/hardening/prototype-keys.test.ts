@@ -4,7 +4,8 @@
  * they are built with JSON.parse here exactly as the server and the IPC channel receive them.
  */
 import { describe, expect, it } from 'vitest';
-import { v, validateRequest } from '../../../main/core/api.ts';
+import { validateRequest } from '../../../main/core/api.ts';
+import { s as v } from '../../../main/core/schema.ts';
 
 const parsed = (text: string): unknown => JSON.parse(text);
 
@@ -51,7 +52,7 @@ describe('request validation on own properties only', () => {
 
 describe('binary frames', () => {
   it('an array reference naming an inherited constructor is refused', async () => {
-    const { decodeFrame } = await import('../../../main/core/api.ts');
+    const { decodeFrame } = await import('../../../main/core/rpc/frame.ts');
     const header = new TextEncoder().encode(JSON.stringify({ data: { $ta: 'constructor', o: 0, n: 0 } }));
     const frame = new Uint8Array(8 + Math.ceil(header.length / 8) * 8);
     new DataView(frame.buffer).setUint32(0, header.length, true);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAppWiring } from '../../../main/app/ipc.ts';
-import type { Reply } from '../../../main/core/api.ts';
+import type { Reply } from '../../../main/core/rpc/channel.ts';
 import { readNifti } from '../../../main/core/io/nifti.ts';
 import { ReadRoots, realPathOf } from '../../../main/core/read-roots.ts';
 import { withReadScope } from '../../../main/core/util/fs.ts';

@@ -7,7 +7,9 @@ import { copyFileSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadedModelCount, releaseModels, runSegmentJob, studyToData } from '../../../main/core/jobs/worker-jobs.ts';
+import { runSegmentJob } from '../../../main/core/jobs/worker-jobs.ts';
+import { loadedModelCount, releaseModels } from '../../../main/core/jobs/model-cache.ts';
+import { studyToData } from '../../../main/core/jobs/kinds.ts';
 import { tinyStudy } from '../app/fakes.ts';
 
 const golden = resolve(import.meta.dirname, '../../../../shared/golden/sam2unet_mini');
