@@ -9,7 +9,7 @@ import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ExportFormat, MenuAction } from '../core/api.ts';
-import { readStatic, rendererCsp } from '../web/static.ts';
+import { readStatic, rendererCsp } from '../core/renderer-files.ts';
 import type { AppWiring } from './ipc.ts';
 import { RENDERER_ORIGIN, secureWebPreferences } from './window-options.ts';
 import { guardWebContents, refusePermissionCheck, refusePermissionRequest } from './guards.ts';

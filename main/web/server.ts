@@ -21,7 +21,7 @@ import { ReadRoots } from '../core/read-roots.ts';
 import { symlinkBelow, withReadScope } from '../core/util/fs.ts';
 import { SettingsStore } from '../core/settings.ts';
 import { WebSocketHub, type WebSocketConnection, type WebSocketLimits } from './websocket.ts';
-import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from './static.ts';
+import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from '../core/renderer-files.ts';
 
 export interface WebServerOptions {
   port: number;

@@ -28,7 +28,7 @@ export default defineCommand({
     const open = stringOption(args, 'open');
     if (open !== undefined && !existsSync(open)) throw new UserError(`${open}: no such file or folder`);
     const rendererDir = resolve(root, 'renderer/dist');
-    const { rendererBuilt } = await import('../../web/static.ts');
+    const { rendererBuilt } = await import('../../core/renderer-files.ts');
     if (!(await rendererBuilt(rendererDir)) || args.values.build) {
       io.stderr('sam2unet: building the renderer (vite) …\n');
       try {

@@ -1,4 +1,7 @@
+import type { StudyMetadata } from '../api.ts';
 import type { Volume } from './volume.ts';
+
+export type { StudyMetadata };
 
 export type StudyKind = 'brats' | 'nifti' | 'dicom';
 
@@ -30,16 +33,6 @@ export interface Study {
   series?: StudySeries[];
   /** how the study was assembled, for the user (resampling, series kept apart) */
   notes?: string[];
-}
-
-/** Who and what a study is; DICOM fills every field it has, NIfTI and BraTS only the case name. */
-export interface StudyMetadata {
-  patientName?: string;
-  patientId?: string;
-  /** DICOM DA, YYYYMMDD as stored */
-  studyDate?: string;
-  studyDescription?: string;
-  modality?: string;
 }
 
 export interface StudySeries {

@@ -18,10 +18,7 @@ export interface SliceModel {
   dispose(): Promise<void> | void;
 }
 
-export interface TensorData {
-  dims: readonly number[];
-  data: Float32Array;
-}
+import type { TensorData } from '../onnx/session.ts';
 
 /** The engine's session client as the job uses it (main/core/onnx/session.ts offers this shape). */
 export interface SessionLike {

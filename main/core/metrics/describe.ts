@@ -8,57 +8,13 @@
  * Geometry: every distance is between voxel centres in patient space (LPS mm, spacing and
  * direction honoured); "axial slice" is the volume's third index axis, as the viewer shows it.
  */
+import type { Laterality, Lesion, RanoMeasurement, RegionVolume, TumourDescription } from '../api.ts';
 import { affineLPS, indexToWorld, worldToIndexMatrix, type Geometry, type Vec3, type VoxelArray } from '../io/volume.ts';
+
+export type { Laterality, Lesion, RanoMeasurement, RegionVolume, TumourDescription };
 import { connectedComponents } from './components.ts';
 import { squaredDistanceTransform } from './distance.ts';
-import { regionLookup, type Region, type RegionKind } from './regions.ts';
-
-export interface RegionVolume {
-  volume_ml: number;
-  voxels: number;
-}
-
-export interface RanoMeasurement {
-  /** 0-based axial slice index of the key slice; null without an enhancing part */
-  slice: number | null;
-  long_mm: number;
-  perp_mm: number;
-  product_mm2: number;
-  /** both diameters ≥ 10 mm */
-  measurable: boolean;
-  /** end points (LPS mm) of the two diameters, for drawing; absent without an enhancing part */
-  long_line_lps?: [Vec3, Vec3];
-  perp_line_lps?: [Vec3, Vec3];
-}
-
-export interface Lesion {
-  volume_ml: number;
-  voxels: number;
-  centroid_lps: Vec3;
-  max_diameter_mm: number;
-  et_volume_ml: number;
-  rano: RanoMeasurement;
-}
-
-export interface Laterality {
-  left_pct: number;
-  right_pct: number;
-  crosses_midline: boolean;
-  /** 'image-symmetry': the plane was fitted to the images; 'patient-axes': the sagittal plane through the grid centre */
-  method: 'image-symmetry' | 'patient-axes';
-  /** the mid-sagittal plane: unit normal (towards the patient's left) and offset, n·x = d (LPS mm) */
-  plane: { normal: Vec3; offset_mm: number };
-}
-
-export interface TumourDescription {
-  kind: RegionKind;
-  regions: Record<string, RegionVolume>;
-  lesions: Lesion[];
-  rano_sum_products_mm2: number;
-  measurable_lesions: number;
-  multifocal: { foci: number; largest_distance_mm: number };
-  laterality: Laterality;
-}
+import { regionLookup, type RegionDefinition, type RegionKind } from './regions.ts';
 
 export interface DescribeOptions {
   /** co-registered images on the mask's grid (any sequences), for the mid-sagittal plane */
@@ -78,7 +34,7 @@ export const RANO_MEASURABLE_MM = 10;
 export const RANO_MAX_TARGETS = 5;
 
 /** The description's regions: BraTS labels and their nested regions, or one binary region. */
-export function describedRegions(kind: RegionKind): Region[] {
+export function describedRegions(kind: RegionKind): RegionDefinition[] {
   return kind === 'brats'
     ? [
         { name: 'NCR', labels: [1] },

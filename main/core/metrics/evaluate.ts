@@ -12,7 +12,7 @@
  * HD95 is MedPy's (see distance.ts).
  */
 import { hd95OfMasks, imageDiagonal } from './distance.ts';
-import { regionLookup, type Region } from './regions.ts';
+import { regionLookup, type RegionDefinition } from './regions.ts';
 
 export interface ConfusionCounts {
   tp: number;
@@ -170,7 +170,7 @@ function evaluateGrid(
   dims: readonly number[],
   spacing: readonly number[],
   voxelMm3: number,
-  regions: readonly Region[],
+  regions: readonly RegionDefinition[],
   options: EvaluateOptions,
 ): RegionResults {
   const luts = regions.map(regionLookup);
@@ -212,7 +212,7 @@ export function evaluateVolume(
   gt: Uint8Array,
   dims: readonly [number, number, number],
   spacing: readonly [number, number, number],
-  regions: readonly Region[],
+  regions: readonly RegionDefinition[],
   options: EvaluateOptions = {},
 ): RegionResults {
   checkInputs(pred, gt, dims, spacing);
@@ -229,7 +229,7 @@ export function evaluateSlice(
   gtSlice: Uint8Array,
   dimsXY: readonly [number, number],
   spacing: readonly [number, number, number],
-  regions: readonly Region[],
+  regions: readonly RegionDefinition[],
   options: EvaluateOptions = {},
 ): RegionResults {
   checkInputs(predSlice, gtSlice, dimsXY, spacing);
@@ -242,7 +242,7 @@ export function evaluateSlices(
   gt: Uint8Array,
   dims: readonly [number, number, number],
   spacing: readonly [number, number, number],
-  regions: readonly Region[],
+  regions: readonly RegionDefinition[],
   options: EvaluateOptions = {},
 ): RegionResults[] {
   checkInputs(pred, gt, dims, spacing);
@@ -292,7 +292,7 @@ export interface RegionSummary {
 }
 
 /** Per-region means over per-slice results (as produced by evaluateSlices/evaluateSlice). */
-export function summarise(perSlice: readonly RegionResults[], regions: readonly Region[]): Record<string, RegionSummary> {
+export function summarise(perSlice: readonly RegionResults[], regions: readonly RegionDefinition[]): Record<string, RegionSummary> {
   const out: Record<string, RegionSummary> = {};
   for (const region of regions) {
     let dice = 0;

@@ -15,7 +15,7 @@
  */
 import { connectedComponents } from './components.ts';
 import { hd95OfMasks } from './distance.ts';
-import { regionLookup, type Region } from './regions.ts';
+import { regionLookup, type RegionDefinition } from './regions.ts';
 
 /** The HD95 BraTS 2023 gives a missed lesion or a false positive (mm). */
 export const LESION_WISE_MISS_HD95 = 374;
@@ -148,7 +148,7 @@ export function lesionWiseRegion(
   gt: Uint8Array,
   dims: readonly number[],
   spacing: readonly number[],
-  region: Region,
+  region: RegionDefinition,
   options: LesionWiseOptions = {},
 ): LesionWiseRegion {
   const dilation = options.dilation ?? LESION_WISE_DEFAULTS.dilation;
@@ -264,7 +264,7 @@ export function lesionWise(
   gt: Uint8Array,
   dims: readonly number[],
   spacing: readonly number[],
-  regions: readonly Region[],
+  regions: readonly RegionDefinition[],
   options: LesionWiseOptions = {},
 ): Record<string, LesionWiseRegion> {
   const out: Record<string, LesionWiseRegion> = {};

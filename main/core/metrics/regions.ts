@@ -3,9 +3,11 @@
  * (1 necrotic core, 2 oedema, 4 enhancing tumour); a binary model has one region.
  */
 
-export type RegionKind = 'brats' | 'binary';
+import type { RegionKind } from '../api.ts';
 
-export interface Region {
+export type { RegionKind };
+
+export interface RegionDefinition {
   name: string;
   /** label values that belong to the region; `null` means every non-zero label */
   labels: readonly number[] | null;
@@ -13,15 +15,15 @@ export interface Region {
 
 export const BRATS_LABELS = [0, 1, 2, 4] as const;
 
-const BRATS_REGIONS: readonly Region[] = [
+const BRATS_REGIONS: readonly RegionDefinition[] = [
   { name: 'WT', labels: [1, 2, 4] },
   { name: 'TC', labels: [1, 4] },
   { name: 'ET', labels: [4] },
 ];
 
-const BINARY_REGIONS: readonly Region[] = [{ name: 'foreground', labels: null }];
+const BINARY_REGIONS: readonly RegionDefinition[] = [{ name: 'foreground', labels: null }];
 
-export function regionsFor(kind: RegionKind): Region[] {
+export function regionsFor(kind: RegionKind): RegionDefinition[] {
   return (kind === 'brats' ? BRATS_REGIONS : BINARY_REGIONS).map((r) => ({ ...r }));
 }
 
@@ -29,7 +31,7 @@ export function regionsFor(kind: RegionKind): Region[] {
  * Membership table: `table[label]` is 1 when the label is in the region. Masks are uint8, so a
  * 256-entry table turns the per-voxel test into one load.
  */
-export function regionLookup(region: Region): Uint8Array {
+export function regionLookup(region: RegionDefinition): Uint8Array {
   const table = new Uint8Array(256);
   if (region.labels === null) table.fill(1, 1);
   else for (const label of region.labels) if (label >= 0 && label < 256) table[label] = 1;

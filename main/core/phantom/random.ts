@@ -4,17 +4,11 @@
  * Math.random is never used.
  */
 
-/** splitmix32: spreads nearby seeds (1, 2, 3 …) into unrelated states. */
+import { splitmix32 } from '../util/random.ts';
+
+/** Spreads nearby seeds (1, 2, 3 …) into unrelated states (util/random.ts splitmix32, stepped). */
 export function mixSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const part of parts) {
-    h = Math.imul(h ^ (part >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    h = (h + 0x9e3779b9) | 0;
-  }
-  return h >>> 0;
+  return splitmix32(parts, true);
 }
 
 /** sfc32: small, fast and statistically sound enough for textures and shape parameters. */

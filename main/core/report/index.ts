@@ -10,7 +10,7 @@ import { regionsFor } from '../metrics/regions.ts';
 import { encodePng, pngDataUri } from './png.ts';
 import { thumbnailRGB } from './thumbnail.ts';
 
-export type { LabelMapSummary, MetricsReport, PostprocessingRecord, ReportSettings, SliceEntry, SliceVolumes, Thumbnail } from './types.ts';
+export type { LabelMapSummary, MetricsReport, PostprocessingRecord, ReportSettings, SliceEntry, SliceVolumes, ReportThumbnail } from './types.ts';
 export { renderCsv, CSV_COLUMNS } from './csv.ts';
 export { reportChart, type ChartModel } from './chart.ts';
 export { sliceVolumes, summariseLabels } from './summary.ts';

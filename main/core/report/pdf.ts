@@ -5,7 +5,7 @@ import { reportChart, tickText, type ChartModel } from './chart.ts';
 import { FOOTNOTES, LESION_HEADER, LESION_WISE_HEADER, SUMMARY_HEADER, lesionRows, lesionWiseRows, lesionWiseText, tumourRows, postprocessingRows, predictionHeader, predictionRows, settingsRows, summaryRows, timingRows } from './format.ts';
 import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.ts';
 import { THUMBNAIL_VIEW, thumbnailRGB } from './thumbnail.ts';
-import type { MetricsReport, Thumbnail } from './types.ts';
+import type { MetricsReport, ReportThumbnail } from './types.ts';
 
 const MARGIN = 40;
 const NAVY: Rgb = [31, 59, 87];
@@ -134,7 +134,7 @@ function drawLegend(layout: Layout, report: MetricsReport, suffix = ''): void {
   layout.y += 10;
 }
 
-function drawThumbnails(layout: Layout, report: MetricsReport, thumbnails: readonly Thumbnail[] = report.thumbnails): void {
+function drawThumbnails(layout: Layout, report: MetricsReport, thumbnails: readonly ReportThumbnail[] = report.thumbnails): void {
   const regions = regionsFor(report.regionKind).filter((r) => report.settings.regions.includes(r.name));
   const gap = 14;
   const cellWidth = (layout.width - gap) / 2;

@@ -2,7 +2,7 @@
 import { BRATS_LABEL_INFO } from '../conventions.ts';
 import { describeTumour, type TumourDescription } from '../metrics/describe.ts';
 import type { Geometry } from '../io/volume.ts';
-import { regionLookup, type Region, type RegionKind } from '../metrics/regions.ts';
+import { regionLookup, type RegionDefinition, type RegionKind } from '../metrics/regions.ts';
 import type { LabelMapSummary, SliceVolumes } from './types.ts';
 
 const voxelMl = (spacing: readonly number[]): number => (spacing[0]! * spacing[1]! * spacing[2]!) / 1000;
@@ -12,7 +12,7 @@ const voxelMl = (spacing: readonly number[]): number => (spacing[0]! * spacing[1
  * description (metrics/describe.ts, `sam2unet measure`) counts them: 26-connected whole-tumour
  * components of at least DEFAULT_MIN_LESION_ML, so the report and `measure` never disagree.
  */
-export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: RegionKind, regions: readonly Region[], described?: TumourDescription): LabelMapSummary {
+export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: RegionKind, regions: readonly RegionDefinition[], described?: TumourDescription): LabelMapSummary {
   const dims = geometry.dims as [number, number, number];
   const plane = dims[0] * dims[1];
   let first = -1;
@@ -40,7 +40,7 @@ export function summariseLabels(labels: Uint8Array, geometry: Geometry, kind: Re
 }
 
 /** Predicted volume of each region on every axial slice (ml in one slice's slab). */
-export function sliceVolumes(labels: Uint8Array, dims: readonly [number, number, number], spacing: readonly number[], regions: readonly Region[]): SliceVolumes[] {
+export function sliceVolumes(labels: Uint8Array, dims: readonly [number, number, number], spacing: readonly number[], regions: readonly RegionDefinition[]): SliceVolumes[] {
   const plane = dims[0] * dims[1];
   const ml = voxelMl(spacing);
   const luts = regions.map((r) => regionLookup(r));

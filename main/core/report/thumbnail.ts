@@ -2,8 +2,8 @@
 import { worldToIndex, type Vec3, type Volume } from '../io/volume.ts';
 import { DEFAULT_LABEL_COLOURS, RANO_LINE_COLOURS, hexToRgb, regionColourRgb, sliceNumber, type LabelColours } from '../conventions.ts';
 import type { Lesion } from '../metrics/describe.ts';
-import { regionLookup, type Region } from '../metrics/regions.ts';
-import type { SliceEntry, Thumbnail } from './types.ts';
+import { regionLookup, type RegionDefinition } from '../metrics/regions.ts';
+import type { SliceEntry, ReportThumbnail } from './types.ts';
 
 /**
  * Grey thumbnail data of axial slice `slice`: intensities windowed to the 0.5–99.5 percentiles of
@@ -18,7 +18,7 @@ export function makeThumbnail(
   slice: number,
   caption: string,
   crop: CropBox = { x0: 0, y0: 0, width: image.dims[0], height: image.dims[1] },
-): Thumbnail {
+): ReportThumbnail {
   const nx = image.dims[0];
   const n = nx * image.dims[1];
   const full = image.sliceValues(slice);
@@ -63,7 +63,7 @@ export function makeThumbnail(
  * The key axial slice of a lesion (its RANO slice) with the long and perpendicular diameters
  * mapped from LPS onto the picture: the same crop, flips and resampling as the slice's pixels.
  */
-export function ranoThumbnail(image: Volume, pred: Uint8Array, lesion: Lesion, number: number, crop: CropBox = { x0: 0, y0: 0, width: image.dims[0], height: image.dims[1] }): Thumbnail {
+export function ranoThumbnail(image: Volume, pred: Uint8Array, lesion: Lesion, number: number, crop: CropBox = { x0: 0, y0: 0, width: image.dims[0], height: image.dims[1] }): ReportThumbnail {
   const { slice, long_line_lps: long, perp_line_lps: perp, long_mm, perp_mm } = lesion.rano;
   if (slice === null || !long || !perp) throw new Error(`lesion ${number} has no enhancing part: it has no RANO slice to show`);
   const caption = `Lesion ${number}, slice ${sliceNumber(slice)}: RANO ${long_mm.toFixed(1)} × ${perp_mm.toFixed(1)} mm`;
@@ -171,7 +171,7 @@ export function pickThumbnailSlices(perSlice: readonly SliceEntry[], regions: re
 const GAP = 6;
 const FILL_ALPHA = 0.35;
 
-function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, labels: Uint8Array | undefined, regions: readonly Region[], colours: LabelColours): void {
+function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: ReportThumbnail, labels: Uint8Array | undefined, regions: readonly RegionDefinition[], colours: LabelColours): void {
   const { width, height, grey } = t;
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
@@ -202,7 +202,7 @@ function paintPanel(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, l
  * A line two pixels wide from a to b (picture pixels), clipped to the panel: one pixel all but
  * vanishes once a small thumbnail is printed at 60 dpi.
  */
-function drawLine(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, [a, b]: [[number, number], [number, number]], colour: readonly number[]): void {
+function drawLine(rgb: Uint8Array, stride: number, x0: number, t: ReportThumbnail, [a, b]: [[number, number], [number, number]], colour: readonly number[]): void {
   const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) * 2));
   for (let s = 0; s <= steps; s++) {
     // the 2 × 2 block whose centre lies within half a pixel of the point
@@ -221,7 +221,7 @@ function drawLine(rgb: Uint8Array, stride: number, x0: number, t: Thumbnail, [a,
  * RGB picture of a thumbnail: ground truth on the left and prediction on the right (or the
  * prediction alone without ground truth), regions as translucent fills with solid outlines.
  */
-export function thumbnailRGB(t: Thumbnail, regions: readonly Region[], colours: LabelColours = DEFAULT_LABEL_COLOURS): { rgb: Uint8Array; width: number; height: number } {
+export function thumbnailRGB(t: ReportThumbnail, regions: readonly RegionDefinition[], colours: LabelColours = DEFAULT_LABEL_COLOURS): { rgb: Uint8Array; width: number; height: number } {
   const panels = t.gt ? 2 : 1;
   const width = t.width * panels + GAP * (panels - 1);
   const rgb = new Uint8Array(width * t.height * 3).fill(255);

@@ -32,7 +32,7 @@ export interface ReportSettings {
  * Pixels are x fastest, in the radiological view (patient's right on the left, anterior at the top)
  * for a grid aligned with the body axes (thumbnail.ts radiologicalFlips).
  */
-export interface Thumbnail {
+export interface ReportThumbnail {
   /** 0-based axial index (shown 1-based, conventions.ts) */
   slice: number;
   /** e.g. "worst WT Dice" */
@@ -57,7 +57,7 @@ export interface Thumbnail {
 export interface TumourSection {
   description: TumourDescription;
   /** the key axial slice of each measurable lesion with its RANO lines; `lesion` is its 0-based index in description.lesions */
-  keySlices: { lesion: number; thumbnail: Thumbnail }[];
+  keySlices: { lesion: number; thumbnail: ReportThumbnail }[];
   /** BraTS 2023 lesion-wise Dice and HD95 per region, with ground truth */
   lesionWise?: { dilation: number; threshold_mm3: number; regions: Record<string, LesionWiseRegion> };
 }
@@ -113,7 +113,7 @@ export interface MetricsReport {
   summary?: Record<string, RegionSummary>;
   /** durations in milliseconds, by step name (e.g. load, inference, metrics, total) */
   timings: Record<string, number>;
-  thumbnails: Thumbnail[];
+  thumbnails: ReportThumbnail[];
   /** what the predicted labels hold */
   prediction: LabelMapSummary;
   /** the same of the ground truth, when there is one */

@@ -3,16 +3,27 @@
  * these, so a run is reproducible from its seed and a resumed run continues the same stream.
  */
 
-/** SplitMix32-style hash of a seed and a stream position: stateless, so any step can be replayed. */
-export function hash32(...keys: number[]): number {
+/**
+ * SplitMix32-style hash of keys (a seed and a stream position): stateless, so any step can be
+ * replayed. `stepped` adds the golden-ratio increment after each key, as the phantom generator's
+ * seeds were defined (phantom/random.ts mixSeed): one function, two fixed variants, because
+ * phantoms and training streams already published by seed must stay byte-identical.
+ */
+export function splitmix32(keys: readonly number[], stepped = false): number {
   let h = 0x9e3779b9;
   for (const key of keys) {
     h = Math.imul(h ^ (key >>> 0), 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
+    if (stepped) h = (h + 0x9e3779b9) | 0;
   }
   return h >>> 0;
+}
+
+/** The training streams' hash of a seed and a stream position (splitmix32, unstepped). */
+export function hash32(...keys: number[]): number {
+  return splitmix32(keys);
 }
 
 /** Mulberry32: small, fast, good enough for sampling and augmentation. Returns floats in [0, 1). */

@@ -1,9 +1,7 @@
 /** What the Tumour panel and the axial view share: the RANO lines of a description and their colours. */
 import type { TumourView } from '../../../main/core/api.ts';
+import { RANO_LINE_COLOURS } from '../../../main/core/conventions.ts';
 import type { MeasurementLine } from './viewer.ts';
-
-/** RANO's long diameter and the perpendicular one, in colours apart from the label colours. */
-export const RANO_LINE_COLOURS = { long: '#00e5ff', perp: '#ff4fd8' } as const;
 
 export function ranoMeasurementLines(tumour: TumourView): MeasurementLine[] {
   return tumour.ranoLines.flatMap((l) =>

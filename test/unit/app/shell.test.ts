@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RENDERER_ORIGIN, secureWebPreferences } from '../../../main/app/window-options.ts';
-import { rendererCsp } from '../../../main/web/static.ts';
+import { rendererCsp } from '../../../main/core/renderer-files.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../../main/core/rpc/frame.ts';
 import type { ApiEvent } from '../../../main/core/api.ts';
 import type { ServerMessage } from '../../../main/core/rpc/api-channel.ts';
-import { resolveUnder } from '../../../main/web/static.ts';
+import { resolveUnder } from '../../../main/core/renderer-files.ts';
 import { startWebServer } from '../../../main/web/server.ts';
 import type { WebServer } from '../../../main/web/server.ts';
 import { fakePorts } from './fakes.ts';
