@@ -1,5 +1,6 @@
 /**
- * The NIfTI-1 writer's bytes, pinned: the header layout is one table per version that the reader
+ * The NIfTI header layout (one field table per version, read and written through the same
+ * table) is nibabel's header_dtype, and the writer's bytes are pinned: the header layout is one table per version that the reader
  * and the writer share (main/core/io/nifti.ts), and moving the writer onto it must not change a
  * byte. The expected headers (base64) and voxel-data hashes were produced by the writer as it
  * was before the table existed (commit 09104e8), for volumes that reach every branch of the
@@ -7,8 +8,10 @@
  * the source's xform code, a long non-ASCII description.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeNifti, type WriteNiftiOptions } from '../../../main/core/io/nifti.ts';
+import { NIFTI_LAYOUTS, encodeNifti, parseNiftiHeader, type WriteNiftiOptions } from '../../../main/core/io/nifti.ts';
 import { Volume, type Geometry } from '../../../main/core/io/volume.ts';
 
 const rot = (a: number) => [Math.cos(a), -Math.sin(a), 0, Math.sin(a), Math.cos(a), 0, 0, 0, 1];
@@ -65,4 +68,26 @@ describe('NIfTI-1 writer bytes', () => {
       expect(createHash('sha256').update(data).digest('hex')).toBe(PINNED[name]!.data);
     });
   }
+});
+
+describe('NIfTI header field tables', () => {
+  // written by test/fixtures/nifti/header_dtype.py from nibabel 5.0's nifti1/nifti2 header_dtype
+  const nibabel = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../fixtures/nifti/header_dtype.json'), 'utf8')) as {
+    layouts: Record<string, { size: number; fields: unknown[][] }>;
+  };
+  for (const version of [1, 2] as const) {
+    it(`NIfTI-${version}: every field (name, offset, type, count) and the size are nibabel's`, () => {
+      const ours = NIFTI_LAYOUTS[version];
+      expect({ size: ours.size, fields: ours.fields.map((row) => [...row]) }).toEqual(nibabel.layouts[String(version)]);
+    });
+  }
+
+  it('reads back through the same table what the writer wrote', () => {
+    const { volume } = pinnedVolumes().scaledImproper!;
+    const header = parseNiftiHeader(encodeNifti(volume, { description: 'round trip' }).header, 'written.nii');
+    expect(header).toMatchObject({ version: 1, sizeofHdr: 348, dim: [3, 7, 6, 5, 1, 1, 1, 1], datatype: 512, bitpix: 16, voxOffset: 352, xyztUnits: 2, description: 'round trip', qformCode: 4, sformCode: 4 });
+    expect(header.sclSlope).toBe(0.5);
+    expect(header.sclInter).toBe(-12.25);
+    expect(header.pixdim.slice(0, 4)).toEqual([-1, Math.fround(0.8), 1.25, Math.fround(3.3)]);
+  });
 });
