@@ -1,16 +1,15 @@
 /**
- * The Electron main process (bundled by scripts/build-app.mjs to dist/app/main.cjs). It owns the
- * window, the app:// protocol serving the built renderer, and the IPC channel; the core
- * services are loaded from source through tsx at start-up, exactly as the CLI runs them (they
- * locate their worker entry points and model folders from their own file URLs).
+ * The Electron main process, compiled with the whole core by scripts/build-app.mjs into
+ * dist/app/main.cjs (no TypeScript runs in the shipped app). It owns the window, the app://
+ * protocol serving the built renderer, and the IPC channel. The core finds its worker bundles
+ * and model folder from its modules' source locations, which the build keeps (see there).
  */
 import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session, shell } from 'electron';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { ExportFormat, MenuAction } from '../core/api.ts';
 import { readStatic, rendererCsp } from '../core/renderer-files.ts';
-import type { AppWiring } from './ipc.ts';
+import { createAppWiring, type AppWiring } from './ipc.ts';
 import { RENDERER_ORIGIN, secureWebPreferences } from './window-options.ts';
 import { guardWebContents, refusePermissionCheck, refusePermissionRequest } from './guards.ts';
 import { CONNECT_CHANNEL, PORT_CHANNEL } from './preload-api.ts';
@@ -33,10 +32,6 @@ const FILTERS: Record<ExportFormat, Electron.FileFilter[]> = {
 };
 
 async function loadWiring(window: () => BrowserWindow | null, initialPaths: string[]): Promise<AppWiring> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { register } = require('tsx/esm/api') as typeof import('tsx/esm/api');
-  register();
-  const { createAppWiring } = (await import(pathToFileURL(join(root, 'main/app/ipc.ts')).href)) as typeof import('./ipc.ts');
   return createAppWiring({
     modelsDir: join(root, 'models'),
     settingsFile: join(app.getPath('userData'), 'settings.json'),

@@ -1,22 +1,36 @@
-import { readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CancelledError, UserError, errorMessage } from '../core/errors.ts';
 import type { Command, CommandIO, OptionSpec } from './command.ts';
 
-const commandsDir = new URL('./commands/', import.meta.url);
+/**
+ * Every command, loaded when run: each file in commands/ default-exports one Command named after
+ * the file. Listed rather than read from the folder so that the compiled CLI (scripts/build-app.mjs)
+ * holds them all; test/unit/cli/main.test.ts checks the list against the folder.
+ */
+export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
+  bench: () => import('./commands/bench.ts'),
+  compare: () => import('./commands/compare.ts'),
+  convert: () => import('./commands/convert.ts'),
+  demo: () => import('./commands/demo.ts'),
+  eval: () => import('./commands/eval.ts'),
+  forward: () => import('./commands/forward.ts'),
+  info: () => import('./commands/info.ts'),
+  measure: () => import('./commands/measure.ts'),
+  'model-info': () => import('./commands/model-info.ts'),
+  phantom: () => import('./commands/phantom.ts'),
+  segment: () => import('./commands/segment.ts'),
+  serve: () => import('./commands/serve.ts'),
+  'train-step': () => import('./commands/train-step.ts'),
+  train: () => import('./commands/train.ts'),
+};
 
-/** Each file in commands/ default-exports one Command named after the file. */
 function commandNames(): string[] {
-  return readdirSync(commandsDir)
-    .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
-    .map((file) => file.slice(0, -3))
-    .sort();
+  return Object.keys(COMMANDS).sort();
 }
 
 async function loadCommand(name: string): Promise<Command | undefined> {
-  if (!commandNames().includes(name)) return undefined;
-  const module = (await import(new URL(`${name}.ts`, commandsDir).href)) as { default: Command };
-  return module.default;
+  if (!Object.hasOwn(COMMANDS, name)) return undefined;
+  return (await COMMANDS[name]!()).default;
 }
 
 const commonOptions: Record<string, OptionSpec> = {

@@ -1,10 +1,11 @@
 /**
  * NIfTI-1 and NIfTI-2 (.nii, .nii.gz) reading and NIfTI-1 writing.
  *
- * The header layout is described once (FIELDS_V1 / FIELDS_V2) and used both ways. We parse it
- * ourselves rather than through nifti-reader-js because every size must be checked against the
- * real file before anything is allocated, and the writer needs the same layout; the test suite
- * cross-checks this parser against nifti-reader-js.
+ * The header layout is described once, as one field table per version (FIELDS_V1, FIELDS_V2:
+ * nibabel's header_dtype, which the tests compare them with), and the reader and the writer both
+ * go through it. We parse it ourselves rather than through nifti-reader-js because every size
+ * must be checked against the real file before anything is allocated, and the writer needs the
+ * same layout; the test suite cross-checks this parser against nifti-reader-js.
  *
  * Geometry follows nibabel's get_best_affine: sform when sform_code > 0, else qform when
  * qform_code > 0, else the Analyze-style base affine (x flipped, centred on the grid). The
@@ -113,14 +114,183 @@ export function niftiStem(path: string): string {
 // ---------------------------------------------------------------------------------------------
 // header
 
+/**
+ * A header field as nibabel's header dtype spells it (nibabel/nifti1.py and nifti2.py, after
+ * nifti1.h / nifti2.h): name, byte offset, type, and the element count of an array field. Type
+ * codes are numpy's: i/u/f and the byte width, 'S' a NUL-padded latin1 string of `count` bytes.
+ */
+type FieldType = 'i1' | 'u1' | 'i2' | 'i4' | 'i8' | 'f4' | 'f8' | 'S';
+type FieldRow = readonly [name: string, offset: number, type: FieldType, count?: number];
+
+/** The 348-byte NIfTI-1 header (the 4 bytes after it are the extension flag). */
+const FIELDS_V1 = [
+  ['sizeof_hdr', 0, 'i4'],
+  ['data_type', 4, 'S', 10],
+  ['db_name', 14, 'S', 18],
+  ['extents', 32, 'i4'],
+  ['session_error', 36, 'i2'],
+  ['regular', 38, 'S', 1],
+  ['dim_info', 39, 'u1'],
+  ['dim', 40, 'i2', 8],
+  ['intent_p1', 56, 'f4'],
+  ['intent_p2', 60, 'f4'],
+  ['intent_p3', 64, 'f4'],
+  ['intent_code', 68, 'i2'],
+  ['datatype', 70, 'i2'],
+  ['bitpix', 72, 'i2'],
+  ['slice_start', 74, 'i2'],
+  ['pixdim', 76, 'f4', 8],
+  ['vox_offset', 108, 'f4'],
+  ['scl_slope', 112, 'f4'],
+  ['scl_inter', 116, 'f4'],
+  ['slice_end', 120, 'i2'],
+  ['slice_code', 122, 'u1'],
+  ['xyzt_units', 123, 'u1'],
+  ['cal_max', 124, 'f4'],
+  ['cal_min', 128, 'f4'],
+  ['slice_duration', 132, 'f4'],
+  ['toffset', 136, 'f4'],
+  ['glmax', 140, 'i4'],
+  ['glmin', 144, 'i4'],
+  ['descrip', 148, 'S', 80],
+  ['aux_file', 228, 'S', 24],
+  ['qform_code', 252, 'i2'],
+  ['sform_code', 254, 'i2'],
+  ['quatern_b', 256, 'f4'],
+  ['quatern_c', 260, 'f4'],
+  ['quatern_d', 264, 'f4'],
+  ['qoffset_x', 268, 'f4'],
+  ['qoffset_y', 272, 'f4'],
+  ['qoffset_z', 276, 'f4'],
+  ['srow_x', 280, 'f4', 4],
+  ['srow_y', 296, 'f4', 4],
+  ['srow_z', 312, 'f4', 4],
+  ['intent_name', 328, 'S', 16],
+  ['magic', 344, 'S', 4],
+] as const satisfies readonly FieldRow[];
+
+/** The 540-byte NIfTI-2 header: 64-bit sizes and doubles, fields reordered. */
+const FIELDS_V2 = [
+  ['sizeof_hdr', 0, 'i4'],
+  ['magic', 4, 'S', 4],
+  ['eol_check', 8, 'i1', 4],
+  ['datatype', 12, 'i2'],
+  ['bitpix', 14, 'i2'],
+  ['dim', 16, 'i8', 8],
+  ['intent_p1', 80, 'f8'],
+  ['intent_p2', 88, 'f8'],
+  ['intent_p3', 96, 'f8'],
+  ['pixdim', 104, 'f8', 8],
+  ['vox_offset', 168, 'i8'],
+  ['scl_slope', 176, 'f8'],
+  ['scl_inter', 184, 'f8'],
+  ['cal_max', 192, 'f8'],
+  ['cal_min', 200, 'f8'],
+  ['slice_duration', 208, 'f8'],
+  ['toffset', 216, 'f8'],
+  ['slice_start', 224, 'i8'],
+  ['slice_end', 232, 'i8'],
+  ['descrip', 240, 'S', 80],
+  ['aux_file', 320, 'S', 24],
+  ['qform_code', 344, 'i4'],
+  ['sform_code', 348, 'i4'],
+  ['quatern_b', 352, 'f8'],
+  ['quatern_c', 360, 'f8'],
+  ['quatern_d', 368, 'f8'],
+  ['qoffset_x', 376, 'f8'],
+  ['qoffset_y', 384, 'f8'],
+  ['qoffset_z', 392, 'f8'],
+  ['srow_x', 400, 'f8', 4],
+  ['srow_y', 432, 'f8', 4],
+  ['srow_z', 464, 'f8', 4],
+  ['slice_code', 496, 'i4'],
+  ['xyzt_units', 500, 'i4'],
+  ['intent_code', 504, 'i4'],
+  ['intent_name', 508, 'S', 16],
+  ['dim_info', 524, 'u1'],
+  ['unused_str', 525, 'S', 15],
+] as const satisfies readonly FieldRow[];
+
+/** Each version's field table and header size (the tables are checked to tile exactly that many bytes). */
+export const NIFTI_LAYOUTS = {
+  1: { size: 348, fields: FIELDS_V1 },
+  2: { size: 540, fields: FIELDS_V2 },
+} as const;
+
+type FieldValue<F extends FieldRow> = F[2] extends 'S' ? string : F[3] extends number ? number[] : number;
+/** The values of a table's fields, keyed by name: numbers, arrays of numbers, strings. */
+type FieldValues<L extends readonly FieldRow[]> = { [F in L[number] as F[0]]: FieldValue<F> };
+
+const FIELD_BYTES: Record<FieldType, number> = { i1: 1, u1: 1, i2: 2, i4: 4, i8: 8, f4: 4, f8: 8, S: 1 };
+
 function cString(bytes: Uint8Array, offset: number, length: number): string {
   let end = offset;
   while (end < offset + length && bytes[end] !== 0) end++;
   return Buffer.from(bytes.buffer, bytes.byteOffset + offset, end - offset).toString('latin1').trim();
 }
 
+/** Reads every field of `layout` (strings up to their first NUL, trimmed). */
+function decodeFields<L extends readonly FieldRow[]>(layout: L, bytes: Uint8Array, littleEndian: boolean, file: string): FieldValues<L> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const read = (type: Exclude<FieldType, 'S'>, at: number): number => {
+    switch (type) {
+      case 'i1': return view.getInt8(at);
+      case 'u1': return view.getUint8(at);
+      case 'i2': return view.getInt16(at, littleEndian);
+      case 'i4': return view.getInt32(at, littleEndian);
+      case 'f4': return view.getFloat32(at, littleEndian);
+      case 'f8': return view.getFloat64(at, littleEndian);
+      case 'i8': {
+        const value = view.getBigInt64(at, littleEndian);
+        if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw new FileError(file, `absurd header value ${value} at byte ${at}`);
+        }
+        return Number(value);
+      }
+    }
+  };
+  const values: Record<string, number | number[] | string> = {};
+  for (const [name, offset, type, count] of layout as readonly FieldRow[]) {
+    if (type === 'S') values[name] = cString(bytes, offset, count ?? 1);
+    else if (count === undefined) values[name] = read(type, offset);
+    else values[name] = Array.from({ length: count }, (_, i) => read(type, offset + i * FIELD_BYTES[type]));
+  }
+  return values as FieldValues<L>;
+}
+
+/** Writes the given fields of `layout` into `bytes` (the others keep their bytes); strings in latin1, cut at the field's size. */
+function encodeFields<L extends readonly FieldRow[]>(layout: L, bytes: Uint8Array, values: Partial<FieldValues<L>>, littleEndian: boolean): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const write = (type: Exclude<FieldType, 'S'>, at: number, v: number): void => {
+    switch (type) {
+      case 'i1': return view.setInt8(at, v);
+      case 'u1': return view.setUint8(at, v);
+      case 'i2': return view.setInt16(at, v, littleEndian);
+      case 'i4': return view.setInt32(at, v, littleEndian);
+      case 'f4': return view.setFloat32(at, v, littleEndian);
+      case 'f8': return view.setFloat64(at, v, littleEndian);
+      case 'i8': return view.setBigInt64(at, BigInt(v), littleEndian);
+    }
+  };
+  const given = values as Record<string, number | readonly number[] | string | undefined>;
+  for (const [name, offset, type, count] of layout as readonly FieldRow[]) {
+    const value = given[name];
+    if (value === undefined) continue;
+    if (type === 'S') {
+      bytes.set(Buffer.from(String(value), 'latin1').subarray(0, count ?? 1), offset);
+    } else if (count === undefined) {
+      write(type, offset, value as number);
+    } else {
+      const list = value as readonly number[];
+      if (list.length !== count) throw new Error(`NIfTI header field ${name} takes ${count} values, got ${list.length}`);
+      list.forEach((v, i) => write(type, offset + i * FIELD_BYTES[type], v));
+    }
+  }
+}
+
 function checkMagic(bytes: Uint8Array, file: string, version: 1 | 2): void {
-  const at = version === 1 ? 344 : 4;
+  // NIfTI-2's magic runs on into eol_check (\r\n\x1a\n), which catches text-mode transfers
+  const at = NIFTI_LAYOUTS[version].fields.find(([name]) => name === 'magic')![1];
   const magic = Buffer.from(bytes.buffer, bytes.byteOffset + at, version === 1 ? 4 : 8);
   const single = version === 1 ? 'n+1\0' : 'n+2\0\r\n\x1a\n';
   const pair = version === 1 ? 'ni1\0' : 'ni2\0\r\n\x1a\n';
@@ -149,65 +319,33 @@ export function parseNiftiHeader(bytes: Uint8Array, file: string): NiftiHeader {
   if (little === 348 || big === 348) [version, le] = [1, little === 348];
   else if (little === 540 || big === 540) [version, le] = [2, little === 540];
   else throw new FileError(file, `not a NIfTI file (header size field is ${little}, expected 348 or 540)`);
-  const sizeofHdr = version === 1 ? 348 : 540;
+  const sizeofHdr = NIFTI_LAYOUTS[version].size;
   if (bytes.length < sizeofHdr) {
     throw new FileError(file, `truncated: the NIfTI-${version} header needs ${sizeofHdr} bytes, the file has ${bytes.length}`);
   }
   checkMagic(bytes, file, version);
-
-  const i16 = (o: number) => view.getInt16(o, le);
-  const i32 = (o: number) => view.getInt32(o, le);
-  const f32 = (o: number) => view.getFloat32(o, le);
-  const f64 = (o: number) => view.getFloat64(o, le);
-  const i64 = (o: number) => {
-    const value = view.getBigInt64(o, le);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new FileError(file, `absurd header value ${value} at byte ${o}`);
-    }
-    return Number(value);
+  const f = version === 1 ? decodeFields(FIELDS_V1, bytes, le, file) : decodeFields(FIELDS_V2, bytes, le, file);
+  const header: NiftiHeader = {
+    version,
+    littleEndian: le,
+    sizeofHdr,
+    dim: f.dim,
+    datatype: f.datatype,
+    bitpix: f.bitpix,
+    pixdim: f.pixdim,
+    voxOffset: f.vox_offset,
+    sclSlope: f.scl_slope,
+    sclInter: f.scl_inter,
+    description: f.descrip,
+    qformCode: f.qform_code,
+    sformCode: f.sform_code,
+    quatern: [f.quatern_b, f.quatern_c, f.quatern_d],
+    qoffset: [f.qoffset_x, f.qoffset_y, f.qoffset_z],
+    srow: [...f.srow_x, ...f.srow_y, ...f.srow_z],
+    xyztUnits: f.xyzt_units,
+    intentCode: f.intent_code,
+    intentName: f.intent_name,
   };
-  const list = (n: number, at: (i: number) => number) => Array.from({ length: n }, (_, i) => at(i));
-
-  const header: NiftiHeader =
-    version === 1
-      ? {
-          version, littleEndian: le, sizeofHdr,
-          dim: list(8, (i) => i16(40 + 2 * i)),
-          intentCode: i16(68),
-          datatype: i16(70),
-          bitpix: i16(72),
-          pixdim: list(8, (i) => f32(76 + 4 * i)),
-          voxOffset: f32(108),
-          sclSlope: f32(112),
-          sclInter: f32(116),
-          xyztUnits: bytes[123]!,
-          description: cString(bytes, 148, 80),
-          qformCode: i16(252),
-          sformCode: i16(254),
-          quatern: [f32(256), f32(260), f32(264)],
-          qoffset: [f32(268), f32(272), f32(276)],
-          srow: list(12, (i) => f32(280 + 4 * i)),
-          intentName: cString(bytes, 328, 16),
-        }
-      : {
-          version, littleEndian: le, sizeofHdr,
-          datatype: i16(12),
-          bitpix: i16(14),
-          dim: list(8, (i) => i64(16 + 8 * i)),
-          pixdim: list(8, (i) => f64(104 + 8 * i)),
-          voxOffset: i64(168),
-          sclSlope: f64(176),
-          sclInter: f64(184),
-          description: cString(bytes, 240, 80),
-          qformCode: i32(344),
-          sformCode: i32(348),
-          quatern: [f64(352), f64(360), f64(368)],
-          qoffset: [f64(376), f64(384), f64(392)],
-          srow: list(12, (i) => f64(400 + 8 * i)),
-          xyztUnits: i32(500),
-          intentCode: i32(504),
-          intentName: cString(bytes, 508, 16),
-        };
   validateHeader(header, file);
   return header;
 }
@@ -644,15 +782,6 @@ export function encodeNifti(volume: Volume, options: WriteNiftiOptions = {}): { 
   const { geometry } = volume;
   const code = options.xformCode ?? defaultXformCode(volume);
 
-  const buffer = new ArrayBuffer(352);
-  const bytes = new Uint8Array(buffer);
-  const view = new DataView(buffer);
-  view.setInt32(0, 348, true);
-  const dim = [3, ...geometry.dims, 1, 1, 1, 1];
-  dim.forEach((n, i) => view.setInt16(40 + 2 * i, n, true));
-  view.setInt16(70, datatype, true);
-  view.setInt16(72, bytesPerVoxel * 8, true);
-
   // qform: the rotation part only (nearest rotation if the columns are sheared), qfac for a flip
   const ras = affineRAS(geometry);
   const direction = [0, 1, 2].flatMap((row) => [0, 1, 2].map((col) => ras[row * 4 + col]! / (geometry.spacing[col] || 1)));
@@ -662,28 +791,42 @@ export function encodeNifti(volume: Volume, options: WriteNiftiOptions = {}): { 
     qfac = -1;
     rotation = rotation.map((v, i) => (i % 3 === 2 ? -v : v));
   }
-  const pixdim = [qfac, ...geometry.spacing, 1, 1, 1, 1];
-  pixdim.forEach((v, i) => view.setFloat32(76 + 4 * i, v, true));
-  view.setFloat32(108, 352, true);
-  view.setFloat32(112, slope, true);
-  view.setFloat32(116, intercept, true);
-  bytes[123] = 2; // xyzt_units: mm
+  const [quaternB, quaternC, quaternD] = rotationToQuaternion(rotation);
   const description = (options.description ?? volume.meta.description ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 79);
-  Buffer.from(bytes.buffer).write(description, 148, 'latin1');
-  view.setInt16(252, code, true);
-  view.setInt16(254, code, true);
-  const quatern = rotationToQuaternion(rotation);
-  quatern.forEach((v, i) => view.setFloat32(256 + 4 * i, v, true));
-  [ras[3]!, ras[7]!, ras[11]!].forEach((v, i) => view.setFloat32(268 + 4 * i, v, true));
-  for (let i = 0; i < 12; i++) view.setFloat32(280 + 4 * i, ras[i]!, true);
-  Buffer.from(bytes.buffer).write('n+1\0', 344, 'latin1');
+
+  // the header, then the 4-byte extension flag (0: no extensions), then the voxels
+  const header = new Uint8Array(NIFTI_LAYOUTS[1].size + 4);
+  encodeFields(FIELDS_V1, header, {
+    sizeof_hdr: NIFTI_LAYOUTS[1].size,
+    dim: [3, ...geometry.dims, 1, 1, 1, 1],
+    datatype,
+    bitpix: bytesPerVoxel * 8,
+    pixdim: [qfac, ...geometry.spacing, 1, 1, 1, 1],
+    vox_offset: header.length,
+    scl_slope: slope,
+    scl_inter: intercept,
+    xyzt_units: 2, // mm (and seconds, unused)
+    descrip: description,
+    qform_code: code,
+    sform_code: code,
+    quatern_b: quaternB,
+    quatern_c: quaternC,
+    quatern_d: quaternD,
+    qoffset_x: ras[3]!,
+    qoffset_y: ras[7]!,
+    qoffset_z: ras[11]!,
+    srow_x: ras.slice(0, 4),
+    srow_y: ras.slice(4, 8),
+    srow_z: ras.slice(8, 12),
+    magic: 'n+1\0',
+  }, true);
 
   let voxelBytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (!NATIVE_LITTLE_ENDIAN && data.BYTES_PER_ELEMENT > 1) {
     voxelBytes = voxelBytes.slice();
     swapBytesInPlace(voxelBytes, data.BYTES_PER_ELEMENT);
   }
-  return { header: bytes, data: voxelBytes };
+  return { header, data: voxelBytes };
 }
 
 /** Writes a NIfTI-1 .nii or .nii.gz atomically (nothing appears at `file` unless it all worked). */

@@ -1,5 +1,7 @@
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../main/cli/index.ts';
+import { COMMANDS, main } from '../../../main/cli/index.ts';
 import type { CommandIO } from '../../../main/cli/command.ts';
 
 function capture(): CommandIO & { out: string; err: string } {
@@ -31,5 +33,11 @@ describe('sam2unet CLI', () => {
     const io = capture();
     expect(await main(['--version'], io)).toBe(0);
     expect(io.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('lists every file of commands/ (the compiled CLI holds only the listed ones), each named after its file', async () => {
+    const files = readdirSync(resolve(import.meta.dirname, '../../../main/cli/commands')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+    expect(Object.keys(COMMANDS).sort()).toEqual(files.sort());
+    for (const [name, load] of Object.entries(COMMANDS)) expect((await load()).default.name).toBe(name);
   });
 });
