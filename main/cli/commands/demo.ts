@@ -20,7 +20,7 @@ export default defineCommand({
     checkpoint: { type: 'string', description: 'another SAM2-UNet checkpoint instead of the bundled model', valueName: 'file' },
   },
   async run(args, io) {
-    const { main } = await import('../index.ts');
+    const [{ runCommand }, { default: phantom }, { default: segment }] = await Promise.all([import('../run.ts'), import('./phantom.ts'), import('./segment.ts')]);
     const out = resolve(stringOption(args, 'out') ?? 'demo-output');
     const seed = numberOption(args, 'seed', 2026)!;
     let study = stringOption(args, 'study');
@@ -29,19 +29,19 @@ export default defineCommand({
       const existing = existsSync(studyRoot) ? readdirSync(studyRoot).filter((d) => d.startsWith('Phantom_')) : [];
       if (existing.length === 0) {
         io.stderr(`demo: generating a BraTS-like study (seed ${seed}) in ${studyRoot}\n`);
-        const status = await main(['phantom', '--out', studyRoot, '--cases', '1', '--seed', String(seed)], io);
+        const status = await runCommand(phantom, ['--out', studyRoot, '--cases', '1', '--seed', String(seed)], io);
         if (status !== 0) return status;
       }
       study = join(studyRoot, existing[0] ?? readdirSync(studyRoot).find((d) => d.startsWith('Phantom_'))!);
     }
     if (!existsSync(study)) throw new UserError(`demo: study ${study} does not exist`);
     io.stderr(`demo: segmenting ${study}\n`);
-    const segmentArgs = ['segment', study, '--out', out];
+    const segmentArgs = [study, '--out', out];
     const checkpoint = stringOption(args, 'checkpoint');
     if (checkpoint) segmentArgs.push('--checkpoint', checkpoint);
     const device = stringOption(args, 'device');
     if (device) segmentArgs.push('--device', device);
-    const status = await main(segmentArgs, io);
+    const status = await runCommand(segment, segmentArgs, io);
     if (status === 0) io.stderr(`demo: mask, metrics.json, metrics.csv, report.html and report.pdf are in ${out}\n`);
     return status;
   },

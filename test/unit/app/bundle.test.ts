@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runInNewContext } from 'node:vm';
+import { MessageChannel } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_METHODS } from '../../../main/core/api.ts';
 import { readNifti } from '../../../main/core/io/nifti.ts';
@@ -43,15 +44,20 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
     expect(new Set(requires(code))).toEqual(new Set(['electron']));
     const exposed: Record<string, Record<string, unknown>> = {};
     const invocations: unknown[][] = [];
+    // the main process's side of the handshake: a port whose other end answers every call
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (m: { kind: string; id: number; method: string }) => port1.postMessage({ kind: 'reply', id: m.id, ok: true, value: [{ id: `/${m.method}.pth`, name: 'm', kind: 'file', regions: ['WT'], description: '', run: { size: [352, 352], channels: ['flair'], regions: 'binary', from: { size: 'default', channels: 'default', regions: 'default' } } }] }));
+    let deliverPort: ((event: { ports: unknown[] }) => void) | undefined;
     const electron = {
       contextBridge: { exposeInMainWorld: (key: string, value: Record<string, unknown>) => (exposed[key] = value) },
       ipcRenderer: {
         invoke: async (...args: unknown[]) => {
           invocations.push(args);
-          return { ok: true, value: 'pong' };
+          if (args[0] === 'sam2unet:connect') deliverPort?.({ ports: [port2] });
         },
-        on: () => {},
-        removeListener: () => {},
+        once: (channel: string, listener: (event: { ports: unknown[] }) => void) => {
+          if (channel === 'sam2unet:port') deliverPort = listener;
+        },
       },
       webUtils: { getPathForFile: () => '' },
     };
@@ -68,8 +74,11 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
     });
     expect(Object.keys(exposed)).toEqual(['sam2unet']);
     expect(Object.keys(exposed.sam2unet!).sort()).toEqual([...API_METHODS, 'onEvent', 'openDropped'].sort());
-    expect(await (exposed.sam2unet!.listModels as (r: object) => Promise<unknown>)({})).toBe('pong');
-    expect(invocations).toEqual([['sam2unet:call', 'listModels', {}]]);
+    const models = (await (exposed.sam2unet!.listModels as (r: object) => Promise<{ id: string }[]>)({})) ;
+    expect(models.map((m) => m.id)).toEqual(['/listModels.pth']);
+    // the handshake is the only invoke; the call went down the port
+    expect(invocations).toEqual([['sam2unet:connect']]);
+    port1.close();
   });
 
   it('main holds the Electron shell and the whole core; it requires no TypeScript loader', () => {
