@@ -4,7 +4,7 @@
  * services are loaded from source through tsx at start-up, exactly as the CLI runs them (they
  * locate their worker entry points and model folders from their own file URLs).
  */
-import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session, shell } from 'electron';
+import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, safeStorage, session, shell } from 'electron';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,6 +42,14 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
     settingsFile: join(app.getPath('userData'), 'settings.json'),
     trainingDir: join(app.getPath('userData'), 'training'),
     samplesDir: join(app.getPath('userData'), 'samples'),
+    // PACS passwords and tokens: encrypted with the OS keychain's key (safeStorage), never in settings.json
+    pacsSecretsFile: join(app.getPath('userData'), 'pacs-secrets.json'),
+    pacsCipher: {
+      available: () => safeStorage.isEncryptionAvailable(),
+      encrypt: (plain) => safeStorage.encryptString(plain),
+      decrypt: (sealed) => safeStorage.decryptString(Buffer.from(sealed)),
+    },
+    pacsCacheDir: join(app.getPath('userData'), 'pacs-cache'),
     initialPaths,
     log,
     showModelDialog: async () => {

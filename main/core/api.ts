@@ -369,6 +369,116 @@ export interface OpenExportRequest {
   file: string;
 }
 
+// ---------------------------------------------------------------------------------------------
+// PACS over DICOMweb (issue 17; core/pacs/). A connection's secret never crosses this interface
+// outwards: replies say only whether one is saved.
+
+export const PACS_AUTH_KINDS = ['none', 'basic', 'bearer'] as const;
+export interface PacsConnectionInfo {
+  id: string;
+  name: string;
+  /** the DICOMweb base URL (QIDO-RS, WADO-RS and STOW-RS share it) */
+  url: string;
+  auth: (typeof PACS_AUTH_KINDS)[number];
+  user?: string;
+  /** a password or token is saved (in the keychain, or the server's owner-only file) */
+  hasSecret: boolean;
+}
+export interface SavePacsConnectionRequest {
+  /** absent: a new connection */
+  id?: string;
+  name: string;
+  url: string;
+  auth: PacsConnectionInfo['auth'];
+  user?: string;
+  /** the password or token; absent: keep the saved one */
+  secret?: string;
+}
+/** A saved connection (`id`), or one being edited (its fields; `secret` absent = the saved one of `id`). */
+export interface TestPacsConnectionRequest {
+  id?: string;
+  url?: string;
+  auth?: PacsConnectionInfo['auth'];
+  user?: string;
+  secret?: string;
+}
+export interface PacsTestResult {
+  ok: boolean;
+  /** what failed: dns, refused, unreachable, tls, timeout, connection, auth, forbidden, not-found, http, protocol, url */
+  failure?: string;
+  message: string;
+  ms: number;
+}
+export interface PacsSearchRequest {
+  connectionId: string;
+  patientName?: string;
+  patientId?: string;
+  /** YYYYMMDD or YYYY-MM-DD; either may be absent */
+  studyDateFrom?: string;
+  studyDateTo?: string;
+  modality?: string;
+  description?: string;
+  offset?: number;
+  limit?: number;
+}
+export interface PacsStudySummary {
+  studyUid: string;
+  /** as people read it ("DOE, JANE") */
+  patientName: string;
+  patientId: string;
+  studyDate?: string;
+  description?: string;
+  modalities: string[];
+  series?: number;
+  instances?: number;
+}
+export interface PacsSearchResult {
+  studies: PacsStudySummary[];
+  offset: number;
+  /** the PACS has more studies past this page */
+  more: boolean;
+}
+export interface PacsSeriesRequest {
+  connectionId: string;
+  studyUid: string;
+}
+export interface PacsSeriesSummary {
+  seriesUid: string;
+  modality?: string;
+  description?: string;
+  number?: number;
+  instances?: number;
+}
+export interface PacsOpenRequest {
+  connectionId: string;
+  studyUid: string;
+  /** one series only */
+  seriesUid?: string;
+  /** chosen by the caller (unique): pacsProgress events carry it, cancel({jobId}) stops the fetch */
+  jobId: string;
+}
+export interface PacsSendRequest {
+  /** the open study whose finished prediction is sent (DICOM SEG + PDF report) */
+  studyId: string;
+  /** default: the connection the study was opened from */
+  connectionId?: string;
+}
+export interface PacsSendResult {
+  studyUid: string;
+  sent: { kind: 'seg' | 'pdf'; sopInstanceUid: string; seriesUid: string }[];
+  warnings: string[];
+  /** where it went */
+  pacs: string;
+}
+export interface PacsProgressEvent {
+  type: 'pacsProgress';
+  jobId: string;
+  instances: number;
+  totalInstances: number;
+  bytes: number;
+  cachedInstances: number;
+}
+
 export interface SliceResultEvent {
   type: 'sliceResult';
   jobId: string;
@@ -461,7 +571,8 @@ export type ApiEvent =
   | TrainStepEvent
   | TrainValidationEvent
   | TrainDoneEvent
-  | MenuEvent;
+  | MenuEvent
+  | PacsProgressEvent;
 
 /**
  * The services. Every method takes exactly one request object (possibly empty) so that the wire
@@ -506,6 +617,20 @@ export interface WorkstationApi {
   getSettings(request: Record<string, never>): Promise<Settings>;
   /** merges the given fields; returns the settings now in force (persisted) */
   updateSettings(request: Partial<Settings>): Promise<Settings>;
+  /** the saved PACS connections (no secrets) */
+  pacsConnections(request: Record<string, never>): Promise<PacsConnectionInfo[]>;
+  /** adds or changes a PACS connection; the secret goes to the keychain (desktop) or the server's owner-only file */
+  savePacsConnection(request: SavePacsConnectionRequest): Promise<PacsConnectionInfo>;
+  deletePacsConnection(request: { id: string }): Promise<{ deleted: boolean }>;
+  /** checks URL and credentials with a one-study QIDO-RS query; says what failed (DNS, refused, TLS, 401, 404 …) */
+  testPacsConnection(request: TestPacsConnectionRequest): Promise<PacsTestResult>;
+  /** QIDO-RS study search, one page */
+  pacsSearch(request: PacsSearchRequest): Promise<PacsSearchResult>;
+  pacsSeries(request: PacsSeriesRequest): Promise<PacsSeriesSummary[]>;
+  /** fetches a study (or a series) into the cache with pacsProgress events, then opens it like a folder; cancel({jobId}) stops it */
+  pacsOpen(request: PacsOpenRequest): Promise<OpenStudyResult>;
+  /** stores the DICOM SEG and the PDF report of the study's finished prediction in its PACS study (STOW-RS) */
+  pacsSend(request: PacsSendRequest): Promise<PacsSendResult>;
 }
 
 export type ApiMethod = keyof WorkstationApi;
@@ -666,6 +791,9 @@ const modelRun = v.object({
 });
 const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string(), run: modelRun });
 const count = v.number({ int: true, min: 0 });
+const pacsText = v.string({ max: 256 });
+/** a DICOM UID: digits and dots, at most 64 characters (it goes into URLs and cache folder names) */
+const uid: Check = (x, at) => (typeof x === 'string' && x.length <= 64 && /^[0-9]+(\.[0-9]+)*$/.test(x) ? null : `${at} must be a DICOM UID`);
 
 /** Validators of every request, one per method: the Electron main and the web server run them on each call. */
 export const requestValidators: Record<ApiMethod, Check> = {
@@ -709,6 +837,29 @@ export const requestValidators: Record<ApiMethod, Check> = {
   openSampleStudy: empty,
   getSettings: empty,
   updateSettings: v.object({}, settingsFields),
+  pacsConnections: empty,
+  savePacsConnection: v.object(
+    { name: v.string({ max: 128 }), url: v.string({ max: 2048, nonEmpty: true }), auth: v.literal(PACS_AUTH_KINDS) },
+    { id, user: v.string({ max: 256 }), secret: v.string({ max: 8192 }) },
+  ),
+  deletePacsConnection: v.object({ id }),
+  testPacsConnection: v.object({}, { id, url: v.string({ max: 2048, nonEmpty: true }), auth: v.literal(PACS_AUTH_KINDS), user: v.string({ max: 256 }), secret: v.string({ max: 8192 }) }),
+  pacsSearch: v.object(
+    { connectionId: id },
+    {
+      patientName: pacsText,
+      patientId: pacsText,
+      studyDateFrom: v.string({ max: 10 }),
+      studyDateTo: v.string({ max: 10 }),
+      modality: v.string({ max: 16 }),
+      description: pacsText,
+      offset: v.number({ int: true, min: 0, max: 1_000_000 }),
+      limit: v.number({ int: true, min: 1, max: 1000 }),
+    },
+  ),
+  pacsSeries: v.object({ connectionId: id, studyUid: uid }),
+  pacsOpen: v.object({ connectionId: id, studyUid: uid, jobId: id }, { seriesUid: uid }),
+  pacsSend: v.object({ studyId: id }, { connectionId: id }),
 };
 
 export const API_METHODS = Object.keys(requestValidators) as ApiMethod[];
@@ -761,6 +912,7 @@ export const eventValidator: Check = v.union('type', {
   trainValidation: v.object({ type: v.literal(['trainValidation']), jobId: id, step: count, epoch: count, dice: v.record(v.number()) }),
   trainDone: v.object({ type: v.literal(['trainDone']), jobId: id, model: modelInfo, steps: count, ms: v.number({ min: 0 }) }),
   menu: v.object({ type: v.literal(['menu']), action: v.literal(MENU_ACTIONS) }),
+  pacsProgress: v.object({ type: v.literal(['pacsProgress']), jobId: id, instances: count, totalInstances: count, bytes: count, cachedInstances: count }),
 });
 
 export const replyValidators: Partial<Record<ApiMethod, Check>> = {
@@ -779,6 +931,23 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
   }),
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
   getThumbnail: v.object({ width: count, height: count, data: v.typedArray([Uint8Array]) }),
+  pacsConnections: v.array(
+    v.object({ id, name: v.string(), url: v.string(), auth: v.literal(PACS_AUTH_KINDS), hasSecret: v.boolean() }, { user: v.string() }),
+    { max: 1000 },
+  ),
+  testPacsConnection: v.object({ ok: v.boolean(), message: v.string({ max: 65536 }), ms: v.number({ min: 0 }) }, { failure: v.string({ max: 32 }) }),
+  pacsSearch: v.object({
+    studies: v.array(
+      v.object(
+        { studyUid: uid, patientName: v.string(), patientId: v.string(), modalities: v.array(v.string({ max: 16 }), { max: 64 }) },
+        { studyDate: v.string(), description: v.string(), series: count, instances: count },
+      ),
+      { max: 1000 },
+    ),
+    offset: count,
+    more: v.boolean(),
+  }),
+  pacsSeries: v.array(v.object({ seriesUid: uid }, { modality: v.string(), description: v.string(), number: v.number(), instances: count }), { max: 100_000 }),
   listModels: v.array(modelInfo, { max: 10_000 }),
   listDirectory: v.object({
     path: v.nullable(path),

@@ -10,7 +10,9 @@ import { UserError, errorMessage } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { normalizeBaseUrl, type PacsAuth } from './dicomweb.ts';
 
-export const PACS_AUTH_KINDS = ['none', 'basic', 'bearer'] as const;
+import { PACS_AUTH_KINDS } from '../api.ts';
+
+export { PACS_AUTH_KINDS };
 export type PacsAuthKind = (typeof PACS_AUTH_KINDS)[number];
 
 /** What settings.json keeps of a connection: no secret. */
