@@ -154,6 +154,19 @@ export class InstanceCache {
     };
   }
 
+  /** The cached instances of a series (marked as just used). */
+  async seriesFiles(studyUid: string, seriesUid: string): Promise<{ uid: string; path: string; bytes: number }[]> {
+    const entries = await this.#index();
+    const prefix = `${this.seriesDir(studyUid, seriesUid)}/`;
+    const found = [...entries].filter(([, entry]) => entry.path.startsWith(prefix));
+    const now = new Date();
+    for (const [uid, entry] of found) {
+      this.#touch(uid, entry);
+      await utimes(entry.path, now, now).catch(() => undefined);
+    }
+    return found.map(([uid, entry]) => ({ uid, path: entry.path, bytes: entry.bytes }));
+  }
+
   /** How many instances of a series are cached. */
   async cachedInSeries(studyUid: string, seriesUid: string): Promise<number> {
     const entries = await this.#index();
