@@ -312,18 +312,29 @@ export class DicomWebClient {
    */
   async #request(path: string, init: { method?: string; accept: string; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal; what: string }): Promise<Response> {
     const url = `${this.baseUrl}${path}`;
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal;
+    // one controller that the caller's signal and the timeout both abort (not AbortSignal.any: on
+    // Node 20 its combined signal can be collected while the request still needs it)
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.#timeoutMs);
+    const forward = () => controller.abort();
+    if (init.signal?.aborted) controller.abort();
+    init.signal?.addEventListener('abort', forward, { once: true });
     let response: Response;
     try {
-      response = await this.#fetch(url, { method: init.method ?? 'GET', headers: this.#headers(init.accept, init.headers), body: init.body as BodyInit | undefined, signal, redirect: 'follow' });
+      response = await this.#fetch(url, { method: init.method ?? 'GET', headers: this.#headers(init.accept, init.headers), body: init.body as BodyInit | undefined, signal: controller.signal, redirect: 'follow' });
     } catch (err) {
+      init.signal?.removeEventListener('abort', forward);
       if (init.signal?.aborted) throw new CancelledError();
-      throw networkFailure(err, url, timeout.signal.aborted ? this.#timeoutMs : undefined);
+      throw networkFailure(err, url, timedOut ? this.#timeoutMs : undefined);
     } finally {
       clearTimeout(timer);
     }
+    // the body may still be streaming: the caller's signal keeps reaching it until it is read
+    if (!response.body || !init.signal) init.signal?.removeEventListener('abort', forward);
     if (response.ok) return response;
     const body = await response.text().catch(() => '');
     throw statusFailure(response, url, init.what, body, this.#auth);
