@@ -215,6 +215,7 @@ export class WorkstationService implements WorkstationApi {
     if (!opened) return { closed: false };
     opened.job?.controller.abort();
     this.#studies.delete(studyId);
+    this.#pacsOrigins.delete(studyId);
     return { closed: true };
   }
 

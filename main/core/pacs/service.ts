@@ -11,7 +11,7 @@ import { personName } from '../io/dicom-study.ts';
 import type { SettingsStore } from '../settings.ts';
 import { DEFAULT_CACHE_BYTES, InstanceCache } from './cache.ts';
 import { authOf, checkConnection, MemorySecretStore, type PacsConnection, type SecretStore } from './connection.ts';
-import { DicomWebClient, PacsError, parseDateRange } from './dicomweb.ts';
+import { DicomWebClient, PacsError, normalizeBaseUrl, parseDateRange } from './dicomweb.ts';
 import { retrieveStudy, type RetrieveResult } from './retrieve.ts';
 
 export interface PacsServiceOptions {
@@ -21,6 +21,15 @@ export interface PacsServiceOptions {
   cacheDir?: string;
   cacheBytes?: number;
   emit: (event: PacsProgressEvent) => void;
+}
+
+/** Same scheme, host and port: where a saved password may be sent. */
+function sameServer(a: string, b: string): boolean {
+  try {
+    return new URL(normalizeBaseUrl(a)).origin === new URL(normalizeBaseUrl(b)).origin;
+  } catch {
+    return false;
+  }
 }
 
 /** A date typed as YYYY-MM-DD or YYYYMMDD, for a QIDO range end. */
@@ -71,6 +80,8 @@ export class PacsService {
     // the secret first: a connection saved without the secret the user typed would fail later, less clearly
     if (request.auth === 'none') await this.#secrets.delete(connection.id);
     else if (request.secret) await this.#secrets.set(connection.id, request.secret);
+    // a saved secret goes only to the server it was entered for: moved elsewhere, it must be typed again
+    else if (existing && !sameServer(existing.url, connection.url)) await this.#secrets.delete(connection.id);
     await this.#options.settings.setPacsConnections(existing ? list.map((c) => (c.id === connection.id ? connection : c)) : [...list, connection]);
     return this.#info(connection);
   }
@@ -97,7 +108,9 @@ export class PacsService {
         client = (await this.client(request.id)).client;
       } else {
         const auth = request.auth ?? 'none';
-        const secret = request.secret ?? (request.id && auth !== 'none' ? await this.#secrets.get(request.id) : undefined);
+        // the saved secret only for the server it was saved for: a page must not be able to send it elsewhere
+        const saved = request.id ? (await this.#options.settings.pacsConnections()).find((c) => c.id === request.id) : undefined;
+        const secret = request.secret ?? (saved && auth !== 'none' && sameServer(saved.url, request.url) ? await this.#secrets.get(saved.id) : undefined);
         const connection = checkConnection({ id: request.id ?? 'unsaved', name: request.url, url: request.url, auth, ...(request.user !== undefined ? { user: request.user } : {}) });
         client = new DicomWebClient(connection.url, { auth: authOf({ ...connection, name: 'being edited' }, secret) });
       }
