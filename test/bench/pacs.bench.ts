@@ -8,6 +8,8 @@
  * - PACS, warm: everything cached already (QIDO-RS series + the cache check + openPath);
  * - Orthanc alone: the series' WADO-RS reply read into memory and dropped (no parsing, no
  *   writes, no opening): the floor any client of this server has.
+ * Then the same through the app's service (WorkstationService, as the page calls it: the study is
+ * opened by the io worker, disk folder vs pacsOpen with the cache emptied before each cold run).
  * The acceptance bound is PACS cold ≤ 2 × disk. Wall medians of N runs (default 7) after one
  * warm-up of each; CPU time beside them, since this machine is shared (wall time includes waiting
  * for a core, and Orthanc's own CPU time is not counted in ours).
@@ -17,6 +19,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openPath } from '../../main/core/io/open.ts';
+import { WorkstationService } from '../../main/core/api-service.ts';
 import { InstanceCache } from '../../main/core/pacs/cache.ts';
 import { DicomWebClient } from '../../main/core/pacs/dicomweb.ts';
 import { retrieveStudy } from '../../main/core/pacs/retrieve.ts';
@@ -88,6 +91,42 @@ try {
   }
   const ratio = median(wall['pacs cold (series stream)']!) / diskMedian;
   console.log(`acceptance (PACS cold ≤ 2× disk): ${ratio.toFixed(2)}× — ${ratio <= 2 ? 'holds' : 'DOES NOT HOLD'} in this run`);
+
+  // the app's path: the service, the study read by the io worker
+  const cacheDir = join(tmp, 'service-cache');
+  const service = new WorkstationService({ mode: 'web', pacsCacheDir: cacheDir, resolveExportPath: () => tmp, log: () => undefined });
+  try {
+    const { id: connectionId } = await service.savePacsConnection({ name: 'bench', url: orthanc.dicomWeb, auth: 'basic', user: orthanc.user, secret: orthanc.password });
+    let job = 0;
+    const app = {
+      'app: open the folder': () => service.openStudy({ path: dir }),
+      'app: open from the PACS, cold': async () => {
+        rmSync(cacheDir, { recursive: true, force: true });
+        return service.pacsOpen({ connectionId, studyUid, jobId: `bench-${job++}` });
+      },
+      'app: open from the PACS, warm': () => service.pacsOpen({ connectionId, studyUid, jobId: `bench-${job++}` }),
+    };
+    const appWall: Record<string, number[]> = {};
+    const close = async (opened: { studies: { id: string }[] }) => {
+      for (const study of opened.studies) await service.closeStudy({ studyId: study.id });
+    };
+    for (const measure of Object.values(app)) await close(await measure());
+    for (let i = 0; i < runs; i++) {
+      for (const [name, measure] of Object.entries(app)) {
+        const started = performance.now();
+        const opened = await measure();
+        (appWall[name] ??= []).push(performance.now() - started);
+        await close(opened);
+      }
+    }
+    const folder = median(appWall['app: open the folder']!);
+    for (const name of Object.keys(app)) {
+      const w = median(appWall[name]!);
+      console.log(`  ${name.padEnd(38)} wall median ${w.toFixed(0).padStart(5)} ms (${(w / folder).toFixed(2)}× folder) [${appWall[name]!.map((t) => t.toFixed(0)).join(', ')}]`);
+    }
+  } finally {
+    await service.dispose();
+  }
 } finally {
   await orthanc.stop();
   rmSync(tmp, { recursive: true, force: true });

@@ -154,26 +154,27 @@ export class InstanceCache {
     };
   }
 
-  /** The cached instances of a series (marked as just used). */
+  /**
+   * The cached instances of a series that are really there (an entry removed behind our back,
+   * by another process or by hand, is forgotten), marked as just used.
+   */
   async seriesFiles(studyUid: string, seriesUid: string): Promise<{ uid: string; path: string; bytes: number }[]> {
     const entries = await this.#index();
     const prefix = `${this.seriesDir(studyUid, seriesUid)}/`;
     const found = [...entries].filter(([, entry]) => entry.path.startsWith(prefix));
     const now = new Date();
+    const present: { uid: string; path: string; bytes: number }[] = [];
     for (const [uid, entry] of found) {
-      this.#touch(uid, entry);
-      await utimes(entry.path, now, now).catch(() => undefined);
+      // utimes both checks that the file is there and marks it used
+      if (await utimes(entry.path, now, now).then(() => true, () => false)) {
+        this.#touch(uid, entry);
+        present.push({ uid, path: entry.path, bytes: entry.bytes });
+      } else if (entries.get(uid) === entry) {
+        entries.delete(uid);
+        this.#bytes -= entry.bytes;
+      }
     }
-    return found.map(([uid, entry]) => ({ uid, path: entry.path, bytes: entry.bytes }));
-  }
-
-  /** How many instances of a series are cached. */
-  async cachedInSeries(studyUid: string, seriesUid: string): Promise<number> {
-    const entries = await this.#index();
-    const prefix = `${this.seriesDir(studyUid, seriesUid)}/`;
-    let n = 0;
-    for (const entry of entries.values()) if (entry.path.startsWith(prefix)) n++;
-    return n;
+    return present;
   }
 
   async size(): Promise<{ bytes: number; instances: number }> {

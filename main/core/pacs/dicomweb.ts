@@ -290,6 +290,7 @@ export class DicomWebClient {
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #fetch: typeof fetch;
+  readonly #releases = new WeakMap<Response, () => void>();
 
   constructor(baseUrl: string, options: DicomWebOptions = {}) {
     this.baseUrl = normalizeBaseUrl(baseUrl);
@@ -333,17 +334,24 @@ export class DicomWebClient {
     } finally {
       clearTimeout(timer);
     }
-    // the body may still be streaming: the caller's signal keeps reaching it until it is read
-    if (!response.body || !init.signal) init.signal?.removeEventListener('abort', forward);
+    // the body may still be streaming: the caller's signal keeps reaching it until the caller has read it (#release)
+    if (init.signal) this.#releases.set(response, () => init.signal!.removeEventListener('abort', forward));
     if (response.ok) return response;
     const body = await response.text().catch(() => '');
+    this.#release(response);
     throw statusFailure(response, url, init.what, body, this.#auth);
+  }
+
+  /** The caller has read the body: its signal need not reach the request any more. */
+  #release(response: Response): void {
+    this.#releases.get(response)?.();
+    this.#releases.delete(response);
   }
 
   async #json(path: string, what: string, signal?: AbortSignal): Promise<DicomJson[]> {
     const response = await this.#request(path, { accept: DICOM_JSON, what, signal });
+    const text = await response.text().finally(() => this.#release(response));
     if (response.status === 204) return [];
-    const text = await response.text();
     if (text.trim() === '') return [];
     let parsed: unknown;
     try {
@@ -472,6 +480,8 @@ export class DicomWebClient {
       if (err instanceof PacsError) throw err;
       if (err instanceof MultipartParseError) throw new PacsError('protocol', `${url}: malformed multipart reply (${err.message})`);
       throw networkFailure(err, url);
+    } finally {
+      this.#release(response);
     }
   }
 
@@ -495,7 +505,7 @@ export class DicomWebClient {
         signal: opts.signal,
         what: 'storing (STOW-RS)',
       });
-      text = await response.text();
+      text = await response.text().finally(() => this.#release(response));
     } catch (err) {
       // 409 and 400 carry the per-instance failures in their body too
       if (!(err instanceof PacsError) || !err.status || !storeBodies.has(err)) throw err;

@@ -76,17 +76,16 @@ export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache
   // which series come whole in one reply, which instance by instance, and which are all cached
   const streamed: PacsSeries[] = [];
   const listed: PacsSeries[] = [];
-  const cachedWhole: PacsSeries[] = [];
+  const wholeFiles: Awaited<ReturnType<InstanceCache['seriesFiles']>>[] = [];
   for (const s of series) {
-    const cached = await cache.cachedInSeries(studyUid, s.seriesUid);
+    const cached = await cache.seriesFiles(studyUid, s.seriesUid);
     // as many cached as the PACS counts: taken as complete without listing them (Orthanc takes
     // 0.1–0.5 s to list a series' instances, more than the whole reopen otherwise)
-    if (s.instances !== undefined && cached === s.instances) cachedWhole.push(s);
-    else if (options.mode !== 'instances' && s.instances !== undefined && cached === 0) streamed.push(s);
+    if (s.instances !== undefined && cached.length === s.instances) wholeFiles.push(cached);
+    else if (options.mode !== 'instances' && s.instances !== undefined && cached.length === 0) streamed.push(s);
     else listed.push(s);
   }
   const instances: PacsInstance[] = (await Promise.all(listed.map((s) => client.searchInstances(studyUid, s.seriesUid, signal)))).flat();
-  const wholeFiles = await Promise.all(cachedWhole.map((s) => cache.seriesFiles(studyUid, s.seriesUid)));
   const total = instances.length + streamed.reduce((n, s) => n + s.instances!, 0) + wholeFiles.reduce((n, f) => n + f.length, 0);
   if (total === 0) throw new PacsError('not-found', `${client.baseUrl}: study ${studyUid} lists no instances`);
 
