@@ -7,7 +7,8 @@
  * and "Send to PACS" stores its DICOM SEG and PDF report, which QIDO-RS then lists in the study.
  * Screenshots in test-output/e2e (pacs-*.png).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -162,10 +163,68 @@ describe.skipIf(!haveChromium || !haveOrthanc)('the PACS browser against Orthanc
     expect(errors).toEqual([]);
   });
 
+  it('cancels a fetch half-way from the progress line, keeping only whole instances in the cache', async () => {
+    // a slow link to the same Orthanc: each chunk of its replies held back a little
+    const slow: Server = createServer((req, res) => {
+      const up = httpRequest({ host: '127.0.0.1', port: new URL(orthanc.origin).port, path: req.url, method: req.method, headers: req.headers }, (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.on('data', (chunk: Buffer) => {
+          reply.pause();
+          res.write(chunk);
+          setTimeout(() => reply.resume(), 20);
+        });
+        reply.on('end', () => res.end());
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(slow.address() as { port: number }).port}/dicom-web`;
+      const { id } = await workstation.server.service.savePacsConnection({ name: 'Slow link', url, auth: 'basic', user: orthanc.user, secret: orthanc.password });
+      await page.getByTestId('pacs-open').click();
+      await expect.poll(() => page.getByTestId('pacs-connection').locator('option').count()).toBe(2);
+      await page.getByTestId('pacs-connection').selectOption(id);
+      await page.getByTestId('pacs-search-patient').fill('');
+      await page.getByTestId('pacs-search-patient-id').fill('PHANTOM001');
+      await page.getByTestId('pacs-search').click();
+      await expect.poll(() => page.getByTestId('pacs-study').count(), { timeout: 20_000 }).toBe(1);
+      const studies = await page.getByTestId('study').count();
+      await page.getByTestId('pacs-open-study').click();
+      const progress = page.getByTestId('pacs-progress');
+      await expect.poll(async () => Number(/: (\d+)\/155 images/.exec((await progress.textContent().catch(() => '')) ?? '')?.[1] ?? 0), { timeout: 30_000 }).toBeGreaterThan(5);
+      await shot('07-fetch-progress');
+      await page.getByTestId('pacs-cancel').click();
+      await expect.poll(() => page.getByTestId('pacs-error').textContent().catch(() => ''), { timeout: 20_000 }).toMatch(/fetch cancelled: what arrived is kept in the cache/);
+      await shot('08-fetch-cancelled');
+      expect(await page.getByTestId('pacs-progress').count()).toBe(0);
+      expect(await page.getByTestId('study').count()).toBe(studies);
+      // the cache holds whole instances only: no temporary files, fewer than the series
+      const cached: string[] = [];
+      const walk = (dir: string) => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+          if (entry.isDirectory()) walk(join(dir, entry.name));
+          else cached.push(entry.name);
+        }
+      };
+      const cacheDir = join(workstation.dataDir, 'pacs-cache');
+      if (existsSync(cacheDir)) walk(cacheDir);
+      const flair = cached.filter((n) => n.endsWith('.dcm')).length - 96;
+      expect(cached.filter((n) => !n.endsWith('.dcm'))).toEqual([]);
+      expect(flair).toBeGreaterThan(5);
+      expect(flair).toBeLessThan(155);
+      await page.getByTestId('pacs-dialog-close').click();
+    } finally {
+      await new Promise((resolve) => slow.close(resolve));
+    }
+  });
+
   it('opening from a PACS without a connection points to Settings', async () => {
     await page.getByTestId('settings-open').click();
-    await page.getByTestId('pacs-delete').click();
-    await expect.poll(() => page.getByTestId('pacs-connection-item').count()).toBe(0);
+    while ((await page.getByTestId('pacs-delete').count()) > 0) {
+      const before = await page.getByTestId('pacs-connection-item').count();
+      await page.getByTestId('pacs-delete').first().click();
+      await expect.poll(() => page.getByTestId('pacs-connection-item').count()).toBe(before - 1);
+    }
     await page.getByTestId('settings-dialog-close').click();
     await page.getByTestId('pacs-open').click();
     await page.getByTestId('pacs-no-connection').waitFor();
