@@ -21,6 +21,7 @@ import { UserError } from '../core/errors.ts';
 import { withReadScope } from '../core/util/fs.ts';
 import { RENDERER_ORIGIN } from './window-options.ts';
 import { GRANT_DROP } from './preload-api.ts';
+import { FileSecretStore, type SecretCipher } from '../core/pacs/connection.ts';
 
 export interface AppServiceOptions {
   /** shows the save dialog; resolves to the chosen path or null when the user cancelled */
@@ -40,6 +41,11 @@ export interface AppServiceOptions {
   samplesDir?: string;
   /** paths the user named when starting the app (`--open`) */
   initialPaths?: string[];
+  /** PACS secrets: this file, each value sealed by the cipher (Electron's safeStorage); absent = in memory */
+  pacsSecretsFile?: string;
+  pacsCipher?: SecretCipher;
+  /** the instance cache of studies opened from a PACS (readable like the samples folder) */
+  pacsCacheDir?: string;
   ports?: Ports;
   log: (line: string) => void;
   /** the user's home folder (a drop of it is refused); os.homedir() unless a test says otherwise */
@@ -107,6 +113,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     ...(options.modelsDir ? [options.modelsDir] : []),
     ...(options.trainingDir ? [options.trainingDir] : []),
     ...(options.samplesDir ? [options.samplesDir] : []),
+    ...(options.pacsCacheDir ? [options.pacsCacheDir] : []),
     ...(options.initialPaths ?? []),
   ], { internal: [DEFAULT_MODEL_DIR] });
   const settings = new SettingsStore(options.settingsFile, options.log);
@@ -130,6 +137,8 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     ...(options.samplesDir ? { samplesDir: options.samplesDir } : {}),
     resolveExportPath: (request) => guard.take(request.path),
     ...(options.openPath ? { openPath: options.openPath } : {}),
+    ...(options.pacsSecretsFile ? { pacsSecrets: new FileSecretStore(options.pacsSecretsFile, options.pacsCipher) } : {}),
+    ...(options.pacsCacheDir ? { pacsCacheDir: options.pacsCacheDir } : {}),
   });
   // what the user opened or added in earlier sessions stays readable
   const ready = Promise.all([settings.recent(), settings.models()]).then(([recent, models]) => {

@@ -4,7 +4,7 @@
  * protocol serving the built renderer, and the IPC channel. The core finds its worker bundles
  * and model folder from its modules' source locations, which the build keeps (see there).
  */
-import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, session, shell } from 'electron';
+import { BrowserWindow, Menu, MessageChannelMain, app, dialog, ipcMain, protocol, safeStorage, session, shell } from 'electron';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join, resolve } from 'node:path';
 import type { ExportFormat, MenuAction } from '../core/api.ts';
@@ -37,6 +37,14 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
     settingsFile: join(app.getPath('userData'), 'settings.json'),
     trainingDir: join(app.getPath('userData'), 'training'),
     samplesDir: join(app.getPath('userData'), 'samples'),
+    // PACS passwords and tokens: encrypted with the OS keychain's key (safeStorage), never in settings.json
+    pacsSecretsFile: join(app.getPath('userData'), 'pacs-secrets.json'),
+    pacsCipher: {
+      available: () => safeStorage.isEncryptionAvailable(),
+      encrypt: (plain) => safeStorage.encryptString(plain),
+      decrypt: (sealed) => safeStorage.decryptString(Buffer.from(sealed)),
+    },
+    pacsCacheDir: join(app.getPath('userData'), 'pacs-cache'),
     initialPaths,
     log,
     showModelDialog: async () => {

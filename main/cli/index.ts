@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   info: () => import('./commands/info.ts'),
   measure: () => import('./commands/measure.ts'),
   'model-info': () => import('./commands/model-info.ts'),
+  pacs: () => import('./commands/pacs.ts'),
   phantom: () => import('./commands/phantom.ts'),
   segment: () => import('./commands/segment.ts'),
   serve: () => import('./commands/serve.ts'),

@@ -49,7 +49,7 @@ import { findBratsCases } from './io/brats.ts';
 import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
 import type { Geometry, Volume } from './io/volume.ts';
-import type { Ports, PredictionRun } from './api-ports.ts';
+import type { ExportInput, Ports, PredictionRun } from './api-ports.ts';
 import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/kinds.ts';
 import { suggestedExportName } from './export/index.ts';
@@ -59,6 +59,9 @@ import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } fr
 import { displayWindow } from './io/display-window.ts';
 import { rgbData } from './io/colour.ts';
 import { labelBytes, type VoxelArray } from './io/volume.ts';
+import type { PacsConnectionInfo, PacsOpenRequest, PacsSearchRequest, PacsSearchResult, PacsSendRequest, PacsSendResult, PacsSeriesRequest, PacsSeriesSummary, PacsTestResult, SavePacsConnectionRequest, TestPacsConnectionRequest } from './api.ts';
+import { PacsService } from './pacs/service.ts';
+import type { SecretStore } from './pacs/connection.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -97,6 +100,10 @@ export interface ServiceOptions {
   modelsDir?: string;
   ports?: Ports;
   log?: (line: string) => void;
+  /** where PACS passwords and tokens are kept (desktop: safeStorage-encrypted file; web: owner-only file); default in memory */
+  pacsSecrets?: SecretStore;
+  /** the instance cache of studies opened from a PACS; it must be readable (a read root); absent = no opening from a PACS */
+  pacsCacheDir?: string;
 }
 
 interface OpenedStudy {
@@ -130,11 +137,15 @@ export class WorkstationService implements WorkstationApi {
   readonly #ports: Ports;
   readonly #settings: SettingsStore;
   #training?: RunningJob;
+  readonly #pacs: PacsService;
+  /** studies opened from a PACS: where to send their results by default */
+  readonly #pacsOrigins = new Map<string, { connectionId: string; studyUid: string }>();
 
   constructor(options: ServiceOptions) {
     this.#options = options;
     this.#ports = options.ports ?? createDefaultPorts();
     this.#settings = options.settings ?? new SettingsStore();
+    this.#pacs = new PacsService({ settings: this.#settings, secrets: options.pacsSecrets, cacheDir: options.pacsCacheDir, emit: (event) => this.#emit(event) });
   }
 
   #readable(path: string): string {
@@ -202,6 +213,7 @@ export class WorkstationService implements WorkstationApi {
     if (!opened) return { closed: false };
     opened.job?.controller.abort();
     this.#studies.delete(studyId);
+    this.#pacsOrigins.delete(studyId);
     return { closed: true };
   }
 
@@ -625,7 +637,7 @@ export class WorkstationService implements WorkstationApi {
 
   async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {
     const job = this.#jobs.get(jobId);
-    if (!job) return { cancelled: false };
+    if (!job) return { cancelled: this.#pacs.cancel(jobId) };
     job.controller.abort();
     return { cancelled: true };
   }
@@ -653,23 +665,30 @@ export class WorkstationService implements WorkstationApi {
     const exporter = await this.#ports.exporter(request.format);
     if (!exporter.write) throw new UserError(`export as ${request.format} is not available: ${exporter.availability.reason ?? 'unknown reason'}`);
     const target = this.#options.resolveExportPath(request, suggestedExportName(opened.study.name, request.format, request.source));
-    const reference = referenceVolume(opened.study);
-    // the report's tumour section: described in the io worker (or taken from the panel's cache), not on this thread
-    const tumour = request.format === 'report' && request.source === 'prediction' ? (await this.describeTumour({ studyId: request.studyId, source: 'prediction' }))?.description : undefined;
-    const files = await exporter.write(target, {
-      study: opened.study,
-      labels: reference.withData(labels, { id: `${opened.study.name}-${request.source}`, description: `${request.source} segmentation` }),
-      source: request.source,
-      ...(request.source === 'prediction' && opened.run ? { run: opened.run } : {}),
-      // the report draws the regions in the colours the app shows them in
-      labelColours: (await this.#settings.settings()).labelColors,
-      ...(tumour ? { tumour } : {}),
-    });
+    const files = await exporter.write(target, await this.#exportInput(opened, labels, request.source, request.format === 'report'));
     for (const file of files) this.#exported.add(resolve(file));
     const urls = this.#options.downloadUrl ? files.map((f) => this.#options.downloadUrl!(f)) : [];
     const downloadUrl = this.#options.downloadUrl?.(files[0] ?? target);
     if (!downloadUrl) return { files };
     return urls.every((u) => u !== undefined) ? { files, downloadUrl, urls: urls as string[] } : { files, downloadUrl };
+  }
+
+  /**
+   * What the export writers (core/export) take for one of a study's masks: the labels on the
+   * study's grid, how the prediction was made, the app's label colours (the report draws the
+   * regions as the app shows them) and, for a report, the tumour description — made in the io
+   * worker, or the panel's cached one — so the report's tumour section is what the panel shows.
+   */
+  async #exportInput(opened: OpenedStudy, labels: Uint8Array, source: MaskSource, withTumour: boolean): Promise<ExportInput> {
+    const tumour = withTumour && source === 'prediction' ? (await this.describeTumour({ studyId: opened.id, source: 'prediction' }))?.description : undefined;
+    return {
+      study: opened.study,
+      labels: referenceVolume(opened.study).withData(labels, { id: `${opened.study.name}-${source}`, description: `${source} segmentation` }),
+      source,
+      ...(source === 'prediction' && opened.run ? { run: opened.run } : {}),
+      labelColours: (await this.#settings.settings()).labelColors,
+      ...(tumour ? { tumour } : {}),
+    };
   }
 
   async openExport({ file }: { file: string }): Promise<{ opened: boolean }> {
@@ -681,8 +700,72 @@ export class WorkstationService implements WorkstationApi {
     return { opened: true };
   }
 
+  // --- PACS (core/pacs/service.ts does the work) ---------------------------------------------
+
+  pacsConnections(): Promise<PacsConnectionInfo[]> {
+    return this.#pacs.connections();
+  }
+
+  savePacsConnection(request: SavePacsConnectionRequest): Promise<PacsConnectionInfo> {
+    return this.#pacs.save(request);
+  }
+
+  deletePacsConnection({ id }: { id: string }): Promise<{ deleted: boolean }> {
+    return this.#pacs.delete(id);
+  }
+
+  testPacsConnection(request: TestPacsConnectionRequest): Promise<PacsTestResult> {
+    return this.#pacs.test(request);
+  }
+
+  pacsSearch(request: PacsSearchRequest): Promise<PacsSearchResult> {
+    return this.#pacs.search(request);
+  }
+
+  pacsSeries({ connectionId, studyUid }: PacsSeriesRequest): Promise<PacsSeriesSummary[]> {
+    return this.#pacs.series(connectionId, studyUid);
+  }
+
+  /** Fetched into the cache, then opened as that folder: assembled exactly as the same files on disk. */
+  async pacsOpen(request: PacsOpenRequest): Promise<OpenStudyResult> {
+    if (this.#jobs.has(request.jobId)) throw new UserError(`job id ${request.jobId} is in use`);
+    const fetched = await this.#pacs.fetch(request);
+    const opened = await this.openStudy({ path: fetched.folder });
+    for (const study of opened.studies) this.#pacsOrigins.set(study.id, { connectionId: request.connectionId, studyUid: request.studyUid });
+    return { ...opened, notes: [...fetched.notes, ...opened.notes.filter((n) => !/is open already$/.test(n))] };
+  }
+
+  /** The finished prediction's DICOM SEG and PDF report, written to a temporary folder, then stored in the source study. */
+  async pacsSend({ studyId, connectionId }: PacsSendRequest): Promise<PacsSendResult> {
+    const opened = this.#opened(studyId);
+    const labels = opened.prediction;
+    if (!labels || !opened.predictionComplete || !opened.run) throw new UserError('run a segmentation first: there is no finished prediction to send');
+    const target = connectionId ?? this.#pacsOrigins.get(studyId)?.connectionId;
+    if (!target) throw new UserError(`${opened.study.name} was not opened from a PACS: choose the PACS connection to send it to`);
+    if (opened.study.kind !== 'dicom') throw new UserError(`${opened.study.name} is not a DICOM study: a DICOM SEG and report need the images' study and instance UIDs`);
+    const source = Object.values(opened.study.sequences).find((v) => v.meta.sopInstanceUids?.length);
+    if (!source) throw new UserError(`${opened.study.name} has no sequence read from DICOM instances`);
+    const [{ mkdtemp, rm }, { tmpdir }, { sendResults }] = await Promise.all([import('node:fs/promises'), import('node:os'), import('./pacs/send.ts')]);
+    const [segExporter, reportExporter] = await Promise.all([this.#ports.exporter('dicom-seg'), this.#ports.exporter('report')]);
+    if (!segExporter.write || !reportExporter.write) throw new UserError(`sending is not available: ${(segExporter.availability.reason ?? reportExporter.availability.reason) || 'an exporter is missing'}`);
+    const input = await this.#exportInput(opened, labels, 'prediction', true);
+    const dir = await mkdtemp(join(tmpdir(), 'sam2unet-pacs-send-'));
+    try {
+      const [segFile] = await segExporter.write(join(dir, 'prediction_seg.dcm'), input);
+      const reportFiles = await reportExporter.write(join(dir, 'report'), input);
+      const pdfFile = reportFiles.find((f) => f.endsWith('.pdf'));
+      if (!segFile || !pdfFile) throw new UserError('the DICOM SEG or the PDF report was not written');
+      const { client } = await this.#pacs.client(target);
+      const result = await sendResults(client, { seg: await readFile(segFile), pdf: await readFile(pdfFile), source });
+      return { studyUid: result.studyUid, sent: result.sent.map(({ kind, sopInstanceUid, seriesUid }) => ({ kind, sopInstanceUid, seriesUid })), warnings: result.warnings, pacs: client.baseUrl };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
   /** Stops running jobs and releases models (window closed, server stopped). */
   async dispose(): Promise<void> {
+    this.#pacs.dispose();
     for (const job of this.#jobs.values()) job.controller.abort();
     this.#listeners.clear();
     await this.#ports.dispose?.();

@@ -552,6 +552,135 @@ export type OpenExportRequest = Infer<typeof OpenExportRequest>;
 const PathChoice = s.nullable(s.object({ path }));
 
 // ---------------------------------------------------------------------------------------------
+// PACS over DICOMweb (issue 17; core/pacs/). A connection's secret never crosses this interface
+// outwards: replies say only whether one is saved.
+
+export const PACS_AUTH_KINDS = ['none', 'basic', 'bearer'] as const;
+const pacsAuth = s.literal(PACS_AUTH_KINDS);
+const pacsText = s.string({ max: 256 });
+/** a DICOM UID: digits and dots, at most 64 characters (it goes into URLs and cache folder names) */
+const uid = s.refine(s.string({ max: 64 }), (x, at) => (/^[0-9]+(\.[0-9]+)*$/.test(x) ? null : `${at} must be a DICOM UID`));
+const pacsUrl = s.string({ max: 2048, nonEmpty: true });
+const pacsUser = s.string({ max: 256 });
+const pacsSecret = s.string({ max: 8192 });
+
+export const PacsConnectionInfo = s.object(
+  {
+    id,
+    name: s.string(),
+    /** the DICOMweb base URL (QIDO-RS, WADO-RS and STOW-RS share it) */
+    url: s.string(),
+    auth: pacsAuth,
+    /** a password or token is saved (in the keychain, or the server's owner-only file) */
+    hasSecret: s.boolean(),
+  },
+  { user: s.string() },
+);
+export type PacsConnectionInfo = Infer<typeof PacsConnectionInfo>;
+
+export const SavePacsConnectionRequest = s.object(
+  { name: s.string({ max: 128 }), url: pacsUrl, auth: pacsAuth },
+  {
+    /** absent: a new connection */
+    id,
+    user: pacsUser,
+    /** the password or token; absent: keep the saved one */
+    secret: pacsSecret,
+  },
+);
+export type SavePacsConnectionRequest = Infer<typeof SavePacsConnectionRequest>;
+
+/** A saved connection (`id`), or one being edited (its fields; `secret` absent = the saved one of `id`). */
+export const TestPacsConnectionRequest = s.object({}, { id, url: pacsUrl, auth: pacsAuth, user: pacsUser, secret: pacsSecret });
+export type TestPacsConnectionRequest = Infer<typeof TestPacsConnectionRequest>;
+
+export const PacsTestResult = s.object(
+  { ok: s.boolean(), message: text, ms: s.number({ min: 0 }) },
+  {
+    /** what failed: dns, refused, unreachable, tls, timeout, connection, auth, forbidden, not-found, http, protocol, url */
+    failure: s.string({ max: 32 }),
+  },
+);
+export type PacsTestResult = Infer<typeof PacsTestResult>;
+
+export const PacsSearchRequest = s.object(
+  { connectionId: id },
+  {
+    patientName: pacsText,
+    patientId: pacsText,
+    /** YYYYMMDD or YYYY-MM-DD; either may be absent */
+    studyDateFrom: s.string({ max: 10 }),
+    studyDateTo: s.string({ max: 10 }),
+    modality: s.string({ max: 16 }),
+    description: pacsText,
+    offset: s.number({ int: true, min: 0, max: 1_000_000 }),
+    limit: s.number({ int: true, min: 1, max: 1000 }),
+  },
+);
+export type PacsSearchRequest = Infer<typeof PacsSearchRequest>;
+
+export const PacsStudySummary = s.object(
+  {
+    studyUid: uid,
+    /** as people read it ("DOE, JANE") */
+    patientName: s.string(),
+    patientId: s.string(),
+    modalities: s.array(s.string({ max: 16 }), { max: 64 }),
+  },
+  { studyDate: s.string(), description: s.string(), series: count, instances: count },
+);
+export type PacsStudySummary = Infer<typeof PacsStudySummary>;
+
+export const PacsSearchResult = s.object({
+  studies: s.array(PacsStudySummary, { max: 1000 }),
+  offset: count,
+  /** the PACS has more studies past this page */
+  more: s.boolean(),
+});
+export type PacsSearchResult = Infer<typeof PacsSearchResult>;
+
+export const PacsSeriesRequest = s.object({ connectionId: id, studyUid: uid });
+export type PacsSeriesRequest = Infer<typeof PacsSeriesRequest>;
+
+export const PacsSeriesSummary = s.object({ seriesUid: uid }, { modality: s.string(), description: s.string(), number: finite, instances: count });
+export type PacsSeriesSummary = Infer<typeof PacsSeriesSummary>;
+
+export const PacsOpenRequest = s.object(
+  {
+    connectionId: id,
+    studyUid: uid,
+    /** chosen by the caller (unique): pacsProgress events carry it, cancel({jobId}) stops the fetch */
+    jobId: id,
+  },
+  {
+    /** one series only */
+    seriesUid: uid,
+  },
+);
+export type PacsOpenRequest = Infer<typeof PacsOpenRequest>;
+
+export const PacsSendRequest = s.object(
+  {
+    /** the open study whose finished prediction is sent (DICOM SEG + PDF report) */
+    studyId: id,
+  },
+  {
+    /** default: the connection the study was opened from */
+    connectionId: id,
+  },
+);
+export type PacsSendRequest = Infer<typeof PacsSendRequest>;
+
+export const PacsSendResult = s.object({
+  studyUid: uid,
+  sent: s.array(s.object({ kind: s.literal(['seg', 'pdf']), sopInstanceUid: uid, seriesUid: uid }), { max: 64 }),
+  warnings: s.array(text, { max: 1000 }),
+  /** where it went */
+  pacs: s.string(),
+});
+export type PacsSendResult = Infer<typeof PacsSendResult>;
+
+// ---------------------------------------------------------------------------------------------
 // Events
 
 export const SliceResultEvent = s.object({
@@ -623,6 +752,8 @@ export const MENU_ACTIONS = ['open', 'export', 'segment', 'train', 'toggleOverla
 export type MenuAction = (typeof MENU_ACTIONS)[number];
 /** The desktop application menu (and its shortcuts) asking the renderer to act. */
 export const MenuEvent = s.object({ type: s.literal(['menu']), action: s.literal(MENU_ACTIONS) });
+/** A PACS fetch (pacsOpen) going on: instances and bytes so far. */
+export const PacsProgressEvent = s.object({ type: s.literal(['pacsProgress']), jobId: id, instances: count, totalInstances: count, bytes: count, cachedInstances: count });
 
 export type SliceResultEvent = Infer<typeof SliceResultEvent>;
 export type ProgressEvent = Infer<typeof ProgressEvent>;
@@ -634,6 +765,7 @@ export type TrainStepEvent = Infer<typeof TrainStepEvent>;
 export type TrainValidationEvent = Infer<typeof TrainValidationEvent>;
 export type TrainDoneEvent = Infer<typeof TrainDoneEvent>;
 export type MenuEvent = Infer<typeof MenuEvent>;
+export type PacsProgressEvent = Infer<typeof PacsProgressEvent>;
 
 export const ApiEvent = s.union('type', {
   sliceResult: SliceResultEvent,
@@ -646,6 +778,7 @@ export const ApiEvent = s.union('type', {
   trainValidation: TrainValidationEvent,
   trainDone: TrainDoneEvent,
   menu: MenuEvent,
+  pacsProgress: PacsProgressEvent,
 });
 export type ApiEvent = Infer<typeof ApiEvent>;
 
@@ -695,6 +828,20 @@ export const API = {
   getSettings: method(Empty, Settings),
   /** merges the given fields; returns the settings now in force (persisted) */
   updateSettings: method(SettingsUpdate, Settings),
+  /** the saved PACS connections (no secrets) */
+  pacsConnections: method(Empty, s.array(PacsConnectionInfo, { max: 1000 })),
+  /** adds or changes a PACS connection; the secret goes to the keychain (desktop) or the server's owner-only file */
+  savePacsConnection: method(SavePacsConnectionRequest, PacsConnectionInfo),
+  deletePacsConnection: method(s.object({ id }), s.object({ deleted: s.boolean() })),
+  /** checks URL and credentials with a one-study QIDO-RS query; says what failed (DNS, refused, TLS, 401, 404 …) */
+  testPacsConnection: method(TestPacsConnectionRequest, PacsTestResult),
+  /** QIDO-RS study search, one page */
+  pacsSearch: method(PacsSearchRequest, PacsSearchResult),
+  pacsSeries: method(PacsSeriesRequest, s.array(PacsSeriesSummary, { max: 100_000 })),
+  /** fetches a study (or a series) into the cache with pacsProgress events, then opens it like a folder; cancel({jobId}) stops it */
+  pacsOpen: method(PacsOpenRequest, OpenStudyResult),
+  /** stores the DICOM SEG and the PDF report of the study's finished prediction in its PACS study (STOW-RS) */
+  pacsSend: method(PacsSendRequest, PacsSendResult),
 };
 
 export type ApiMethod = keyof typeof API;

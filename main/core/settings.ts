@@ -11,6 +11,7 @@ import { requestValidators } from './api.ts';
 import { errorMessage } from './errors.ts';
 import { writeFileAtomic } from './util/fs.ts';
 import { DEFAULT_SETTINGS } from './conventions.ts';
+import type { PacsConnection } from './pacs/connection.ts';
 
 export { DEFAULT_SETTINGS } from './conventions.ts';
 
@@ -31,9 +32,11 @@ interface StoredState {
   recent: RecentStudy[];
   /** checkpoint files the user added, most recent first */
   models: string[];
+  /** PACS connections (core/pacs/connection.ts), without their secrets */
+  pacs: PacsConnection[];
 }
 
-const fresh = (): StoredState => ({ version: 1, settings: structuredClone(DEFAULT_SETTINGS), recent: [], models: [] });
+const fresh = (): StoredState => ({ version: 1, settings: structuredClone(DEFAULT_SETTINGS), recent: [], models: [], pacs: [] });
 
 export class SettingsStore {
   readonly file: string | undefined;
@@ -115,6 +118,16 @@ export class SettingsStore {
     state.models = [canonical, ...state.models.filter((m) => m !== canonical)].slice(0, MAX_MODELS);
     await this.#save();
   }
+
+  async pacsConnections(): Promise<PacsConnection[]> {
+    return structuredClone((await this.#load()).pacs);
+  }
+
+  async setPacsConnections(connections: PacsConnection[]): Promise<void> {
+    const state = await this.#load();
+    state.pacs = structuredClone(connections);
+    await this.#save();
+  }
 }
 
 /** The stored state, or why it cannot be used. Every field is checked: the file is user-editable. */
@@ -133,5 +146,11 @@ export function parseStoredState(text: string): StoredState | string {
   if (problem) return problem;
   const recent = Array.isArray(record.recent) ? record.recent.filter((r): r is RecentStudy => typeof r?.path === 'string' && typeof r.name === 'string' && typeof r.openedAt === 'string') : [];
   const models = Array.isArray(record.models) ? record.models.filter((m): m is string => typeof m === 'string') : [];
-  return { version: 1, settings, recent: recent.slice(0, MAX_RECENT), models: models.slice(0, MAX_MODELS) };
+  const pacs = Array.isArray(record.pacs) ? record.pacs.filter(isPacsConnection) : [];
+  return { version: 1, settings, recent: recent.slice(0, MAX_RECENT), models: models.slice(0, MAX_MODELS), pacs };
+}
+
+function isPacsConnection(c: unknown): c is PacsConnection {
+  const x = c as Partial<PacsConnection> | null;
+  return typeof x?.id === 'string' && typeof x.name === 'string' && typeof x.url === 'string' && ['none', 'basic', 'bearer'].includes(x.auth as string) && (x.user === undefined || typeof x.user === 'string');
 }

@@ -20,6 +20,7 @@ import { DEFAULT_MODEL_DIR } from '../core/jobs/bundled.ts';
 import { ReadRoots } from '../core/read-roots.ts';
 import { symlinkBelow, withReadScope } from '../core/util/fs.ts';
 import { SettingsStore } from '../core/settings.ts';
+import { FileSecretStore } from '../core/pacs/connection.ts';
 import { WebSocketHub, type WebSocketConnection, type WebSocketLimits } from './websocket.ts';
 import { readStatic, rendererBuilt, rendererCsp, resolveUnder } from '../core/renderer-files.ts';
 
@@ -102,7 +103,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!token) log('WARNING: serving WITHOUT A TOKEN (tests only): any local process or user can drive this server and read its files');
   // the sample study is written (and so may be read) under the data folder whatever the roots
   const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
-  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
+  // studies opened from a PACS are fetched into the data folder, and read from there whatever the roots
+  const pacsCacheDir = options.dataDir ? join(resolve(options.dataDir), 'pacs-cache') : undefined;
+  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : []), ...(pacsCacheDir ? [pacsCacheDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
   const readHint = `it is outside the folders this server may read (${(options.roots ?? []).join(', ')})`;
   const service = new WorkstationService({
     mode: 'web',
@@ -118,6 +121,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         }
       : {}),
     ...(samplesDir ? { samplesDir } : {}),
+    // PACS passwords and tokens: a file of the data folder readable by the server's user only (0600)
+    ...(options.dataDir ? { pacsSecrets: new FileSecretStore(join(resolve(options.dataDir), 'pacs-secrets.json')), pacsCacheDir } : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
     resolveExportPath: (_request, suggestedName) => {

@@ -8,6 +8,7 @@ import type { RegionKind } from '../../core/metrics/regions.ts';
 import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
 import type { RegionResults } from '../../core/metrics/evaluate.ts';
 import { POSTPROCESS_DEFAULTS, type PostprocessOptions } from '../../core/model/postprocess.ts';
+import { PACS_CACHE_OPTIONS, PACS_URL_OPTION } from '../pacs-hook.ts';
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
 function postprocessOptions(args: ParsedArgs): PostprocessOptions {
@@ -82,18 +83,21 @@ export default defineCommand({
     'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
     'min-et-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: enhancing tumour smaller than this in total becomes necrosis, label 1 (default ${POSTPROCESS_DEFAULTS.minEtMl}; 0 never)` },
     json: { type: 'boolean', description: 'one JSON line per slice on stdout, then a summary line' },
+    ...PACS_URL_OPTION,
+    store: { type: 'boolean', description: 'pacs:// studies: store the DICOM SEG and the PDF report (Encapsulated PDF) in the source study (implies --dicom-seg)' },
+    ...PACS_CACHE_OPTIONS,
   },
   details:
     'Writes <out>/<case>_pred.nii.gz (labels 0/1/2/4 for BraTS regions, 0/1 for a binary model),\n' +
     'metrics.json, metrics.csv, report.html and report.pdf, and with --dicom-seg <out>/<case>_pred_seg.dcm.\n' +
+    'A study given as pacs://<StudyInstanceUID> is fetched from --pacs first (see `sam2unet pacs --help`).\n' +
     'JSON lines: {"type":"slice","index","empty","ms","regions":{"WT":{"dice","iou"},…}|null} per slice in\n' +
     'order, then {"type":"summary",…}. Progress goes to stderr. Ctrl-C cancels (exit 130).',
   async run(args, io) {
     if (args.positionals.length !== 1) throw new UserError('segment takes exactly one study path (see --help)');
-    const studyPath = args.positionals[0]!;
     const outDir = requireOption(args, 'out');
     const json = args.values.json === true;
-    const wantDicomSeg = args.values['dicom-seg'] === true;
+    const wantDicomSeg = args.values['dicom-seg'] === true || args.values.store === true;
     const regionsOpt = parseRegions(stringOption(args, 'regions'));
     const size = parseSize(stringOption(args, 'size'));
     const batch = numberOption(args, 'batch');
@@ -119,6 +123,8 @@ export default defineCommand({
     const [stored, bundled] = await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]);
     const expected = runSettings.resolveRunSettings({ user, checkpoint: stored, bundled: bundled?.run });
 
+    // pacs://<StudyInstanceUID>: fetched into the instance cache, then opened as that folder
+    const { path: studyPath, pacs } = await (await import('../pacs-hook.ts')).resolvePacsStudy(args.positionals[0]!, args, io);
     const study = await openOneStudy(studyPath, io);
     if (wantDicomSeg && study.kind !== 'dicom') {
       throw new UserError(`--dicom-seg needs a DICOM study; ${studyPath} is ${study.kind === 'brats' ? 'a BraTS (NIfTI) case' : 'a NIfTI file'}`);
@@ -182,6 +188,7 @@ export default defineCommand({
         { study, labels, source: 'prediction', run: predictionRun(model, mapping, summary), groundTruth, perSlice: groundTruth ? summary.perSlice : undefined },
         { dicomSeg: wantDicomSeg },
       );
+      if (pacs) await (await import('../pacs-hook.ts')).storeSegmentOutputs(args, io, pacs, files, reference);
       if (json) io.stdout(`${JSON.stringify({ type: 'summary', ...summaryJson(summary, report.perVolume), files })}\n`);
       else io.stdout(humanSummary(summary, report.perVolume, files));
       return 0;

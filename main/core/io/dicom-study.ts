@@ -45,7 +45,7 @@ export function recogniseVolume(volume: Volume): Recognition {
 }
 
 /** DICOM PN as people read it: "DOE^JANE" → "DOE, JANE". */
-function personName(value: unknown): string | undefined {
+export function personName(value: unknown): string | undefined {
   const name = text(value);
   if (!name) return undefined;
   const [family, given, middle, prefix, suffix] = name.split('=')[0]!.split('^').map((s) => s.trim());

@@ -117,7 +117,7 @@ export class Session {
   model = $state('');
   device = $state('auto');
   /** the dialog on screen */
-  dialog = $state<'export' | 'settings' | 'tags' | 'files' | null>(null);
+  dialog = $state<'export' | 'settings' | 'tags' | 'files' | 'pacs' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
   #states = new Map<string, StudyState>();
@@ -286,6 +286,11 @@ export class Session {
   /** The first screen's "Open a sample study": the service generates it once, then opens it. */
   async openSample(): Promise<boolean> {
     return this.#opened(await this.#run('generating and opening the sample study', () => this.api.openSampleStudy({})));
+  }
+
+  /** Studies another part of the page opened (the PACS browser): listed and selected like any. */
+  adoptOpened(result: OpenStudyResult): Promise<boolean> {
+    return this.#opened(result);
   }
 
   async #opened(result: OpenStudyResult | undefined): Promise<boolean> {

@@ -30,6 +30,14 @@ describe('api.ts request validators', () => {
     openSampleStudy: {},
     getSettings: {},
     updateSettings: { device: 'cpu', overlayOpacity: 0.4, overlayMode: 'outline', labelColors: { necrotic: '#f00', edema: '#0f0', enhancing: '#ff0' } },
+    pacsConnections: {},
+    savePacsConnection: { name: 'PACS', url: 'http://pacs:8042/dicom-web', auth: 'basic', user: 'jane', secret: 'pw' },
+    deletePacsConnection: { id: 'pacs-1' },
+    testPacsConnection: { id: 'pacs-1', url: 'http://pacs:8042/dicom-web', auth: 'bearer', secret: 'token' },
+    pacsSearch: { connectionId: 'pacs-1', patientName: 'doe', studyDateFrom: '2026-01-01', modality: 'MR', offset: 10, limit: 10 },
+    pacsSeries: { connectionId: 'pacs-1', studyUid: '1.2.840.1' },
+    pacsOpen: { connectionId: 'pacs-1', studyUid: '1.2.840.1', seriesUid: '1.2.840.1.2', jobId: 'pacs-job-1' },
+    pacsSend: { studyId: 's1', connectionId: 'pacs-1' },
   };
 
   it('has a valid example for every method, and accepts it', () => {
@@ -41,6 +49,9 @@ describe('api.ts request validators', () => {
     ['nosuch', {}, /unknown method/],
     ['__proto__', {}, /unknown method/],
     ['openStudy', { path: 42 }, /openStudy.path must be a string/],
+    ['pacsOpen', { connectionId: 'p', studyUid: '../../etc', jobId: 'j' }, /pacsOpen.studyUid must be a DICOM UID/],
+    ['pacsSeries', { connectionId: 'p', studyUid: '1.2.3', password: 'x' }, /pacsSeries.password is not expected/],
+    ['savePacsConnection', { name: 'x', url: 'http://p', auth: 'ntlm' }, /auth must be one of none, basic, bearer/],
     ['openStudy', { path: '' }, /must not be empty/],
     ['openStudy', { path: 'a\0b' }, /NUL/],
     ['openStudy', { path: 'x'.repeat(5000) }, /longer than/],
