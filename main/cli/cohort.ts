@@ -4,13 +4,42 @@
  * per study as it ends, the summary files at the end, Ctrl-C to stop (a rerun resumes).
  */
 import type { CommandIO, ParsedArgs } from './command.ts';
-import { stringOption } from './command.ts';
+import { listOption, numberOption, stringOption } from './command.ts';
 import { UserError } from '../core/errors.ts';
 import type { Cohort } from '../core/cohort/find.ts';
 import type { CohortRunSettings } from '../core/cohort/case-run.ts';
 import type { CaseRow } from '../core/cohort/summary.ts';
 import type { ModelRequest } from '../core/cohort/study-run.ts';
 import type { PostprocessOptions } from '../core/model/postprocess.ts';
+
+/** The flags of `segment` that say how each study is run (shared with `queue submit`). */
+export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device', 'batch', 'size', 'dicom-seg', 'min-component-ml', 'min-et-ml'] as const;
+
+/** Reads RUN_FLAGS: how every study is run. */
+export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOptions, 'json'>> {
+  const [{ parseRegions, parseSize, postprocessOptions }, { hieraConfigOption }, { parseDevice }, { checkInputSize }] = await Promise.all([
+    import('./commands/segment.ts'),
+    import('./config-option.ts'),
+    import('../core/onnx/session.ts'),
+    import('../core/jobs/bundled.ts'),
+  ]);
+  const regions = parseRegions(stringOption(args, 'regions'));
+  const size = parseSize(stringOption(args, 'size'));
+  const batch = numberOption(args, 'batch');
+  if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
+  const channels = listOption(args, 'channels');
+  const postprocess = postprocessOptions(args);
+  const device = parseDevice(stringOption(args, 'device'));
+  const config = hieraConfigOption(stringOption(args, 'config'));
+  if (size) checkInputSize(size);
+  return {
+    model: { checkpoint: stringOption(args, 'checkpoint'), size, regions, config, device },
+    channels,
+    batch,
+    postprocess,
+    dicomSeg: args.values['dicom-seg'] === true,
+  };
+}
 
 /** Exit status of a cohort in which some studies failed (the others are done): not an error of the command. */
 export const EXIT_SOME_FAILED = 3;
@@ -94,8 +123,7 @@ export async function runCohortCommand(cohort: Cohort, out: string, args: Parsed
           progress ??= createProgress(io, 'cohort', toRun, { unit: 'studies' });
           progress.update(index, entry.name);
         },
-        slice: (entry, done, total, result) => {
-          if (opts.json) io.stdout(`${JSON.stringify({ type: 'slice', case: entry.name, index: result.index, empty: result.empty === true })}\n`);
+        slice: (entry, done, total) => {
           progress?.update(finishedToRun + done / Math.max(1, total), `${entry.name} ${done}/${total} slices`);
         },
         caseEnd: (row) => {

@@ -1,5 +1,4 @@
-import { defineCommand, listOption, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
-import { hieraConfigOption } from '../config-option.ts';
+import { defineCommand, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 import type { RegionKind } from '../../core/metrics/regions.ts';
 import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
@@ -7,7 +6,7 @@ import type { RegionResults } from '../../core/metrics/evaluate.ts';
 import { POSTPROCESS_DEFAULTS, type PostprocessOptions } from '../../core/model/postprocess.ts';
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
-function postprocessOptions(args: ParsedArgs): PostprocessOptions {
+export function postprocessOptions(args: ParsedArgs): PostprocessOptions {
   const read = (flag: string, fallback: number): number => {
     const value = numberOption(args, flag, fallback)!;
     if (!Number.isFinite(value) || value < 0) throw new UserError(`--${flag} expects a volume in ml ≥ 0 (0 switches it off), got ${value}`);
@@ -27,7 +26,7 @@ export function parseSize(value: string | undefined): [number, number] | undefin
   return [h, m[2] ? Number(m[2]) : h];
 }
 
-function parseRegions(value: string | undefined): RegionKind | undefined {
+export function parseRegions(value: string | undefined): RegionKind | undefined {
   if (value === undefined) return undefined;
   if (value !== 'brats' && value !== 'binary') throw new UserError(`--regions expects brats or binary, got "${value}"`);
   return value;
@@ -77,29 +76,20 @@ export default defineCommand({
     const studyPath = args.positionals[0]!;
     const outDir = requireOption(args, 'out');
     const json = args.values.json === true;
-    const wantDicomSeg = args.values['dicom-seg'] === true;
-    const regionsOpt = parseRegions(stringOption(args, 'regions'));
-    const size = parseSize(stringOption(args, 'size'));
-    const batch = numberOption(args, 'batch');
-    if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
-    const channels = listOption(args, 'channels');
-    const postprocess = postprocessOptions(args);
-    const { parseDevice } = await import('../../core/onnx/session.ts');
-    const device = parseDevice(stringOption(args, 'device'));
-    const config = hieraConfigOption(stringOption(args, 'config'));
-    const [{ checkInputSize, BUNDLED_MODEL_NAME }, studyRun, runSettings] = await Promise.all([
+    const { runFlags } = await import('../cohort.ts');
+    const flags = await runFlags(args);
+    const { channels, batch, postprocess, dicomSeg: wantDicomSeg, model: modelRequest } = flags;
+    const [{ BUNDLED_MODEL_NAME }, studyRun, runSettings] = await Promise.all([
       import('../../core/jobs/bundled.ts'),
       import('../../core/cohort/study-run.ts'),
       import('../../core/model/run-settings.ts'),
     ]);
-    if (size) checkInputSize(size);
-    const modelRequest = { checkpoint: stringOption(args, 'checkpoint'), size, regions: regionsOpt, config, device };
     // a folder whose sub-folders are studies is a cohort (core/cohort)
     const { findCohort } = await import('../../core/cohort/find.ts');
     const cohort = await findCohort(studyPath);
     if (cohort) {
       const { runCohortCommand } = await import('../cohort.ts');
-      return runCohortCommand(cohort, outDir, args, io, { model: modelRequest, channels, batch, postprocess, dicomSeg: wantDicomSeg, json });
+      return runCohortCommand(cohort, outDir, args, io, { ...flags, json });
     }
     const choice = await studyRun.chooseModel(modelRequest);
     const note = (text: string) => io.stderr(`note: ${text}\n`);

@@ -50,6 +50,8 @@ export interface CaseRunnerOptions {
   onModelReady?: (model: CheckpointModel) => void;
   /** how a missing sequence may be substituted, in the front end's words (default: the CLI's --channels) */
   substituteHint?: (mapping: ChannelMapping, sequences: string[]) => string;
+  /** who runs the cases, in their records (default host:pid; a queue worker's --name) */
+  workerName?: string;
 }
 
 /** A case's failure: thrown by CaseRunner.run after the failure is recorded. */
@@ -69,7 +71,23 @@ export function isDataError(err: unknown): boolean {
   return err instanceof UserError || (err instanceof Error && (err.name === 'UserError' || err.name === 'FileError'));
 }
 
-export class CaseRunner {
+/** What runs cases: a CaseRunner in this thread, or a CohortThread (thread-client.ts) in a worker thread. */
+export interface CaseExecutor {
+  readonly choice: ModelChoice;
+  readonly fingerprint: RunFingerprint;
+  upToDate(entry: CohortCase, out: string): Promise<{ record: CaseRecord | null; inputHash: string }>;
+  run(entry: CohortCase, out: string, opts?: CaseRunOptions): Promise<CaseRecord>;
+}
+
+export interface CaseRunOptions {
+  signal?: AbortSignal;
+  /** the study's hash when known already (upToDate computed it) */
+  inputHash?: string;
+  /** slices of the case segmented so far */
+  onSlice?: (done: number, total: number) => void;
+}
+
+export class CaseRunner implements CaseExecutor {
   readonly settings: CohortRunSettings;
   readonly choice: ModelChoice;
   readonly fingerprint: RunFingerprint;
@@ -129,7 +147,7 @@ export class CaseRunner {
    * Segments one case into `<out>/<case>/`. Returns its record; throws CaseFailedError (recorded
    * in `<out>/.cohort/failed/`) or CancelledError (nothing recorded, nothing left behind).
    */
-  async run(entry: CohortCase, out: string, opts: { signal?: AbortSignal; events?: SegmentEvents; inputHash?: string } = {}): Promise<CaseRecord> {
+  async run(entry: CohortCase, out: string, opts: CaseRunOptions = {}): Promise<CaseRecord> {
     const started = performance.now();
     let inputHash: string | null = opts.inputHash ?? null;
     const temp = partialDir(out, entry.name);
@@ -148,7 +166,10 @@ export class CaseRunner {
       loadingModel = false;
       if (opts.signal?.aborted) throw new CancelledError();
       await mkdir(temp, { recursive: true });
-      const outcome = await runStudy(prepared, model, this.choice, temp, { batch: this.settings.batch, postprocess: this.settings.postprocess, dicomSeg, signal: opts.signal }, opts.events);
+      let done = 0;
+      let total = 0;
+      const events: SegmentEvents = { start: (info) => (total = info.slices), slice: () => opts.onSlice?.(++done, total) };
+      const outcome = await runStudy(prepared, model, this.choice, temp, { batch: this.settings.batch, postprocess: this.settings.postprocess, dicomSeg, signal: opts.signal }, events);
       const notes = [...outcome.notes];
       if (this.settings.dicomSeg && !dicomSeg) notes.push(`no DICOM SEG written: ${entry.name} is not a DICOM study`);
       const files = await Promise.all(outcome.files.map(async (file) => ({ name: relative(temp, file), bytes: (await stat(file)).size })));
@@ -164,6 +185,7 @@ export class CaseRunner {
         ...figuresOf(outcome.report),
         model: this.choice.name,
         checkpoint: this.choice.checkpoint,
+        preset: outcome.report.settings.preset,
         device: outcome.summary.provider,
         input_hash: inputHash,
         run: this.fingerprint,
@@ -171,7 +193,7 @@ export class CaseRunner {
         seconds: +((performance.now() - started) / 1000).toFixed(3),
         finished_at: new Date().toISOString(),
         files,
-        worker: workerName(),
+        worker: this.#options.workerName ?? workerName(),
       };
       await writeFileAtomic(join(temp, CASE_RECORD), `${JSON.stringify(record, null, 1)}\n`);
       await removeStalePartials(out, entry.name);
@@ -191,7 +213,7 @@ export class CaseRunner {
         run: this.fingerprint,
         seconds: +((performance.now() - started) / 1000).toFixed(3),
         finished_at: new Date().toISOString(),
-        worker: workerName(),
+        worker: this.#options.workerName ?? workerName(),
       };
       await writeFailure(out, failure);
       throw new CaseFailedError(failure, err);

@@ -76,6 +76,8 @@ export interface CaseRecord extends CaseFigures {
   ground_truth: boolean;
   model: string;
   checkpoint: string;
+  /** the trunk preset (or "custom (embed_dim N)") */
+  preset: string;
   device: string;
   /** sha256 over the study's files (hash.ts hashStudyInputs) */
   input_hash: string;

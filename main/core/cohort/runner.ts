@@ -5,8 +5,7 @@
  * also when the run is cancelled, with the cases not reached marked pending (a rerun resumes).
  */
 import { CancelledError } from '../errors.ts';
-import type { SliceResult } from '../jobs/segment.ts';
-import { CaseFailedError, type CaseRunner } from './case-run.ts';
+import { CaseFailedError, type CaseExecutor } from './case-run.ts';
 import type { Cohort, CohortCase } from './find.ts';
 import { writeFailure, workerName } from './record.ts';
 import { buildSummary, rowFromCase, rowFromRecord, writeCohortSummary, type CaseRow, type CohortFiles, type CohortSummary } from './summary.ts';
@@ -26,13 +25,13 @@ export interface CohortEvents {
   /** `index`: 0-based among the cases to run */
   caseStart?(entry: CohortCase, index: number): void;
   /** slices of the running case done so far */
-  slice?(entry: CohortCase, done: number, total: number, result: SliceResult): void;
+  slice?(entry: CohortCase, done: number, total: number): void;
   /** every case's row once known (skipped cases during planning) */
   caseEnd?(row: CaseRow): void;
 }
 
 export interface CohortRunOptions {
-  runner: CaseRunner;
+  runner: CaseExecutor;
   /** segment every case again, even those up to date */
   force?: boolean;
   signal?: AbortSignal;
@@ -76,17 +75,8 @@ export async function runCohort(cohort: Cohort, out: string, opts: CohortRunOpti
       break;
     }
     events.caseStart?.(entry, index);
-    let done = 0;
-    let total = 0;
     try {
-      const record = await runner.run(entry, out, {
-        signal,
-        inputHash,
-        events: {
-          start: (info) => (total = info.slices),
-          slice: (result) => events.slice?.(entry, ++done, total, result),
-        },
-      });
+      const record = await runner.run(entry, out, { signal, inputHash, onSlice: (done, total) => events.slice?.(entry, done, total) });
       settle(rowFromRecord(record, 'done'));
     } catch (err) {
       if (err instanceof CaseFailedError) settle(rowFromCase(entry, 'failed', err.failure));

@@ -1,8 +1,12 @@
 /**
  * Cohorts end to end with the bundled model: the four shared phantoms plus a broken study
- * (a truncated .nii.gz), on one machine (`segment <folder>`), then rerun (everything up to date).
+ * (a truncated .nii.gz), on one machine (`segment <folder>`), then rerun (everything up to date),
+ * then over two worker processes through BullMQ on a Redis server this test starts, one worker
+ * killed in the middle of a study; the distributed label maps must equal the single-machine ones.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +16,9 @@ import { CaseRunner } from '../../../main/core/cohort/case-run.ts';
 import { POSTPROCESS_DEFAULTS } from '../../../main/core/model/postprocess.ts';
 import type { CohortSummary } from '../../../main/core/cohort/summary.ts';
 import { pdfPageTexts } from '../report/pdftext.ts';
+import { queueStatus } from '../../../main/core/cohort/queue.ts';
+import { readCompleteRecord } from '../../../main/core/cohort/record.ts';
+import { readNifti } from '../../../main/core/io/nifti.ts';
 
 const phantoms = resolve(process.cwd(), '../shared/data/phantoms');
 const CASES = ['BraTS20_Training_001', 'BraTS20_Training_002', 'BraTS20_Training_003', 'BraTS20_Training_004'];
@@ -174,4 +181,166 @@ describe('a cohort on one machine', () => {
     expect((await other.upToDate({ ...entry, path: join(phantoms, CASES[0]!) }, out)).record).toBeNull();
     expect((await runner.upToDate({ ...entry, path: join(phantoms, CASES[0]!) }, out)).record?.case).toBe(CASES[0]);
   });
+});
+
+/** A loopback port nobody listens on (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Waits for `test` to hold, checking every `ms`. */
+async function until(what: string, test: () => boolean | Promise<boolean>, timeout: number, ms = 250): Promise<void> {
+  const end = Date.now() + timeout;
+  while (!(await test())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+}
+
+interface WorkerProcess {
+  name: string;
+  child: ChildProcess;
+  log: string[];
+  exited: Promise<number | null>;
+}
+
+describe('a cohort over two workers (BullMQ on Redis)', () => {
+  const redisDir = join(tmp, 'redis');
+  const shared = join(tmp, 'shared-out');
+  let redis: ChildProcess | undefined;
+  let url = '';
+  const workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(redisDir);
+    const port = await freePort();
+    // a throw-away server: loopback only, nothing written to disk
+    const config = join(redisDir, 'redis.conf');
+    writeFileSync(config, [`port ${port}`, 'bind 127.0.0.1', 'protected-mode yes', `dir ${redisDir}`, 'save ""', 'appendonly no', 'daemonize no', 'logfile ""', ''].join('\n'));
+    const server = spawn('redis-server', [config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    redis = server;
+    let output = '';
+    server.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    server.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const spawnError = new Promise<never>((_, reject) => server.once('error', (err) => reject(new Error(`cannot start redis-server (the Debian package redis-server; .ci/run installs it): ${err.message}`))));
+    await Promise.race([until('redis-server to accept connections', () => output.includes('Ready to accept connections'), 30_000), spawnError]);
+    url = `redis://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    if (redis && redis.exitCode === null) {
+      const exited = new Promise((r) => redis!.once('exit', r));
+      redis.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  function startWorker(name: string): WorkerProcess {
+    const child = spawn(process.execPath, ['bin/sam2unet.mjs', 'worker', '--redis', url, '--name', name, '--lock-duration', '4000', '--stalled-interval', '1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const log: string[] = [];
+    let partial = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      log.push(...lines);
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const worker = { name, child, log, exited };
+    workers.push(worker);
+    return worker;
+  }
+
+  it('ends every study done (the broken one failed) exactly once, the killed worker\'s study redone whole, the label maps those of one machine', async () => {
+    const started = performance.now();
+    const submit = await run('queue', 'submit', cohortDir, '--out', shared, '--redis', url, '--backoff', '500');
+    expect(submit.code, submit.stderr).toBe(0);
+    expect(submit.stdout).toMatch(/^5 studies queued on sam2unet-segment/);
+    // submitting again adds nothing
+    const again = await run('queue', 'submit', cohortDir, '--out', shared, '--redis', url);
+    expect(again.stdout).toMatch(/^0 studies queued .* \(5 queued before: not added again\)/);
+
+    const [a, b] = [startWorker('A'), startWorker('B')];
+    // kill a worker a third of the way into a (good) study
+    let victim: WorkerProcess | undefined;
+    let killedCase = '';
+    await until(
+      'a worker in the middle of a study',
+      () => {
+        for (const w of [a, b]) {
+          const line = w.log.find((l) => /\] BraTS20_Training_00[1-4] [3-9]0% \(/.test(l));
+          if (line) {
+            victim = w;
+            killedCase = /\] (BraTS20_Training_00\d) /.exec(line)![1]!;
+            return true;
+          }
+        }
+        return false;
+      },
+      SLOW,
+      50,
+    );
+    victim!.child.kill('SIGKILL');
+    await victim!.exited;
+    const killedAt = performance.now();
+    const survivor = victim === a ? b : a;
+    console.log(`killed worker ${victim!.name} in the middle of ${killedCase} after ${((killedAt - started) / 1000).toFixed(1)} s`);
+
+    await until(
+      'the queue to finish',
+      async () => {
+        const { counts } = await queueStatus({ redis: url });
+        return counts.waiting + counts.active + counts.delayed === 0 && counts.completed + counts.failed === 5;
+      },
+      SLOW,
+      1000,
+    );
+    const finished = performance.now();
+    console.log(`distributed run: ${((finished - started) / 1000).toFixed(1)} s in all, ${((finished - killedAt) / 1000).toFixed(1)} s after the kill`);
+    const status = await queueStatus({ redis: url });
+    expect(status.counts).toMatchObject({ completed: 4, failed: 1 });
+    // a figure for docs/scaling.md: what the queue cost Redis (idle polling and lock renewals included)
+    const { Redis } = await import('ioredis');
+    const client = new Redis(url);
+    const stats = (await client.info('commandstats')).split('\n').filter((l) => l.startsWith('cmdstat_'));
+    await client.quit();
+    const calls = (name: string) => Number(/calls=(\d+)/.exec(stats.find((l) => l.startsWith(`cmdstat_${name}:`)) ?? '')?.[1] ?? 0);
+    const total = stats.reduce((sum, l) => sum + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    console.log(`Redis: ${total} commands in ${((finished - started) / 1000).toFixed(0)} s for 5 jobs and 2 workers (evalsha ${calls('evalsha')}, bzpopmin ${calls('bzpopmin')}, hmget ${calls('hmget')})`);
+    // a problem in the data is failed at once, not retried
+    expect(status.failed).toEqual([expect.objectContaining({ case: BROKEN, attempts: 1, reason: expect.stringMatching(/truncated gzip/) })]);
+    expect(survivor.log.some((l) => l.includes(`started ${killedCase}`))).toBe(true);
+    expect(survivor.log.some((l) => l.includes(`done ${killedCase}`))).toBe(true);
+
+    const collect = await run('queue', 'collect', '--out', shared, '--redis', url);
+    expect(collect.code, collect.stderr).toBe(3);
+    const summary = JSON.parse(readFileSync(join(shared, 'cohort.json'), 'utf8')) as CohortSummary;
+    // every study exactly once
+    expect(summary.cases.map((c) => c.case)).toEqual([...CASES, BROKEN]);
+    expect(summary.cases.map((c) => c.status)).toEqual(['done', 'done', 'done', 'done', 'failed']);
+    expect(summary.cases[4]!.error).toMatch(/BraTS20_Training_005_flair\.nii\.gz: truncated gzip data/);
+    expect(readCsv(join(shared, 'cohort.csv')).map((r) => r.case)).toEqual([...CASES, BROKEN]);
+
+    // the killed study's outputs are complete and the survivor's; nothing half-written is left
+    const record = await readCompleteRecord(shared, killedCase);
+    expect(record?.worker).toBe(survivor.name);
+    expect(readdirSync(join(shared, '.cohort', 'partial'))).toEqual([]);
+    expect(readdirSync(join(shared, killedCase)).sort()).toEqual(readdirSync(join(out, killedCase)).sort());
+
+    // voxel for voxel the single-machine label maps
+    for (const c of CASES) {
+      const [distributed, single] = await Promise.all([readNifti(join(shared, c, `${c}_pred.nii.gz`)), readNifti(join(out, c, `${c}_pred.nii.gz`))]);
+      const [d, s] = [distributed.volumes[0]!, single.volumes[0]!];
+      expect(d.dims).toEqual(s.dims);
+      expect(Buffer.compare(Buffer.from(d.data.buffer, d.data.byteOffset, d.data.byteLength), Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)), `${c} label map`).toBe(0);
+    }
+  }, SLOW);
 });
