@@ -451,6 +451,83 @@ export interface MenuEvent {
   type: 'menu';
   action: MenuAction;
 }
+/** The status of a cohort's case (cohort/record.ts), and "running" while "Segment all" runs it. */
+export const COHORT_STATUSES = ['done', 'skipped', 'failed', 'pending', 'running'] as const;
+export type CohortStatus = (typeof COHORT_STATUSES)[number];
+
+/** One case (a sub-folder that is a study) of a cohort, as the cohort table shows it. */
+export interface CohortRow {
+  /** the sub-folder's name: the case's folder in the outputs */
+  case: string;
+  /** the study's folder (what openStudy takes) */
+  path: string;
+  kind: string;
+  /** the study's sequences: from its file names before it is segmented, from the run afterwards */
+  sequences: string[];
+  /** the sequences fed to the model, once segmented */
+  sequencesUsed: string[] | null;
+  /** null: not known before the study is read (DICOM) */
+  groundTruth: boolean | null;
+  status: CohortStatus;
+  error: string | null;
+  /** predicted ml per region, once segmented */
+  volumes: Record<string, number> | null;
+  /** whole-volume Dice per region with ground truth */
+  dice: Record<string, number | null> | null;
+  seconds: number | null;
+}
+
+export interface CohortView {
+  cohortId: string;
+  name: string;
+  folder: string;
+  /** where the outputs are written (null until chosen, on the desktop) */
+  out: string | null;
+  /** the regions the rows have figures for */
+  regions: string[];
+  rows: CohortRow[];
+  /** sub-folders left out, and why */
+  notes: string[];
+  /** the "Segment all" job running on it */
+  jobId: string | null;
+}
+
+export interface OpenCohortRequest {
+  /** a folder whose sub-folders are studies */
+  path: string;
+}
+export interface SegmentCohortRequest {
+  cohortId: string;
+  checkpoint?: string;
+  device?: string;
+  /** segment every case again, also those whose outputs are up to date */
+  force?: boolean;
+  /** Electron: the output folder chosen through chooseExportPath; web: ignored (the export folder) */
+  out?: string;
+}
+export interface CohortCaseRequest {
+  cohortId: string;
+  case: string;
+}
+export interface CohortRequest {
+  cohortId: string;
+}
+
+/** A case of a cohort changed (started, done, failed) while "Segment all" runs. */
+export interface CohortCaseEvent {
+  type: 'cohortCase';
+  cohortId: string;
+  jobId: string;
+  row: CohortRow;
+}
+/** "Segment all" ended (a cancelled one ends with a `cancelled` event, a broken one with `failed`). */
+export interface CohortDoneEvent {
+  type: 'cohortDone';
+  cohortId: string;
+  jobId: string;
+  counts: Record<'done' | 'skipped' | 'failed' | 'pending', number>;
+}
+
 export type ApiEvent =
   | SliceResultEvent
   | ProgressEvent
@@ -461,7 +538,9 @@ export type ApiEvent =
   | TrainStepEvent
   | TrainValidationEvent
   | TrainDoneEvent
-  | MenuEvent;
+  | MenuEvent
+  | CohortCaseEvent
+  | CohortDoneEvent;
 
 /**
  * The services. Every method takes exactly one request object (possibly empty) so that the wire
@@ -506,6 +585,16 @@ export interface WorkstationApi {
   getSettings(request: Record<string, never>): Promise<Settings>;
   /** merges the given fields; returns the settings now in force (persisted) */
   updateSettings(request: Partial<Settings>): Promise<Settings>;
+  /** a folder whose sub-folders are studies, as a cohort: its cases and what their outputs hold already */
+  openCohort(request: OpenCohortRequest): Promise<CohortView>;
+  /** the cohort as its outputs are now */
+  getCohort(request: CohortRequest): Promise<CohortView>;
+  /** segments every case not up to date, one after the other, in the background: progress, cohortCase and cohortDone events follow; cancel({jobId}) stops it */
+  segmentCohort(request: SegmentCohortRequest): Promise<JobStarted>;
+  /** opens a case's study, with the cohort's prediction when it was segmented */
+  openCohortCase(request: CohortCaseRequest): Promise<OpenStudyResult>;
+  /** writes the cohort summary (cohort.html, .pdf, .csv, .json) into the cohort's output folder */
+  exportCohort(request: CohortRequest): Promise<ExportResult>;
 }
 
 export type ApiMethod = keyof WorkstationApi;
@@ -666,6 +755,29 @@ const modelRun = v.object({
 });
 const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string(), run: modelRun });
 const count = v.number({ int: true, min: 0 });
+const cohortRow: Check = v.object({
+  case: v.string({ nonEmpty: true }),
+  path,
+  kind: v.string(),
+  sequences: v.array(v.string(), { max: 64 }),
+  sequencesUsed: v.nullable(v.array(v.string(), { max: 64 })),
+  groundTruth: v.nullable(v.boolean()),
+  status: v.literal(COHORT_STATUSES),
+  error: v.nullable(v.string({ max: 65536 })),
+  volumes: v.nullable(v.record(v.number())),
+  dice: v.nullable(v.record(v.nullable(v.number()))),
+  seconds: v.nullable(v.number({ min: 0 })),
+});
+const cohortView = v.object({
+  cohortId: id,
+  name: v.string(),
+  folder: path,
+  out: v.nullable(path),
+  regions: v.array(v.string(), { max: 16 }),
+  rows: v.array(cohortRow, { max: 100_000 }),
+  notes: v.array(v.string({ max: 65536 }), { max: 100_000 }),
+  jobId: v.nullable(id),
+});
 
 /** Validators of every request, one per method: the Electron main and the web server run them on each call. */
 export const requestValidators: Record<ApiMethod, Check> = {
@@ -709,6 +821,11 @@ export const requestValidators: Record<ApiMethod, Check> = {
   openSampleStudy: empty,
   getSettings: empty,
   updateSettings: v.object({}, settingsFields),
+  openCohort: v.object({ path }),
+  getCohort: v.object({ cohortId: id }),
+  segmentCohort: v.object({ cohortId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), force: v.boolean(), out: path }),
+  openCohortCase: v.object({ cohortId: id, case: v.string({ max: 256, nonEmpty: true }) }),
+  exportCohort: v.object({ cohortId: id }),
 };
 
 export const API_METHODS = Object.keys(requestValidators) as ApiMethod[];
@@ -761,6 +878,8 @@ export const eventValidator: Check = v.union('type', {
   trainValidation: v.object({ type: v.literal(['trainValidation']), jobId: id, step: count, epoch: count, dice: v.record(v.number()) }),
   trainDone: v.object({ type: v.literal(['trainDone']), jobId: id, model: modelInfo, steps: count, ms: v.number({ min: 0 }) }),
   menu: v.object({ type: v.literal(['menu']), action: v.literal(MENU_ACTIONS) }),
+  cohortCase: v.object({ type: v.literal(['cohortCase']), cohortId: id, jobId: id, row: (x, at) => cohortRow(x, at) }),
+  cohortDone: v.object({ type: v.literal(['cohortDone']), cohortId: id, jobId: id, counts: v.object({ done: count, skipped: count, failed: count, pending: count }) }),
 });
 
 export const replyValidators: Partial<Record<ApiMethod, Check>> = {
@@ -779,6 +898,8 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
   }),
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
   getThumbnail: v.object({ width: count, height: count, data: v.typedArray([Uint8Array]) }),
+  openCohort: cohortView,
+  getCohort: cohortView,
   listModels: v.array(modelInfo, { max: 10_000 }),
   listDirectory: v.object({
     path: v.nullable(path),
