@@ -66,6 +66,7 @@ export default defineCommand({
           lines.push(`running  ${a.case}${share} on ${a.worker ?? '?'} (attempt ${a.attempt})`);
         }
         for (const f of status.failed) lines.push(`failed   ${f.case}: ${f.reason} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'})`);
+        if (status.counts.failed > status.failed.length) lines.push(`… and ${status.counts.failed - status.failed.length} more failed (queue collect lists them all)`);
         io.stdout(`${lines.join('\n')}\n`);
         return 0;
       }

@@ -157,14 +157,19 @@ export async function submitCohort(cohort: Cohort, out: string, settings: Cohort
   return { queue: name, added: result.filter((j) => j.added).length, existing: result.filter((j) => !j.added).length, jobs: result };
 }
 
+/** How many jobs of each list `status` shows: counts are exact, lists are samples (10,000 jobs are not printed). */
+const LISTED = 50;
+
 export interface QueueStatus {
   queue: string;
   counts: Record<'waiting' | 'active' | 'completed' | 'failed' | 'delayed', number>;
   workers: string[];
+  /** every running job (at most workers × concurrency) */
   active: { case: string; job: string; worker: string | null; progress: unknown; attempt: number }[];
+  /** the first failed jobs, newest first */
   failed: { case: string; job: string; reason: string; attempts: number }[];
+  /** the next jobs to run (waiting, then waiting to retry) */
   waiting: { case: string; job: string; attempt: number }[];
-  completed: { case: string; job: string; result: StudyJobResult | null }[];
 }
 
 export async function queueStatus(target: QueueTarget): Promise<QueueStatus> {
@@ -175,10 +180,9 @@ export async function queueStatus(target: QueueTarget): Promise<QueueStatus> {
     const workers = (await queue.getWorkers()).map((w) => w.rawname?.split(':w:')[1] ?? w.addr ?? '?');
     const data = (job: { data: unknown }) => job.data as StudyJob;
     const active = (await queue.getActive()).map((j) => ({ case: data(j).case, job: String(j.id), worker: (j as Job).processedBy ?? null, progress: j.progress, attempt: j.attemptsMade + 1 }));
-    const failed = (await queue.getFailed()).map((j) => ({ case: data(j).case, job: String(j.id), reason: j.failedReason, attempts: j.attemptsMade }));
-    const waiting = (await queue.getJobs(['waiting', 'delayed', 'prioritized'])).map((j) => ({ case: data(j).case, job: String(j.id), attempt: j.attemptsMade + 1 }));
-    const completed = (await queue.getJobs(['completed'])).map((j) => ({ case: data(j).case, job: String(j.id), result: (j.returnvalue as StudyJobResult | undefined) ?? null }));
-    return { queue: queueName(target), counts, workers, active, failed, waiting, completed };
+    const failed = (await queue.getFailed(0, LISTED - 1)).map((j) => ({ case: data(j).case, job: String(j.id), reason: j.failedReason, attempts: j.attemptsMade }));
+    const waiting = (await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, LISTED - 1, true)).map((j) => ({ case: data(j).case, job: String(j.id), attempt: j.attemptsMade + 1 }));
+    return { queue: queueName(target), counts, workers, active, failed, waiting };
   });
 }
 
@@ -203,9 +207,20 @@ export async function collectCohort(out: string, target?: QueueTarget): Promise<
   for (const entry of manifest.cases) rows.push(await rowFromDisk(entry, outDir, { fingerprint: manifest.fingerprint }));
   if (target) {
     await withQueue({ ...target, queue: target.queue ?? manifest.queue }, async (queue) => {
+      // a few hundred round trips at a time: a 10,000-study cohort is collected in seconds
+      const states: { job: Awaited<ReturnType<Queue['getJob']>>; state: string }[] = [];
+      for (let i = 0; i < manifest.cases.length; i += 200) {
+        states.push(
+          ...(await Promise.all(
+            manifest.cases.slice(i, i + 200).map(async (entry) => {
+              const job = await queue.getJob(entry.job);
+              return { job, state: job ? await job.getState() : 'unknown' };
+            }),
+          )),
+        );
+      }
       for (const [i, entry] of manifest.cases.entries()) {
-        const job = await queue.getJob(entry.job);
-        const state = job ? await job.getState() : 'unknown';
+        const { job, state } = states[i]!;
         const row = rows[i]!;
         if (row.status === 'pending' && state === 'failed') rows[i] = rowFromCase(entry, 'failed', { error: job!.failedReason || 'failed in the queue' });
         else if (row.status === 'pending' && state !== 'unknown') row.notes = [...row.notes, `job ${state}`];

@@ -314,7 +314,11 @@ describe('a cohort over two workers (BullMQ on Redis)', () => {
     await client.quit();
     const calls = (name: string) => Number(/calls=(\d+)/.exec(stats.find((l) => l.startsWith(`cmdstat_${name}:`)) ?? '')?.[1] ?? 0);
     const total = stats.reduce((sum, l) => sum + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
-    console.log(`Redis: ${total} commands in ${((finished - started) / 1000).toFixed(0)} s for 5 jobs and 2 workers (evalsha ${calls('evalsha')}, bzpopmin ${calls('bzpopmin')}, hmget ${calls('hmget')})`);
+    const top = stats
+      .map((l) => [/^cmdstat_([^:]+):/.exec(l)![1]!, calls(/^cmdstat_([^:]+):/.exec(l)![1]!)] as const)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 6);
+    console.log(`Redis: ${total} commands in ${((finished - started) / 1000).toFixed(0)} s for 5 jobs and 2 workers, this test's status polling included (${top.map(([n, c]) => `${n} ${c}`).join(', ')})`);
     // a problem in the data is failed at once, not retried
     expect(status.failed).toEqual([expect.objectContaining({ case: BROKEN, attempts: 1, reason: expect.stringMatching(/truncated gzip/) })]);
     expect(survivor.log.some((l) => l.includes(`started ${killedCase}`))).toBe(true);
