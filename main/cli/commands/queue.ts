@@ -84,7 +84,8 @@ export default defineCommand({
           io.stdout(`${k.done} done, ${k.failed} failed, ${k.pending} not done yet\n`);
           for (const f of list) io.stdout(`wrote ${f}\n`);
         }
-        return summary.counts.failed ? 3 : 0;
+        const { EXIT_SOME_FAILED } = await import('../cohort.ts');
+        return summary.counts.failed ? EXIT_SOME_FAILED : 0;
       }
       default:
         throw new UserError(action ? `queue: unknown action "${action}"; use submit, status or collect` : 'queue needs an action: submit, status or collect (see --help)');

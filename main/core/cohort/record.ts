@@ -171,18 +171,6 @@ export async function clearFailure(out: string, name: string): Promise<void> {
   await rm(failurePath(out, name), { force: true });
 }
 
-/** The case folders (with a record) and failure records found in an output folder. */
-export async function recordedCases(out: string): Promise<string[]> {
-  const names = new Set<string>();
-  for (const entry of await readdir(out, { withFileTypes: true }).catch(() => [])) {
-    if (entry.isDirectory() && !entry.name.startsWith('.') && (await stat(join(out, entry.name, CASE_RECORD)).catch(() => null))) names.add(entry.name);
-  }
-  for (const name of await readdir(join(out, STATE_DIR, 'failed')).catch(() => [] as string[])) {
-    if (name.endsWith('.json')) names.add(name.slice(0, -'.json'.length));
-  }
-  return [...names].sort();
-}
-
 /**
  * Removes partial folders of `name` left by writers that are gone: on this host, a process that
  * no longer exists; `anyHost` (the case is done and no job for it runs) removes all of them.
