@@ -16,6 +16,7 @@ export default defineCommand({
     ...runOptions,
     attempts: { type: 'string', valueName: 'N', description: 'submit: tries per study for errors that may pass (default 3; a problem in the study fails at once)' },
     backoff: { type: 'string', valueName: 'ms', description: 'submit: delay before the first retry, doubling each time (default 10000)' },
+    again: { type: 'boolean', description: 'submit: queue again the studies whose jobs finished (e.g. after their files changed); up-to-date studies are still skipped by the workers' },
     json: { type: 'boolean', description: 'machine-readable output' },
   },
   details:
@@ -45,9 +46,9 @@ export default defineCommand({
         const flags = await runFlags(args);
         const cohort = (await findCohort(rest[0]!, { explicit: true }))!;
         for (const note of cohort.notes) io.stderr(`note: ${note}\n`);
-        const result = await cohortModule.submitCohort(cohort, out, { model: flags.model, channels: flags.channels, batch: flags.batch, postprocess: flags.postprocess, dicomSeg: flags.dicomSeg }, { redis, queue }, { attempts, backoffMs: backoff });
+        const result = await cohortModule.submitCohort(cohort, out, { model: flags.model, channels: flags.channels, batch: flags.batch, postprocess: flags.postprocess, dicomSeg: flags.dicomSeg }, { redis, queue }, { attempts, backoffMs: backoff, again: args.values.again === true });
         if (json) io.stdout(`${JSON.stringify(result)}\n`);
-        else io.stdout(`${result.added} studies queued on ${result.queue} at ${cohortModule.redisLabel(redis)}${result.existing ? ` (${result.existing} queued before: not added again)` : ''}\n`);
+        else io.stdout(`${result.added} studies queued on ${result.queue} at ${cohortModule.redisLabel(redis)}${result.existing ? ` (${result.existing} queued before: not added again${args.values.again === true ? '' : '; --again queues the finished ones again'})` : ''}\n`);
         return 0;
       }
       case 'status': {

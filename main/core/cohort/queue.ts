@@ -118,6 +118,11 @@ export interface SubmitOptions {
   attempts?: number;
   /** first retry delay in ms, doubling; default 10 s */
   backoffMs?: number;
+  /**
+   * queue again the studies whose job of the same id finished (completed or failed): after their
+   * files changed, say (a worker still skips a study whose outputs are up to date)
+   */
+  again?: boolean;
 }
 
 export interface SubmitResult {
@@ -139,7 +144,16 @@ export async function submitCohort(cohort: Cohort, out: string, settings: Cohort
     const jobs: SubmitResult['jobs'] = [];
     for (let i = 0; i < cases.length; i += 200) {
       const batch = cases.slice(i, i + 200);
-      const existing = await Promise.all(batch.map((c) => queue.getJob(c.job)));
+      const existing = await Promise.all(
+        batch.map(async (c) => {
+          const job = await queue.getJob(c.job);
+          if (!job || !opts.again) return job;
+          const state = await job.getState();
+          if (state !== 'completed' && state !== 'failed') return job;
+          await job.remove();
+          return undefined;
+        }),
+      );
       const fresh = batch.filter((_, k) => !existing[k]);
       await queue.addBulk(
         fresh.map((c) => ({
