@@ -26,7 +26,7 @@ const outdir = join(root, 'dist/app');
  * instead, so these names must be unique. test/unit/app/bundle.test.ts checks that every entry
  * main/ starts is listed here.
  */
-export const WORKER_ENTRIES = ['main/core/jobs/job-worker.ts', 'main/core/onnx/session-worker.ts', 'main/core/phantom/sample-worker.ts'];
+export const WORKER_ENTRIES = ['main/core/jobs/job-worker.ts', 'main/core/onnx/session-worker.ts', 'main/core/phantom/sample-worker.ts', 'main/core/cohort/thread.ts'];
 
 /** Set (to true) in every bundle; main/core/util/worker.ts reads it to pick compiled workers. */
 export const BUNDLE_FLAG = '__SAM2UNET_BUNDLE__';

@@ -21,10 +21,12 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   'model-info': () => import('./commands/model-info.ts'),
   pacs: () => import('./commands/pacs.ts'),
   phantom: () => import('./commands/phantom.ts'),
+  queue: () => import('./commands/queue.ts'),
   segment: () => import('./commands/segment.ts'),
   serve: () => import('./commands/serve.ts'),
   'train-step': () => import('./commands/train-step.ts'),
   train: () => import('./commands/train.ts'),
+  worker: () => import('./commands/worker.ts'),
 };
 
 function commandNames(): string[] {

@@ -17,7 +17,10 @@ export interface ProgressOptions {
 }
 
 export interface Progress {
-  /** `done` of `total` finished; `detail` is shown after the counts */
+  /**
+   * `done` of `total` finished; `detail` is shown after the counts. `done` may be fractional (a
+   * study half segmented): the bar and the ETA follow it, the counts show whole items.
+   */
   update(done: number, detail?: string): void;
   /** ends the bar: a final line with `message` (or the counts) */
   finish(message?: string): void;
@@ -44,7 +47,7 @@ export function createProgress(io: Pick<CommandIO, 'stderr' | 'interactive'>, la
     return ` ETA ${formatDuration(perItem * (total - n))}`;
   };
   const line = (n: number, detail?: string): string => {
-    const counts = `${n}/${total}${unit}`;
+    const counts = `${Math.floor(n + 1e-9)}/${total}${unit}`;
     return `${label} ${String(percentOf(n)).padStart(3)}% ${counts}${eta(n)}${detail ? ` ${detail}` : ''}`;
   };
 
@@ -72,7 +75,7 @@ export function createProgress(io: Pick<CommandIO, 'stderr' | 'interactive'>, la
     finish(message) {
       if (finished) return;
       finished = true;
-      const text = message ?? `${label} ${done}/${total}${unit} in ${formatDuration(now() - started)}`;
+      const text = message ?? `${label} ${Math.floor(done + 1e-9)}/${total}${unit} in ${formatDuration(now() - started)}`;
       if (io.interactive) io.stderr(`\r${text}${' '.repeat(Math.max(0, lastLine.length - text.length))}\n`);
       else io.stderr(`${text}\n`);
     },

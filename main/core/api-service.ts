@@ -45,6 +45,7 @@ import type {
 } from './api.ts';
 import { EXPORT_FORMATS, MAX_LISTED_ENTRIES } from './api.ts';
 import type { DirectoryEntry, DirectoryListing, ListDirectoryRequest, StudyHint } from './api.ts';
+import type { CohortCaseRequest, CohortRequest, CohortView, OpenCohortRequest, SegmentCohortRequest } from './api.ts';
 import { findBratsCases } from './io/brats.ts';
 import { CancelledError, UserError, errorMessage } from './errors.ts';
 import type { Study } from './io/study.ts';
@@ -649,9 +650,11 @@ export class WorkstationService implements WorkstationApi {
   }
 
   async chooseExportPath({ studyId, format, source }: { studyId: string; format: ExportFormat; source?: MaskSource }): Promise<{ path: string } | null> {
-    const opened = this.#opened(studyId);
+    // a cohort's output folder is chosen the same way (its id in place of a study's)
+    const cohort = !this.#studies.has(studyId) && studyId.startsWith('cohort-') ? await (await this.#cohorts()).view(studyId) : undefined;
+    const suggested = cohort ? (await import('./cohort/app.ts')).suggestedOutName(cohort.name) : suggestedExportName(this.#opened(studyId).study.name, format, source);
     if (!this.#options.chooseExportPath) throw new UserError('there is no save dialog in browser mode; exports go to the server export folder');
-    const chosen = await this.#options.chooseExportPath(suggestedExportName(opened.study.name, format, source), format);
+    const chosen = await this.#options.chooseExportPath(suggested, format);
     return chosen ? { path: chosen } : null;
   }
 
@@ -761,6 +764,84 @@ export class WorkstationService implements WorkstationApi {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Cohorts (cohort/app.ts): a folder of studies as a table, "Segment all" in the background
+
+  #cohortService?: Promise<import('./cohort/app.ts').CohortService>;
+
+  #cohorts(): Promise<import('./cohort/app.ts').CohortService> {
+    this.#cohortService ??= import('./cohort/app.ts').then(
+      ({ CohortService }) =>
+        new CohortService({
+          readable: (path) => this.#readable(path),
+          resolveOut: (cohortId, name, path) => this.#options.resolveExportPath({ studyId: cohortId, format: 'report', source: 'prediction', ...(path ? { path } : {}) }, name),
+          runSettings: async (request) => {
+            const settings = await this.#settings.settings();
+            const { parseDevice } = await import('./onnx/session.ts');
+            const checkpoint = request.checkpoint === undefined ? undefined : this.#readable(request.checkpoint);
+            return { model: { ...(checkpoint ? { checkpoint } : {}), device: parseDevice(request.device ?? settings.device) }, postprocess: { ...settings.postprocessing } };
+          },
+          emit: (event) => this.#emit(event),
+          ...(this.#options.log ? { log: this.#options.log } : {}),
+        }),
+    );
+    return this.#cohortService;
+  }
+
+  async openCohort({ path }: OpenCohortRequest): Promise<CohortView> {
+    return (await this.#cohorts()).open({ path });
+  }
+
+  async getCohort({ cohortId }: CohortRequest): Promise<CohortView> {
+    return (await this.#cohorts()).view(cohortId);
+  }
+
+  async segmentCohort(request: SegmentCohortRequest): Promise<JobStarted> {
+    const cohorts = await this.#cohorts();
+    const job: RunningJob = { id: newId('job'), studyId: '', controller: new AbortController() };
+    this.#jobs.set(job.id, job);
+    try {
+      return await cohorts.segment(request, { id: job.id, signal: job.controller.signal, finish: () => this.#jobs.delete(job.id) });
+    } catch (err) {
+      this.#jobs.delete(job.id);
+      throw err;
+    }
+  }
+
+  async openCohortCase({ cohortId, case: name }: CohortCaseRequest): Promise<OpenStudyResult> {
+    const { path, prediction } = await (await this.#cohorts()).caseToOpen(cohortId, name);
+    const result = await this.openStudy({ path });
+    const opened = result.studies.length === 1 ? this.#studies.get(result.studies[0]!.id) : undefined;
+    // the cohort's prediction, unless the study has one of its own (made here since) or is being segmented
+    if (opened && prediction && !opened.prediction && !opened.job && prediction.dims.every((n, i) => n === opened.summary.dims[i])) {
+      const { record } = prediction;
+      opened.prediction = prediction.labels;
+      opened.predictionComplete = true;
+      opened.run = {
+        model: record.model,
+        checkpoint: record.checkpoint,
+        preset: record.preset,
+        device: record.device,
+        inputSize: record.run.size[0],
+        regions: record.run.regions === 'binary' ? 'binary' : 'brats',
+        channels: record.channels,
+        notes: record.notes,
+        loadMs: 0,
+        ms: record.seconds * 1000,
+      };
+    }
+    return result;
+  }
+
+  async exportCohort({ cohortId }: CohortRequest): Promise<ExportResult> {
+    const files = await (await this.#cohorts()).export(cohortId);
+    for (const file of files) this.#exported.add(resolve(file));
+    const urls = this.#options.downloadUrl ? files.map((f) => this.#options.downloadUrl!(f)) : [];
+    const downloadUrl = this.#options.downloadUrl?.(files[0]!);
+    if (!downloadUrl) return { files };
+    return urls.every((u) => u !== undefined) ? { files, downloadUrl, urls: urls as string[] } : { files, downloadUrl };
   }
 
   /** Stops running jobs and releases models (window closed, server stopped). */

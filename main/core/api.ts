@@ -681,6 +681,77 @@ export const PacsSendResult = s.object({
 export type PacsSendResult = Infer<typeof PacsSendResult>;
 
 // ---------------------------------------------------------------------------------------------
+// Cohorts (issue 18; core/cohort/): a folder whose sub-folders are studies
+
+/** The status of a cohort's case (cohort/record.ts), and "running" while "Segment all" runs it. */
+export const COHORT_STATUSES = ['done', 'skipped', 'failed', 'pending', 'running'] as const;
+export type CohortStatus = (typeof COHORT_STATUSES)[number];
+
+/** One case (a sub-folder that is a study) of a cohort, as the cohort table shows it. */
+export const CohortRow = s.object({
+  /** the sub-folder's name: the case's folder in the outputs */
+  case: s.string({ nonEmpty: true }),
+  /** the study's folder (what openStudy takes) */
+  path,
+  kind: s.string({ max: 64 }),
+  /** the study's sequences: from its file names before it is segmented, from the run afterwards */
+  sequences: s.array(s.string(), { max: 64 }),
+  /** the sequences fed to the model, once segmented */
+  sequencesUsed: s.nullable(s.array(s.string(), { max: 64 })),
+  /** null: not known before the study is read (DICOM) */
+  groundTruth: s.nullable(s.boolean()),
+  status: s.literal(COHORT_STATUSES),
+  error: s.nullable(text),
+  /** predicted ml per region, once segmented */
+  volumes: s.nullable(s.record(finite)),
+  /** whole-volume Dice per region with ground truth */
+  dice: s.nullable(s.record(s.nullable(finite))),
+  seconds: s.nullable(s.number({ min: 0 })),
+});
+export type CohortRow = Infer<typeof CohortRow>;
+
+export const CohortView = s.object({
+  cohortId: id,
+  name: s.string(),
+  folder: path,
+  /** where the outputs are written (null until chosen, on the desktop) */
+  out: s.nullable(path),
+  /** the regions the rows have figures for */
+  regions: s.array(s.string({ max: 64 }), { max: 16 }),
+  rows: s.array(CohortRow, { max: 100_000 }),
+  /** sub-folders left out, and why */
+  notes: s.array(text, { max: 100_000 }),
+  /** the "Segment all" job running on it */
+  jobId: s.nullable(id),
+});
+export type CohortView = Infer<typeof CohortView>;
+
+export const OpenCohortRequest = s.object({
+  /** a folder whose sub-folders are studies */
+  path,
+});
+export type OpenCohortRequest = Infer<typeof OpenCohortRequest>;
+
+export const SegmentCohortRequest = s.object(
+  { cohortId: id },
+  {
+    checkpoint: path,
+    device: name64,
+    /** segment every case again, also those whose outputs are up to date */
+    force: s.boolean(),
+    /** Electron: the output folder chosen through chooseExportPath; web: ignored (the export folder) */
+    out: path,
+  },
+);
+export type SegmentCohortRequest = Infer<typeof SegmentCohortRequest>;
+
+export const CohortCaseRequest = s.object({ cohortId: id, case: s.string({ max: 256, nonEmpty: true }) });
+export type CohortCaseRequest = Infer<typeof CohortCaseRequest>;
+
+export const CohortRequest = s.object({ cohortId: id });
+export type CohortRequest = Infer<typeof CohortRequest>;
+
+// ---------------------------------------------------------------------------------------------
 // Events
 
 export const SliceResultEvent = s.object({
@@ -753,6 +824,10 @@ export type MenuAction = (typeof MENU_ACTIONS)[number];
 /** The desktop application menu (and its shortcuts) asking the renderer to act. */
 export const MenuEvent = s.object({ type: s.literal(['menu']), action: s.literal(MENU_ACTIONS) });
 /** A PACS fetch (pacsOpen) going on: instances and bytes so far. */
+/** A case of a cohort changed (started, done, failed) while "Segment all" runs. */
+export const CohortCaseEvent = s.object({ type: s.literal(['cohortCase']), cohortId: id, jobId: id, row: CohortRow });
+/** "Segment all" ended (a cancelled one ends with a `cancelled` event, a broken one with `failed`). */
+export const CohortDoneEvent = s.object({ type: s.literal(['cohortDone']), cohortId: id, jobId: id, counts: s.object({ done: count, skipped: count, failed: count, pending: count }) });
 export const PacsProgressEvent = s.object({ type: s.literal(['pacsProgress']), jobId: id, instances: count, totalInstances: count, bytes: count, cachedInstances: count });
 
 export type SliceResultEvent = Infer<typeof SliceResultEvent>;
@@ -766,6 +841,8 @@ export type TrainValidationEvent = Infer<typeof TrainValidationEvent>;
 export type TrainDoneEvent = Infer<typeof TrainDoneEvent>;
 export type MenuEvent = Infer<typeof MenuEvent>;
 export type PacsProgressEvent = Infer<typeof PacsProgressEvent>;
+export type CohortCaseEvent = Infer<typeof CohortCaseEvent>;
+export type CohortDoneEvent = Infer<typeof CohortDoneEvent>;
 
 export const ApiEvent = s.union('type', {
   sliceResult: SliceResultEvent,
@@ -779,6 +856,8 @@ export const ApiEvent = s.union('type', {
   trainDone: TrainDoneEvent,
   menu: MenuEvent,
   pacsProgress: PacsProgressEvent,
+  cohortCase: CohortCaseEvent,
+  cohortDone: CohortDoneEvent,
 });
 export type ApiEvent = Infer<typeof ApiEvent>;
 
@@ -842,6 +921,16 @@ export const API = {
   pacsOpen: method(PacsOpenRequest, OpenStudyResult),
   /** stores the DICOM SEG and the PDF report of the study's finished prediction in its PACS study (STOW-RS) */
   pacsSend: method(PacsSendRequest, PacsSendResult),
+  /** a folder whose sub-folders are studies, as a cohort: its cases and what their outputs hold already */
+  openCohort: method(OpenCohortRequest, CohortView),
+  /** the cohort as its outputs are now */
+  getCohort: method(CohortRequest, CohortView),
+  /** segments every case not up to date, one after the other, in the background: progress, cohortCase and cohortDone events follow; cancel({jobId}) stops it */
+  segmentCohort: method(SegmentCohortRequest, JobStarted),
+  /** opens a case's study, with the cohort's prediction when it was segmented */
+  openCohortCase: method(CohortCaseRequest, OpenStudyResult),
+  /** writes the cohort summary (cohort.html, .pdf, .csv, .json) into the cohort's output folder */
+  exportCohort: method(CohortRequest, ExportResult),
 };
 
 export type ApiMethod = keyof typeof API;

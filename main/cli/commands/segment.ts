@@ -1,62 +1,9 @@
-import { existsSync } from 'node:fs';
-import { defineCommand, listOption, numberOption, requireOption, stringOption, type CommandIO, type ParsedArgs } from '../command.ts';
-import { hieraConfigOption } from '../config-option.ts';
-import { FileError, UserError } from '../../core/errors.ts';
-import type { Study } from '../../core/io/study.ts';
-import type { Volume } from '../../core/io/volume.ts';
-import type { RegionKind } from '../../core/metrics/regions.ts';
+import { defineCommand, requireOption, stringOption } from '../command.ts';
+import { UserError } from '../../core/errors.ts';
 import type { SegmentSummary, SliceResult } from '../../core/jobs/segment.ts';
 import type { RegionResults } from '../../core/metrics/evaluate.ts';
-import { POSTPROCESS_DEFAULTS, type PostprocessOptions } from '../../core/model/postprocess.ts';
+import { POSTPROCESS_DEFAULTS } from '../../core/model/postprocess.ts';
 import { PACS_CACHE_OPTIONS, PACS_URL_OPTION } from '../pacs-hook.ts';
-
-/** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
-function postprocessOptions(args: ParsedArgs): PostprocessOptions {
-  const read = (flag: string, fallback: number): number => {
-    const value = numberOption(args, flag, fallback)!;
-    if (!Number.isFinite(value) || value < 0) throw new UserError(`--${flag} expects a volume in ml ≥ 0 (0 switches it off), got ${value}`);
-    return value;
-  };
-  return { minComponentMl: read('min-component-ml', POSTPROCESS_DEFAULTS.minComponentMl), minEtMl: read('min-et-ml', POSTPROCESS_DEFAULTS.minEtMl) };
-}
-
-/** --size: "352" or "352x320" (H×W). */
-export function parseSize(value: string | undefined): [number, number] | undefined {
-  if (value === undefined) return undefined;
-  const m = /^(\d+)(?:[x×](\d+))?$/.exec(value.trim());
-  if (!m) throw new UserError(`--size expects N or HxW (e.g. 352 or 352x320), got "${value}"`);
-  const h = Number(m[1]);
-  return [h, m[2] ? Number(m[2]) : h];
-}
-
-function parseRegions(value: string | undefined): RegionKind | undefined {
-  if (value === undefined) return undefined;
-  if (value !== 'brats' && value !== 'binary') throw new UserError(`--regions expects brats or binary, got "${value}"`);
-  return value;
-}
-
-async function openOneStudy(path: string, io: CommandIO): Promise<Study> {
-  const { openPath } = await import('../../core/io/open.ts');
-  const { studies, notes } = await openPath(path);
-  for (const note of notes) io.stderr(`note: ${note}\n`);
-  if (studies.length > 1) {
-    throw new UserError(`${path} holds ${studies.length} studies (${studies.map((s) => s.name).join(', ')}); point at one of them`);
-  }
-  return studies[0]!;
-}
-
-/** --gt: a label map on the study's grid (a NIfTI file, or the seg of a BraTS folder). */
-async function openGroundTruth(path: string, reference: Volume, io: CommandIO): Promise<Volume> {
-  const { sameGrid } = await import('../../core/io/volume.ts');
-  const study = await openOneStudy(path, io);
-  const volumes = study.seg ? [study.seg] : Object.values(study.sequences);
-  if (volumes.length !== 1) throw new FileError(path, `holds ${volumes.length} volumes; --gt needs one label map`);
-  const gt = volumes[0]!;
-  if (!sameGrid(gt.geometry, reference.geometry)) {
-    throw new FileError(path, `the ground truth (${gt.dims.join('×')}) is not on the study's grid (${reference.dims.join('×')}, same origin, spacing and direction needed)`);
-  }
-  return gt;
-}
 
 const round = (v: number | null | undefined, digits = 4): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : +v.toFixed(digits));
 
@@ -83,6 +30,7 @@ export default defineCommand({
     'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
     'min-et-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: enhancing tumour smaller than this in total becomes necrosis, label 1 (default ${POSTPROCESS_DEFAULTS.minEtMl}; 0 never)` },
     json: { type: 'boolean', description: 'one JSON line per slice on stdout, then a summary line' },
+    force: { type: 'boolean', description: 'cohort: segment every study again, also those whose outputs are up to date' },
     ...PACS_URL_OPTION,
     store: { type: 'boolean', description: 'pacs:// studies: store the DICOM SEG and the PDF report (Encapsulated PDF) in the source study (implies --dicom-seg)' },
     ...PACS_CACHE_OPTIONS,
@@ -90,105 +38,73 @@ export default defineCommand({
   details:
     'Writes <out>/<case>_pred.nii.gz (labels 0/1/2/4 for BraTS regions, 0/1 for a binary model),\n' +
     'metrics.json, metrics.csv, report.html and report.pdf, and with --dicom-seg <out>/<case>_pred_seg.dcm.\n' +
-    'A study given as pacs://<StudyInstanceUID> is fetched from --pacs first (see `sam2unet pacs --help`).\n' +
     'JSON lines: {"type":"slice","index","empty","ms","regions":{"WT":{"dice","iou"},…}|null} per slice in\n' +
-    'order, then {"type":"summary",…}. Progress goes to stderr. Ctrl-C cancels (exit 130).',
+    'order, then {"type":"summary",…}. Progress goes to stderr. Ctrl-C cancels (exit 130).\n' +
+    '\n' +
+    'A folder whose sub-folders are studies (BraTS case folders, DICOM study folders) is a cohort:\n' +
+    'each study is written to <out>/<case>/ as above (plus cohort-case.json: hashes and figures), and\n' +
+    '<out>/cohort.csv, cohort.json, cohort.html and cohort.pdf summarise them. A study that fails is\n' +
+    'recorded and the others go on (exit status 3 when some failed). Run the same command again to\n' +
+    'resume: studies whose outputs are complete and whose files, model and settings are unchanged are\n' +
+    'skipped. --json gives one {"type":"case",…} line per study, then {"type":"summary",…}.\n' +
+    '\n' +
+    'A study given as pacs://<StudyInstanceUID> is fetched from --pacs first (see `sam2unet pacs --help`).',
   async run(args, io) {
     if (args.positionals.length !== 1) throw new UserError('segment takes exactly one study path (see --help)');
-    const outDir = requireOption(args, 'out');
-    const json = args.values.json === true;
-    const wantDicomSeg = args.values['dicom-seg'] === true || args.values.store === true;
-    const regionsOpt = parseRegions(stringOption(args, 'regions'));
-    const size = parseSize(stringOption(args, 'size'));
-    const batch = numberOption(args, 'batch');
-    if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
-    const channels = listOption(args, 'channels');
-    const postprocess = postprocessOptions(args);
-    const { parseDevice } = await import('../../core/onnx/session.ts');
-    const device = parseDevice(stringOption(args, 'device'));
-    const config = hieraConfigOption(stringOption(args, 'config'));
-    const [{ bundledModel, bundledFor, checkInputSize, BUNDLED_MODEL_NAME }, { sliceModelFromCheckpoint }, { readStoredRunSettings }, runSettings] = await Promise.all([
-      import('../../core/jobs/bundled.ts'),
-      import('../../core/jobs/model.ts'),
-      import('../../core/model/checkpoint.ts'),
-      import('../../core/model/run-settings.ts'),
-    ]);
-    if (size) checkInputSize(size);
-
-    const checkpoint = stringOption(args, 'checkpoint') ?? (await bundledModel()).checkpoint;
-    if (!existsSync(checkpoint)) throw new FileError(checkpoint, 'no such file');
-    // --size and --regions override what the checkpoint says; --channels is what the study feeds
-    // to the channels the checkpoint names (a substitution when they differ)
-    const user = { ...(size ? { size } : {}), ...(regionsOpt ? { regions: regionsOpt } : {}) };
-    const [stored, bundled] = await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]);
-    const expected = runSettings.resolveRunSettings({ user, checkpoint: stored, bundled: bundled?.run });
-
     // pacs://<StudyInstanceUID>: fetched into the instance cache, then opened as that folder
     const { path: studyPath, pacs } = await (await import('../pacs-hook.ts')).resolvePacsStudy(args.positionals[0]!, args, io);
-    const study = await openOneStudy(studyPath, io);
-    if (wantDicomSeg && study.kind !== 'dicom') {
-      throw new UserError(`--dicom-seg needs a DICOM study; ${studyPath} is ${study.kind === 'brats' ? 'a BraTS (NIfTI) case' : 'a NIfTI file'}`);
+    const outDir = requireOption(args, 'out');
+    const json = args.values.json === true;
+    const { runFlags } = await import('../cohort.ts');
+    const flags = await runFlags(args);
+    const { channels, batch, postprocess, dicomSeg: wantDicomSeg, model: modelRequest } = flags;
+    const [{ BUNDLED_MODEL_NAME }, studyRun, runSettings] = await Promise.all([
+      import('../../core/jobs/bundled.ts'),
+      import('../../core/cohort/study-run.ts'),
+      import('../../core/model/run-settings.ts'),
+    ]);
+    // a folder whose sub-folders are studies is a cohort (core/cohort)
+    const { findCohort } = await import('../../core/cohort/find.ts');
+    const cohort = await findCohort(studyPath);
+    if (cohort) {
+      const { runCohortCommand } = await import('../cohort.ts');
+      return runCohortCommand(cohort, outDir, args, io, { ...flags, json });
     }
-    const sequenceNames = Object.keys(study.sequences);
-    const mapping = runSettings.mapChannels(study.name, sequenceNames, expected.channels, channels);
-    const channelNames = runSettings.requireChannels(study.name, sequenceNames, mapping, runSettings.channelsFlagHint(mapping, sequenceNames));
-    const { inputChannels } = await import('../../core/model/preprocess.ts');
-    const channelVolumes = inputChannels(study, channelNames);
-    const reference = channelVolumes[0];
-    const gtPath = stringOption(args, 'gt');
-    const groundTruth = gtPath ? await openGroundTruth(gtPath, reference, io) : (study.seg ?? null);
+    const choice = await studyRun.chooseModel(modelRequest);
+    const note = (text: string) => io.stderr(`note: ${text}\n`);
+    const prepared = await studyRun.prepareStudy(studyPath, choice.expected, { channels, groundTruth: stringOption(args, 'gt'), dicomSeg: wantDicomSeg, onNote: note });
+    const { checkpoint, bundled } = choice;
 
     io.stderr(`loading ${bundled ? `the ${BUNDLED_MODEL_NAME} (${checkpoint})` : checkpoint} …\n`);
-    const model = await sliceModelFromCheckpoint(checkpoint, {
-      config,
-      user,
-      device,
-      onMessage: (m) => io.stderr(`note: ${m}\n`),
-    });
+    const model = await studyRun.loadModel(choice, note);
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
-    io.stderr(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)} (${runSettings.sourceWords(model.settings.from.channels)})\n`);
-    const notes = runSettings.runNotes(model.settings, mapping);
-    for (const note of notes) io.stderr(`note: ${note}\n`);
+    io.stderr(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(prepared.mapping)} (${runSettings.sourceWords(model.settings.from.channels)})\n`);
+    for (const text of runSettings.runNotes(model.settings, prepared.mapping)) note(text);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
     try {
       io.stderr(`model ready in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' (cached graph)' : ''} on ${model.provider.toUpperCase()}\n`);
       const { createProgress } = await import('../progress.ts');
-      const { segmentStudy } = await import('../../core/jobs/segment.ts');
       let progress: ReturnType<typeof createProgress> | undefined;
       let done = 0;
-      const job = segmentStudy(
-        study,
-        model,
-        // the report builder computes the whole-volume metrics (HD95 is the costly part): once
-        { channels: channelNames, regions: model.settings.regions, batchSize: batch, groundTruth, signal: controller.signal, volumeMetrics: false, postprocess },
-        {
-          start: (info) => {
-            progress = createProgress(io, `segmenting ${study.name}`, info.slices, { unit: 'slices' });
-          },
-          slice: (r) => {
-            done++;
-            if (json) io.stdout(`${sliceJson(r)}\n`);
-            progress?.update(done);
-          },
+      const run = studyRun.runStudy(prepared, model, outDir, { batch, postprocess, dicomSeg: wantDicomSeg, signal: controller.signal }, {
+        start: (info) => {
+          progress = createProgress(io, `segmenting ${prepared.study.name}`, info.slices, { unit: 'slices' });
         },
-      );
+        slice: (r) => {
+          done++;
+          if (json) io.stdout(`${sliceJson(r)}\n`);
+          progress?.update(done);
+        },
+      });
       // a failed or cancelled job leaves no half-drawn bar before the error line
-      const { labels, summary } = await job.catch((err: unknown) => {
+      const { summary, files, report } = await run.catch((err: unknown) => {
         progress?.clear();
         throw err;
       });
       progress?.finish(`segmented ${summary.slices} slices (${summary.emptySlices} empty) in ${(summary.ms / 1000).toFixed(1)} s on ${summary.provider.toUpperCase()}`);
-
-      // the same writers as the app's exports (core/export): the outputs cannot drift apart
-      const [{ writeSegmentationOutputs }, { predictionRun }] = await Promise.all([import('../../core/export/index.ts'), import('../../core/jobs/prediction-run.ts')]);
-      const { files, report } = await writeSegmentationOutputs(
-        outDir,
-        { study, labels, source: 'prediction', run: predictionRun(model, mapping, summary), groundTruth, perSlice: groundTruth ? summary.perSlice : undefined },
-        { dicomSeg: wantDicomSeg },
-      );
-      if (pacs) await (await import('../pacs-hook.ts')).storeSegmentOutputs(args, io, pacs, files, reference);
+      if (pacs) await (await import('../pacs-hook.ts')).storeSegmentOutputs(args, io, pacs, files, prepared.reference);
       if (json) io.stdout(`${JSON.stringify({ type: 'summary', ...summaryJson(summary, report.perVolume), files })}\n`);
       else io.stdout(humanSummary(summary, report.perVolume, files));
       return 0;

@@ -20,7 +20,7 @@ export const PREDICTED_STATUS = 'predicted';
 /** Full precision (shortest round-trip form): the CSV is for analysis, not for reading. */
 const num = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '' : String(v));
 
-function csvField(text: string): string {
+export function csvField(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

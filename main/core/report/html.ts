@@ -29,7 +29,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-const CSS = `
+export const CSS = `
 *{box-sizing:border-box}
 body{margin:0;background:#f4f5f7;color:#1d2329;font:14px/1.45 "Helvetica Neue",Helvetica,Arial,sans-serif}
 main{max-width:1000px;margin:0 auto;padding:28px 32px 40px;background:#fff;min-height:100vh}

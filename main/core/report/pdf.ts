@@ -7,13 +7,13 @@ import { A4, PdfDocument, textWidth, type PdfPage, type Rgb } from './pdfwriter.
 import { THUMBNAIL_VIEW, thumbnailRGB } from './thumbnail.ts';
 import type { MetricsReport, ReportThumbnail } from './types.ts';
 
-const MARGIN = 40;
-const NAVY: Rgb = [31, 59, 87];
-const GREY: Rgb = [91, 102, 112];
+export const MARGIN = 40;
+export const NAVY: Rgb = [31, 59, 87];
+export const GREY: Rgb = [91, 102, 112];
 const RULE: Rgb = [217, 222, 227];
 const HEAD_FILL: Rgb = [238, 241, 244];
 
-class Layout {
+export class Layout {
   page!: PdfPage;
   y = 0;
   readonly width = A4[0] - 2 * MARGIN;
@@ -159,7 +159,7 @@ function drawThumbnails(layout: Layout, report: MetricsReport, thumbnails: reado
 }
 
 /** Columns as wide as their widest text plus room to spare, scaled to the page width. */
-function fittedWidths(layout: Layout, header: string[], rows: string[][], size: number): number[] {
+export function fittedWidths(layout: Layout, header: string[], rows: string[][], size: number): number[] {
   const widths = header.map((h, i) => Math.max(textWidth(h, size, 'bold'), ...rows.map((r) => textWidth(r[i]!, size))) + 12);
   const scale = layout.width / widths.reduce((a, b) => a + b, 0);
   return widths.map((w) => w * scale);

@@ -296,3 +296,41 @@ export function symlinkBelow(folder: string, path: string): string | null {
   }
   return null;
 }
+
+/**
+ * Puts a folder written under a temporary name (beside `target`, on the same file system) in
+ * place as `target`, so a reader sees the old folder or the new one, never a mix: the folder
+ * analogue of writeFileAtomic (a cohort's case outputs). rename(2) cannot replace a non-empty
+ * folder, so an old `target` is first moved aside, then removed; a crash in between leaves no
+ * `target` (the work is redone), never a half-written one. The files inside must have been
+ * written (and flushed) with writeFileAtomic.
+ */
+export async function replaceDirectory(tempDir: string, target: string): Promise<void> {
+  const parent = dirname(target);
+  const asides: string[] = [];
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(tempDir, target);
+        break;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        // another writer (a redone job) may be swapping the same folder: try again a few times
+        if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt >= 5) throw writeFailure(target, err);
+        const aside = join(parent, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.old`);
+        try {
+          await rename(target, aside);
+          asides.push(aside);
+        } catch (moveErr) {
+          if ((moveErr as { code?: unknown }).code !== 'ENOENT') throw writeFailure(target, moveErr);
+        }
+      }
+    }
+    await syncDirectory(parent);
+  } catch (err) {
+    await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  } finally {
+    for (const aside of asides) await rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

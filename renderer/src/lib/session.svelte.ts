@@ -120,6 +120,8 @@ export class Session {
   dialog = $state<'export' | 'settings' | 'tags' | 'files' | 'pacs' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
+  /** opens a folder of studies as a cohort (set by cohort.svelte.ts; the file browser offers it) */
+  openCohort = $state.raw<((path: string) => Promise<boolean>) | null>(null);
   #states = new Map<string, StudyState>();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
@@ -281,6 +283,23 @@ export class Session {
     const openDropped = this.api.openDropped;
     if (!openDropped) return false;
     return this.#opened(await this.#run(`opening ${file.name}`, () => openDropped(file)));
+  }
+
+  /** A cohort's case (cohort.svelte.ts): its study, with the prediction the cohort made over it when there is one. */
+  async openCohortCase(cohortId: string, caseName: string): Promise<boolean> {
+    const opened = await this.#opened(await this.#run(`opening ${caseName}`, () => this.api.openCohortCase({ cohortId, case: caseName })));
+    const state = this.current;
+    if (!opened || !state || state.prediction || state.job) return opened;
+    const labels = await this.#quiet(() => this.api.getLabels({ studyId: state.summary.id, source: 'prediction' }), null);
+    if (!labels || this.current !== state) return opened;
+    const slices = state.summary.dims[2];
+    state.prediction = labels.data;
+    state.overlaySource = 'prediction';
+    // a finished run as far as the views and the Export dialog are concerned
+    state.job = { id: `cohort:${cohortId}`, studyId: state.summary.id, done: slices, total: slices, status: 'done', message: 'segmented with its cohort' };
+    this.overlayVisible = true;
+    this.maskVersion++;
+    return opened;
   }
 
   /** The first screen's "Open a sample study": the service generates it once, then opens it. */

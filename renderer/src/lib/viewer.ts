@@ -368,6 +368,15 @@ export class PlaneViewer {
     if (this.#volume && index >= 0) this.#events.rendered?.(index);
   };
 
+  /**
+   * Whether the viewport has an image to map through. While setStack is under way it has none: a
+   * view mounted with a prediction there already (a cohort's case) is asked to draw before it has
+   * rendered; it draws when it renders.
+   */
+  #hasImage(): boolean {
+    return this.#viewport.getImageData() !== undefined;
+  }
+
   /** The letters on the edges and the scale, read from the camera: what is on screen, whatever the data's direction. */
   #reportGeometry(): void {
     const report = this.#events.geometry;
@@ -376,6 +385,7 @@ export class PlaneViewer {
     const cx = this.#element.clientWidth / 2;
     const cy = this.#element.clientHeight / 2;
     if (!(cx > 0 && cy > 0)) return;
+    if (!this.#hasImage()) return;
     const o = viewport.canvasToWorld([cx, cy] as Types.Point2);
     const r = viewport.canvasToWorld([cx + 1, cy] as Types.Point2);
     const d = viewport.canvasToWorld([cx, cy + 1] as Types.Point2);
@@ -408,6 +418,7 @@ export class PlaneViewer {
     if (!volume || !axes || !imageId) return;
     const { width: w, height: h } = planeSize(volume, axes);
     const viewport = this.#viewport;
+    if (!this.#hasImage()) return;
     const corner = (i: number, j: number) => viewport.worldToCanvas(utilities.imageToWorldCoords(imageId, [i, j]) as Types.Point3);
     const p00 = corner(0, 0);
     const p10 = corner(w, 0);

@@ -38,6 +38,11 @@ describe('api.ts request validators', () => {
     pacsSeries: { connectionId: 'pacs-1', studyUid: '1.2.840.1' },
     pacsOpen: { connectionId: 'pacs-1', studyUid: '1.2.840.1', seriesUid: '1.2.840.1.2', jobId: 'pacs-job-1' },
     pacsSend: { studyId: 's1', connectionId: 'pacs-1' },
+    openCohort: { path: '/data/cohort' },
+    getCohort: { cohortId: 'cohort-1' },
+    segmentCohort: { cohortId: 'cohort-1', checkpoint: '/m.pth', device: 'cpu', force: true, out: '/out/cohort' },
+    openCohortCase: { cohortId: 'cohort-1', case: 'BraTS20_Training_001' },
+    exportCohort: { cohortId: 'cohort-1' },
   };
 
   it('has a valid example for every method, and accepts it', () => {
@@ -62,6 +67,9 @@ describe('api.ts request validators', () => {
     ['getLabels', { studyId: 's', source: 'both' }, /source must be one of prediction, groundTruth/],
     ['exportMasks', { studyId: 's', format: 'png', source: 'prediction' }, /format must be one of/],
     ['segment', { studyId: 's', device: 7 }, /device must be a string/],
+    ['segmentCohort', { cohortId: 'c', force: 'yes' }, /segmentCohort.force must be a boolean/],
+    ['openCohortCase', { cohortId: 'c' }, /openCohortCase.case is missing/],
+    ['openCohort', { path: '/a', out: '/b' }, /openCohort.out is not expected/],
     ['segment', { studyId: 's', channels: ['flair', 'flair', 'flair', 'flair'] }, /segment.channels has more than 3 items/],
     ['segment', { studyId: 's', channels: 'flair' }, /segment.channels must be an array/],
     ['capabilities', { x: 1 }, /not expected/],
@@ -87,6 +95,17 @@ describe('api.ts request validators', () => {
     expect(eventValidator({ ...slice, index: -1 }, 'e')).toMatch(/index must be ≥ 0/);
     expect(eventValidator({ type: 'explode', jobId: 'j' }, 'e')).toMatch(/type must be one of/);
     expect(eventValidator({ type: 'done', jobId: 'j', studyId: 's', dice: null, ms: 1, device: 'cpu' }, 'e')).toBeNull();
+  });
+
+  it('validates the cohort events and views', () => {
+    const row = { case: 'c1', path: '/data/c1', kind: 'brats', sequences: ['flair'], sequencesUsed: null, groundTruth: true, status: 'done', error: null, volumes: { WT: 3 }, dice: { WT: 0.9, ET: null }, seconds: 7 };
+    expect(eventValidator({ type: 'cohortCase', cohortId: 'k', jobId: 'j', row }, 'e')).toBeNull();
+    expect(eventValidator({ type: 'cohortCase', cohortId: 'k', jobId: 'j', row: { ...row, status: 'lost' } }, 'e')).toMatch(/row.status must be one of/);
+    expect(eventValidator({ type: 'cohortCase', cohortId: 'k', jobId: 'j', row: { ...row, dice: { WT: '0.9' } } }, 'e')).toMatch(/row.dice.WT must be a finite number/);
+    expect(eventValidator({ type: 'cohortDone', cohortId: 'k', jobId: 'j', counts: { done: 1, skipped: 0, failed: 1, pending: 0 } }, 'e')).toBeNull();
+    const view = { cohortId: 'k', name: 'n', folder: '/data', out: null, regions: ['WT'], rows: [row], notes: [], jobId: null };
+    expect(replyValidators.openCohort!(view, 'r')).toBeNull();
+    expect(replyValidators.openCohort!({ ...view, rows: [{ ...row, path: '' }] }, 'r')).toMatch(/must not be empty/);
   });
 
   it('validates volume replies', () => {

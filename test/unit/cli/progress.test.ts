@@ -48,6 +48,17 @@ describe('createProgress', () => {
     expect(out.join('').includes('\n')).toBe(true);
   });
 
+  it('follows a fractional count (a study half done) in the bar and the ETA, and shows whole items', () => {
+    const { io, out } = sink(false);
+    let t = 0;
+    const p = createProgress(io, 'cohort', 4, { unit: 'studies', step: 25, now: () => t });
+    t = 10_000;
+    p.update(0.5, 'case 1 78/155 slices');
+    t = 20_000;
+    p.update(1.25, 'case 2');
+    expect(out).toEqual(['cohort  12% 0/4 studies ETA 1 min 10 s case 1 78/155 slices\n', 'cohort  31% 1/4 studies ETA 44.0 s case 2\n']);
+  });
+
   it('formats durations', () => {
     expect(formatDuration(12)).toBe('12 ms');
     expect(formatDuration(1500)).toBe('1.5 s');
