@@ -42,6 +42,7 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
     settingsFile: join(app.getPath('userData'), 'settings.json'),
     trainingDir: join(app.getPath('userData'), 'training'),
     samplesDir: join(app.getPath('userData'), 'samples'),
+    reviewedDir: join(app.getPath('userData'), 'reviewed'),
     initialPaths,
     log,
     showModelDialog: async () => {

@@ -61,6 +61,20 @@ import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } fr
 import { displayWindow } from './io/display-window.ts';
 import { rgbData } from './io/colour.ts';
 import type { VoxelArray } from './io/volume.ts';
+import type {
+  EditLabelsRequest,
+  EditLabelsResult,
+  InspectMaskRequest,
+  LoadMaskRequest,
+  LoadedMask,
+  MaskInspection,
+  ReviewedStudy,
+  SaveReviewedRequest,
+  SaveReviewedResult,
+  SegmentationSummary,
+} from './api.ts';
+import type { SegmentationFile } from './io/segmentations.ts';
+import type { MaskOrigin } from './review/reviewed.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -92,6 +106,8 @@ export interface ServiceOptions {
   settings?: SettingsStore;
   /** where training runs write their checkpoints and models; absent = training unavailable */
   trainingDir?: string;
+  /** where Save as reviewed writes corrected masks as BraTS cases (a read root); absent = unavailable */
+  reviewedDir?: string;
   /** web mode: turns a written file into a URL the browser can download */
   downloadUrl?: (file: string) => string | undefined;
   /** Electron: opens a file with the system's default application (shell.openPath); absent in web mode */
@@ -112,6 +128,10 @@ interface OpenedStudy {
   run?: PredictionRun;
   predictionComplete: boolean;
   job?: RunningJob;
+  /** what made the prediction (recorded when it is saved as reviewed) */
+  origin?: MaskOrigin;
+  /** edits applied to the prediction since it was made or loaded */
+  edits: number;
 }
 
 interface RunningJob {
@@ -188,12 +208,16 @@ export class WorkstationService implements WorkstationApi {
       return { studies: open.map((s) => s.summary), notes: [`${path} is open already`] };
     }
     const opened = await this.#ports.openPath(absolute);
+    if (opened.studies.length === 0 && opened.segmentations?.length) {
+      // a SEG by itself: say what it is and whose images it needs (and whether they are open), not fail
+      return { studies: [], notes: opened.notes, segmentations: opened.segmentations.map((seg) => this.#segmentationSummary(seg)) };
+    }
     if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
     await this.#settings.addRecent(absolute, opened.studies.length === 1 ? opened.studies[0]!.name : basename(absolute));
     const studies = opened.studies.map((study) => {
       const id = newId('study');
       const summary = summarize(id, study);
-      this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false });
+      this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false, edits: 0 });
       return summary;
     });
     return { studies, notes: opened.notes };
@@ -218,6 +242,8 @@ export class WorkstationService implements WorkstationApi {
     opened.prediction = undefined;
     opened.run = undefined;
     opened.predictionComplete = false;
+    opened.origin = undefined;
+    opened.edits = 0;
     return opened.summary;
   }
 
@@ -454,6 +480,8 @@ export class WorkstationService implements WorkstationApi {
     opened.prediction = new Uint8Array(nx * ny * nz);
     opened.predictionComplete = false;
     opened.run = undefined;
+    opened.origin = undefined;
+    opened.edits = 0;
     this.#jobs.set(job.id, job);
     const prediction = opened.prediction;
     const started = performance.now();
@@ -485,6 +513,8 @@ export class WorkstationService implements WorkstationApi {
         }
         opened.predictionComplete = true;
         opened.run = result.run;
+        opened.origin = { kind: 'model', model: result.run.model, checkpoint: result.run.checkpoint };
+        opened.edits = 0;
         this.#emit({ type: 'done', jobId: job.id, studyId, dice: result.dice, ms: performance.now() - started, device: result.device });
       } catch (err) {
         if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
@@ -653,7 +683,7 @@ export class WorkstationService implements WorkstationApi {
       study: opened.study,
       labels: reference.withData(labels, { id: `${opened.study.name}-${request.source}`, description: `${request.source} segmentation` }),
       source: request.source,
-      ...(request.source === 'prediction' && opened.run ? { run: opened.run } : {}),
+      ...(request.source === 'prediction' && opened.run ? { run: opened.edits ? { ...opened.run, notes: [...opened.run.notes, `the mask was corrected by hand in the workstation after the run (${opened.edits} edit${opened.edits === 1 ? '' : 's'})`] } : opened.run } : {}),
       // the report draws the regions in the colours the app shows them in
       labelColours: (await this.#settings.settings()).labelColors,
       ...(tumour ? { tumour } : {}),
@@ -672,6 +702,115 @@ export class WorkstationService implements WorkstationApi {
     if (!this.#exported.has(canonical)) throw new UserError(`refusing to open ${file}: it is not a file this app exported`);
     await this.#options.openPath(canonical);
     return { opened: true };
+  }
+
+  #segmentationSummary(seg: SegmentationFile): SegmentationSummary {
+    const holder = seg.referencedSeriesUid ? [...this.#studies.values()].find((s) => s.summary.series?.some((x) => x.seriesId === seg.referencedSeriesUid) || s.summary.sequences.some((x) => x.seriesId === seg.referencedSeriesUid)) : undefined;
+    return {
+      file: seg.file,
+      description: seg.description,
+      segments: seg.segments.map((x) => ({ number: x.number, name: x.name, ...(x.type ? { type: x.type } : {}) })),
+      ...(seg.referencedSeriesUid ? { referencedSeriesUid: seg.referencedSeriesUid } : {}),
+      referencedInstances: seg.referencedInstances,
+      ...(holder ? { openStudyId: holder.id, openStudyName: holder.study.name } : {}),
+    };
+  }
+
+  async inspectMask({ studyId, path }: InspectMaskRequest): Promise<MaskInspection> {
+    const opened = this.#opened(studyId);
+    const absolute = this.#readable(path);
+    const { inspectMask, maskTargetOf } = await import('./io/masks.ts');
+    const target = maskTargetOf(opened.study);
+    return this.#ports.inspectMask ? this.#ports.inspectMask(absolute, target) : inspectMask(absolute, target);
+  }
+
+  async loadMask({ studyId, path, as, segmentLabels }: LoadMaskRequest): Promise<LoadedMask> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; cancel the run or wait for it before loading a mask`);
+    const absolute = this.#readable(path);
+    const { loadMask, maskTargetOf } = await import('./io/masks.ts');
+    const target = maskTargetOf(opened.study);
+    const loaded = this.#ports.loadMask ? await this.#ports.loadMask(absolute, target, segmentLabels) : await loadMask(absolute, target, segmentLabels);
+    if (this.#studies.get(studyId) !== opened) throw new UserError(`${opened.study.name} was closed meanwhile`);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; load the mask again when the run ends`);
+    const labels = loaded.labels;
+    if (as === 'prediction') {
+      opened.prediction = labels;
+      opened.predictionComplete = true;
+      opened.run = undefined;
+      opened.origin = { kind: 'file', path: absolute };
+      opened.edits = 0;
+    } else {
+      const reference = referenceVolume(opened.study);
+      opened.study = { ...opened.study, seg: reference.withData(labels, { id: `${opened.study.name}-ground-truth`, description: `ground truth loaded from ${absolute}`, modality: 'SEG', sources: [absolute] }) };
+      opened.summary = { ...opened.summary, hasGroundTruth: true };
+    }
+    return { studyId, source: as, dims: opened.summary.dims, data: labels, notes: loaded.notes };
+  }
+
+  async editLabels({ studyId, changes }: EditLabelsRequest): Promise<EditLabelsResult> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; edits can be made when the run ends`);
+    const [nx, ny, nz] = opened.summary.dims;
+    if (!opened.prediction) {
+      // drawing from scratch: the edits start from an empty layer
+      opened.prediction = new Uint8Array(nx * ny * nz);
+      opened.predictionComplete = true;
+      opened.run = undefined;
+      opened.origin = { kind: 'drawn' };
+      opened.edits = 0;
+    }
+    const { applyDiff, runsOf, DiffMismatchError } = await import('./edit/diff.ts');
+    // every change is checked against a copy first: the edits apply all together or not at all
+    const labels = opened.prediction;
+    const trial = changes.length > 1 ? labels.slice() : labels;
+    let voxels = 0;
+    try {
+      for (const change of changes) {
+        for (const run of runsOf(change)) {
+          if (![0, 1, 2, 4].includes(run.after)) throw new DiffMismatchError(`label ${run.after} is not a BraTS label (0, 1, 2, 4)`);
+          voxels += run.length;
+        }
+        applyDiff(trial, change);
+      }
+    } catch (err) {
+      if (err instanceof DiffMismatchError) throw new UserError(`the edits of ${opened.study.name} do not fit its mask on the server (${err.message}); reload the study`);
+      throw err;
+    }
+    if (trial !== labels) labels.set(trial);
+    opened.edits += changes.length;
+    // the described mask changed: the next describeTumour describes it again
+    this.#tumourViews.delete(labels);
+    return { voxels, edits: opened.edits };
+  }
+
+  async saveReviewed({ studyId, reviewer }: SaveReviewedRequest): Promise<SaveReviewedResult> {
+    const opened = this.#opened(studyId);
+    const dir = this.#options.reviewedDir;
+    if (!dir) throw new UserError('there is no reviewed-studies folder here (start the server with --data-dir)');
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; save it when the run has ended`);
+    const labels = opened.prediction;
+    if (!labels || !opened.predictionComplete) throw new UserError(`${opened.study.name} has no mask to save: segment it, load a mask or draw one first`);
+    const { caseNameOf, saveReviewedCase } = await import('./review/reviewed.ts');
+    const input = {
+      dir,
+      caseName: caseNameOf(opened.study.name),
+      sequences: opened.study.sequences,
+      // a copy: the user may go on editing while the files are written
+      labels: labels.slice(),
+      ...(opened.origin ? { origin: opened.origin } : {}),
+      edits: opened.edits,
+      ...(reviewer ? { reviewer } : {}),
+      source: { path: opened.study.source, kind: opened.study.kind, name: opened.study.name },
+    };
+    return this.#ports.saveReviewed ? this.#ports.saveReviewed(input) : saveReviewedCase(input);
+  }
+
+  async listReviewed(): Promise<ReviewedStudy[]> {
+    const dir = this.#options.reviewedDir;
+    if (!dir) return [];
+    const { listReviewedCases } = await import('./review/reviewed.ts');
+    return listReviewedCases(dir, this.#options.log);
   }
 
   /** Stops running jobs and releases models (window closed, server stopped). */
@@ -813,6 +952,17 @@ function summarize(id: string, study: Study): StudySummary {
         }
       : {}),
     ...(study.notes?.length ? { notes: study.notes } : {}),
+    ...(study.segmentations?.length
+      ? {
+          masks: study.segmentations.map((seg) => ({
+            file: seg.file,
+            description: seg.description,
+            segments: seg.segments.map((x) => ({ number: x.number, name: x.name, ...(x.type ? { type: x.type } : {}) })),
+            ...(seg.referencedSeriesUid ? { referencedSeriesUid: seg.referencedSeriesUid } : {}),
+            referencedInstances: seg.referencedInstances,
+          })),
+        }
+      : {}),
   };
 }
 

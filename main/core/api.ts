@@ -84,6 +84,8 @@ export interface StudySummary {
   series?: SeriesRoleSummary[];
   /** remarks about how the study was assembled (resampling, series kept apart) */
   notes?: string[];
+  /** DICOM SEG files found with the study's images: masks Load mask offers */
+  masks?: SegmentationSummary[];
 }
 
 export interface StudyRequest {
@@ -123,6 +125,8 @@ export interface OpenStudyResult {
   studies: StudySummary[];
   /** reader remarks worth showing (skipped files, assumptions) */
   notes: string[];
+  /** DICOM SEG files opened without their images: what they are and which series they belong to */
+  segmentations?: SegmentationSummary[];
 }
 
 export type VoxelData = Int16Array | Uint16Array | Uint8Array | Int8Array | Float32Array | Int32Array | Uint32Array | Float64Array;
@@ -194,6 +198,8 @@ export interface ModelInfo {
   regions: string[];
   description: string;
   run: ModelRunInfo;
+  /** a model fine-tuned here: what it came from (stored in the checkpoint's metadata) */
+  provenance?: ModelProvenance;
 }
 
 export interface AddModelRequest {
@@ -224,6 +230,13 @@ export interface TrainRequest {
   /** the run's name: its folder in the training folder; with resume, the run to continue */
   name?: string;
   resume?: boolean;
+  /** stop after this many seconds of training (the model is saved then); steps/epochs stay the upper bound */
+  maxSeconds?: number;
+  /**
+   * studies scored with the starting model before the first step and with the trained model after
+   * the last (whole-volume Dice, side by side in trainDone and in the checkpoint's provenance)
+   */
+  heldOut?: string[];
 }
 
 export interface TrainingRun {
@@ -443,6 +456,8 @@ export interface TrainDoneEvent {
   model: ModelInfo;
   steps: number;
   ms: number;
+  /** with TrainRequest.heldOut: whole-volume Dice of the held-out studies before and after the run */
+  heldOut?: HeldOutComparison;
 }
 export const MENU_ACTIONS = ['open', 'export', 'segment', 'train', 'toggleOverlay', 'settings'] as const;
 export type MenuAction = (typeof MENU_ACTIONS)[number];
@@ -462,6 +477,121 @@ export type ApiEvent =
   | TrainValidationEvent
   | TrainDoneEvent
   | MenuEvent;
+
+// ---------------------------------------------------------------------------------------------
+// Masks: loading one onto a study, editing the prediction layer, saving it as reviewed (issue 15)
+
+/** A DICOM SEG file found among images or opened by itself. */
+export interface SegmentationSummary {
+  file: string;
+  description: string;
+  segments: { number: number; name: string; type?: string }[];
+  /** the image series it was made on, when it says */
+  referencedSeriesUid?: string;
+  referencedInstances: number;
+  /** opened by itself: the open study holding the series it references, if there is one */
+  openStudyId?: string;
+  openStudyName?: string;
+}
+
+export const MASK_LABELS = [0, 1, 2, 4] as const;
+export type MaskLabel = (typeof MASK_LABELS)[number];
+
+/** One segment of a DICOM SEG and the BraTS label it would become (null: the user must choose). */
+export interface MaskSegmentSummary {
+  number: number;
+  name: string;
+  type?: string;
+  proposed: MaskLabel | null;
+  reason: string;
+}
+
+export interface InspectMaskRequest {
+  studyId: string;
+  /** a NIfTI label map or a DICOM SEG on the machine running the services */
+  path: string;
+}
+export interface MaskInspection {
+  path: string;
+  format: 'nifti' | 'dicom-seg';
+  description: string;
+  /** DICOM SEG: its segments with their proposed labels */
+  segments: MaskSegmentSummary[];
+  notes: string[];
+}
+
+export interface LoadMaskRequest {
+  studyId: string;
+  path: string;
+  /** 'prediction': the editable layer (replaces the prediction); 'groundTruth': the reference Dice is scored against */
+  as: MaskSource;
+  /** DICOM SEG: segment number → label (0 leaves the segment out), overriding the proposals */
+  segmentLabels?: Record<string, MaskLabel>;
+}
+/** The loaded labels on the study's grid, with what loading said (resampling, label mapping). */
+export interface LoadedMask extends LabelData {
+  notes: string[];
+}
+
+export interface EditLabelsRequest {
+  studyId: string;
+  /**
+   * edits of the prediction layer in the order they were made, each an encoded change
+   * (core/edit/diff.ts: runs of voxels with their label before and after); every change must fit
+   * the labels the service holds, or none is applied
+   */
+  changes: Uint8Array[];
+}
+export interface EditLabelsResult {
+  /** voxels changed by this call */
+  voxels: number;
+  /** edits applied to this study's prediction since it was made or loaded */
+  edits: number;
+}
+
+export interface SaveReviewedRequest {
+  studyId: string;
+  /** who reviewed it (default: the user running the services) */
+  reviewer?: string;
+}
+/** A study saved as reviewed: a BraTS case folder in the reviewed-studies folder. */
+export interface ReviewedStudy {
+  /** the case name (its folder and file prefix) */
+  name: string;
+  dir: string;
+  reviewedAt: string;
+  reviewer: string;
+  /** what the starting mask was: the model that made it, or the file it was loaded from */
+  startingMask: string;
+  /** whether the trainer can use it (the BraTS layout needs T1, T1ce, T2 and FLAIR) */
+  trainable: boolean;
+  reason?: string;
+}
+export interface SaveReviewedResult {
+  study: ReviewedStudy;
+  files: string[];
+  notes: string[];
+}
+
+/** Held-out Dice of a fine-tuning run: each study before (starting model) and after (trained model). */
+export interface HeldOutComparison {
+  studies: { name: string; before: Record<string, number>; after: Record<string, number> }[];
+  meanBefore: Record<string, number>;
+  meanAfter: Record<string, number>;
+}
+
+/** Where a model fine-tuned here came from (the checkpoint's safetensors metadata "provenance"). */
+export interface ModelProvenance {
+  baseModel: string;
+  studies: string[];
+  heldOut: string[];
+  strategy: string;
+  steps: number;
+  date: string;
+  /** seconds of training, when a time budget ended the run */
+  seconds?: number;
+  heldOutDice?: { before: Record<string, number>; after: Record<string, number> };
+}
 
 /**
  * The services. Every method takes exactly one request object (possibly empty) so that the wire
@@ -506,6 +636,16 @@ export interface WorkstationApi {
   getSettings(request: Record<string, never>): Promise<Settings>;
   /** merges the given fields; returns the settings now in force (persisted) */
   updateSettings(request: Partial<Settings>): Promise<Settings>;
+  /** what a mask file is and how its segments would map to labels, before loading it */
+  inspectMask(request: InspectMaskRequest): Promise<MaskInspection>;
+  /** loads a NIfTI label map or DICOM SEG onto the study, as its editable prediction or as ground truth */
+  loadMask(request: LoadMaskRequest): Promise<LoadedMask>;
+  /** applies the renderer's edits of the prediction layer (an empty layer is made when there is none) */
+  editLabels(request: EditLabelsRequest): Promise<EditLabelsResult>;
+  /** writes the prediction layer as <case>_seg.nii.gz with the study's images into the reviewed-studies folder */
+  saveReviewed(request: SaveReviewedRequest): Promise<SaveReviewedResult>;
+  /** the studies saved as reviewed (the fine-tuning set) */
+  listReviewed(request: Record<string, never>): Promise<ReviewedStudy[]>;
 }
 
 export type ApiMethod = keyof WorkstationApi;
@@ -664,7 +804,18 @@ const modelRun = v.object({
   regions: v.literal(['brats', 'binary']),
   from: v.object({ size: sourceOf, channels: sourceOf, regions: sourceOf }),
 });
-const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string(), run: modelRun });
+const diceRecord = v.record(v.number(), { max: 16 });
+const provenance = v.object(
+  { baseModel: v.string(), studies: v.array(v.string(), { max: 10_000 }), heldOut: v.array(v.string(), { max: 10_000 }), strategy: v.string(), steps: v.number({ int: true, min: 0 }), date: v.string() },
+  { seconds: v.number({ min: 0 }), heldOutDice: v.object({ before: diceRecord, after: diceRecord }) },
+);
+const modelInfo = v.object({ id: path, name: v.string(), kind: v.literal(MODEL_KINDS), regions: v.array(v.string(), { max: 16 }), description: v.string(), run: modelRun }, { provenance });
+const heldOutComparison = v.object({
+  studies: v.array(v.object({ name: v.string(), before: diceRecord, after: diceRecord }), { max: 10_000 }),
+  meanBefore: diceRecord,
+  meanAfter: diceRecord,
+});
+const maskLabel = (x: unknown, at: string) => ((MASK_LABELS as readonly unknown[]).includes(x) ? null : `${at} must be one of ${MASK_LABELS.join(', ')}`);
 const count = v.number({ int: true, min: 0 });
 
 /** Validators of every request, one per method: the Electron main and the web server run them on each call. */
@@ -701,6 +852,8 @@ export const requestValidators: Record<ApiMethod, Check> = {
       loraAlpha: v.number({ min: 0, max: 1e6 }),
       name: v.string({ max: 128, nonEmpty: true }),
       resume: v.boolean(),
+      maxSeconds: v.number({ min: 1, max: 7 * 24 * 3600 }),
+      heldOut: v.array(path, { max: 1000 }),
     },
   ),
   listTrainingRuns: empty,
@@ -709,6 +862,12 @@ export const requestValidators: Record<ApiMethod, Check> = {
   openSampleStudy: empty,
   getSettings: empty,
   updateSettings: v.object({}, settingsFields),
+  inspectMask: v.object({ studyId: id, path }),
+  loadMask: v.object({ studyId: id, path, as: maskSource }, { segmentLabels: v.record(maskLabel, { max: 256 }) }),
+  // at most 64 MB of changes per call (a whole 240×240×155 map rewritten voxel by voxel is ~36 MB)
+  editLabels: v.object({ studyId: id, changes: v.array(v.typedArray([Uint8Array]), { max: 1000 }) }),
+  saveReviewed: v.object({ studyId: id }, { reviewer: v.string({ max: 128, nonEmpty: true }) }),
+  listReviewed: empty,
 };
 
 export const API_METHODS = Object.keys(requestValidators) as ApiMethod[];
@@ -759,7 +918,7 @@ export const eventValidator: Check = v.union('type', {
     etaSeconds: v.number({ min: 0 }),
   }),
   trainValidation: v.object({ type: v.literal(['trainValidation']), jobId: id, step: count, epoch: count, dice: v.record(v.number()) }),
-  trainDone: v.object({ type: v.literal(['trainDone']), jobId: id, model: modelInfo, steps: count, ms: v.number({ min: 0 }) }),
+  trainDone: v.object({ type: v.literal(['trainDone']), jobId: id, model: modelInfo, steps: count, ms: v.number({ min: 0 }) }, { heldOut: heldOutComparison }),
   menu: v.object({ type: v.literal(['menu']), action: v.literal(MENU_ACTIONS) }),
 });
 
@@ -779,6 +938,7 @@ export const replyValidators: Partial<Record<ApiMethod, Check>> = {
   }),
   getLabels: v.nullable(v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]) })),
   getThumbnail: v.object({ width: count, height: count, data: v.typedArray([Uint8Array]) }),
+  loadMask: v.object({ studyId: id, source: maskSource, dims: vec3, data: v.typedArray([Uint8Array]), notes: v.array(v.string({ max: 65536 }), { max: 1000 }) }),
   listModels: v.array(modelInfo, { max: 10_000 }),
   listDirectory: v.object({
     path: v.nullable(path),

@@ -101,7 +101,9 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!token) log('WARNING: serving WITHOUT A TOKEN (tests only): any local process or user can drive this server and read its files');
   // the sample study is written (and so may be read) under the data folder whatever the roots
   const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
-  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
+  // so are the studies saved as reviewed (the fine-tuning set)
+  const reviewedDir = options.dataDir ? join(resolve(options.dataDir), 'reviewed') : undefined;
+  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : []), ...(reviewedDir ? [reviewedDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
   const readHint = `it is outside the folders this server may read (${(options.roots ?? []).join(', ')})`;
   const service = new WorkstationService({
     mode: 'web',
@@ -117,6 +119,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         }
       : {}),
     ...(samplesDir ? { samplesDir } : {}),
+    ...(reviewedDir ? { reviewedDir } : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
     resolveExportPath: (_request, suggestedName) => {

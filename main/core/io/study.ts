@@ -1,3 +1,4 @@
+import type { SegmentationFile } from './segmentations.ts';
 import type { Volume } from './volume.ts';
 
 export type StudyKind = 'brats' | 'nifti' | 'dicom';
@@ -30,6 +31,8 @@ export interface Study {
   series?: StudySeries[];
   /** how the study was assembled, for the user (resampling, series kept apart) */
   notes?: string[];
+  /** DICOM SEG files found with the study that reference its images: masks the user may load */
+  segmentations?: SegmentationFile[];
 }
 
 /** Who and what a study is; DICOM fills every field it has, NIfTI and BraTS only the case name. */

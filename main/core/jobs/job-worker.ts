@@ -3,7 +3,7 @@ import { parentPort } from 'node:worker_threads';
 import { postTransferring } from '../onnx/session.ts';
 import { withReadScope } from '../util/fs.ts';
 import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
-import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runDescribeJob, runMaskJob, runOpenJob, runReviewJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort!;
@@ -27,7 +27,11 @@ async function start(id: number, kind: keyof JobKinds, payload: unknown): Promis
               ? await runRolesJob(payload as JobKinds['roles']['payload'])
               : kind === 'describe'
                 ? await runDescribeJob(payload as JobKinds['describe']['payload'])
-                : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
+                : kind === 'mask'
+                  ? await runMaskJob(payload as JobKinds['mask']['payload'])
+                  : kind === 'review'
+                    ? await runReviewJob(payload as JobKinds['review']['payload'])
+                    : await inspectCheckpoint(payload as JobKinds['inspect']['payload']);
     send({ type: 'result', id, value });
   } catch (err) {
     send({ type: 'error', id, error: serializeError(err) });

@@ -4,12 +4,15 @@
  * slice masks come back as transferred buffers.
  */
 import type { ReadScope } from '../util/fs.ts';
-import { scoredDice } from '../conventions.ts';
+import { sliceDiceOf } from '../metrics/slice-dice.ts';
 import { stat } from 'node:fs/promises';
-import type { DisplayWindow, RegionDice } from '../api.ts';
+import type { DisplayWindow, MaskInspection, RegionDice } from '../api.ts';
+import type { LoadedMask, MaskTarget } from '../io/masks.ts';
+import type { SaveReviewedInput } from '../review/reviewed.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
+import type { SegmentationFile } from '../io/segmentations.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
 import type { TumourDescription } from '../metrics/describe.ts';
@@ -33,6 +36,7 @@ export interface StudyData {
   notes?: string[];
   /** a series' volume travels only when it is not the sequence itself (it was resampled) */
   series?: (Omit<StudySeries, 'volume'> & { volume?: VolumeData })[];
+  segmentations?: Study['segmentations'];
 }
 
 /** The same values in shared memory: posting it to another thread then costs nothing. */
@@ -78,6 +82,7 @@ export function studyToData(study: Study, opts: { toShared?: boolean; summarise?
     ...(study.series
       ? { series: study.series.map(({ volume, ...s }) => (study.sequences[s.role] === volume ? s : { ...s, volume: volumeData(volume, { ...o, summarise: false }) })) }
       : {}),
+    ...(study.segmentations ? { segmentations: study.segmentations } : {}),
   };
 }
 
@@ -92,6 +97,7 @@ export function studyFromData(data: StudyData): Study {
     ...(data.metadata ? { metadata: data.metadata } : {}),
     ...(data.notes ? { notes: data.notes } : {}),
     ...(data.series ? { series: data.series.map(({ volume, ...s }) => ({ ...s, volume: volume ? toVolume(volume) : sequences[s.role]! })) } : {}),
+    ...(data.segmentations ? { segmentations: data.segmentations } : {}),
   };
 }
 
@@ -129,6 +135,8 @@ export interface CheckpointSummary {
 export interface OpenedStudies {
   studies: StudyData[];
   notes: string[];
+  /** DICOM SEG files opened without their images (io/open.ts) */
+  segmentations: SegmentationFile[];
 }
 
 export interface JobKinds {
@@ -138,6 +146,8 @@ export interface JobKinds {
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
+  mask: { payload: MaskJobPayload; event: never; result: MaskInspection | LoadedMask };
+  review: { payload: ReviewJobPayload; event: never; result: Awaited<ReturnType<typeof import('../review/reviewed.ts').saveReviewedCase>> };
 }
 export type JobKind = keyof JobKinds;
 
@@ -155,13 +165,6 @@ export function diceOf(regions: RegionResults | Record<string, { dice: number }>
   const byName = regions as Record<string, { dice: number } | undefined>;
   const pick = (name: string) => byName[name]?.dice ?? null;
   return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
-}
-
-/** One slice's Dice for the app's chart: null for a region absent from both masks (conventions.ts). */
-export function sliceDiceOf(regions: RegionResults | null): RegionDice | null {
-  if (!regions) return null;
-  const pick = (name: string) => scoredDice(regions[name]);
-  return { WT: regions.WT ? pick('WT') : pick('foreground'), TC: pick('TC'), ET: pick('ET') };
 }
 
 // Models stay loaded between jobs: loading costs seconds, and a cancelled job's last batch may
@@ -274,8 +277,8 @@ export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEven
 /** Reads a study in the worker: decoding (gzip, JPEG…) and parsing never block the UI's thread. */
 export async function runOpenJob({ path }: { path: string }): Promise<OpenedStudies> {
   const { openPath } = await import('../io/open.ts');
-  const opened = await openPath(path);
-  return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes };
+  const opened = await openPath(path, { segmentationsOnly: 'return' });
+  return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes, segmentations: opened.segmentations };
 }
 
 export interface RolesJobPayload {
@@ -303,7 +306,7 @@ export async function runDescribeJob({ labels, geometry, images }: DescribeJobPa
   return describeTumour(labels, geometry, detectRegionKind(labelsPresent(labels)), { images: volumes.map((v) => ({ data: v.isScaled ? v.toFloat32() : v.data })) });
 }
 
-/** The volume fields a describe job needs, without copying voxels held in shared memory. */
+/** The volume fields a job needs (describe, review), without copying voxels held in shared memory. */
 export function describeImageData(volume: Volume): VolumeData {
   return volumeData(volume, { toShared: false, summarise: false });
 }
@@ -323,4 +326,22 @@ export async function releaseModels(): Promise<void> {
   const models = [...loadedModels.values()];
   loadedModels.clear();
   await Promise.all(models.map((m) => m.then((model) => model.dispose(), () => undefined)));
+}
+
+export type MaskJobPayload = { op: 'inspect'; path: string; target: MaskTarget } | { op: 'load'; path: string; target: MaskTarget; segmentLabels?: Record<string, number> };
+
+/** Inspects or loads a mask file in the io worker: reading, decoding and resampling never block the UI's thread. */
+export async function runMaskJob(payload: MaskJobPayload): Promise<MaskInspection | LoadedMask> {
+  const { inspectMask, loadMask } = await import('../io/masks.ts');
+  if (payload.op === 'inspect') return inspectMask(payload.path, payload.target);
+  return loadMask(payload.path, payload.target, payload.segmentLabels);
+}
+
+export type ReviewJobPayload = Omit<SaveReviewedInput, 'sequences'> & { sequences: Record<string, VolumeData> };
+
+/** Writes a reviewed case (several compressed NIfTI files) in the io worker. */
+export async function runReviewJob(payload: ReviewJobPayload): Promise<Awaited<ReturnType<typeof import('../review/reviewed.ts').saveReviewedCase>>> {
+  const { saveReviewedCase } = await import('../review/reviewed.ts');
+  const sequences = Object.fromEntries(Object.entries(payload.sequences).map(([name, data]) => [name, toVolume(data)]));
+  return saveReviewedCase({ ...payload, sequences });
 }
