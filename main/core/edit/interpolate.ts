@@ -119,3 +119,22 @@ export function interpolateLabel(
   }
   return changed;
 }
+
+/**
+ * The slices (across `axis`) nearest to `slice` on either side that hold `label`, for filling the
+ * gap the user stands in; null when `slice` holds the label itself or a side has none.
+ */
+export function gapAround(labels: Uint8Array, grid: Grid, axis: Axis, label: number, slice: number): [number, number] | null {
+  const p = planeOf(grid, axis);
+  const count = grid.dims[axis]!;
+  const holds = (s: number): boolean => {
+    for (let b = 0; b < p.height; b++) for (let a = 0; a < p.width; a++) if (labels[p.index(s, a, b)] === label) return true;
+    return false;
+  };
+  if (slice < 0 || slice >= count || holds(slice)) return null;
+  let below = slice - 1;
+  while (below >= 0 && !holds(below)) below--;
+  let above = slice + 1;
+  while (above < count && !holds(above)) above++;
+  return below >= 0 && above < count ? [below, above] : null;
+}

@@ -11,33 +11,8 @@ import type { Volume } from './volume.ts';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
 
-export interface SegmentInfo {
-  number: number;
-  /** SegmentLabel */
-  name: string;
-  description?: string;
-  /** the segmented property type (CodeMeaning) and its code */
-  type?: string;
-  typeCode?: string;
-  category?: string;
-}
-
-/** What a DICOM SEG file is, from its header (no pixel read). */
-export interface SegmentationFile {
-  file: string;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  description: string;
-  /** BINARY, FRACTIONAL or LABELMAP */
-  segmentationType: string;
-  studyInstanceUid?: string;
-  frameOfReferenceUid?: string;
-  /** the image series it was made on (ReferencedSeriesSequence), when it says */
-  referencedSeriesUid?: string;
-  /** how many images of that series it references */
-  referencedInstances: number;
-  segments: SegmentInfo[];
-}
+export type { SegmentInfo, SegmentationFile } from './segmentation-file.ts';
+import type { SegmentInfo, SegmentationFile } from './segmentation-file.ts';
 
 export function isSegmentation(ds: DicomDataset): boolean {
   return ds.string('SOPClassUID') === SEGMENTATION_STORAGE;

@@ -1,4 +1,4 @@
-import type { SegmentationFile } from './segmentations.ts';
+import type { SegmentationFile } from './segmentation-file.ts';
 import type { Volume } from './volume.ts';
 
 export type StudyKind = 'brats' | 'nifti' | 'dicom';

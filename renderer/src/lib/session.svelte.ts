@@ -31,6 +31,11 @@ import { planeAxes } from './planes.ts';
 import type { ViewName } from './planes.ts';
 import { windowPresets } from './presets.ts';
 import { type ChannelMapping, mapChannels } from '../../../main/core/model/run-settings.ts';
+import type { LoadedMask, SaveReviewedResult, SegmentationSummary } from '../../../main/core/api.ts';
+import { axialSliceDice } from '../../../main/core/metrics/slice-dice.ts';
+import { detectRegionKind, labelsPresent, type RegionKind } from '../../../main/core/metrics/regions.ts';
+import { Editor } from './editor.svelte.ts';
+import { LabelEdits } from './label-edits.svelte.ts';
 
 export interface SliceScore {
   index: number;
@@ -87,8 +92,14 @@ export class StudyState {
   readonly volumes = new Map<string, VolumeData>();
   /** whether the ground truth was fetched (it may be absent) */
   groundTruthLoaded = false;
+  /** whether the service was asked for a prediction it already holds */
+  predictionLoaded = false;
   /** what was said about this study (its assembly, opening it again) and not yet dismissed: shown with it, gone with it */
   notes = $state<string[]>([]);
+  /** the edits of the prediction layer: history, live volumes, what is not saved as reviewed yet */
+  readonly edits = new LabelEdits();
+  /** the last Save as reviewed of this study */
+  reviewed = $state.raw<SaveReviewedResult | null>(null);
 
   constructor(summary: StudySummary) {
     this.summary = summary;
@@ -121,6 +132,12 @@ export class Session {
   dialog = $state<'export' | 'settings' | 'tags' | 'files' | null>(null);
   busy = $state<string | null>(null);
   error = $state<string | null>(null);
+  /** the mask editor's tools and actions */
+  readonly editor: Editor = new Editor(this);
+  /** DICOM SEG files opened by themselves: what they are and whose images they need */
+  segmentationsFound = $state<SegmentationSummary[]>([]);
+  /** leaving a study with unsaved edits waits for the user's answer */
+  leaving = $state<{ study: StudySummary; then: () => Promise<void> } | null>(null);
   #states = new Map<string, StudyState>();
   #early = new EarlyEvents();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
@@ -223,7 +240,7 @@ export class Session {
   }
 
   /** Packed label colours for the overlay, from the settings. */
-  lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity));
+  lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity, this.editor.hidden));
 
   async #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
     this.busy = label;
@@ -292,6 +309,9 @@ export class Session {
 
   async #opened(result: OpenStudyResult | undefined): Promise<boolean> {
     if (!result) return false;
+    // a segmentation by itself: listed with the series it needs (and the open study holding it)
+    if (result.segmentations?.length) this.segmentationsFound = [...this.segmentationsFound.filter((s) => !result.segmentations!.some((r) => r.file === s.file)), ...result.segmentations];
+    if (!result.studies.length) return true;
     // a study open already (the service knows it by its real path) is selected, not added again
     const added = result.studies.filter((s) => !this.#states.has(s.id));
     for (const summary of added) this.#states.set(summary.id, new StudyState(summary));
@@ -336,8 +356,33 @@ export class Session {
     if (chosen) await this.open(chosen.path);
   }
 
+  /**
+   * Runs `then` once the user has agreed to leave the study on screen: at once when it has no
+   * unsaved edits, else after the leave dialog (Save as reviewed, leave without saving, or stay).
+   */
+  whenLeft(study: StudySummary | undefined, then: () => Promise<void>): Promise<void> | void {
+    const state = study ? this.#states.get(study.id) : undefined;
+    if (!study || !state?.edits.dirty) return then();
+    this.leaving = { study, then };
+  }
+
+  /** The leave dialog's answer: 'save' saves as reviewed first, 'discard' leaves as it is, 'stay' stays. */
+  async answerLeave(answer: 'save' | 'discard' | 'stay'): Promise<void> {
+    const leaving = this.leaving;
+    this.leaving = null;
+    if (!leaving || answer === 'stay') return;
+    if (answer === 'save' && !(await this.saveReviewed(leaving.study))) return;
+    if (answer === 'discard') this.#states.get(leaving.study.id)?.edits.saved();
+    await leaving.then();
+  }
+
   /** Puts an open study on screen: as it was left (sequence, window, cursor, results), or fresh the first time. */
   async select(study: StudySummary): Promise<void> {
+    if (this.current && this.current.summary.id !== study.id && this.current.edits.dirty) {
+      await this.whenLeft(this.current.summary, () => this.select(study));
+      return;
+    }
+    this.editor.cancel();
     let state = this.#states.get(study.id);
     if (!state) {
       state = new StudyState(study);
@@ -356,10 +401,26 @@ export class Session {
       state.groundTruthLoaded = labels !== undefined;
       this.maskVersion++;
     }
+    if (!state.predictionLoaded) {
+      // the service may hold a prediction from before this page (browser mode, a reload): edits start from it
+      state.predictionLoaded = true;
+      const labels = await this.#quiet(() => this.api.getLabels({ studyId: study.id, source: 'prediction' }), null);
+      if (labels && !state.prediction && !state.job) {
+        state.prediction = labels.data;
+        state.edits.reset(labels.data);
+        state.overlaySource = 'prediction';
+        this.rescore(state);
+        this.maskVersion++;
+      }
+    }
   }
 
   /** Closes a study: the service forgets it (cancelling its run), and the next one in the list comes on screen. */
   async closeStudy(study: StudySummary): Promise<void> {
+    if (this.#states.get(study.id)?.edits.dirty) {
+      await this.whenLeft(study, () => this.closeStudy(study));
+      return;
+    }
     const index = this.studies.findIndex((s) => s.id === study.id);
     if (index < 0) return;
     await this.#quiet(() => this.api.closeStudy({ studyId: study.id }), { closed: false });
@@ -405,16 +466,25 @@ export class Session {
     }
   }
 
-  async setSequence(name: string): Promise<void> {
+  /** A sequence of the study on screen, fetched once (the threshold brush reads another sequence's values). */
+  async volumeOf(name: string): Promise<VolumeData | undefined> {
     const state = this.current;
-    if (!state) return;
+    if (!state) return undefined;
     const study = state.summary;
     let volume = state.volumes.get(name);
     if (!volume) {
       volume = await this.#run(`loading ${name}`, () => this.api.getVolume({ studyId: study.id, sequence: name }));
-      if (!volume || this.#states.get(study.id) !== state) return;
+      if (!volume || this.#states.get(study.id) !== state) return undefined;
       state.volumes.set(name, volume);
     }
+    return volume;
+  }
+
+  async setSequence(name: string): Promise<void> {
+    const state = this.current;
+    if (!state) return;
+    const volume = await this.volumeOf(name);
+    if (!volume || this.current !== state) return;
     state.sequence = name;
     state.window = { ...volume.window };
     state.volume = volume;
@@ -546,6 +616,7 @@ export class Session {
     const [nx, ny, nz] = study.dims;
     // into the state of the study it runs on: the user may have switched studies meanwhile
     state.prediction = new Uint8Array(nx * ny * nz);
+    state.edits.reset(null);
     this.maskVersion++;
     state.scores = [];
     state.exports = [];
@@ -566,6 +637,8 @@ export class Session {
     const state = this.current;
     if (!study || !state) return;
     await this.#run(`exporting ${format}`, async () => {
+      // what is exported is what is on screen: every edit has reached the service first
+      await state.edits.settled(this.api, study.id);
       let path: string | undefined;
       if (this.capabilities?.dialogs) {
         const chosen = await this.api.chooseExportPath({ studyId: study.id, format, source });
@@ -575,6 +648,90 @@ export class Session {
       const result = await this.api.exportMasks({ studyId: study.id, format, source, ...(path ? { path } : {}) });
       state.exports = [...state.exports, { format, source, ...result }];
     });
+  }
+
+  /** Region kind of a study's ground truth (BraTS or binary), for its per-slice Dice. */
+  #regionKinds = new WeakMap<Uint8Array, RegionKind>();
+  #regionKind(truth: Uint8Array): RegionKind {
+    let kind = this.#regionKinds.get(truth);
+    if (!kind) {
+      kind = detectRegionKind(labelsPresent(truth));
+      this.#regionKinds.set(truth, kind);
+    }
+    return kind;
+  }
+
+  /**
+   * Per-slice scores of the prediction layer recomputed for `slices` (all when absent): Dice
+   * against the ground truth, or none (the chart then plots the volume per slice). Every entry is
+   * a new object, so the chart's per-slice caches refresh.
+   */
+  rescore(state: StudyState, slices?: number[]): void {
+    const prediction = state.prediction;
+    if (!prediction) {
+      state.scores = [];
+      return;
+    }
+    const { dims, spacing } = state.summary;
+    const truth = state.groundTruth;
+    const which = slices ?? Array.from({ length: dims[2] }, (_, k) => k);
+    const kind = truth ? this.#regionKind(truth) : 'brats';
+    const fresh = new Map(which.map((k) => [k, { index: k, dice: truth ? axialSliceDice(prediction, truth, dims, spacing, k, kind) : null, ms: 0 }]));
+    const kept = slices ? state.scores.filter((s) => !fresh.has(s.index)) : [];
+    const old = new Map(state.scores.map((s) => [s.index, s.ms]));
+    state.scores = [...kept, ...[...fresh.values()].map((s) => ({ ...s, ms: old.get(s.index) ?? 0 }))].sort((a, b) => a.index - b.index);
+  }
+
+  /** A change of the prediction layer (an edit, undo or redo): sent on, volumes and Dice of its slices updated, views redrawn. */
+  layerChanged(state: StudyState, change: Uint8Array): void {
+    const summary = state.edits.changed(change, state.summary.dims, this.api, state.summary.id);
+    this.rescore(state, summary.axialSlices);
+    if (state === this.current) this.maskVersion++;
+  }
+
+  /** A mask loaded onto a study (loadMask's reply): the editable layer or the ground truth. */
+  applyLoadedMask(state: StudyState, loaded: LoadedMask): void {
+    if (loaded.source === 'prediction') {
+      state.prediction = loaded.data;
+      state.job = null;
+      state.exports = [];
+      state.edits.reset(loaded.data);
+      state.overlaySource = 'prediction';
+    } else {
+      state.groundTruth = loaded.data;
+      state.groundTruthLoaded = true;
+      state.summary = { ...state.summary, hasGroundTruth: true };
+      this.studies = this.studies.map((s) => (s.id === state.summary.id ? state.summary : s));
+      if (!state.prediction) state.overlaySource = 'groundTruth';
+    }
+    this.rescore(state);
+    if (state === this.current) {
+      this.overlayVisible = true;
+      this.maskVersion++;
+    }
+  }
+
+  /** Save as reviewed: every edit sent, then the layer written into the reviewed-studies folder. */
+  async saveReviewed(study: StudySummary | null = this.study): Promise<boolean> {
+    const state = study ? this.#states.get(study.id) : undefined;
+    if (!study || !state) return false;
+    const result = await this.#run(`saving ${study.name} as reviewed`, async () => {
+      await state.edits.settled(this.api, study.id);
+      return this.api.saveReviewed({ studyId: study.id });
+    });
+    if (!result) return false;
+    state.reviewed = result;
+    state.edits.saved();
+    this.reviewedVersion++;
+    return true;
+  }
+
+  /** bumps on every Save as reviewed (the training panel lists the reviewed studies again) */
+  reviewedVersion = $state(0);
+
+  /** Whether any open study has edits not saved as reviewed (the window asks before it closes). */
+  get unsavedEdits(): boolean {
+    return [...this.#states.values()].some((s) => s.edits.dirty);
   }
 
   /** A job event goes to the study the job runs on, on screen or not. */
@@ -602,6 +759,7 @@ export class Session {
         break;
       case 'done':
         state.job = { ...job, status: 'done', done: job.total, dice: event.dice, ms: event.ms, device: event.device };
+        state.edits.reset(state.prediction);
         break;
       case 'failed':
         state.job = { ...job, status: 'failed', message: event.message };

@@ -78,7 +78,7 @@ describe('masks, edits and Save as reviewed over the API', () => {
     expect(Date.now() - Date.parse(record.reviewedAt)).toBeLessThan(60_000);
     const segBack = (await readNifti(join(caseDir, 'BraTS20_Training_001_seg.nii.gz'))).volumes[0]!;
     expect(Buffer.compare(Buffer.from(segBack.data as Uint8Array), Buffer.from(edited))).toBe(0);
-    expect(await service.listReviewed({})).toEqual([saved.study]);
+    expect(await service.listReviewed()).toEqual([saved.study]);
 
     // the folder as it is: a BraTS study with this ground truth, and training data
     const reopened = await openPath(reviewedDir);
@@ -89,7 +89,7 @@ describe('masks, edits and Save as reviewed over the API', () => {
     // saved again after more edits: the case is replaced, not duplicated
     await service.editLabels({ studyId, changes: [encodeRuns([{ start: 100 * plane, length: 3, before: 0, after: 1 }])] });
     await service.saveReviewed({ studyId });
-    expect((await service.listReviewed({})).length).toBe(1);
+    expect((await service.listReviewed()).length).toBe(1);
     expect(existsSync(join(case001, 'BraTS20_Training_001_review.json'))).toBe(false);
   }, 120_000);
 

@@ -372,3 +372,18 @@ describe('changes and the undo history', () => {
     expect(recorder.finish(labels)).toBeNull();
   });
 });
+
+describe('the gap to interpolate across', () => {
+  it('is bounded by the nearest slices holding the label on either side of the current one', async () => {
+    const { gapAround } = await import('../../../main/core/edit/interpolate.ts');
+    const grid: Grid = { dims: [4, 4, 10], spacing: [1, 1, 1] };
+    const labels = new Uint8Array(160);
+    labels[at(grid, [1, 1, 2])] = 2;
+    labels[at(grid, [2, 2, 7])] = 2;
+    labels[at(grid, [2, 2, 8])] = 4;
+    expect(gapAround(labels, grid, 2, 2, 5)).toEqual([2, 7]);
+    expect(gapAround(labels, grid, 2, 2, 2)).toBeNull();
+    expect(gapAround(labels, grid, 2, 2, 9)).toBeNull();
+    expect(gapAround(labels, grid, 2, 4, 3)).toBeNull();
+  });
+});
