@@ -559,6 +559,9 @@ export class WorkstationService implements WorkstationApi {
     if (request.steps !== undefined && request.epochs !== undefined) throw new UserError('give the length of the run as steps or as epochs, not both');
     const data = request.data.map((p) => this.#readable(p));
     const val = request.val?.map((p) => this.#readable(p));
+    const heldOut = request.heldOut?.map((p) => this.#readable(p));
+    const both = heldOut?.filter((p) => data.includes(p)) ?? [];
+    if (both.length) throw new UserError(`a held-out study cannot be trained on: ${both.map((p) => basename(p)).join(', ')}`);
     const name = request.name ?? `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${request.strategy}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new UserError(`run name "${name}": use letters, digits, ".", "_" and "-" only`);
     const out = join(trainingDir, name);
@@ -591,7 +594,11 @@ export class WorkstationService implements WorkstationApi {
             out,
             strategy: request.strategy,
             lora: { rank: request.loraRank ?? TRAIN_DEFAULTS.loraRank, alpha: request.loraAlpha ?? TRAIN_DEFAULTS.loraAlpha },
-            ...(request.steps !== undefined ? { steps: request.steps } : { epochs: request.epochs ?? 1 }),
+            // with a time budget and no length given, the budget decides (the epochs are only a bound)
+            ...(request.steps !== undefined ? { steps: request.steps } : { epochs: request.epochs ?? (request.maxSeconds ? 1000 : 1) }),
+            ...(request.maxSeconds ? { maxSeconds: request.maxSeconds } : {}),
+            ...(heldOut?.length ? { heldOut } : {}),
+            baseModel: initIsBundled ? BUNDLED_MODEL_NAME : initPath,
             batch: request.batch ?? TRAIN_DEFAULTS.batch,
             lr: request.lr ?? TRAIN_DEFAULTS.lr,
             weightDecay: TRAIN_DEFAULTS.weightDecay,
@@ -618,6 +625,9 @@ export class WorkstationService implements WorkstationApi {
               case 'validation':
                 this.#emit({ type: 'trainValidation', jobId: job.id, step: event.result.step, epoch: event.result.epoch, dice: event.result.meanDice });
                 break;
+              case 'heldOut':
+                this.#emit({ type: 'progress', jobId: job.id, done: event.result.step, total: 0, message: `held-out Dice ${event.phase === 'before' ? 'of the starting model' : 'after training'}: ${Object.entries(event.result.meanDice).map(([r, d]) => `${r} ${d.toFixed(3)}`).join(', ')}` });
+                break;
               case 'checkpoint':
                 this.#emit({ type: 'progress', jobId: job.id, done: event.step, total: 0, message: `checkpoint written at step ${event.step}` });
                 break;
@@ -630,8 +640,16 @@ export class WorkstationService implements WorkstationApi {
         );
         if (job.controller.signal.aborted) throw new CancelledError();
         const trainedRun = { ...run, size: [size, size] as [number, number], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } as const };
-        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
-        this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started });
+        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1, provenance: result.provenance }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}${result.stoppedByBudget ? `, stopped by the ${request.maxSeconds} s budget` : ''}`);
+        const { finiteOnly } = await import('./train/provenance.ts');
+        const heldOutComparison = result.heldOut
+          ? {
+              studies: result.heldOut.before.studies.map((s, i) => ({ name: s.name, before: finiteOnly(s.dice), after: finiteOnly(result.heldOut!.after.studies[i]!.dice) })),
+              meanBefore: finiteOnly(result.heldOut.before.meanDice),
+              meanAfter: finiteOnly(result.heldOut.after.meanDice),
+            }
+          : undefined;
+        this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started, ...(heldOutComparison ? { heldOut: heldOutComparison } : {}) });
       } catch (err) {
         if (err instanceof CancelledError || job.controller.signal.aborted) this.#emit({ type: 'cancelled', jobId: job.id });
         else {
@@ -862,6 +880,7 @@ function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSum
     regions: summary.kind === 'trunk' || summary.outChannels === 3 ? ['WT', 'TC', 'ET'] : ['WT'],
     description: description ?? `${what}: ${path}`,
     run: { size: run.size, channels: run.channels, regions: run.regions, from: run.from },
+    ...(summary.provenance ? { provenance: summary.provenance } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
 import type { ReadScope } from '../util/fs.ts';
 import { sliceDiceOf } from '../metrics/slice-dice.ts';
 import { stat } from 'node:fs/promises';
-import type { DisplayWindow, MaskInspection, RegionDice } from '../api.ts';
+import type { DisplayWindow, MaskInspection, ModelProvenance, RegionDice } from '../api.ts';
 import type { LoadedMask, MaskTarget } from '../io/masks.ts';
 import type { SaveReviewedInput } from '../review/reviewed.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
@@ -119,6 +119,7 @@ export type TrainJobEvent =
   | { kind: 'start'; info: Parameters<NonNullable<TrainEvents['start']>>[0] }
   | { kind: 'step'; step: StepEvent }
   | { kind: 'validation'; result: ValidationResult }
+  | { kind: 'heldOut'; phase: 'before' | 'after'; result: ValidationResult }
   | { kind: 'checkpoint'; path: string; step: number }
   | { kind: 'message'; text: string };
 
@@ -130,6 +131,8 @@ export interface CheckpointSummary {
   preset: string | null;
   /** how it must be run, as far as the file says (run-settings.ts) */
   run: StoredRunSettings;
+  /** a model fine-tuned here: where it came from (its safetensors metadata) */
+  provenance?: ModelProvenance;
 }
 
 export interface OpenedStudies {
@@ -267,6 +270,7 @@ export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEven
       start: (info) => post({ kind: 'start', info }),
       step: (step) => post({ kind: 'step', step }),
       validation: (result) => post({ kind: 'validation', result }),
+      heldOut: (phase, result) => post({ kind: 'heldOut', phase, result }),
       checkpoint: (path, step) => post({ kind: 'checkpoint', path, step }),
       message: (text) => post({ kind: 'message', text }),
     },
@@ -314,7 +318,13 @@ export function describeImageData(volume: Volume): VolumeData {
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {
   const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
   const checkpoint = await readCheckpoint(path);
-  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run };
+  const provenance = /\.safetensors$/i.test(path) ? await readProvenance(path) : undefined;
+  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run, ...(provenance ? { provenance } : {}) };
+}
+
+async function readProvenance(path: string): Promise<ModelProvenance | undefined> {
+  const [{ readSafetensorsHeader }, { provenanceFromMetadata }] = await Promise.all([import('../model/safetensors.ts'), import('../train/provenance.ts')]);
+  return provenanceFromMetadata((await readSafetensorsHeader(path)).metadata);
 }
 
 /** How many models the worker holds now (tests). */
