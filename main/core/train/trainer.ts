@@ -307,7 +307,9 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
       const imagesPerSecond = (done * o.batch) / elapsed;
       const lossValues = Array.from(loss);
       if (!lossValues.every(Number.isFinite)) throw new UserError(`training diverged at step ${step + 1} (loss ${lossValues.join(', ')}); try a lower --lr`);
-      events.step?.({ step: step + 1, totalSteps, epoch, loss: lossValues, lr, imagesPerSecond, etaSeconds: ((totalSteps - step - 1) * elapsed) / done });
+      const etaSeconds = ((totalSteps - step - 1) * elapsed) / done;
+      // a time budget ends the run before the steps do
+      events.step?.({ step: step + 1, totalSteps, epoch, loss: lossValues, lr, imagesPerSecond, etaSeconds: o.maxSeconds ? Math.max(0, Math.min(etaSeconds, o.maxSeconds - (performance.now() - trainingStarted) / 1000)) : etaSeconds });
       log.push({ step: step + 1, epoch, lr, loss: lossValues[3], losses: lossValues.slice(0, 3), imagesPerSecond, seconds });
       logCsv.push([step + 1, epoch, lr, lossValues[3], ...lossValues.slice(0, 3), imagesPerSecond.toFixed(3), seconds.toFixed(3)].join(','));
 
@@ -331,6 +333,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   } finally {
     await session.dispose();
   }
+  const trainingSeconds = trainingStarted ? (performance.now() - trainingStarted) / 1000 : 0;
   await writeLogs();
   const model = join(o.out, 'model.safetensors');
   const finalWeights = lora ? mergeLora(session.weights, lora) : session.weights;
@@ -348,7 +351,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
     strategy: o.strategy,
     steps: stepsDone,
     date: new Date().toISOString(),
-    ...(trainingStarted ? { seconds: Math.round((performance.now() - trainingStarted) / 100) / 10 } : {}),
+    ...(trainingStarted ? { seconds: Math.round(trainingSeconds * 10) / 10 } : {}),
     ...(heldOut ? { heldOutDice: { before: finiteOnly(heldOut.before.meanDice), after: finiteOnly(heldOut.after.meanDice) } } : {}),
   };
   await writeSafetensors(model, finalWeights, checkpointMetadata({ steps: String(stepsDone), strategy: o.strategy, [PROVENANCE_KEY]: JSON.stringify(provenance) }));

@@ -87,8 +87,18 @@ export class MaskLoader {
       }
     };
     // loading over the edited layer loses its edits: the user is asked, as when leaving the study
-    if (this.as === 'prediction' && state.edits.dirty) await session.whenLeft(state.summary, load);
+    if (this.as === 'prediction' && state.edits.dirty) await session.whenLeft(state.summary, load, 'Loading a mask to edit replaces the edited one.');
     else await load();
+  }
+
+  /** Electron: the native open dialog picks the file (and lets the services read it). */
+  async browse(): Promise<void> {
+    try {
+      const chosen = await this.#session.api.chooseStudyPath({});
+      if (chosen) this.pick(chosen.path);
+    } catch (err) {
+      this.error = messageOf(err);
+    }
   }
 
   cancel(): void {

@@ -137,7 +137,7 @@ export class Session {
   /** DICOM SEG files opened by themselves: what they are and whose images they need */
   segmentationsFound = $state<SegmentationSummary[]>([]);
   /** leaving a study with unsaved edits waits for the user's answer */
-  leaving = $state<{ study: StudySummary; then: () => Promise<void> } | null>(null);
+  leaving = $state<{ study: StudySummary; then: () => Promise<void>; what: string } | null>(null);
   #states = new Map<string, StudyState>();
   #early = new EarlyEvents();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
@@ -360,10 +360,10 @@ export class Session {
    * Runs `then` once the user has agreed to leave the study on screen: at once when it has no
    * unsaved edits, else after the leave dialog (Save as reviewed, leave without saving, or stay).
    */
-  whenLeft(study: StudySummary | undefined, then: () => Promise<void>): Promise<void> | void {
+  whenLeft(study: StudySummary | undefined, then: () => Promise<void>, what: string): Promise<void> | void {
     const state = study ? this.#states.get(study.id) : undefined;
     if (!study || !state?.edits.dirty) return then();
-    this.leaving = { study, then };
+    this.leaving = { study, then, what };
   }
 
   /** The leave dialog's answer: 'save' saves as reviewed first, 'discard' leaves as it is, 'stay' stays. */
@@ -379,7 +379,7 @@ export class Session {
   /** Puts an open study on screen: as it was left (sequence, window, cursor, results), or fresh the first time. */
   async select(study: StudySummary): Promise<void> {
     if (this.current && this.current.summary.id !== study.id && this.current.edits.dirty) {
-      await this.whenLeft(this.current.summary, () => this.select(study));
+      await this.whenLeft(this.current.summary, () => this.select(study), `Going to ${study.name}.`);
       return;
     }
     this.editor.cancel();
@@ -418,7 +418,7 @@ export class Session {
   /** Closes a study: the service forgets it (cancelling its run), and the next one in the list comes on screen. */
   async closeStudy(study: StudySummary): Promise<void> {
     if (this.#states.get(study.id)?.edits.dirty) {
-      await this.whenLeft(study, () => this.closeStudy(study));
+      await this.whenLeft(study, () => this.closeStudy(study), 'Closing the study loses them.');
       return;
     }
     const index = this.studies.findIndex((s) => s.id === study.id);
@@ -608,6 +608,10 @@ export class Session {
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
     const state = this.current!;
+    if (state.edits.dirty) {
+      await this.whenLeft(study, () => this.segment(checkpoint, channels), 'A new segmentation replaces the edited mask.');
+      return;
+    }
     this.#early.begin();
     const substitutes = channels.some((c) => c) ? { channels: [...channels] } : {};
     const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes }));

@@ -3,7 +3,7 @@
  * the live curves of the running job from its trainStart/trainStep/trainValidation/trainDone
  * events. A finished run's model is added to the session's model list and selected.
  */
-import type { ApiEvent, ClientApi, TrainRequest, TrainStrategy, TrainingRun } from '../../../main/core/api.ts';
+import type { ApiEvent, ClientApi, HeldOutComparison, ReviewedStudy, TrainRequest, TrainStrategy, TrainingRun } from '../../../main/core/api.ts';
 import { EarlyEvents } from './early-events.ts';
 import { messageOf } from './session.svelte.ts';
 import type { Session } from './session.svelte.ts';
@@ -42,6 +42,23 @@ export interface TrainForm {
 
 const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean);
 
+/** What a reviewed study is in the next fine-tuning run. */
+export type ReviewRole = 'train' | 'heldOut' | 'skip';
+
+/**
+ * The automatic split of the reviewed studies: a fifth of the trainable ones (at least one, the
+ * last in name order, so the split is the same each time) held out for the before/after Dice,
+ * the rest trained on; a study the trainer cannot read is skipped.
+ */
+export function autoSplit(studies: readonly ReviewedStudy[]): Record<string, ReviewRole> {
+  const usable = studies.filter((s) => s.trainable).map((s) => s.name).sort();
+  const held = usable.length >= 2 ? Math.max(1, Math.round(usable.length / 5)) : 0;
+  const roles: Record<string, ReviewRole> = {};
+  for (const s of studies) roles[s.name] = 'skip';
+  usable.forEach((name, i) => (roles[name] = i >= usable.length - held ? 'heldOut' : 'train'));
+  return roles;
+}
+
 export class Training {
   readonly #api: ClientApi;
   readonly #session: Session;
@@ -55,6 +72,14 @@ export class Training {
   error = $state<string | null>(null);
   /** the panel is folded away until asked for (menu Train, or a click) */
   panelOpen = $state(false);
+  /** the studies saved as reviewed, and what each is in the next run */
+  reviewed = $state<ReviewedStudy[]>([]);
+  roles = $state<Record<string, ReviewRole>>({});
+  /** the fine-tuning run's time budget in seconds */
+  budgetSeconds = $state(300);
+  /** the last fine-tuning on reviewed studies: held-out Dice before and after, and the two models */
+  comparison = $state.raw<{ heldOut: HeldOutComparison; baseModel: string; trainedModel: string } | null>(null);
+  #reviewRun: { baseModel: string } | null = null;
 
   constructor(api: ClientApi, session: Session) {
     this.#api = api;
@@ -64,6 +89,60 @@ export class Training {
 
   get running(): boolean {
     return this.job?.status === 'running';
+  }
+
+  /** Lists the reviewed studies; new ones get roles from the automatic split, the user's choices stay. */
+  async refreshReviewed(): Promise<void> {
+    try {
+      this.reviewed = await this.#api.listReviewed({});
+    } catch {
+      this.reviewed = [];
+    }
+    const auto = autoSplit(this.reviewed);
+    const kept = Object.fromEntries(Object.entries(this.roles).filter(([name]) => name in auto));
+    this.roles = { ...auto, ...kept };
+  }
+
+  /** Back to the automatic split. */
+  splitAutomatically(): void {
+    this.roles = autoSplit(this.reviewed);
+  }
+
+  /**
+   * Fine-tunes the model on the reviewed studies marked 'train', from the model selected for
+   * segmentation, within the time budget; the held-out ones are scored before and after.
+   */
+  async startReviewed(): Promise<void> {
+    const dirs = (role: ReviewRole) => this.reviewed.filter((s) => this.roles[s.name] === role).map((s) => s.dir);
+    const data = dirs('train');
+    const heldOut = dirs('heldOut');
+    if (!data.length || !heldOut.length) {
+      this.error = 'mark at least one reviewed study to train on and one to hold out (the held-out Dice shows whether the run helped)';
+      return;
+    }
+    const f = this.form;
+    const base = this.#session.model;
+    const request: TrainRequest = {
+      data,
+      heldOut,
+      strategy: f.strategy,
+      ...(base ? { model: base } : {}),
+      maxSeconds: this.budgetSeconds,
+      batch: f.batch,
+      lr: f.lr,
+      ...(f.size ? { size: f.size } : {}),
+      ...(f.strategy === 'lora' ? { loraRank: f.loraRank, loraAlpha: f.loraAlpha } : {}),
+      ...(f.name.trim() ? { name: f.name.trim() } : {}),
+    };
+    this.comparison = null;
+    this.#reviewRun = { baseModel: base || (this.#session.models.find((m) => m.kind === 'bundled')?.id ?? '') };
+    await this.#begin(request);
+    if (!this.running) this.#reviewRun = null;
+  }
+
+  /** Puts a model of the comparison to use for segmentation. */
+  useModel(id: string): void {
+    this.#session.model = id;
   }
 
   async refreshRuns(): Promise<void> {
@@ -104,6 +183,11 @@ export class Training {
       this.error = 'add at least one labelled study folder to train on';
       return;
     }
+    this.#reviewRun = null;
+    await this.#begin(request, resume);
+  }
+
+  async #begin(request: TrainRequest, resume?: TrainingRun): Promise<void> {
     this.error = null;
     this.#early.begin();
     try {
@@ -137,6 +221,9 @@ export class Training {
       case 'trainStart':
         this.job = { ...job, run: event.run, totalSteps: event.totalSteps, resumedFrom: event.resumedFrom, step: event.resumedFrom };
         break;
+      case 'progress':
+        if (event.message) this.job = { ...job, message: event.message };
+        break;
       case 'trainStep':
         this.loss = [...this.loss, { step: event.step, value: event.loss }];
         this.job = { ...job, step: event.step, totalSteps: event.totalSteps, etaSeconds: event.etaSeconds, imagesPerSecond: event.imagesPerSecond };
@@ -149,6 +236,8 @@ export class Training {
       }
       case 'trainDone':
         this.job = { ...job, status: 'done', step: event.steps };
+        if (event.heldOut && this.#reviewRun) this.comparison = { heldOut: event.heldOut, baseModel: this.#reviewRun.baseModel, trainedModel: event.model.id };
+        this.#reviewRun = null;
         void this.#session.refreshModels().then(() => {
           if (!this.#session.models.some((m) => m.id === event.model.id)) this.#session.models = [...this.#session.models, event.model];
           this.#session.model = event.model.id;
@@ -156,11 +245,13 @@ export class Training {
         void this.refreshRuns();
         break;
       case 'failed':
+        this.#reviewRun = null;
         this.job = { ...job, status: 'failed', message: event.message };
         this.error = `training failed: ${event.message}`;
         void this.refreshRuns();
         break;
       case 'cancelled':
+        this.#reviewRun = null;
         this.job = { ...job, status: 'cancelled' };
         void this.refreshRuns();
         break;
