@@ -5,6 +5,9 @@
  */
 import type { ApiEvent, ClientApi, HeldOutComparison, ReviewedStudy, TrainRequest, TrainStrategy, TrainingRun } from '../../../main/core/api.ts';
 import { EarlyEvents } from './early-events.ts';
+import { autoSplit, type ReviewRole } from './review-split.ts';
+
+export type { ReviewRole };
 import { messageOf } from './session.svelte.ts';
 import type { Session } from './session.svelte.ts';
 
@@ -23,6 +26,8 @@ export interface TrainingJob {
   etaSeconds?: number;
   imagesPerSecond?: number;
   message?: string;
+  /** the run's time budget, when it has one (its steps are then only a bound) */
+  budgetSeconds?: number;
 }
 
 /** The editable form, as the panel binds it (numbers as the inputs give them). */
@@ -41,23 +46,6 @@ export interface TrainForm {
 }
 
 const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean);
-
-/** What a reviewed study is in the next fine-tuning run. */
-export type ReviewRole = 'train' | 'heldOut' | 'skip';
-
-/**
- * The automatic split of the reviewed studies: a fifth of the trainable ones (at least one, the
- * last in name order, so the split is the same each time) held out for the before/after Dice,
- * the rest trained on; a study the trainer cannot read is skipped.
- */
-export function autoSplit(studies: readonly ReviewedStudy[]): Record<string, ReviewRole> {
-  const usable = studies.filter((s) => s.trainable).map((s) => s.name).sort();
-  const held = usable.length >= 2 ? Math.max(1, Math.round(usable.length / 5)) : 0;
-  const roles: Record<string, ReviewRole> = {};
-  for (const s of studies) roles[s.name] = 'skip';
-  usable.forEach((name, i) => (roles[name] = i >= usable.length - held ? 'heldOut' : 'train'));
-  return roles;
-}
 
 export class Training {
   readonly #api: ClientApi;
@@ -113,7 +101,8 @@ export class Training {
    * segmentation, within the time budget; the held-out ones are scored before and after.
    */
   async startReviewed(): Promise<void> {
-    const dirs = (role: ReviewRole) => this.reviewed.filter((s) => this.roles[s.name] === role).map((s) => s.dir);
+    // in name order: the run (and its provenance) lists the studies the same way each time
+    const dirs = (role: ReviewRole) => this.reviewed.filter((s) => this.roles[s.name] === role).sort((a, b) => a.name.localeCompare(b.name)).map((s) => s.dir);
     const data = dirs('train');
     const heldOut = dirs('heldOut');
     if (!data.length || !heldOut.length) {
@@ -195,7 +184,7 @@ export class Training {
       const early = this.#early.end(started.jobId);
       this.loss = [];
       this.validation = {};
-      this.job = { id: started.jobId, run: resume?.name ?? request.name ?? '', status: 'running', step: resume?.step ?? 0, totalSteps: 0, resumedFrom: resume?.step ?? 0 };
+      this.job = { id: started.jobId, run: resume?.name ?? request.name ?? '', status: 'running', step: resume?.step ?? 0, totalSteps: 0, resumedFrom: resume?.step ?? 0, ...(request.maxSeconds ? { budgetSeconds: request.maxSeconds } : {}) };
       for (const event of early) this.#onEvent(event);
     } catch (err) {
       this.#early.end();
