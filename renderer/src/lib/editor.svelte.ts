@@ -96,7 +96,10 @@ export class Editor {
   choose(tool: EditTool | null): void {
     this.tool = this.tool === tool ? null : tool;
     this.error = null;
-    if (tool === 'threshold' && !this.thresholdSequence) this.thresholdSequence = this.#session.sequence;
+    if (this.tool !== 'threshold') return;
+    // the sequence's values are fetched now, and a range not set yet is picked at the crosshair
+    const unset = this.thresholdLow === 0 && this.thresholdHigh === 0;
+    void (unset ? this.pickThreshold({ onlyIfUnset: true }) : this.prepareThreshold());
   }
 
   setSize(mm: number): void {
@@ -335,8 +338,11 @@ export class Editor {
     if (!this.error) this.message = `label ${this.label} interpolated between ${view} slices ${Math.min(a, b) + 1} and ${Math.max(a, b) + 1}`;
   }
 
-  /** The threshold range from the image values under the brush at the crosshair (5th–95th percentile). */
-  async pickThreshold(): Promise<void> {
+  /**
+   * The threshold range from the image values under the brush at the crosshair (5th–95th
+   * percentile); `onlyIfUnset`: not over a range typed meanwhile.
+   */
+  async pickThreshold(options: { onlyIfUnset?: boolean } = {}): Promise<void> {
     const session = this.#session;
     if (!session.study) return;
     await this.prepareThreshold();
@@ -344,7 +350,7 @@ export class Editor {
     if (!volume) return;
     const { offsets } = this.#brush(session.activeView);
     const range = rangeAround((i) => volume.data[i]! * volume.slope + volume.intercept, session.study, session.cursor, offsets);
-    if (!range) return;
+    if (!range || (options.onlyIfUnset && (this.thresholdLow !== 0 || this.thresholdHigh !== 0))) return;
     const round = (v: number) => Math.round(v * 100) / 100;
     this.thresholdLow = round(range[0]);
     this.thresholdHigh = round(range[1]);
