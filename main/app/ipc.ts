@@ -39,6 +39,8 @@ export interface AppServiceOptions {
   trainingDir?: string;
   /** where the sample study is generated (userData/samples) */
   samplesDir?: string;
+  /** where studies saved as reviewed go (userData/reviewed) */
+  reviewedDir?: string;
   /** paths the user named when starting the app (`--open`) */
   initialPaths?: string[];
   /** PACS secrets: this file, each value sealed by the cipher (Electron's safeStorage); absent = in memory */
@@ -114,6 +116,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     ...(options.trainingDir ? [options.trainingDir] : []),
     ...(options.samplesDir ? [options.samplesDir] : []),
     ...(options.pacsCacheDir ? [options.pacsCacheDir] : []),
+    ...(options.reviewedDir ? [options.reviewedDir] : []),
     ...(options.initialPaths ?? []),
   ], { internal: [DEFAULT_MODEL_DIR] });
   const settings = new SettingsStore(options.settingsFile, options.log);
@@ -135,6 +138,7 @@ export function createAppWiring(options: AppServiceOptions): AppWiring {
     // the desktop app browses with the native dialog; a listing shows only the folders it may read
     browseRoots: () => roots.list(),
     ...(options.samplesDir ? { samplesDir: options.samplesDir } : {}),
+    ...(options.reviewedDir ? { reviewedDir: options.reviewedDir } : {}),
     resolveExportPath: (request) => guard.take(request.path),
     ...(options.openPath ? { openPath: options.openPath } : {}),
     ...(options.pacsSecretsFile ? { pacsSecrets: new FileSecretStore(options.pacsSecretsFile, options.pacsCipher) } : {}),

@@ -45,6 +45,7 @@ async function loadWiring(window: () => BrowserWindow | null, initialPaths: stri
       decrypt: (sealed) => safeStorage.decryptString(Buffer.from(sealed)),
     },
     pacsCacheDir: join(app.getPath('userData'), 'pacs-cache'),
+    reviewedDir: join(app.getPath('userData'), 'reviewed'),
     initialPaths,
     log,
     showModelDialog: async () => {

@@ -3,7 +3,10 @@
  * server and the Electron window start fast) and reports itself unavailable, with the reason,
  * when its module is missing or fails to load — the UI shows that instead of faking results.
  */
-import type { Availability, ExportFormat, RegionDice, TumourDescription } from './api.ts';
+import type { Availability, ExportFormat, MaskInspection, RegionDice, TumourDescription } from './api.ts';
+import type { LoadedMask, MaskTarget } from './io/masks.ts';
+import type { SaveReviewedInput, SaveReviewedOutcome } from './review/reviewed.ts';
+import type { SegmentationFile } from './io/segmentations.ts';
 import { errorMessage } from './errors.ts';
 import type { ExportInput } from './export/index.ts';
 import type { BratsSequence, Study } from './io/study.ts';
@@ -48,11 +51,18 @@ export interface TrainingPort {
 }
 
 export interface Ports {
-  openPath(path: string): Promise<{ studies: Study[]; notes: string[] }>;
+  /** `segmentations`: DICOM SEG files opened without their images (io/open.ts, segmentationsOnly 'return') */
+  openPath(path: string): Promise<{ studies: Study[]; notes: string[]; segmentations?: SegmentationFile[] }>;
   /** a DICOM study with other roles for its series (dicom-study.ts reassignRoles), off the caller's thread; absent = in-process */
   reassignRoles?(study: Study, roles: Record<string, BratsSequence>): Promise<Study>;
   /** a label map's tumour description (metrics/describe.ts) with the study's images, off the caller's thread; absent = in-process */
   describeTumour?(labels: Uint8Array, geometry: Geometry, images: Volume[]): Promise<TumourDescription>;
+  /** what a mask file is (io/masks.ts inspectMask), off the caller's thread; absent = in-process */
+  inspectMask?(path: string, target: MaskTarget): Promise<MaskInspection>;
+  /** a mask file's labels on the study's grid (io/masks.ts loadMask), off the caller's thread; absent = in-process */
+  loadMask?(path: string, target: MaskTarget, segmentLabels?: Record<string, number>): Promise<LoadedMask>;
+  /** writes a reviewed case (review/reviewed.ts), off the caller's thread; absent = in-process */
+  saveReviewed?(input: SaveReviewedInput): Promise<SaveReviewedOutcome>;
   /** the bundled default model, or null when this build has none */
   bundledModel(): Promise<BundledModel | null>;
   /** reads a checkpoint file and says what it holds; throws a FileError when it is not one */
@@ -91,7 +101,7 @@ export function createDefaultPorts(): Ports {
     async openPath(path) {
       const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       const opened = await host.run('open', { path });
-      return { studies: opened.studies.map(studyFromData), notes: opened.notes };
+      return { studies: opened.studies.map(studyFromData), notes: opened.notes, segmentations: opened.segmentations };
     },
 
     async reassignRoles(study, roles) {
@@ -103,6 +113,20 @@ export function createDefaultPorts(): Ports {
       const [host, { describeImageData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       // the labels are copied (a prediction may be replaced while the worker reads it); images opened by the reader worker are shared
       return host.run('describe', { labels, geometry, images: images.map(describeImageData) });
+    },
+
+    async inspectMask(path, target) {
+      return (await jobs()).run('mask', { op: 'inspect', path, target }) as Promise<MaskInspection>;
+    },
+
+    async loadMask(path, target, segmentLabels) {
+      return (await jobs()).run('mask', { op: 'load', path, target, ...(segmentLabels ? { segmentLabels } : {}) }) as Promise<LoadedMask>;
+    },
+
+    async saveReviewed(input) {
+      const [host, { describeImageData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
+      const sequences = Object.fromEntries(Object.entries(input.sequences).map(([name, volume]) => [name, describeImageData(volume)]));
+      return host.run('review', { ...input, sequences });
     },
 
     async bundledModel() {

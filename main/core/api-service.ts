@@ -63,6 +63,20 @@ import { labelBytes, type VoxelArray } from './io/volume.ts';
 import type { PacsConnectionInfo, PacsOpenRequest, PacsSearchRequest, PacsSearchResult, PacsSendRequest, PacsSendResult, PacsSeriesRequest, PacsSeriesSummary, PacsTestResult, SavePacsConnectionRequest, TestPacsConnectionRequest } from './api.ts';
 import { PacsService } from './pacs/service.ts';
 import type { SecretStore } from './pacs/connection.ts';
+import type {
+  EditLabelsRequest,
+  EditLabelsResult,
+  InspectMaskRequest,
+  LoadMaskRequest,
+  LoadedMask,
+  MaskInspection,
+  ReviewedStudy,
+  SaveReviewedRequest,
+  SaveReviewedResult,
+  SegmentationSummary,
+} from './api.ts';
+import type { SegmentationFile } from './io/segmentations.ts';
+import type { MaskOrigin } from './review/reviewed.ts';
 
 export interface ServiceOptions {
   mode: 'electron' | 'web';
@@ -94,6 +108,8 @@ export interface ServiceOptions {
   settings?: SettingsStore;
   /** where training runs write their checkpoints and models; absent = training unavailable */
   trainingDir?: string;
+  /** where Save as reviewed writes corrected masks as BraTS cases (a read root); absent = unavailable */
+  reviewedDir?: string;
   /** web mode: turns a written file into a URL the browser can download */
   downloadUrl?: (file: string) => string | undefined;
   /** Electron: opens a file with the system's default application (shell.openPath); absent in web mode */
@@ -118,6 +134,10 @@ interface OpenedStudy {
   run?: PredictionRun;
   predictionComplete: boolean;
   job?: RunningJob;
+  /** what made the prediction (recorded when it is saved as reviewed) */
+  origin?: MaskOrigin;
+  /** edits applied to the prediction since it was made or loaded */
+  edits: number;
 }
 
 interface RunningJob {
@@ -198,12 +218,16 @@ export class WorkstationService implements WorkstationApi {
       return { studies: open.map((s) => s.summary), notes: [`${path} is open already`] };
     }
     const opened = await this.#ports.openPath(absolute);
+    if (opened.studies.length === 0 && opened.segmentations?.length) {
+      // a SEG by itself: say what it is and whose images it needs (and whether they are open), not fail
+      return { studies: [], notes: opened.notes, segmentations: opened.segmentations.map((seg) => this.#segmentationSummary(seg)) };
+    }
     if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
     await this.#settings.addRecent(absolute, opened.studies.length === 1 ? opened.studies[0]!.name : basename(absolute));
     const studies = opened.studies.map((study) => {
       const id = newId('study');
       const summary = summarize(id, study);
-      this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false });
+      this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false, edits: 0 });
       return summary;
     });
     return { studies, notes: opened.notes };
@@ -229,6 +253,8 @@ export class WorkstationService implements WorkstationApi {
     opened.prediction = undefined;
     opened.run = undefined;
     opened.predictionComplete = false;
+    opened.origin = undefined;
+    opened.edits = 0;
     return opened.summary;
   }
 
@@ -465,6 +491,8 @@ export class WorkstationService implements WorkstationApi {
     opened.prediction = new Uint8Array(nx * ny * nz);
     opened.predictionComplete = false;
     opened.run = undefined;
+    opened.origin = undefined;
+    opened.edits = 0;
     this.#jobs.set(job.id, job);
     const prediction = opened.prediction;
     const started = performance.now();
@@ -495,6 +523,8 @@ export class WorkstationService implements WorkstationApi {
         }
         opened.predictionComplete = true;
         opened.run = result.run;
+        opened.origin = { kind: 'model', model: result.run.model, checkpoint: result.run.checkpoint };
+        opened.edits = 0;
         this.#emit({ type: 'done', jobId: job.id, studyId, dice: result.dice, ms: performance.now() - started, device: result.device });
     }, () => {
       opened.job = undefined;
@@ -531,6 +561,9 @@ export class WorkstationService implements WorkstationApi {
     if (request.steps !== undefined && request.epochs !== undefined) throw new UserError('give the length of the run as steps or as epochs, not both');
     const data = request.data.map((p) => this.#readable(p));
     const val = request.val?.map((p) => this.#readable(p));
+    const heldOut = request.heldOut?.map((p) => this.#readable(p));
+    const both = heldOut?.filter((p) => data.includes(p)) ?? [];
+    if (both.length) throw new UserError(`a held-out study cannot be trained on: ${both.map((p) => basename(p)).join(', ')}`);
     const name = request.name ?? `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${request.strategy}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new UserError(`run name "${name}": use letters, digits, ".", "_" and "-" only`);
     const out = join(trainingDir, name);
@@ -563,7 +596,11 @@ export class WorkstationService implements WorkstationApi {
             out,
             strategy: request.strategy,
             lora: { rank: request.loraRank ?? TRAIN_DEFAULTS.loraRank, alpha: request.loraAlpha ?? TRAIN_DEFAULTS.loraAlpha },
-            ...(request.steps !== undefined ? { steps: request.steps } : { epochs: request.epochs ?? 1 }),
+            // with a time budget and no length given, the budget decides (the epochs are only a bound)
+            ...(request.steps !== undefined ? { steps: request.steps } : { epochs: request.epochs ?? (request.maxSeconds ? 1000 : 1) }),
+            ...(request.maxSeconds ? { maxSeconds: request.maxSeconds } : {}),
+            ...(heldOut?.length ? { heldOut } : {}),
+            baseModel: initIsBundled ? BUNDLED_MODEL_NAME : initPath,
             batch: request.batch ?? TRAIN_DEFAULTS.batch,
             lr: request.lr ?? TRAIN_DEFAULTS.lr,
             weightDecay: TRAIN_DEFAULTS.weightDecay,
@@ -590,6 +627,9 @@ export class WorkstationService implements WorkstationApi {
               case 'validation':
                 this.#emit({ type: 'trainValidation', jobId: job.id, step: event.result.step, epoch: event.result.epoch, dice: event.result.meanDice });
                 break;
+              case 'heldOut':
+                this.#emit({ type: 'progress', jobId: job.id, done: event.result.step, total: 0, message: `held-out Dice ${event.phase === 'before' ? 'of the starting model' : 'after training'}: ${Object.entries(event.result.meanDice).map(([r, d]) => `${r} ${d.toFixed(3)}`).join(', ')}` });
+                break;
               case 'checkpoint':
                 this.#emit({ type: 'progress', jobId: job.id, done: event.step, total: 0, message: `checkpoint written at step ${event.step}` });
                 break;
@@ -602,8 +642,16 @@ export class WorkstationService implements WorkstationApi {
         );
         if (job.controller.signal.aborted) throw new CancelledError();
         const trainedRun = { ...run, size: [size, size] as [number, number], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } as const };
-        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1 }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}`);
-        this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started });
+        const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1, provenance: result.provenance }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}${result.stoppedByBudget ? `, stopped by the ${request.maxSeconds} s budget` : ''}`);
+        const { finiteOnly } = await import('./train/provenance.ts');
+        const heldOutComparison = result.heldOut
+          ? {
+              studies: result.heldOut.before.studies.map((s, i) => ({ name: s.name, before: finiteOnly(s.dice), after: finiteOnly(result.heldOut!.after.studies[i]!.dice) })),
+              meanBefore: finiteOnly(result.heldOut.before.meanDice),
+              meanAfter: finiteOnly(result.heldOut.after.meanDice),
+            }
+          : undefined;
+        this.#emit({ type: 'trainDone', jobId: job.id, model, steps: result.steps, ms: performance.now() - started, ...(heldOutComparison ? { heldOut: heldOutComparison } : {}) });
     }, () => {
       this.#training = undefined;
     });
@@ -688,7 +736,7 @@ export class WorkstationService implements WorkstationApi {
       study: opened.study,
       labels: referenceVolume(opened.study).withData(labels, { id: `${opened.study.name}-${source}`, description: `${source} segmentation` }),
       source,
-      ...(source === 'prediction' && opened.run ? { run: opened.run } : {}),
+      ...(source === 'prediction' && opened.run ? { run: opened.edits ? { ...opened.run, notes: [...opened.run.notes, `the mask was corrected by hand in the workstation after the run (${opened.edits} edit${opened.edits === 1 ? '' : 's'})`] } : opened.run } : {}),
       labelColours: (await this.#settings.settings()).labelColors,
       ...(tumour ? { tumour } : {}),
     };
@@ -844,6 +892,115 @@ export class WorkstationService implements WorkstationApi {
     return urls.every((u) => u !== undefined) ? { files, downloadUrl, urls: urls as string[] } : { files, downloadUrl };
   }
 
+  #segmentationSummary(seg: SegmentationFile): SegmentationSummary {
+    const holder = seg.referencedSeriesUid ? [...this.#studies.values()].find((s) => s.summary.series?.some((x) => x.seriesId === seg.referencedSeriesUid) || s.summary.sequences.some((x) => x.seriesId === seg.referencedSeriesUid)) : undefined;
+    return {
+      file: seg.file,
+      description: seg.description,
+      segments: seg.segments.map((x) => ({ number: x.number, name: x.name, ...(x.type ? { type: x.type } : {}) })),
+      ...(seg.referencedSeriesUid ? { referencedSeriesUid: seg.referencedSeriesUid } : {}),
+      referencedInstances: seg.referencedInstances,
+      ...(holder ? { openStudyId: holder.id, openStudyName: holder.study.name } : {}),
+    };
+  }
+
+  async inspectMask({ studyId, path }: InspectMaskRequest): Promise<MaskInspection> {
+    const opened = this.#opened(studyId);
+    const absolute = this.#readable(path);
+    const { inspectMask, maskTargetOf } = await import('./io/masks.ts');
+    const target = maskTargetOf(opened.study);
+    return this.#ports.inspectMask ? this.#ports.inspectMask(absolute, target) : inspectMask(absolute, target);
+  }
+
+  async loadMask({ studyId, path, as, segmentLabels }: LoadMaskRequest): Promise<LoadedMask> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; cancel the run or wait for it before loading a mask`);
+    const absolute = this.#readable(path);
+    const { loadMask, maskTargetOf } = await import('./io/masks.ts');
+    const target = maskTargetOf(opened.study);
+    const loaded = this.#ports.loadMask ? await this.#ports.loadMask(absolute, target, segmentLabels) : await loadMask(absolute, target, segmentLabels);
+    if (this.#studies.get(studyId) !== opened) throw new UserError(`${opened.study.name} was closed meanwhile`);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; load the mask again when the run ends`);
+    const labels = loaded.labels;
+    if (as === 'prediction') {
+      opened.prediction = labels;
+      opened.predictionComplete = true;
+      opened.run = undefined;
+      opened.origin = { kind: 'file', path: absolute };
+      opened.edits = 0;
+    } else {
+      const reference = referenceVolume(opened.study);
+      opened.study = { ...opened.study, seg: reference.withData(labels, { id: `${opened.study.name}-ground-truth`, description: `ground truth loaded from ${absolute}`, modality: 'SEG', sources: [absolute] }) };
+      opened.summary = { ...opened.summary, hasGroundTruth: true };
+    }
+    return { studyId, source: as, dims: opened.summary.dims, data: labels, notes: loaded.notes };
+  }
+
+  async editLabels({ studyId, changes }: EditLabelsRequest): Promise<EditLabelsResult> {
+    const opened = this.#opened(studyId);
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; edits can be made when the run ends`);
+    const [nx, ny, nz] = opened.summary.dims;
+    if (!opened.prediction) {
+      // drawing from scratch: the edits start from an empty layer
+      opened.prediction = new Uint8Array(nx * ny * nz);
+      opened.predictionComplete = true;
+      opened.run = undefined;
+      opened.origin = { kind: 'drawn' };
+      opened.edits = 0;
+    }
+    const { applyDiff, runsOf, DiffMismatchError } = await import('./edit/diff.ts');
+    // every change is checked against a copy first: the edits apply all together or not at all
+    const labels = opened.prediction;
+    const trial = changes.length > 1 ? labels.slice() : labels;
+    let voxels = 0;
+    try {
+      for (const change of changes) {
+        for (const run of runsOf(change)) {
+          if (![0, 1, 2, 4].includes(run.after)) throw new DiffMismatchError(`label ${run.after} is not a BraTS label (0, 1, 2, 4)`);
+          voxels += run.length;
+        }
+        applyDiff(trial, change);
+      }
+    } catch (err) {
+      if (err instanceof DiffMismatchError) throw new UserError(`the edits of ${opened.study.name} do not fit its mask on the server (${err.message}); reload the study`);
+      throw err;
+    }
+    if (trial !== labels) labels.set(trial);
+    opened.edits += changes.length;
+    // the described mask changed: the next describeTumour describes it again
+    this.#tumourViews.delete(labels);
+    return { voxels, edits: opened.edits };
+  }
+
+  async saveReviewed({ studyId, reviewer }: SaveReviewedRequest): Promise<SaveReviewedResult> {
+    const opened = this.#opened(studyId);
+    const dir = this.#options.reviewedDir;
+    if (!dir) throw new UserError('there is no reviewed-studies folder here (start the server with --data-dir)');
+    if (opened.job) throw new UserError(`${opened.study.name} is being segmented; save it when the run has ended`);
+    const labels = opened.prediction;
+    if (!labels || !opened.predictionComplete) throw new UserError(`${opened.study.name} has no mask to save: segment it, load a mask or draw one first`);
+    const { caseNameOf, saveReviewedCase } = await import('./review/reviewed.ts');
+    const input = {
+      dir,
+      caseName: caseNameOf(opened.study.name),
+      sequences: opened.study.sequences,
+      // a copy: the user may go on editing while the files are written
+      labels: labels.slice(),
+      ...(opened.origin ? { origin: opened.origin } : {}),
+      edits: opened.edits,
+      ...(reviewer ? { reviewer } : {}),
+      source: { path: opened.study.source, kind: opened.study.kind, name: opened.study.name },
+    };
+    return this.#ports.saveReviewed ? this.#ports.saveReviewed(input) : saveReviewedCase(input);
+  }
+
+  async listReviewed(): Promise<ReviewedStudy[]> {
+    const dir = this.#options.reviewedDir;
+    if (!dir) return [];
+    const { listReviewedCases } = await import('./review/reviewed.ts');
+    return listReviewedCases(dir, this.#options.log);
+  }
+
   /** Stops running jobs and releases models (window closed, server stopped). */
   async dispose(): Promise<void> {
     this.#pacs.dispose();
@@ -894,6 +1051,7 @@ function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSum
     regions: summary.kind === 'trunk' || summary.outChannels === 3 ? ['WT', 'TC', 'ET'] : ['WT'],
     description: description ?? `${what}: ${path}`,
     run: { size: run.size, channels: run.channels, regions: run.regions, from: run.from },
+    ...(summary.provenance ? { provenance: summary.provenance } : {}),
   };
 }
 
@@ -965,6 +1123,17 @@ function summarize(id: string, study: Study): StudySummary {
         }
       : {}),
     ...(study.notes?.length ? { notes: study.notes } : {}),
+    ...(study.segmentations?.length
+      ? {
+          masks: study.segmentations.map((seg) => ({
+            file: seg.file,
+            description: seg.description,
+            segments: seg.segments.map((x) => ({ number: x.number, name: x.name, ...(x.type ? { type: x.type } : {}) })),
+            ...(seg.referencedSeriesUid ? { referencedSeriesUid: seg.referencedSeriesUid } : {}),
+            referencedInstances: seg.referencedInstances,
+          })),
+        }
+      : {}),
   };
 }
 

@@ -134,6 +134,24 @@ export const SeriesRoleSummary = s.object(
 );
 export type SeriesRoleSummary = Infer<typeof SeriesRoleSummary>;
 
+/** A DICOM SEG file found among images or opened by itself. */
+export const SegmentationSummary = s.object(
+  {
+    file: path,
+    description: s.string(),
+    segments: s.array(s.object({ number: count, name: s.string() }, { type: s.string({ max: 64 }) }), { max: 1000 }),
+    referencedInstances: count,
+  },
+  {
+    /** the image series it was made on, when it says */
+    referencedSeriesUid: s.string({ max: 256 }),
+    /** opened by itself: the open study holding the series it references, if there is one */
+    openStudyId: id,
+    openStudyName: s.string(),
+  },
+);
+export type SegmentationSummary = Infer<typeof SegmentationSummary>;
+
 export const StudySummary = s.object(
   {
     id,
@@ -155,6 +173,8 @@ export const StudySummary = s.object(
     series: s.array(SeriesRoleSummary, { max: 1000 }),
     /** remarks about how the study was assembled (resampling, series kept apart) */
     notes: s.array(text, { max: 1000 }),
+    /** DICOM SEG files found with the study's images: masks Load mask offers */
+    masks: s.array(SegmentationSummary, { max: 1000 }),
   },
 );
 export type StudySummary = Infer<typeof StudySummary>;
@@ -201,11 +221,17 @@ export const OpenStudyRequest = s.object({
 });
 export type OpenStudyRequest = Infer<typeof OpenStudyRequest>;
 
-export const OpenStudyResult = s.object({
-  studies: s.array(StudySummary, { max: 10_000 }),
-  /** reader remarks worth showing (skipped files, assumptions) */
-  notes: s.array(text, { max: 10_000 }),
-});
+export const OpenStudyResult = s.object(
+  {
+    studies: s.array(StudySummary, { max: 10_000 }),
+    /** reader remarks worth showing (skipped files, assumptions) */
+    notes: s.array(text, { max: 10_000 }),
+  },
+  {
+    /** DICOM SEG files opened without their images: what they are and which series they belong to */
+    segmentations: s.array(SegmentationSummary, { max: 10_000 }),
+  },
+);
 export type OpenStudyResult = Infer<typeof OpenStudyResult>;
 
 export const GetVolumeRequest = s.object({ studyId: id, sequence: name64 });
@@ -327,16 +353,43 @@ export const ModelRunInfo = s.object({
 });
 export type ModelRunInfo = Infer<typeof ModelRunInfo>;
 
-export const ModelInfo = s.object({
-  /** what SegmentRequest.checkpoint and TrainRequest.model take: the checkpoint's path */
-  id: path,
-  name: s.string(),
-  kind: s.literal(MODEL_KINDS),
-  /** what it segments, e.g. ['WT', 'TC', 'ET'] */
-  regions: s.array(s.string({ max: 64 }), { max: 16 }),
-  description: text,
-  run: ModelRunInfo,
+const diceRecord = s.record(finite, { max: 16 });
+
+/** Where a model fine-tuned here came from (the checkpoint's safetensors metadata "provenance"). */
+export const ModelProvenance = s.object(
+  { baseModel: s.string(), studies: s.array(s.string(), { max: 10_000 }), heldOut: s.array(s.string(), { max: 10_000 }), strategy: s.string({ max: 64 }), steps: count, date: s.string({ max: 64 }) },
+  {
+    /** seconds of training, when a time budget ended the run */
+    seconds: s.number({ min: 0 }),
+    heldOutDice: s.object({ before: diceRecord, after: diceRecord }),
+  },
+);
+export type ModelProvenance = Infer<typeof ModelProvenance>;
+
+/** Held-out Dice of a fine-tuning run: each study before (starting model) and after (trained model). */
+export const HeldOutComparison = s.object({
+  studies: s.array(s.object({ name: s.string(), before: diceRecord, after: diceRecord }), { max: 10_000 }),
+  meanBefore: diceRecord,
+  meanAfter: diceRecord,
 });
+export type HeldOutComparison = Infer<typeof HeldOutComparison>;
+
+export const ModelInfo = s.object(
+  {
+    /** what SegmentRequest.checkpoint and TrainRequest.model take: the checkpoint's path */
+    id: path,
+    name: s.string(),
+    kind: s.literal(MODEL_KINDS),
+    /** what it segments, e.g. ['WT', 'TC', 'ET'] */
+    regions: s.array(s.string({ max: 64 }), { max: 16 }),
+    description: text,
+    run: ModelRunInfo,
+  },
+  {
+    /** a model fine-tuned here: what it came from (stored in the checkpoint's metadata) */
+    provenance: ModelProvenance,
+  },
+);
 export type ModelInfo = Infer<typeof ModelInfo>;
 
 export const AddModelRequest = s.object({
@@ -371,6 +424,13 @@ export const TrainRequest = s.object(
     /** the run's name: its folder in the training folder; with resume, the run to continue */
     name: s.string({ max: 128, nonEmpty: true }),
     resume: s.boolean(),
+    /** stop after this many seconds of training (the model is saved then); steps/epochs stay the upper bound */
+    maxSeconds: s.number({ min: 1, max: 7 * 24 * 3600 }),
+    /**
+     * studies scored with the starting model before the first step and with the trained model after
+     * the last (whole-volume Dice, side by side in trainDone and in the checkpoint's provenance)
+     */
+    heldOut: s.array(path, { max: 1000 }),
   },
 );
 export type TrainRequest = Infer<typeof TrainRequest>;
@@ -550,6 +610,100 @@ export const OpenExportRequest = s.object({
 export type OpenExportRequest = Infer<typeof OpenExportRequest>;
 
 const PathChoice = s.nullable(s.object({ path }));
+
+// ---------------------------------------------------------------------------------------------
+// Masks: loading one onto a study, editing the prediction layer, saving it as reviewed (issue 15)
+
+export const MASK_LABELS = [0, 1, 2, 4] as const;
+export type MaskLabel = (typeof MASK_LABELS)[number];
+const maskLabel = s.literal(MASK_LABELS);
+
+/** One segment of a DICOM SEG and the BraTS label it would become (null: the user must choose). */
+export const MaskSegmentSummary = s.object({ number: count, name: s.string(), proposed: s.nullable(maskLabel), reason: s.string() }, { type: s.string({ max: 64 }) });
+export type MaskSegmentSummary = Infer<typeof MaskSegmentSummary>;
+
+export const InspectMaskRequest = s.object({
+  studyId: id,
+  /** a NIfTI label map or a DICOM SEG on the machine running the services */
+  path,
+});
+export type InspectMaskRequest = Infer<typeof InspectMaskRequest>;
+
+export const MaskInspection = s.object({
+  path,
+  format: s.literal(['nifti', 'dicom-seg']),
+  description: s.string(),
+  /** DICOM SEG: its segments with their proposed labels */
+  segments: s.array(MaskSegmentSummary, { max: 1000 }),
+  notes: s.array(text, { max: 1000 }),
+});
+export type MaskInspection = Infer<typeof MaskInspection>;
+
+export const LoadMaskRequest = s.object(
+  {
+    studyId: id,
+    path,
+    /** 'prediction': the editable layer (replaces the prediction); 'groundTruth': the reference Dice is scored against */
+    as: maskSource,
+  },
+  {
+    /** DICOM SEG: segment number → label (0 leaves the segment out), overriding the proposals */
+    segmentLabels: s.record(maskLabel, { max: 256 }),
+  },
+);
+export type LoadMaskRequest = Infer<typeof LoadMaskRequest>;
+
+/** The loaded labels on the study's grid, with what loading said (resampling, label mapping). */
+export const LoadedMask = s.object({ studyId: id, source: maskSource, dims: Vec3, data: labelBytes, notes: s.array(text, { max: 1000 }) });
+export type LoadedMask = Infer<typeof LoadedMask>;
+
+export const EditLabelsRequest = s.object({
+  studyId: id,
+  /**
+   * edits of the prediction layer in the order they were made, each an encoded change
+   * (core/edit/diff.ts: runs of voxels with their label before and after); every change must fit
+   * the labels the service holds, or none is applied
+   */
+  changes: s.array(labelBytes, { max: 1000 }),
+});
+export type EditLabelsRequest = Infer<typeof EditLabelsRequest>;
+
+export const EditLabelsResult = s.object({
+  /** voxels changed by this call */
+  voxels: count,
+  /** edits applied to this study's prediction since it was made or loaded */
+  edits: count,
+});
+export type EditLabelsResult = Infer<typeof EditLabelsResult>;
+
+export const SaveReviewedRequest = s.object(
+  { studyId: id },
+  {
+    /** who reviewed it (default: the user running the services) */
+    reviewer: s.string({ max: 128, nonEmpty: true }),
+  },
+);
+export type SaveReviewedRequest = Infer<typeof SaveReviewedRequest>;
+
+/** A study saved as reviewed: a BraTS case folder in the reviewed-studies folder. */
+export const ReviewedStudy = s.object(
+  {
+    /** the case name (its folder and file prefix) */
+    name: s.string(),
+    dir: path,
+    reviewedAt: s.string({ max: 64 }),
+    reviewer: s.string(),
+    /** what the starting mask was: the model that made it, or the file it was loaded from */
+    startingMask: s.string(),
+    /** whether the trainer can use it (the BraTS layout needs T1, T1ce, T2 and FLAIR) */
+    trainable: s.boolean(),
+  },
+  { reason: text },
+);
+export type ReviewedStudy = Infer<typeof ReviewedStudy>;
+
+export const SaveReviewedResult = s.object({ study: ReviewedStudy, files: s.array(path, { max: 64 }), notes: s.array(text, { max: 1000 }) });
+export type SaveReviewedResult = Infer<typeof SaveReviewedResult>;
 
 // ---------------------------------------------------------------------------------------------
 // PACS over DICOMweb (issue 17; core/pacs/). A connection's secret never crosses this interface
@@ -811,14 +965,20 @@ export const TrainValidationEvent = s.object({
   /** mean whole-volume Dice over the validation studies, per region */
   dice: s.record(finite),
 });
-export const TrainDoneEvent = s.object({
-  type: s.literal(['trainDone']),
-  jobId: id,
-  /** the trained model, ready to select for segmentation */
-  model: ModelInfo,
-  steps: count,
-  ms: s.number({ min: 0 }),
-});
+export const TrainDoneEvent = s.object(
+  {
+    type: s.literal(['trainDone']),
+    jobId: id,
+    /** the trained model, ready to select for segmentation */
+    model: ModelInfo,
+    steps: count,
+    ms: s.number({ min: 0 }),
+  },
+  {
+    /** with TrainRequest.heldOut: whole-volume Dice of the held-out studies before and after the run */
+    heldOut: HeldOutComparison,
+  },
+);
 export const MENU_ACTIONS = ['open', 'export', 'segment', 'train', 'toggleOverlay', 'settings'] as const;
 export type MenuAction = (typeof MENU_ACTIONS)[number];
 /** The desktop application menu (and its shortcuts) asking the renderer to act. */
@@ -931,6 +1091,16 @@ export const API = {
   openCohortCase: method(CohortCaseRequest, OpenStudyResult),
   /** writes the cohort summary (cohort.html, .pdf, .csv, .json) into the cohort's output folder */
   exportCohort: method(CohortRequest, ExportResult),
+  /** what a mask file is and how its segments would map to labels, before loading it */
+  inspectMask: method(InspectMaskRequest, MaskInspection),
+  /** loads a NIfTI label map or DICOM SEG onto the study, as its editable prediction or as ground truth */
+  loadMask: method(LoadMaskRequest, LoadedMask),
+  /** applies the renderer's edits of the prediction layer (an empty layer is made when there is none) */
+  editLabels: method(EditLabelsRequest, EditLabelsResult),
+  /** writes the prediction layer as <case>_seg.nii.gz with the study's images into the reviewed-studies folder */
+  saveReviewed: method(SaveReviewedRequest, SaveReviewedResult),
+  /** the studies saved as reviewed (the fine-tuning set) */
+  listReviewed: method(Empty, s.array(ReviewedStudy, { max: 100_000 })),
 };
 
 export type ApiMethod = keyof typeof API;

@@ -103,9 +103,11 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!token) log('WARNING: serving WITHOUT A TOKEN (tests only): any local process or user can drive this server and read its files');
   // the sample study is written (and so may be read) under the data folder whatever the roots
   const samplesDir = options.dataDir ? join(resolve(options.dataDir), 'samples') : undefined;
-  // studies opened from a PACS are fetched into the data folder, and read from there whatever the roots
+  // studies opened from a PACS are fetched into the data folder, and read from there whatever the roots;
+  // so are the studies saved as reviewed (the fine-tuning set)
   const pacsCacheDir = options.dataDir ? join(resolve(options.dataDir), 'pacs-cache') : undefined;
-  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : []), ...(pacsCacheDir ? [pacsCacheDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
+  const reviewedDir = options.dataDir ? join(resolve(options.dataDir), 'reviewed') : undefined;
+  const roots = options.roots ? new ReadRoots([...options.roots, ...(samplesDir ? [samplesDir] : []), ...(pacsCacheDir ? [pacsCacheDir] : []), ...(reviewedDir ? [reviewedDir] : [])], { internal: [DEFAULT_MODEL_DIR] }) : undefined;
   const readHint = `it is outside the folders this server may read (${(options.roots ?? []).join(', ')})`;
   const service = new WorkstationService({
     mode: 'web',
@@ -123,6 +125,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ...(samplesDir ? { samplesDir } : {}),
     // PACS passwords and tokens: a file of the data folder readable by the server's user only (0600)
     ...(options.dataDir ? { pacsSecrets: new FileSecretStore(join(resolve(options.dataDir), 'pacs-secrets.json')), pacsCacheDir } : {}),
+    ...(reviewedDir ? { reviewedDir } : {}),
     log,
     // The browser cannot name a server path to write to: everything lands in the export folder.
     resolveExportPath: (_request, suggestedName) => {

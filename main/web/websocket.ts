@@ -132,8 +132,10 @@ export class WebSocketHub {
       settle();
       const client: Tracked = { ws, alive: true };
       this.#clients.add(client);
-      // raw bytes in: a frame or message has begun; it ends with a message, a ping or a pong
-      socket.on('data', () => {
+      // raw bytes in: a frame or message has begun; it ends with a message, a ping or a pong.
+      // Ahead of ws's own listener: after it, the bytes that complete a message would mark a new
+      // one begun, and a client quiet but for its pongs was dropped as "a message begun 30 s ago".
+      socket.prependListener('data', () => {
         client.pendingSince ??= Date.now();
       });
       const done = () => {

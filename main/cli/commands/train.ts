@@ -13,7 +13,7 @@ function positiveInt(args: ParsedArgs, name: string, fallback?: number): number 
 export default defineCommand({
   name: 'train',
   summary: 'fine-tune SAM2-UNet on labelled studies (adapter, LoRA or full), with validation, checkpoints and resume',
-  usage: 'train --data <folder of studies> [--val <folder>] --checkpoint <init> --out <dir> [--strategy adapter|lora|full] [--epochs N | --steps N] [--batch 12] [--lr 1e-3] [--size 352] [--channels flair,t1ce,t2] [--regions brats|binary] [--resume]',
+  usage: 'train --data <folder of studies> [--val <folder>] --checkpoint <init> --out <dir> [--strategy adapter|lora|full] [--epochs N | --steps N] [--batch 12] [--lr 1e-3] [--size 352] [--channels flair,t1ce,t2] [--regions brats|binary] [--resume] [--max-seconds N] [--held-out <folder>]',
   options: {
     data: { type: 'string', description: 'folder of labelled studies (BraTS folders with <case>_seg), or one study; several separated by commas', valueName: 'folder' },
     val: { type: 'string', description: 'folder of validation studies: Dice per volume after every epoch', valueName: 'folder' },
@@ -39,6 +39,8 @@ export default defineCommand({
     loss: { type: 'string', description: 'official (default) or weighted-bce', valueName: 'variant' },
     threads: { type: 'string', description: 'ONNX Runtime threads (default: all cores)', valueName: 'N' },
     resume: { type: 'boolean', description: 'continue from the last checkpoint in --out' },
+    'max-seconds': { type: 'string', description: 'time budget: stop after this many seconds of training and save the model (the learning rate anneals over the budget)', valueName: 'N' },
+    'held-out': { type: 'string', description: 'folder of held-out studies: whole-volume Dice of the starting and the trained model, side by side (and in the model\'s provenance)', valueName: 'folder' },
     json: { type: 'boolean', description: 'one JSON line per step and per validation on stdout' },
   },
   async run(args, io) {
@@ -116,6 +118,8 @@ export default defineCommand({
           loss: loss as 'official' | 'weighted-bce',
           resume: args.values.resume === true,
           threads: positiveInt(args, 'threads'),
+          maxSeconds: positiveInt(args, 'max-seconds'),
+          heldOut: listOption(args, 'held-out'),
         },
         {
           start(info) {
@@ -136,10 +140,15 @@ export default defineCommand({
             progress?.clear();
             io.stderr(`${text}\n`);
           },
+          heldOut(phase, v) {
+            progress?.clear();
+            io.stderr(`held-out Dice ${phase === 'before' ? 'of the starting model' : 'after training'}: ${Object.entries(v.meanDice).map(([r, d]) => `${r} ${d.toFixed(4)}`).join(', ')}\n`);
+            if (json) io.stdout(`${JSON.stringify({ type: 'heldOut', phase, ...v })}\n`);
+          },
         },
         controller.signal,
       );
-      progress?.finish(`done: ${result.steps} steps`);
+      progress?.finish(`done: ${result.steps} steps${result.stoppedByBudget ? ' (time budget reached)' : ''}`);
       io.stderr(`model written to ${result.model}\n`);
       if (json) io.stdout(`${JSON.stringify({ type: 'done', ...result })}\n`);
       return 0;

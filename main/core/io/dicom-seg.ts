@@ -17,7 +17,8 @@ import { FileError, UserError, errorMessage } from '../errors.ts';
 import { readRegularFile, writeFileAtomic } from '../util/fs.ts';
 import { Volume, indexToWorld, type Geometry, type Vec3 } from './volume.ts';
 
-export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
+export { SEGMENTATION_STORAGE } from './segmentations.ts';
+import { SEGMENTATION_STORAGE } from './segmentations.ts';
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 /** our implementation's UID (2.25 + a fixed UUID) and version name, for the file meta header */
 const IMPLEMENTATION_CLASS_UID = '2.25.264839294823118090196406203305437398052';
@@ -400,24 +401,39 @@ function numbersOf(value: unknown): number[] {
   return list.map((v) => Number(v));
 }
 
+export interface ReadDicomSegOptions {
+  /**
+   * The label each segment becomes (0 leaves it out); default the "(label N)" of its description,
+   * else its segment number
+   */
+  labelOf?: (segment: DicomSegSegment) => number;
+}
+
+/** Transfer syntaxes whose PixelData dcmjs hands over as plain bytes (not encapsulated fragments). */
+const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2']);
+
 /**
- * Reads a BINARY or FRACTIONAL DICOM SEG back into a label map. Frames are placed by their
- * ImagePositionPatient on `source`'s grid when a source is given (the usual case: the volume
- * the SEG was made for); otherwise on a grid spanning the SEG's own frames. A segment's label
- * is the "(label N)" of its description when there is one, else its segment number.
+ * Reads a BINARY, FRACTIONAL or LABELMAP DICOM SEG back into a label map. Frames are placed by
+ * their ImagePositionPatient on `source`'s grid when a source is given (the usual case: the
+ * volume the SEG was made for); otherwise on a grid spanning the SEG's own frames. A segment's
+ * label is what `labelOf` says, by default the "(label N)" of its description when there is one,
+ * else its segment number. Where segments overlap, the later frame wins.
  */
-export async function readDicomSeg(path: string, source?: Volume | Geometry): Promise<DicomSegImage> {
+export async function readDicomSeg(path: string, source?: Volume | Geometry, options: ReadDicomSegOptions = {}): Promise<DicomSegImage> {
   const bytes = await readRegularFile(path);
   let ds: Record<string, unknown>;
+  let transferSyntax: string;
   try {
     const dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
     ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
+    transferSyntax = String((dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.meta) as Record<string, unknown>).TransferSyntaxUID ?? '1.2.840.10008.1.2');
   } catch (err) {
     throw new FileError(path, `not a readable DICOM file (${errorMessage(err)})`);
   }
   if (ds.SOPClassUID !== SEGMENTATION_STORAGE) throw new FileError(path, `not a DICOM SEG (SOP Class ${String(ds.SOPClassUID ?? 'missing')})`);
   const type = String(ds.SegmentationType ?? '');
-  if (type !== 'BINARY' && type !== 'FRACTIONAL') throw new FileError(path, `unsupported SegmentationType "${type}"`);
+  if (type !== 'BINARY' && type !== 'FRACTIONAL' && type !== 'LABELMAP') throw new FileError(path, `unsupported SegmentationType "${type}"`);
+  if (!NATIVE_SYNTAXES.has(transferSyntax)) throw new FileError(path, `SEG pixel data is compressed (transfer syntax ${transferSyntax}); save it uncompressed (e.g. dcmconv +te) and load it again`);
   const rows = Number(ds.Rows);
   const columns = Number(ds.Columns);
   const frameCount = Number(ds.NumberOfFrames ?? 1);
@@ -454,7 +470,7 @@ export async function readDicomSeg(path: string, source?: Volume | Geometry): Pr
       type: first<CodedConcept>(item.SegmentedPropertyTypeCodeSequence),
     };
   });
-  const labelOf = new Map(segments.map((s) => [s.number, s.label]));
+  const labelOf = new Map(segments.map((s) => [s.number, options.labelOf ? options.labelOf(s) : s.label]));
 
   // the target grid
   const row: Vec3 = [orientation[0]!, orientation[1]!, orientation[2]!];
@@ -492,16 +508,20 @@ export async function readDicomSeg(path: string, source?: Volume | Geometry): Pr
   const pixels = ds.PixelData as ArrayBuffer[] | ArrayBuffer | undefined;
   const buffer = Array.isArray(pixels) ? pixels[0] : pixels;
   if (!buffer) throw new FileError(path, 'SEG has no PixelData');
-  const data = new Uint8Array(buffer);
+  const bits = Number(ds.BitsAllocated ?? 1);
+  if (type === 'LABELMAP' && bits !== 8 && bits !== 16) throw new FileError(path, `a LABELMAP SEG with ${bits} bits per pixel; 8 or 16 expected`);
+  // a LABELMAP's pixels are segment numbers (little endian words when 16 bits)
+  const data = type === 'LABELMAP' && bits === 16 ? new Uint16Array(buffer.slice(0, buffer.byteLength - (buffer.byteLength % 2))) : new Uint8Array(buffer);
   const perFrame = rows * columns;
   const needed = type === 'BINARY' ? Math.ceil((perFrame * frameCount) / 8) : perFrame * frameCount;
-  if (data.length < needed) throw new FileError(path, `PixelData holds ${data.length} bytes, ${frameCount} frames need ${needed}`);
+  if (data.length < needed) throw new FileError(path, `PixelData holds ${data.byteLength} bytes, ${frameCount} frames need ${type === 'LABELMAP' ? needed * (bits / 8) : needed}`);
   const threshold = type === 'FRACTIONAL' ? Number(ds.MaximumFractionalValue ?? 255) / 2 : 0;
+  const labelOfPixel = type === 'LABELMAP' ? new Map([...labelOf].filter(([number]) => number > 0)) : undefined;
 
   const labels = new Uint8Array(nx * ny * nz);
   frames.forEach((frame, f) => {
     const number = Number(first<Record<string, unknown>>(frame.SegmentIdentificationSequence)?.ReferencedSegmentNumber);
-    const label = labelOf.get(number);
+    const label = type === 'LABELMAP' ? 0 : labelOf.get(number);
     if (label === undefined) throw new FileError(path, `frame ${f + 1} references segment ${number}, which the SegmentSequence lacks`);
     const zFloat = zOf(positions[f]!);
     const k = Math.round(zFloat);
@@ -513,6 +533,17 @@ export async function readDicomSeg(path: string, source?: Volume | Geometry): Pr
     }
     const base = k * perFrame;
     const start = f * perFrame;
+    if (labelOfPixel) {
+      for (let i = 0; i < perFrame; i++) {
+        const value = data[start + i]!;
+        if (value === 0) continue;
+        const mapped = labelOfPixel.get(value);
+        if (mapped === undefined) throw new FileError(path, `frame ${f + 1} holds segment number ${value}, which the SegmentSequence lacks`);
+        if (mapped) labels[base + i] = mapped;
+      }
+      return;
+    }
+    if (label === 0) return;
     for (let i = 0; i < perFrame; i++) {
       const on = type === 'BINARY' ? (data[(start + i) >> 3]! >> ((start + i) & 7)) & 1 : data[start + i]! > threshold ? 1 : 0;
       if (on) labels[base + i] = label;

@@ -20,12 +20,24 @@ import { FileError, UserError, fileSystemProblem } from '../errors.ts';
 import { NotRegularFileError, openForReading } from '../util/fs.ts';
 import { findBratsCases, loadBratsCase, type BratsCaseFiles } from './brats.ts';
 import { isNiftiPath, niftiStem, readNifti } from './nifti.ts';
+import { describeSegmentationFile, seriesUidsOf, type SegmentationFile } from './segmentations.ts';
 import type { Study } from './study.ts';
 import type { Volume } from './volume.ts';
 
 export interface OpenResult {
   studies: Study[];
   notes: string[];
+  /** DICOM SEG files whose images are not among what was opened (a SEG opened by itself) */
+  segmentations: SegmentationFile[];
+}
+
+export interface OpenOptions {
+  /**
+   * What a path holding DICOM SEG files and no images gives: 'error' (the default: callers that
+   * need images get a FileError naming the series the SEG belongs to) or 'return' (no studies,
+   * the SEGs in `segmentations`: the app lists them and offers to load them onto their series)
+   */
+  segmentationsOnly?: 'error' | 'return';
 }
 
 /** One volume of an opened study with its role in it (sequence name, or 'seg'). */
@@ -143,7 +155,7 @@ function disambiguateIds(studies: Study[]): void {
 }
 
 /** Opens one path or several (see the module comment for what each becomes). */
-export async function openPath(input: string | string[]): Promise<OpenResult> {
+export async function openPath(input: string | string[], options: OpenOptions = {}): Promise<OpenResult> {
   const paths = Array.isArray(input) ? input : [input];
   if (!paths.length) throw new FileError('(no path)', 'nothing to open');
   const found: Found = { brats: [], nifti: [], dicom: [], notes: [] };
@@ -173,12 +185,15 @@ export async function openPath(input: string | string[]): Promise<OpenResult> {
     }
   };
   const dicomPaths = [...explicitDicom, ...found.dicom.map((d) => d.path)];
+  const segmentations: SegmentationFile[] = [];
   const loadDicomStudies = async (): Promise<Study[]> => {
     if (!dicomPaths.length) return [];
     const { loadDicom } = await import('./dicom/index.ts');
     try {
-      const result = await loadDicom(dicomPaths);
+      const result = await loadDicom(dicomPaths, { segmentations: true });
       notes.push(...result.notes);
+      segmentations.push(...result.segmentations);
+      if (!result.series.length) return [];
       const source = paths.length === 1 ? paths[0]! : paths.join(', ');
       const { assembleDicomStudies } = await import('./dicom-study.ts');
       const assembled = assembleDicomStudies(result.series, source);
@@ -200,13 +215,45 @@ export async function openPath(input: string | string[]): Promise<OpenResult> {
     loadDicomStudies(),
   ]);
   const studies = [...bratsStudies, ...niftiStudies.filter((s): s is Study => s !== undefined), ...dicomStudies];
+  const unmatched = attachSegmentations(studies, segmentations, notes);
+  if (!studies.length && unmatched.length) {
+    if (options.segmentationsOnly === 'return') return { studies, notes, segmentations: unmatched };
+    const first = unmatched[0]!;
+    throw new FileError(first.file, `${segmentationOnlyProblem(first)}${unmatched.length > 1 ? ` (and ${unmatched.length - 1} more SEG file${unmatched.length > 2 ? 's' : ''})` : ''}`);
+  }
   if (!studies.length) {
     if (errors.length === 1) throw errors[0]!;
     const where = paths.length === 1 ? paths[0]! : paths.join(', ');
     throw new FileError(where, errors.length ? `no loadable images (${errors.length} failed, first: ${errors[0]!.message})` : 'no NIfTI or DICOM images found');
   }
   disambiguateIds(studies);
-  return { studies, notes };
+  return { studies, notes, segmentations: unmatched };
+}
+
+/** Why a SEG alone is not a study, naming the series it belongs to. */
+export function segmentationOnlyProblem(seg: SegmentationFile): string {
+  const segments = seg.segments.map((s) => `${s.number} ${s.name}`).join(', ') || 'none';
+  const series = seg.referencedSeriesUid ? `series ${seg.referencedSeriesUid}${seg.referencedInstances ? ` (${seg.referencedInstances} image${seg.referencedInstances === 1 ? '' : 's'})` : ''}` : 'a series it does not name';
+  return `a DICOM SEG (segmentation, segments: ${segments}) of ${series}, not an image series; open that series, then load this file onto it as a mask`;
+}
+
+/**
+ * Gives each SEG to the study whose images it references (the app offers it as a mask); returns
+ * the SEGs of series that are not here, with a note when there are studies to say it beside.
+ */
+function attachSegmentations(studies: Study[], segmentations: SegmentationFile[], notes: string[]): SegmentationFile[] {
+  const unmatched: SegmentationFile[] = [];
+  for (const seg of segmentations) {
+    const study = seg.referencedSeriesUid ? studies.find((s) => seriesUidsOf(s).has(seg.referencedSeriesUid!)) : undefined;
+    if (study) {
+      study.segmentations = [...(study.segmentations ?? []), seg];
+      study.notes = [...(study.notes ?? []), `${describeSegmentationFile(seg)} of this study's images: Load mask offers it`];
+    } else {
+      unmatched.push(seg);
+      if (studies.length) notes.push(`${describeSegmentationFile(seg)} of ${seg.referencedSeriesUid ? `series ${seg.referencedSeriesUid}` : 'an unnamed series'}, which is not among the images opened`);
+    }
+  }
+  return unmatched;
 }
 
 /** Like Promise.all over items.map(task), with at most `limit` tasks running; results in order. */

@@ -1,4 +1,5 @@
 import type { StudyMetadata } from '../api.ts';
+import type { SegmentationFile } from './segmentation-file.ts';
 import type { Volume } from './volume.ts';
 
 export type { StudyMetadata };
@@ -33,6 +34,8 @@ export interface Study {
   series?: StudySeries[];
   /** how the study was assembled, for the user (resampling, series kept apart) */
   notes?: string[];
+  /** DICOM SEG files found with the study that reference its images: masks the user may load */
+  segmentations?: SegmentationFile[];
 }
 
 export interface StudySeries {

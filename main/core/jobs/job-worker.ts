@@ -9,7 +9,7 @@ import { withReadScope } from '../util/fs.ts';
 import { yieldToInteractiveThreads } from '../util/worker.ts';
 import type { JobKind, JobKinds, JobRequest } from './kinds.ts';
 import { releaseModels } from './model-cache.ts';
-import { inspectCheckpoint, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { inspectCheckpoint, runDescribeJob, runMaskJob, runOpenJob, runReviewJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort;
@@ -24,6 +24,8 @@ const runners: { [K in JobKind]: Runner<K> } = {
   inspect: (payload) => inspectCheckpoint(payload),
   segment: (payload, { signal, progress }) => runSegmentJob(payload, progress, signal),
   train: (payload, { signal, progress }) => runTrainJob(payload, progress, signal),
+  mask: (payload) => runMaskJob(payload),
+  review: (payload) => runReviewJob(payload),
 };
 
 const handlers = Object.fromEntries(

@@ -4,7 +4,10 @@
  * of the jobs layer: the host, the worker, the service's ports and the runners all import it,
  * and it imports none of them.
  */
-import type { DisplayWindow, RegionDice, RegionKind, TumourDescription } from '../api.ts';
+import type { DisplayWindow, MaskInspection, ModelProvenance, RegionDice, RegionKind, TumourDescription } from '../api.ts';
+import type { LoadedMask, MaskTarget } from '../io/masks.ts';
+import type { SegmentationFile } from '../io/segmentations.ts';
+import type { SaveReviewedInput, SaveReviewedOutcome } from '../review/reviewed.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
@@ -26,6 +29,7 @@ export interface StudyData {
   notes?: string[];
   /** a series' volume travels only when it is not the sequence itself (it was resampled) */
   series?: (Omit<StudySeries, 'volume'> & { volume?: VolumeRecord })[];
+  segmentations?: Study['segmentations'];
 }
 
 /** The same values in shared memory: posting it to another thread then costs nothing. */
@@ -71,6 +75,7 @@ export function studyToData(study: Study, opts: { toShared?: boolean; summarise?
     ...(study.series
       ? { series: study.series.map(({ volume, ...s }) => (study.sequences[s.role] === volume ? s : { ...s, volume: volumeData(volume, { ...o, summarise: false }) })) }
       : {}),
+    ...(study.segmentations ? { segmentations: study.segmentations } : {}),
   };
 }
 
@@ -85,6 +90,7 @@ export function studyFromData(data: StudyData): Study {
     ...(data.metadata ? { metadata: data.metadata } : {}),
     ...(data.notes ? { notes: data.notes } : {}),
     ...(data.series ? { series: data.series.map(({ volume, ...s }) => ({ ...s, volume: volume ? toVolume(volume) : sequences[s.role]! })) } : {}),
+    ...(data.segmentations ? { segmentations: data.segmentations } : {}),
   };
 }
 
@@ -136,6 +142,7 @@ export type TrainJobEvent =
   | { kind: 'start'; info: Parameters<NonNullable<TrainEvents['start']>>[0] }
   | { kind: 'step'; step: StepEvent }
   | { kind: 'validation'; result: ValidationResult }
+  | { kind: 'heldOut'; phase: 'before' | 'after'; result: ValidationResult }
   | { kind: 'checkpoint'; path: string; step: number }
   | { kind: 'message'; text: string };
 
@@ -147,12 +154,19 @@ export interface CheckpointSummary {
   preset: string | null;
   /** how it must be run, as far as the file says (run-settings.ts) */
   run: StoredRunSettings;
+  /** a model fine-tuned here: where it came from (its safetensors metadata) */
+  provenance?: ModelProvenance;
 }
 
 export interface OpenedStudies {
   studies: StudyData[];
   notes: string[];
+  /** DICOM SEG files opened without their images (io/open.ts) */
+  segmentations: SegmentationFile[];
 }
+
+export type MaskJobPayload = { op: 'inspect'; path: string; target: MaskTarget } | { op: 'load'; path: string; target: MaskTarget; segmentLabels?: Record<string, number> };
+export type ReviewJobPayload = Omit<SaveReviewedInput, 'sequences'> & { sequences: Record<string, VolumeRecord> };
 
 export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
@@ -161,6 +175,8 @@ export interface JobKinds {
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
+  mask: { payload: MaskJobPayload; event: never; result: MaskInspection | LoadedMask };
+  review: { payload: ReviewJobPayload; event: never; result: SaveReviewedOutcome };
 }
 export type JobKind = keyof JobKinds;
 
@@ -183,7 +199,7 @@ export interface DescribeJobPayload {
   images: VolumeRecord[];
 }
 
-/** The volume fields a describe job needs, without copying voxels held in shared memory. */
+/** The volume fields a job needs (describe, review), without copying voxels held in shared memory. */
 export function describeImageData(volume: Volume): VolumeRecord {
   return volumeData(volume, { toShared: false, summarise: false });
 }

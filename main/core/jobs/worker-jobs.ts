@@ -4,8 +4,10 @@
  * segmentation (the inference lane, models kept loaded by model-cache.ts) and training (a lane of
  * its own per run). What crosses the channel is declared in kinds.ts.
  */
-import type { RegionDice, TumourDescription } from '../api.ts';
-import { scoredDice } from '../conventions.ts';
+import type { MaskInspection, ModelProvenance, RegionDice, TumourDescription } from '../api.ts';
+import type { LoadedMask } from '../io/masks.ts';
+import type { SaveReviewedOutcome } from '../review/reviewed.ts';
+import { sliceDiceOf } from '../metrics/slice-dice.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
 import type { TrainResult } from '../train/trainer.ts';
 import type { TrainOptions } from '../train/trainer.ts';
@@ -15,6 +17,8 @@ import {
   toVolume,
   type CheckpointSummary,
   type DescribeJobPayload,
+  type MaskJobPayload,
+  type ReviewJobPayload,
   type OpenedStudies,
   type Post,
   type RolesJobPayload,
@@ -35,12 +39,6 @@ export function diceOf(regions: RegionResults | Record<string, { dice: number }>
   return { WT: pick('WT') ?? pick('foreground'), TC: pick('TC'), ET: pick('ET') };
 }
 
-/** One slice's Dice for the app's chart: null for a region absent from both masks (conventions.ts). */
-export function sliceDiceOf(regions: RegionResults | null): RegionDice | null {
-  if (!regions) return null;
-  const pick = (name: string) => scoredDice(regions[name]);
-  return { WT: regions.WT ? pick('WT') : pick('foreground'), TC: pick('TC'), ET: pick('ET') };
-}
 
 /** The slices post-processing changed, with their masks and Dice as they are now. */
 function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome['revisedSlices']> {
@@ -100,6 +98,7 @@ export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEven
       start: (info) => post({ kind: 'start', info }),
       step: (step) => post({ kind: 'step', step }),
       validation: (result) => post({ kind: 'validation', result }),
+      heldOut: (phase, result) => post({ kind: 'heldOut', phase, result }),
       checkpoint: (path, step) => post({ kind: 'checkpoint', path, step }),
       message: (text) => post({ kind: 'message', text }),
     },
@@ -110,8 +109,8 @@ export async function runTrainJob(options: TrainOptions, post: Post<TrainJobEven
 /** Reads a study in the worker: decoding (gzip, JPEG…) and parsing never block the UI's thread. */
 export async function runOpenJob({ path }: { path: string }): Promise<OpenedStudies> {
   const { openPath } = await import('../io/open.ts');
-  const opened = await openPath(path);
-  return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes };
+  const opened = await openPath(path, { segmentationsOnly: 'return' });
+  return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes, segmentations: opened.segmentations };
 }
 
 /** Gives a DICOM study's series other roles in the worker: resampling onto a new grid never blocks the UI's thread. */
@@ -130,5 +129,25 @@ export async function runDescribeJob({ labels, geometry, images }: DescribeJobPa
 export async function inspectCheckpoint({ path }: { path: string }): Promise<CheckpointSummary> {
   const [{ readCheckpoint }, { presetName }] = await Promise.all([import('../model/checkpoint.ts'), import('../model/config.ts')]);
   const checkpoint = await readCheckpoint(path);
-  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run };
+  const provenance = /\.safetensors$/i.test(path) ? await readProvenance(path) : undefined;
+  return { kind: checkpoint.kind, outChannels: checkpoint.outChannels, embedDim: checkpoint.config.embed_dim, preset: presetName(checkpoint.config) ?? null, run: checkpoint.run, ...(provenance ? { provenance } : {}) };
+}
+
+async function readProvenance(path: string): Promise<ModelProvenance | undefined> {
+  const [{ readSafetensorsHeader }, { provenanceFromMetadata }] = await Promise.all([import('../model/safetensors.ts'), import('../train/provenance.ts')]);
+  return provenanceFromMetadata((await readSafetensorsHeader(path)).metadata);
+}
+
+/** Inspects or loads a mask file in the io worker: reading, decoding and resampling never block the UI's thread. */
+export async function runMaskJob(payload: MaskJobPayload): Promise<MaskInspection | LoadedMask> {
+  const { inspectMask, loadMask } = await import('../io/masks.ts');
+  if (payload.op === 'inspect') return inspectMask(payload.path, payload.target);
+  return loadMask(payload.path, payload.target, payload.segmentLabels);
+}
+
+/** Writes a reviewed case (several compressed NIfTI files) in the io worker. */
+export async function runReviewJob(payload: ReviewJobPayload): Promise<SaveReviewedOutcome> {
+  const { saveReviewedCase } = await import('../review/reviewed.ts');
+  const sequences = Object.fromEntries(Object.entries(payload.sequences).map(([name, data]) => [name, toVolume(data)]));
+  return saveReviewedCase({ ...payload, sequences });
 }

@@ -29,6 +29,59 @@ function neighbourOffsets(connectivity: Connectivity): [number, number, number][
 }
 
 /**
+ * Floods the component of `start` (which must be in the mask and unlabelled) with `id`, appending
+ * its voxels to `queue` from 0; returns the component's size and the (possibly grown) queue.
+ * Shared by connectedComponents and componentAt, so a click in the editor removes exactly the
+ * component the measurements count.
+ */
+function flood(
+  mask: ArrayLike<number>,
+  dims: readonly [number, number, number],
+  offsets: readonly [number, number, number][],
+  inMask: (value: number) => boolean,
+  labels: Int32Array,
+  start: number,
+  id: number,
+  queue: Int32Array<ArrayBuffer>,
+): { size: number; queue: Int32Array<ArrayBuffer> } {
+  const [nx, ny, nz] = dims;
+  const plane = nx * ny;
+  labels[start] = id;
+  let head = 0;
+  let tail = 0;
+  queue[tail++] = start;
+  while (head < tail) {
+    const i = queue[head++]!;
+    const z = Math.floor(i / plane);
+    const y = Math.floor((i - z * plane) / nx);
+    const x = i - z * plane - y * nx;
+    for (const [dx, dy, dz] of offsets) {
+      const xx = x + dx;
+      const yy = y + dy;
+      const zz = z + dz;
+      if (xx < 0 || yy < 0 || zz < 0 || xx >= nx || yy >= ny || zz >= nz) continue;
+      const j = zz * plane + yy * nx + xx;
+      if (labels[j] !== 0 || !inMask(mask[j]!)) continue;
+      labels[j] = id;
+      if (tail === queue.length) {
+        const bigger = new Int32Array(queue.length * 2);
+        bigger.set(queue);
+        queue = bigger;
+      }
+      queue[tail++] = j;
+    }
+  }
+  return { size: tail, queue };
+}
+
+function checkGrid(mask: ArrayLike<number>, dims: readonly number[]): [number, number, number] {
+  const [nx, ny, nz] = dims as [number, number, number];
+  const n = nx * ny * nz;
+  if (mask.length !== n) throw new Error(`mask has ${mask.length} voxels, the grid ${nx}×${ny}×${nz} needs ${n}`);
+  return [nx, ny, nz];
+}
+
+/**
  * Labels the voxels where `inMask(value)` holds (default: non-zero). Flood fill with an explicit
  * queue: only mask voxels are visited twice, so a small tumour in a large grid costs one scan.
  */
@@ -38,43 +91,35 @@ export function connectedComponents(
   connectivity: Connectivity = 26,
   inMask: (value: number) => boolean = (v) => v !== 0,
 ): Components {
-  const [nx, ny, nz] = dims as [number, number, number];
-  const n = nx * ny * nz;
-  if (mask.length !== n) throw new Error(`mask has ${mask.length} voxels, the grid ${nx}×${ny}×${nz} needs ${n}`);
+  const grid = checkGrid(mask, dims);
+  const n = mask.length;
   const labels = new Int32Array(n);
   const sizes: number[] = [];
   const offsets = neighbourOffsets(connectivity);
   let queue = new Int32Array(1024);
-  const plane = nx * ny;
   for (let start = 0; start < n; start++) {
     if (labels[start] !== 0 || !inMask(mask[start]!)) continue;
-    const id = sizes.length + 1;
-    labels[start] = id;
-    let head = 0;
-    let tail = 0;
-    queue[tail++] = start;
-    while (head < tail) {
-      const i = queue[head++]!;
-      const z = Math.floor(i / plane);
-      const y = Math.floor((i - z * plane) / nx);
-      const x = i - z * plane - y * nx;
-      for (const [dx, dy, dz] of offsets) {
-        const xx = x + dx;
-        const yy = y + dy;
-        const zz = z + dz;
-        if (xx < 0 || yy < 0 || zz < 0 || xx >= nx || yy >= ny || zz >= nz) continue;
-        const j = zz * plane + yy * nx + xx;
-        if (labels[j] !== 0 || !inMask(mask[j]!)) continue;
-        labels[j] = id;
-        if (tail === queue.length) {
-          const bigger = new Int32Array(queue.length * 2);
-          bigger.set(queue);
-          queue = bigger;
-        }
-        queue[tail++] = j;
-      }
-    }
-    sizes.push(tail);
+    const filled = flood(mask, grid, offsets, inMask, labels, start, sizes.length + 1, queue);
+    queue = filled.queue;
+    sizes.push(filled.size);
   }
   return { labels, sizes };
+}
+
+/**
+ * The voxel indices of the one component holding voxel `seed` (empty when `seed` is not in the
+ * mask), with the same connectivity rule as connectedComponents.
+ */
+export function componentAt(
+  mask: ArrayLike<number>,
+  dims: readonly [number, number, number] | readonly number[],
+  seed: number,
+  connectivity: Connectivity = 26,
+  inMask: (value: number) => boolean = (v) => v !== 0,
+): Int32Array {
+  const grid = checkGrid(mask, dims);
+  if (!(seed >= 0 && seed < mask.length) || !inMask(mask[seed]!)) return new Int32Array(0);
+  const labels = new Int32Array(mask.length);
+  const { size, queue } = flood(mask, grid, neighbourOffsets(connectivity), inMask, labels, seed, 1, new Int32Array(1024));
+  return queue.slice(0, size);
 }

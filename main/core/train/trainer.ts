@@ -25,6 +25,7 @@ import { cosineLearningRate } from './schedule.ts';
 import { LORA_DEFAULTS, TRAIN_DEFAULTS, type LoraOptions } from './defaults.ts';
 import type { Strategy } from './train-graph.ts';
 import { TrainStepSession } from './train-step.ts';
+import { PROVENANCE_KEY, finiteOnly, type Provenance } from './provenance.ts';
 
 export interface TrainOptions {
   data: string[];
@@ -53,7 +54,18 @@ export interface TrainOptions {
   threads?: number;
   /** run validation every this many epochs (default 1); 0 = never */
   validateEvery?: number;
+  /**
+   * stop after this many seconds of training (counted from the first step), saving the model;
+   * the learning rate then anneals over the budget (or the steps, whichever ends first)
+   */
+  maxSeconds?: number;
+  /** studies scored with the starting model before the first step and with the trained model after the last */
+  heldOut?: string[];
+  /** what the checkpoint's provenance names as the starting model (default its path) */
+  baseModel?: string;
 }
+
+
 
 export interface StepEvent {
   step: number;
@@ -78,6 +90,8 @@ export interface TrainEvents {
   start?(info: { totalSteps: number; stepsPerEpoch: number; trainable: number; frozen: number; resumedFrom: number; studies: number; slices: number }): void;
   step?(e: StepEvent): void;
   validation?(v: ValidationResult): void;
+  /** the held-out studies scored with the starting model ('before') or the trained one ('after') */
+  heldOut?(phase: 'before' | 'after', v: ValidationResult): void;
   checkpoint?(path: string, step: number): void;
   message?(text: string): void;
 }
@@ -86,6 +100,10 @@ export interface TrainResult {
   steps: number;
   model: string;
   lastValidation?: ValidationResult;
+  heldOut?: { before: ValidationResult; after: ValidationResult };
+  /** the time budget ended the run before its last step */
+  stoppedByBudget?: boolean;
+  provenance: Provenance;
 }
 
 const STATE_FILE = 'state.json';
@@ -155,6 +173,9 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
 
   const studies = await loadTrainingStudies(o.data, { channels: o.channels, regions: o.regions });
   const valStudies = o.val?.length ? await loadTrainingStudies(o.val, { channels: o.channels, regions: o.regions }) : [];
+  const heldOutStudies = o.heldOut?.length ? await loadTrainingStudies(o.heldOut, { channels: o.channels, regions: o.regions }) : [];
+  const overlap = heldOutStudies.filter((h) => studies.some((s) => s.study.name === h.study.name)).map((h) => h.study.name);
+  if (overlap.length) throw new UserError(`held-out studies must not be trained on: ${overlap.join(', ')} ${overlap.length === 1 ? 'is' : 'are'} in both`);
   const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed }).length;
   const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
   if (stepsPerEpoch < 1) throw new UserError(`the data gives ${slicesPerEpoch} training slices per epoch, fewer than one batch of ${o.batch}`);
@@ -162,6 +183,13 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
 
   const initial = await initialWeights(o, outChannels);
   const { config } = initial;
+  // the starting model on the held-out studies, before anything changes its weights
+  let heldOutBefore: ValidationResult | undefined;
+  if (heldOutStudies.length) {
+    events.message?.(`scoring the starting model on ${heldOutStudies.length} held-out stud${heldOutStudies.length === 1 ? 'y' : 'ies'}`);
+    heldOutBefore = await validate(config, initial.weights, undefined, heldOutStudies, o, 0, 0);
+    events.heldOut?.('before', heldOutBefore);
+  }
   const run = { size: o.size, channels: trainedChannels(o, studies), regions: o.regions };
   const checkpointMetadata = (extra: Record<string, string>) => sam2UNetMetadata(config, outChannels, run, extra);
   let { weights } = initial;
@@ -225,6 +253,10 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed });
   let samplesEpoch = Math.floor(startStep / stepsPerEpoch);
 
+  let stepsDone = totalSteps;
+  let stoppedByBudget = false;
+  let trainingStarted = 0;
+
   const saveCheckpoint = async (step: number): Promise<string> => {
     const name = `step-${String(step).padStart(6, '0')}`;
     const meta = checkpointMetadata({ step: String(step), strategy: o.strategy });
@@ -263,7 +295,10 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
       const within = step - epoch * stepsPerEpoch;
       const refs = samples.slice(within * o.batch, (within + 1) * o.batch);
       const batch = makeBatch(studies, refs, o.size, o.regions, { seed: o.seed, step });
-      const lr = cosineLearningRate(step, totalSteps, o.lr);
+      if (!trainingStarted) trainingStarted = performance.now();
+      const trainingSeconds = (performance.now() - trainingStarted) / 1000;
+      // with a time budget the schedule anneals over whichever ends first, the steps or the budget
+      const lr = o.maxSeconds ? cosineLearningRate(Math.max(step / totalSteps, trainingSeconds / o.maxSeconds), 1, o.lr) : cosineLearningRate(step, totalSteps, o.lr);
       const t0 = performance.now();
       const { loss } = await session.run(batch.input, batch.mask, lr, step + 1);
       const seconds = (performance.now() - t0) / 1000;
@@ -272,7 +307,9 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
       const imagesPerSecond = (done * o.batch) / elapsed;
       const lossValues = Array.from(loss);
       if (!lossValues.every(Number.isFinite)) throw new UserError(`training diverged at step ${step + 1} (loss ${lossValues.join(', ')}); try a lower --lr`);
-      events.step?.({ step: step + 1, totalSteps, epoch, loss: lossValues, lr, imagesPerSecond, etaSeconds: ((totalSteps - step - 1) * elapsed) / done });
+      const etaSeconds = ((totalSteps - step - 1) * elapsed) / done;
+      // a time budget ends the run before the steps do
+      events.step?.({ step: step + 1, totalSteps, epoch, loss: lossValues, lr, imagesPerSecond, etaSeconds: o.maxSeconds ? Math.max(0, Math.min(etaSeconds, o.maxSeconds - (performance.now() - trainingStarted) / 1000)) : etaSeconds });
       log.push({ step: step + 1, epoch, lr, loss: lossValues[3], losses: lossValues.slice(0, 3), imagesPerSecond, seconds });
       logCsv.push([step + 1, epoch, lr, lossValues[3], ...lossValues.slice(0, 3), imagesPerSecond.toFixed(3), seconds.toFixed(3)].join(','));
 
@@ -285,15 +322,40 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
         log.push({ validation: lastValidation });
       }
       if (endOfEpoch || (step + 1) % 10 === 0) await writeLogs();
+      if (o.maxSeconds && (performance.now() - trainingStarted) / 1000 >= o.maxSeconds && step + 1 < totalSteps) {
+        stepsDone = step + 1;
+        stoppedByBudget = true;
+        if ((step + 1) % o.checkpointEvery !== 0) await saveCheckpoint(step + 1);
+        events.message?.(`the time budget of ${o.maxSeconds} s is spent: stopping after step ${step + 1} of ${totalSteps}`);
+        break;
+      }
     }
   } finally {
     await session.dispose();
   }
+  const trainingSeconds = trainingStarted ? (performance.now() - trainingStarted) / 1000 : 0;
   await writeLogs();
   const model = join(o.out, 'model.safetensors');
   const finalWeights = lora ? mergeLora(session.weights, lora) : session.weights;
-  await writeSafetensors(model, finalWeights, checkpointMetadata({ steps: String(totalSteps), strategy: o.strategy }));
-  return { steps: totalSteps, model, lastValidation };
+  let heldOut: TrainResult['heldOut'];
+  if (heldOutBefore) {
+    events.message?.('scoring the trained model on the held-out studies');
+    const after = await validate(config, finalWeights, undefined, heldOutStudies, o, Math.floor((stepsDone - 1) / stepsPerEpoch), stepsDone);
+    events.heldOut?.('after', after);
+    heldOut = { before: heldOutBefore, after };
+  }
+  const provenance: Provenance = {
+    baseModel: o.baseModel ?? ('fresh' in o.init ? 'fresh weights' : o.init.checkpoint),
+    studies: studies.map((s) => s.study.name),
+    heldOut: heldOutStudies.map((s) => s.study.name),
+    strategy: o.strategy,
+    steps: stepsDone,
+    date: new Date().toISOString(),
+    ...(trainingStarted ? { seconds: Math.round(trainingSeconds * 10) / 10 } : {}),
+    ...(heldOut ? { heldOutDice: { before: finiteOnly(heldOut.before.meanDice), after: finiteOnly(heldOut.after.meanDice) } } : {}),
+  };
+  await writeSafetensors(model, finalWeights, checkpointMetadata({ steps: String(stepsDone), strategy: o.strategy, [PROVENANCE_KEY]: JSON.stringify(provenance) }));
+  return { steps: stepsDone, model, lastValidation, ...(heldOut ? { heldOut } : {}), ...(stoppedByBudget ? { stoppedByBudget } : {}), provenance };
 }
 
 /** Dice per validation volume with the current weights (eval mode, BatchNorm running statistics). */

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 
@@ -122,6 +122,30 @@ export async function writeFileAtomic(target: string, data: Data, options: Write
     await rm(tmp, { force: true }).catch(() => undefined);
     throw writeFailure(target, err);
   }
+}
+
+/**
+ * Puts a file's content at `target` without copying when the file system allows: a hard link
+ * made under a temporary name and renamed over the target (the source's directory entry and
+ * bytes are never touched), else a checked atomic copy. Used for study images that a reviewed
+ * case shares with the study it came from.
+ */
+export async function linkOrCopyAtomic(source: string, target: string): Promise<'linked' | 'copied'> {
+  const tmp = tempPathFor(target);
+  try {
+    await mkdir(dirname(target), { recursive: true });
+    await link(source, tmp);
+    await rename(tmp, target);
+    await syncDirectory(dirname(target));
+    return 'linked';
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const code = (err as { code?: unknown }).code;
+    // another file system, or one without hard links: copy
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK' && code !== 'EACCES') throw writeFailure(target, err);
+  }
+  await writeFileAtomic(target, await readRegularFile(source));
+  return 'copied';
 }
 
 export function writeFileAtomicSync(target: string, data: Data): void {

@@ -59,14 +59,17 @@ export function parseColour(css: string): [number, number, number] {
   return [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0];
 }
 
-/** Packed RGBA per label value (ImageData memory order read as a little-endian Uint32: ABGR). */
-export function labelLut(colours: Settings['labelColors'], opacity: number): Uint32Array {
+/**
+ * Packed RGBA per label value (ImageData memory order read as a little-endian Uint32: ABGR);
+ * `hidden` labels (the editor's per-label visibility) are transparent.
+ */
+export function labelLut(colours: Settings['labelColors'], opacity: number, hidden: readonly number[] = []): Uint32Array {
   const lut = new Uint32Array(256);
   const a = Math.round(Math.max(0, Math.min(1, opacity)) * 255);
   const pack = ([r, g, b]: [number, number, number]) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
-  lut[1] = pack(parseColour(colours.necrotic));
-  lut[2] = pack(parseColour(colours.edema));
-  lut[4] = pack(parseColour(colours.enhancing));
+  if (!hidden.includes(1)) lut[1] = pack(parseColour(colours.necrotic));
+  if (!hidden.includes(2)) lut[2] = pack(parseColour(colours.edema));
+  if (!hidden.includes(4)) lut[4] = pack(parseColour(colours.enhancing));
   for (const [code, colour] of Object.entries(DIFF_COLOURS)) lut[Number(code)] = pack(colour);
   return lut;
 }

@@ -15,7 +15,6 @@ import type {
   ModelInfo,
   OpenStudyResult,
   RecentStudy,
-  RegionDice,
   SequenceRole,
   Settings,
   StudySummary,
@@ -30,71 +29,16 @@ import { planeAxes } from './planes.ts';
 import type { ViewName } from './planes.ts';
 import { windowPresets } from './presets.ts';
 import { type ChannelMapping, mapChannels } from '../../../main/core/model/run-settings.ts';
-
-export interface SliceScore {
-  index: number;
-  dice: RegionDice | null;
-  ms: number;
-}
-
-export interface JobState {
-  id: string;
-  studyId: string;
-  done: number;
-  total: number;
-  status: 'running' | 'done' | 'failed' | 'cancelled';
-  message?: string;
-  device?: string;
-  dice?: RegionDice | null;
-  ms?: number;
-}
-
-export interface ExportRecord {
-  format: ExportFormat;
-  source: MaskSource;
-  files: string[];
-  downloadUrl?: string;
-  /** web mode: where the browser opens each of `files` */
-  urls?: string[];
-}
+import type { LoadedMask, SegmentationSummary } from '../../../main/core/api.ts';
+import { axialSliceDice } from '../../../main/core/metrics/slice-dice.ts';
+import { detectRegionKind, labelsPresent, type RegionKind } from '../../../main/core/metrics/regions.ts';
+import { Editor } from './editor.svelte.ts';
+import { StudyState, messageOf, type JobState, type SliceScore, type ExportRecord } from './study-state.svelte.ts';
 
 /** What the app shows before (or without) the service's settings: the service's own defaults. */
 export { DEFAULT_SETTINGS };
 
-export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/**
- * Everything the app shows about one open study: kept while the study is open, so going back
- * to a study brings back its sequence, window, cursor, prediction, chart and exports. A
- * segmentation streams into the state of the study it runs on, whichever study is on screen.
- */
-export class StudyState {
-  summary = $state.raw<StudySummary>(null as unknown as StudySummary);
-  sequence = $state('');
-  window = $state<DisplayWindow>({ center: 0, width: 1 });
-  volume = $state.raw<VolumeData | null>(null);
-  cursor = $state<Vec3>([0, 0, 0]);
-  groundTruth = $state.raw<Uint8Array | null>(null);
-  prediction = $state.raw<Uint8Array | null>(null);
-  overlaySource = $state<OverlaySource>('groundTruth');
-  job = $state<JobState | null>(null);
-  scores = $state<SliceScore[]>([]);
-  exports = $state<ExportRecord[]>([]);
-  /** the user's sequence for each model channel ('' = the one the model takes there): substitutes for sequences the study lacks */
-  channels = $state<string[]>([]);
-  /** the volumes fetched so far, by sequence name */
-  readonly volumes = new Map<string, VolumeData>();
-  /** whether the ground truth was fetched (it may be absent) */
-  groundTruthLoaded = false;
-  /** what was said about this study (its assembly, opening it again) and not yet dismissed: shown with it, gone with it */
-  notes = $state<string[]>([]);
-
-  constructor(summary: StudySummary) {
-    this.summary = summary;
-    this.notes = [...(summary.notes ?? [])];
-    this.cursor = summary.dims.map((n) => Math.floor(n / 2)) as Vec3;
-  }
-}
+export { messageOf, StudyState, type ExportRecord, type JobState, type SliceScore } from './study-state.svelte.ts';
 
 export class Session {
   readonly api: ClientApi;
@@ -122,6 +66,12 @@ export class Session {
   error = $state<string | null>(null);
   /** opens a folder of studies as a cohort (set by cohort.svelte.ts; the file browser offers it) */
   openCohort = $state.raw<((path: string) => Promise<boolean>) | null>(null);
+  /** the mask editor's tools and actions */
+  readonly editor: Editor = new Editor(this);
+  /** DICOM SEG files opened by themselves: what they are and whose images they need */
+  segmentationsFound = $state<SegmentationSummary[]>([]);
+  /** leaving a study with unsaved edits waits for the user's answer */
+  leaving = $state<{ study: StudySummary; then: () => Promise<void>; what: string } | null>(null);
   #states = new Map<string, StudyState>();
   #thumbnails = new Map<string, Promise<Thumbnail | null>>();
 
@@ -223,7 +173,7 @@ export class Session {
   }
 
   /** Packed label colours for the overlay, from the settings. */
-  lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity));
+  lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity, this.editor.hidden));
 
   async #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
     this.busy = label;
@@ -314,6 +264,9 @@ export class Session {
 
   async #opened(result: OpenStudyResult | undefined): Promise<boolean> {
     if (!result) return false;
+    // a segmentation by itself: listed with the series it needs (and the open study holding it)
+    if (result.segmentations?.length) this.segmentationsFound = [...this.segmentationsFound.filter((s) => !result.segmentations!.some((r) => r.file === s.file)), ...result.segmentations];
+    if (!result.studies.length) return true;
     // a study open already (the service knows it by its real path) is selected, not added again
     const added = result.studies.filter((s) => !this.#states.has(s.id));
     for (const summary of added) this.#states.set(summary.id, new StudyState(summary));
@@ -358,8 +311,33 @@ export class Session {
     if (chosen) await this.open(chosen.path);
   }
 
+  /**
+   * Runs `then` once the user has agreed to leave the study on screen: at once when it has no
+   * unsaved edits, else after the leave dialog (Save as reviewed, leave without saving, or stay).
+   */
+  whenLeft(study: StudySummary | undefined, then: () => Promise<void>, what: string): Promise<void> | void {
+    const state = study ? this.#states.get(study.id) : undefined;
+    if (!study || !state?.edits.dirty) return then();
+    this.leaving = { study, then, what };
+  }
+
+  /** The leave dialog's answer: 'save' saves as reviewed first, 'discard' leaves as it is, 'stay' stays. */
+  async answerLeave(answer: 'save' | 'discard' | 'stay'): Promise<void> {
+    const leaving = this.leaving;
+    this.leaving = null;
+    if (!leaving || answer === 'stay') return;
+    if (answer === 'save' && !(await this.saveReviewed(leaving.study))) return;
+    if (answer === 'discard') this.#states.get(leaving.study.id)?.edits.saved();
+    await leaving.then();
+  }
+
   /** Puts an open study on screen: as it was left (sequence, window, cursor, results), or fresh the first time. */
   async select(study: StudySummary): Promise<void> {
+    if (this.current && this.current.summary.id !== study.id && this.current.edits.dirty) {
+      await this.whenLeft(this.current.summary, () => this.select(study), `Going to ${study.name}.`);
+      return;
+    }
+    this.editor.cancel();
     let state = this.#states.get(study.id);
     if (!state) {
       state = new StudyState(study);
@@ -378,10 +356,26 @@ export class Session {
       state.groundTruthLoaded = labels !== undefined;
       this.maskVersion++;
     }
+    if (!state.predictionLoaded) {
+      // the service may hold a prediction from before this page (browser mode, a reload): edits start from it
+      state.predictionLoaded = true;
+      const labels = await this.#quiet(() => this.api.getLabels({ studyId: study.id, source: 'prediction' }), null);
+      if (labels && !state.prediction && !state.job) {
+        state.prediction = labels.data;
+        state.edits.reset(labels.data);
+        state.overlaySource = 'prediction';
+        this.rescore(state);
+        this.maskVersion++;
+      }
+    }
   }
 
   /** Closes a study: the service forgets it (cancelling its run), and the next one in the list comes on screen. */
   async closeStudy(study: StudySummary): Promise<void> {
+    if (this.#states.get(study.id)?.edits.dirty) {
+      await this.whenLeft(study, () => this.closeStudy(study), 'Closing the study loses them.');
+      return;
+    }
     const index = this.studies.findIndex((s) => s.id === study.id);
     if (index < 0) return;
     await this.#quiet(() => this.api.closeStudy({ studyId: study.id }), { closed: false });
@@ -427,16 +421,25 @@ export class Session {
     }
   }
 
-  async setSequence(name: string): Promise<void> {
+  /** A sequence of the study on screen, fetched once (the threshold brush reads another sequence's values). */
+  async volumeOf(name: string): Promise<VolumeData | undefined> {
     const state = this.current;
-    if (!state) return;
+    if (!state) return undefined;
     const study = state.summary;
     let volume = state.volumes.get(name);
     if (!volume) {
       volume = await this.#run(`loading ${name}`, () => this.api.getVolume({ studyId: study.id, sequence: name }));
-      if (!volume || this.#states.get(study.id) !== state) return;
+      if (!volume || this.#states.get(study.id) !== state) return undefined;
       state.volumes.set(name, volume);
     }
+    return volume;
+  }
+
+  async setSequence(name: string): Promise<void> {
+    const state = this.current;
+    if (!state) return;
+    const volume = await this.volumeOf(name);
+    if (!volume || this.current !== state) return;
     state.sequence = name;
     state.window = { ...volume.window };
     state.volume = volume;
@@ -560,12 +563,17 @@ export class Session {
     const path = checkpoint.trim();
     const device = this.device && this.device !== 'auto' ? { device: this.device } : {};
     const state = this.current!;
+    if (state.edits.dirty) {
+      await this.whenLeft(study, () => this.segment(checkpoint, channels), 'A new segmentation replaces the edited mask.');
+      return;
+    }
     const substitutes = channels.some((c) => c) ? { channels: [...channels] } : {};
     const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes }));
     if (!started || this.#states.get(study.id) !== state) return;
     const [nx, ny, nz] = study.dims;
     // into the state of the study it runs on: the user may have switched studies meanwhile
     state.prediction = new Uint8Array(nx * ny * nz);
+    state.edits.reset(null);
     this.maskVersion++;
     state.scores = [];
     state.exports = [];
@@ -586,6 +594,8 @@ export class Session {
     const state = this.current;
     if (!study || !state) return;
     await this.#run(`exporting ${format}`, async () => {
+      // what is exported is what is on screen: every edit has reached the service first
+      await state.edits.settled(this.api, study.id);
       let path: string | undefined;
       if (this.capabilities?.dialogs) {
         const chosen = await this.api.chooseExportPath({ studyId: study.id, format, source });
@@ -595,6 +605,90 @@ export class Session {
       const result = await this.api.exportMasks({ studyId: study.id, format, source, ...(path ? { path } : {}) });
       state.exports = [...state.exports, { format, source, ...result }];
     });
+  }
+
+  /** Region kind of a study's ground truth (BraTS or binary), for its per-slice Dice. */
+  #regionKinds = new WeakMap<Uint8Array, RegionKind>();
+  #regionKind(truth: Uint8Array): RegionKind {
+    let kind = this.#regionKinds.get(truth);
+    if (!kind) {
+      kind = detectRegionKind(labelsPresent(truth));
+      this.#regionKinds.set(truth, kind);
+    }
+    return kind;
+  }
+
+  /**
+   * Per-slice scores of the prediction layer recomputed for `slices` (all when absent): Dice
+   * against the ground truth, or none (the chart then plots the volume per slice). Every entry is
+   * a new object, so the chart's per-slice caches refresh.
+   */
+  rescore(state: StudyState, slices?: number[]): void {
+    const prediction = state.prediction;
+    if (!prediction) {
+      state.scores = [];
+      return;
+    }
+    const { dims, spacing } = state.summary;
+    const truth = state.groundTruth;
+    const which = slices ?? Array.from({ length: dims[2] }, (_, k) => k);
+    const kind = truth ? this.#regionKind(truth) : 'brats';
+    const fresh = new Map(which.map((k) => [k, { index: k, dice: truth ? axialSliceDice(prediction, truth, dims, spacing, k, kind) : null, ms: 0 }]));
+    const kept = slices ? state.scores.filter((s) => !fresh.has(s.index)) : [];
+    const old = new Map(state.scores.map((s) => [s.index, s.ms]));
+    state.scores = [...kept, ...[...fresh.values()].map((s) => ({ ...s, ms: old.get(s.index) ?? 0 }))].sort((a, b) => a.index - b.index);
+  }
+
+  /** A change of the prediction layer (an edit, undo or redo): sent on, volumes and Dice of its slices updated, views redrawn. */
+  layerChanged(state: StudyState, change: Uint8Array): void {
+    const summary = state.edits.changed(change, state.summary.dims, this.api, state.summary.id);
+    this.rescore(state, summary.axialSlices);
+    if (state === this.current) this.maskVersion++;
+  }
+
+  /** A mask loaded onto a study (loadMask's reply): the editable layer or the ground truth. */
+  applyLoadedMask(state: StudyState, loaded: LoadedMask): void {
+    if (loaded.source === 'prediction') {
+      state.prediction = loaded.data;
+      state.job = null;
+      state.exports = [];
+      state.edits.reset(loaded.data);
+      state.overlaySource = 'prediction';
+    } else {
+      state.groundTruth = loaded.data;
+      state.groundTruthLoaded = true;
+      state.summary = { ...state.summary, hasGroundTruth: true };
+      this.studies = this.studies.map((s) => (s.id === state.summary.id ? state.summary : s));
+      if (!state.prediction) state.overlaySource = 'groundTruth';
+    }
+    this.rescore(state);
+    if (state === this.current) {
+      this.overlayVisible = true;
+      this.maskVersion++;
+    }
+  }
+
+  /** Save as reviewed: every edit sent, then the layer written into the reviewed-studies folder. */
+  async saveReviewed(study: StudySummary | null = this.study): Promise<boolean> {
+    const state = study ? this.#states.get(study.id) : undefined;
+    if (!study || !state) return false;
+    const result = await this.#run(`saving ${study.name} as reviewed`, async () => {
+      await state.edits.settled(this.api, study.id);
+      return this.api.saveReviewed({ studyId: study.id });
+    });
+    if (!result) return false;
+    state.reviewed = result;
+    state.edits.saved();
+    this.reviewedVersion++;
+    return true;
+  }
+
+  /** bumps on every Save as reviewed (the training panel lists the reviewed studies again) */
+  reviewedVersion = $state(0);
+
+  /** Whether any open study has edits not saved as reviewed (the window asks before it closes). */
+  get unsavedEdits(): boolean {
+    return [...this.#states.values()].some((s) => s.edits.dirty);
   }
 
   /** A job event goes to the study the job runs on, on screen or not. */
@@ -622,6 +716,7 @@ export class Session {
         break;
       case 'done':
         state.job = { ...job, status: 'done', done: job.total, dice: event.dice, ms: event.ms, device: event.device };
+        state.edits.reset(state.prediction);
         break;
       case 'failed':
         state.job = { ...job, status: 'failed', message: event.message };

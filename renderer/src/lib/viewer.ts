@@ -141,6 +141,13 @@ interface Target {
   convention: ViewConvention;
 }
 
+/** The editor's brush outline: centred on voxel `ijk`, `radiusMm` across in the view's plane. */
+export interface BrushCursor {
+  ijk: Vec3;
+  radiusMm: number;
+  colour: string;
+}
+
 /** A measurement drawn over the image: a segment between two voxel positions (i, j, k, fractional). */
 export interface MeasurementLine {
   from: Vec3;
@@ -163,6 +170,7 @@ export class PlaneViewer {
   #input: OverlayInput | null = null;
   #cursor: Vec3 | null = null;
   #lines: MeasurementLine[] = [];
+  #brush: BrushCursor | null = null;
   #convention: ViewConvention = 'radiological';
   #maskCanvas = document.createElement('canvas');
   #resizeObserver: ResizeObserver;
@@ -311,6 +319,13 @@ export class PlaneViewer {
     this.#drawOverlay();
   }
 
+  /** The brush outline under the pointer (null hides it). */
+  setBrush(brush: BrushCursor | null): void {
+    if (brush === this.#brush || (brush && this.#brush && brush.radiusMm === this.#brush.radiusMm && brush.colour === this.#brush.colour && brush.ijk.every((v, i) => v === this.#brush!.ijk[i]))) return;
+    this.#brush = brush;
+    this.#drawOverlay();
+  }
+
   /** Multiplies the zoom (>1 magnifies), keeping the image centre where it is. */
   zoomBy(factor: number): void {
     if (!this.#volume) return;
@@ -440,7 +455,20 @@ export class PlaneViewer {
     }
     if (this.#cursor) this.#drawCrosshair(ctx, volume, axes, w, h, dpr);
     this.#drawMeasurements(ctx, volume, axes, dpr);
+    if (this.#brush) this.#drawBrush(ctx, volume, axes, dpr);
   };
+
+  /** The brush as an ellipse in image pixels (a circle in mm whatever the pixel spacing), on the slice it paints. */
+  #drawBrush(ctx: CanvasRenderingContext2D, volume: VolumeData, axes: PlaneAxes, dpr: number): void {
+    const brush = this.#brush!;
+    const { c, r } = pixelOf(volume, axes, brush.ijk);
+    const scale = Math.hypot(ctx.getTransform().a, ctx.getTransform().b) || 1;
+    ctx.lineWidth = (1.5 * dpr) / scale;
+    ctx.strokeStyle = brush.colour;
+    ctx.beginPath();
+    ctx.ellipse(c + 0.5, r + 0.5, brush.radiusMm / volume.spacing[axes.col.axis], brush.radiusMm / volume.spacing[axes.row.axis], 0, 0, 2 * Math.PI);
+    ctx.stroke();
+  }
 
   #drawMeasurements(ctx: CanvasRenderingContext2D, volume: VolumeData, axes: PlaneAxes, dpr: number): void {
     const scale = Math.hypot(ctx.getTransform().a, ctx.getTransform().b) || 1;

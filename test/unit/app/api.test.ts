@@ -43,7 +43,19 @@ describe('api.ts request validators', () => {
     segmentCohort: { cohortId: 'cohort-1', checkpoint: '/m.pth', device: 'cpu', force: true, out: '/out/cohort' },
     openCohortCase: { cohortId: 'cohort-1', case: 'BraTS20_Training_001' },
     exportCohort: { cohortId: 'cohort-1' },
+    inspectMask: { studyId: 's1', path: '/data/case/seg.dcm' },
+    loadMask: { studyId: 's1', path: '/data/case/seg.dcm', as: 'prediction', segmentLabels: { '1': 4, '2': 0 } },
+    editLabels: { studyId: 's1', changes: [new Uint8Array([0, 3, 0, 2])] },
+    saveReviewed: { studyId: 's1', reviewer: 'Dr A' },
+    listReviewed: {},
   };
+
+  it('refuses mask requests out of range', () => {
+    expect(validateRequest('loadMask', { studyId: 's1', path: '/x.dcm', as: 'prediction', segmentLabels: { '1': 3 } })).toMatch(/segmentLabels\.1 must be one of 0, 1, 2, 4/);
+    expect(validateRequest('loadMask', { studyId: 's1', path: '/x.dcm', as: 'edit' })).toMatch(/as must be one of/);
+    expect(validateRequest('editLabels', { studyId: 's1', changes: [[0, 3, 0, 2]] })).toMatch(/changes\[0\] must be a Uint8Array/);
+    expect(validateRequest('train', { data: ['/d'], strategy: 'adapter', maxSeconds: 0 })).toMatch(/maxSeconds must be ≥ 1/);
+  });
 
   it('has a valid example for every method, and accepts it', () => {
     expect(Object.keys(valid).sort()).toEqual([...API_METHODS].sort());

@@ -74,6 +74,19 @@ export const TAGS = {
   PerFrameFunctionalGroupsSequence: ['x52009230', 'SQ'],
   GridFrameOffsetVector: ['x3004000c', 'DS'],
   PixelData: ['x7fe00010', 'OW'],
+  // segmentations (DICOM SEG): recognised in study folders and listed, not read as images
+  CodeValue: ['x00080100', 'SH'],
+  CodingSchemeDesignator: ['x00080102', 'SH'],
+  CodeMeaning: ['x00080104', 'LO'],
+  ReferencedSeriesSequence: ['x00081115', 'SQ'],
+  ReferencedInstanceSequence: ['x0008114a', 'SQ'],
+  SegmentationType: ['x00620001', 'CS'],
+  SegmentSequence: ['x00620002', 'SQ'],
+  SegmentedPropertyCategoryCodeSequence: ['x00620003', 'SQ'],
+  SegmentNumber: ['x00620004', 'US'],
+  SegmentLabel: ['x00620005', 'LO'],
+  SegmentDescription: ['x00620006', 'ST'],
+  SegmentedPropertyTypeCodeSequence: ['x0062000f', 'SQ'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type Keyword = keyof typeof TAGS;

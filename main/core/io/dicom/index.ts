@@ -9,6 +9,7 @@ import path from 'node:path';
 import { FileError, errorMessage } from '../../errors.ts';
 import { openForReadingSync } from '../../util/fs.ts';
 import type { Volume } from '../volume.ts';
+import { isSegmentation, segmentationFile, type SegmentationFile } from '../segmentations.ts';
 import { SOP_CLASS_NAMES, isDicomBytes, parseDicomBuffer, parseDicomHead, type DicomDataset } from './dataset.ts';
 import { assembleSeries, sliceRecords, type SliceRecord } from './series.ts';
 
@@ -19,6 +20,8 @@ export { assembleSeries, sliceRecords, type SliceRecord } from './series.ts';
 export interface DicomLoadResult {
   series: Volume[];
   notes: string[];
+  /** DICOM SEG files met (with `segmentations: true`), listed instead of read as images */
+  segmentations: SegmentationFile[];
 }
 
 /**
@@ -56,6 +59,11 @@ export interface LoadDicomOptions {
    * they discovered themselves rather than files the user named).
    */
   skipBadFiles?: boolean;
+  /**
+   * Recognise DICOM SEG files and list them in `segmentations` instead of reading them as image
+   * series (what opening a study does: a SEG beside its images is a mask, not a second series)
+   */
+  segmentations?: boolean;
 }
 
 /** Loads DICOM series from files and folders (folders are searched recursively). */
@@ -87,15 +95,20 @@ export async function loadDicom(paths: string[], options: LoadDicomOptions = {})
     return true;
   });
   const sources = await readAll(unique, notes);
-  return loadDicomSources(sources, paths.join(', '), notes);
+  return loadDicomSources(sources, paths.join(', '), notes, { segmentations: options.segmentations });
 }
 
 /** The in-memory core of loadDicom (also the fuzz tests' entry point): parse, group, decode. */
-export async function loadDicomSources(sources: DicomSource[], label: string, notes: string[] = []): Promise<DicomLoadResult> {
+export async function loadDicomSources(sources: DicomSource[], label: string, notes: string[] = [], options: Pick<LoadDicomOptions, 'segmentations'> = {}): Promise<DicomLoadResult> {
   const records: SliceRecord[] = [];
+  const segmentations: SegmentationFile[] = [];
   for (const source of sources) {
     try {
       const ds = source.dataset ?? parseDicomBuffer(source.bytes ?? new Uint8Array(0), source.name);
+      if (options.segmentations && isSegmentation(ds)) {
+        segmentations.push(segmentationFile(ds));
+        continue;
+      }
       const reason = notAnImage(ds);
       if (reason) throw new FileError(source.name, reason);
       records.push(...sliceRecords(ds));
@@ -104,12 +117,13 @@ export async function loadDicomSources(sources: DicomSource[], label: string, no
       notes.push(`skipped ${source.name}: ${err.problem}`);
     }
   }
+  if (records.length === 0 && segmentations.length) return { series: [], notes, segmentations };
   // the first reason says why (a series whose every file has the same flaw gives it 155 times)
   if (records.length === 0) throw new FileError(label, notes.length ? `no loadable DICOM images (${notes.length} files skipped; first: ${notes[0]!.replace(/^skipped /, '')})` : 'no DICOM images found');
   const { volumes, errors } = await assembleSeries(records, label);
   if (volumes.length === 0) throw errors[0] ?? new FileError(label, 'no loadable DICOM images');
   for (const err of errors) notes.push(`skipped ${err.message}`);
-  return { series: volumes, notes };
+  return { series: volumes, notes, segmentations };
 }
 
 async function walk(dir: string): Promise<string[]> {
