@@ -26,6 +26,12 @@ export interface SegmentationRunOptions {
   onProgress: (message: string) => void;
   /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
   postprocess?: PostprocessOptions;
+  /** the slice to do first, then outward (absent: index order) */
+  focus?: number;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: string;
+  /** receives, once the job runs, the function that moves its focus (jobs/segment.ts SliceFocus) */
+  onFocusControl?: (setFocus: (index: number) => void) => void;
 }
 
 /** What produced a prediction: recorded in reports. */
@@ -45,6 +51,8 @@ export interface PredictionRun {
   ms: number;
   /** what 3D post-processing did to the prediction (absent: none, e.g. an imported mask) */
   postprocessing?: PostprocessRecord;
+  /** the inference graph's arithmetic (absent: float32) */
+  precision?: string;
 }
 
 export interface SegmentationOutcome {
@@ -180,9 +188,18 @@ export function createDefaultPorts(): Ports {
         run: (study, options) =>
           host.run(
             'segment',
-            { study: studyToData(study), checkpoint: options.checkpoint, device: options.device, channels: options.channels, postprocess: options.postprocess },
+            {
+              study: studyToData(study),
+              checkpoint: options.checkpoint,
+              device: options.device,
+              channels: options.channels,
+              postprocess: options.postprocess,
+              ...(options.focus !== undefined ? { focus: options.focus } : {}),
+              ...(options.precision ? { precision: options.precision } : {}),
+            },
             {
               signal: options.signal,
+              onControl: (send) => options.onFocusControl?.((index) => send({ kind: 'focus', index })),
               onEvent: (event) => (event.kind === 'slice' ? options.onSlice(event.index, event.mask, event.dice, event.ms) : options.onProgress(event.message)),
             },
           ),
@@ -255,7 +272,7 @@ export function createDefaultPorts(): Ports {
                     notes: run.notes,
                     ...(run.postprocessing ? { postprocessing: postprocessingSteps(run.postprocessing) } : {}),
                     ...(labelColours ? { labelColours } : {}),
-                    extra: { channels: run.channels },
+                    extra: { channels: run.channels, ...(run.precision && run.precision !== 'float32' ? { precision: run.precision } : {}) },
                   },
                   regionKind: run.regions,
                   image: reportImage(study),

@@ -37,6 +37,7 @@ import type {
   ModelInfo,
   OpenStudyResult,
   SegmentRequest,
+  FocusSliceRequest,
   StudySummary,
   VolumeData,
   WorkstationApi,
@@ -118,6 +119,12 @@ interface RunningJob {
   id: string;
   studyId: string;
   controller: AbortController;
+  /** slices of the study (a focus must be one of them) */
+  slices?: number;
+  /** moves a running segmentation's focus, once the job runs */
+  setFocus?: (index: number) => void;
+  /** the focus asked for before the job could take it */
+  pendingFocus?: number;
 }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -428,7 +435,7 @@ export class WorkstationService implements WorkstationApi {
     return thumbnail(volume, window, size);
   }
 
-  async segment({ studyId, checkpoint, device, channels, minComponentMl, minEtMl }: SegmentRequest): Promise<JobStarted> {
+  async segment({ studyId, checkpoint, device, channels, minComponentMl, minEtMl, focus, precision }: SegmentRequest): Promise<JobStarted> {
     const opened = this.#opened(studyId);
     // refused here, not in the job: otherwise the user sees a started job fail
     if (!opened.summary.segmentable.available) throw new UserError(opened.summary.segmentable.reason!);
@@ -449,7 +456,8 @@ export class WorkstationService implements WorkstationApi {
       throw new UserError(`segmentation is not available: ${engine.availability.reason ?? 'unknown reason'}`);
     }
     const [nx, ny, nz] = opened.summary.dims;
-    const job: RunningJob = { id: newId('job'), studyId, controller: new AbortController() };
+    if (focus !== undefined && focus >= nz) throw new UserError(`slice ${focus + 1} is not in ${opened.study.name}, which has ${nz} slices`);
+    const job: RunningJob = { id: newId('job'), studyId, controller: new AbortController(), slices: nz };
     opened.job = job;
     opened.prediction = new Uint8Array(nx * ny * nz);
     opened.predictionComplete = false;
@@ -467,6 +475,12 @@ export class WorkstationService implements WorkstationApi {
           ...(channels?.length ? { channels } : {}),
           postprocess: { minComponentMl: minComponentMl ?? settings.postprocessing.minComponentMl, minEtMl: minEtMl ?? settings.postprocessing.minEtMl },
           signal: job.controller.signal,
+          precision: precision ?? settings.precision,
+          ...(focus !== undefined ? { focus } : {}),
+          onFocusControl: (setFocus) => {
+            job.setFocus = setFocus;
+            if (job.pendingFocus !== undefined) setFocus(job.pendingFocus);
+          },
           onSlice: (index, mask, dice, ms) => {
             if (job.controller.signal.aborted) return;
             if (mask.length !== nx * ny) throw new Error(`segmentation returned ${mask.length} voxels for a ${nx}×${ny} slice`);
@@ -614,6 +628,15 @@ export class WorkstationService implements WorkstationApi {
       }
     })();
     return { jobId: job.id, slices: 0 };
+  }
+
+  async focusSlice({ jobId, index }: FocusSliceRequest): Promise<{ focused: boolean }> {
+    const job = this.#jobs.get(jobId);
+    if (!job || job.slices === undefined || job.controller.signal.aborted) return { focused: false };
+    if (index >= job.slices) throw new UserError(`slice ${index + 1} is not in the study being segmented, which has ${job.slices} slices`);
+    if (job.setFocus) job.setFocus(index);
+    else job.pendingFocus = index;
+    return { focused: true };
   }
 
   async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {

@@ -284,7 +284,15 @@ export interface Settings {
   viewConvention: ViewConvention;
   /** 3D post-processing of predictions (model/postprocess.ts), volumes in ml, 0 = that step off; a segment request may override them */
   postprocessing: { minComponentMl: number; minEtMl: number };
+  /**
+   * the inference graph's arithmetic (onnx/quantize.ts): float32 (the default), int8 (integer
+   * kernels on the CPU, about half the time) or float16 (GPU providers)
+   */
+  precision: (typeof PRECISION_CHOICES)[number];
 }
+
+/** Settings['precision']'s choices (onnx/quantize.ts PRECISIONS; api.ts stays free of the engine). */
+export const PRECISION_CHOICES = ['float32', 'int8', 'float16'] as const;
 
 export interface ThumbnailRequest {
   studyId: string;
@@ -332,6 +340,16 @@ export interface SegmentRequest {
    */
   minComponentMl?: number;
   minEtMl?: number;
+  /** the axial slice on screen (0-based): segmented first, then the slices outward from it (absent: index order) */
+  focus?: number;
+  /** the graph's arithmetic for this run (default: Settings.precision) */
+  precision?: Settings['precision'];
+}
+/** The slice the user now looks at, for a running segmentation: the slices not yet done are reordered around it. */
+export interface FocusSliceRequest {
+  jobId: string;
+  /** axial slice index, 0-based */
+  index: number;
 }
 export interface JobStarted {
   jobId: string;
@@ -482,6 +500,8 @@ export interface WorkstationApi {
   describeTumour(request: GetLabelsRequest): Promise<TumourView | null>;
   listModels(request: Record<string, never>): Promise<ModelInfo[]>;
   segment(request: SegmentRequest): Promise<JobStarted>;
+  /** a running segmentation works outward from this slice from now on; false when the job is no longer running */
+  focusSlice(request: FocusSliceRequest): Promise<{ focused: boolean }>;
   cancel(request: CancelRequest): Promise<{ cancelled: boolean }>;
   /** Electron: the native open dialog (files or folders); null when the user cancelled */
   chooseStudyPath(request: Record<string, never>): Promise<{ path: string } | null>;
@@ -656,6 +676,7 @@ const settingsFields: Record<keyof Settings, Check> = {
   labelColors: v.object({ necrotic: color, edema: color, enhancing: color }),
   viewConvention: v.literal(VIEW_CONVENTIONS),
   postprocessing: v.object({ minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
+  precision: v.literal(PRECISION_CHOICES),
 };
 const sourceOf = v.literal(RUN_SETTING_SOURCES);
 const modelRun = v.object({
@@ -678,7 +699,19 @@ export const requestValidators: Record<ApiMethod, Check> = {
   getLabels: v.object({ studyId: id, source: maskSource }),
   describeTumour: v.object({ studyId: id, source: maskSource }),
   listModels: empty,
-  segment: v.object({ studyId: id }, { checkpoint: path, device: v.string({ max: 64, nonEmpty: true }), channels: v.array(v.string({ max: 64 }), { max: 3 }), minComponentMl: v.number({ min: 0, max: 1e6 }), minEtMl: v.number({ min: 0, max: 1e6 }) }),
+  segment: v.object(
+    { studyId: id },
+    {
+      checkpoint: path,
+      device: v.string({ max: 64, nonEmpty: true }),
+      channels: v.array(v.string({ max: 64 }), { max: 3 }),
+      minComponentMl: v.number({ min: 0, max: 1e6 }),
+      minEtMl: v.number({ min: 0, max: 1e6 }),
+      focus: v.number({ int: true, min: 0, max: 1e6 }),
+      precision: v.literal(PRECISION_CHOICES),
+    },
+  ),
+  focusSlice: v.object({ jobId: id, index: v.number({ int: true, min: 0, max: 1e6 }) }),
   cancel: v.object({ jobId: id }),
   chooseStudyPath: empty,
   chooseExportPath: v.object({ studyId: id, format: exportFormat }, { source: maskSource }),

@@ -87,6 +87,7 @@ export default defineCommand({
     channels: { type: 'string', valueName: 'a,b,c', description: "the study's sequences fed to the model's three channels, in order (default: the sequences the checkpoint names, else flair,t1ce,t2; one name feeds all three). A study lacking one of them is refused unless this says what to feed instead; the substitution is written into the report" },
     device: { type: 'string', valueName: 'auto|cpu|cuda|dml|coreml|webgpu', description: 'execution provider (default auto)' },
     batch: { type: 'string', valueName: 'N', description: 'largest batch of slices per model run (default 1 on CPU, 4 otherwise)' },
+    precision: { type: 'string', valueName: 'float32|int8|float16', description: 'the inference graph\'s arithmetic: float32 (default), int8 (CPU integer kernels: per-channel int8 weights, activations quantized per run) or float16 (GPU providers)' },
     size: { type: 'string', valueName: 'N|HxW', description: 'model input size, multiples of 32 (default: what the checkpoint says, else 352)' },
     'dicom-seg': { type: 'boolean', description: 'also write <case>_pred_seg.dcm (DICOM studies only)' },
     'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
@@ -110,8 +111,9 @@ export default defineCommand({
     if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
     const channels = listOption(args, 'channels');
     const postprocess = postprocessOptions(args);
-    const { parseDevice } = await import('../../core/onnx/session.ts');
+    const [{ parseDevice }, { parsePrecision }] = await Promise.all([import('../../core/onnx/session.ts'), import('../../core/onnx/quantize.ts')]);
     const device = parseDevice(stringOption(args, 'device'));
+    const precision = parsePrecision(stringOption(args, 'precision'));
     const config = hieraConfigOption(stringOption(args, 'config'));
     const [{ bundledModel, bundledFor, checkInputSize, modelName, BUNDLED_MODEL_NAME }, { sliceModelFromCheckpoint }, { readStoredRunSettings }, runSettings] = await Promise.all([
       import('../../core/jobs/bundled.ts'),
@@ -147,6 +149,7 @@ export default defineCommand({
       config,
       user,
       device,
+      precision,
       onMessage: (m) => io.stderr(`note: ${m}\n`),
     });
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
@@ -157,7 +160,7 @@ export default defineCommand({
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
     try {
-      io.stderr(`model ready in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' (cached graph)' : ''} on ${model.provider.toUpperCase()}\n`);
+      io.stderr(`model ready in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' (cached graph)' : ''} on ${model.provider.toUpperCase()}, ${model.precision}\n`);
       const { createProgress } = await import('../progress.ts');
       const { segmentStudy } = await import('../../core/jobs/segment.ts');
       let progress: ReturnType<typeof createProgress> | undefined;
@@ -246,6 +249,7 @@ async function writeOutputs(outDir: string, study: Study, labels: Volume, summar
       extra: {
         ...(h !== w ? { inputWidth: w } : {}),
         channels: opts.channels,
+        ...(opts.model.precision !== 'float32' ? { precision: opts.model.precision } : {}),
         batches: summary.batches.length,
         emptySlices: summary.emptySlices,
       },

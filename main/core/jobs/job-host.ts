@@ -25,8 +25,13 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** What a running job of kind K can be told (the segmentation: the slice in focus). */
+export type JobControl<K extends JobKind> = JobKinds[K] extends { control: infer C } ? C : never;
+
 export interface RunOptions<K extends JobKind> {
   onEvent?: (event: JobKinds[K]['event']) => void;
+  /** receives, once the job is posted, a function that sends the job a control message (delivered in order, dropped once the job ended) */
+  onControl?: (send: (message: JobControl<K>) => void) => void;
   signal?: AbortSignal;
   /** buffers of the payload to move rather than copy (the caller must not use them afterwards) */
   transfer?: ArrayBuffer[];
@@ -109,6 +114,9 @@ export class JobHost {
       });
       // the caller's read roots hold for what the job opens in its worker
       postTransferring(worker, { type: 'start', id, kind, payload, readScope: currentReadScope() } as HostMessage, opts.transfer ?? []);
+      opts.onControl?.((message) => {
+        if (this.#pending.has(id)) worker.postMessage({ type: 'control', id, message } satisfies HostMessage);
+      });
     });
   }
 

@@ -104,7 +104,13 @@ export interface SegmentJobPayload {
   channels?: string[];
   /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
   postprocess?: PostprocessOptions;
+  /** the slice to do first, then outward (absent: index order); moved by SegmentControl messages */
+  focus?: number;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: string;
 }
+/** Messages to a running segmentation. */
+export type SegmentControl = { kind: 'focus'; index: number };
 export type SegmentJobEvent =
   | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
   | { kind: 'progress'; message: string };
@@ -135,13 +141,17 @@ export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
   roles: { payload: RolesJobPayload; event: never; result: StudyData };
   describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
-  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
+  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome; control: SegmentControl };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
 }
 export type JobKind = keyof JobKinds;
 
-export type HostMessage = { type: 'start'; id: number; kind: JobKind; payload: unknown; readScope?: ReadScope } | { type: 'cancel'; id: number } | { type: 'dispose' };
+export type HostMessage =
+  | { type: 'start'; id: number; kind: JobKind; payload: unknown; readScope?: ReadScope }
+  | { type: 'cancel'; id: number }
+  | { type: 'control'; id: number; message: unknown }
+  | { type: 'dispose' };
 export type WorkerMessage =
   | { type: 'event'; id: number; event: unknown }
   | { type: 'result'; id: number; value: unknown }
@@ -197,26 +207,50 @@ function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome
   }));
 }
 
-export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { sliceModelFromCheckpoint }, { bundledModel, modelName }, { parseDevice }, { presetName }, runSettings] = await Promise.all([
+/** Where a job's control messages arrive: the job sets the handler, messages before that wait. */
+export class ControlInbox {
+  #handler?: (message: unknown) => void;
+  #waiting: unknown[] = [];
+
+  deliver(message: unknown): void {
+    if (this.#handler) this.#handler(message);
+    else this.#waiting.push(message);
+  }
+
+  listen(handler: (message: unknown) => void): void {
+    this.#handler = handler;
+    for (const m of this.#waiting.splice(0)) handler(m);
+  }
+}
+
+export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal, inbox = new ControlInbox()): Promise<SegmentationOutcome> {
+  const [{ segmentStudy, SliceFocus }, { sliceModelFromCheckpoint }, { bundledModel, modelName }, { parseDevice }, { presetName }, runSettings, { parsePrecision }] = await Promise.all([
     import('./segment.ts'),
     import('./model.ts'),
     import('./bundled.ts'),
     import('../onnx/session.ts'),
     import('../model/config.ts'),
     import('../model/run-settings.ts'),
+    import('../onnx/quantize.ts'),
   ]);
+  const focus = payload.focus === undefined ? undefined : new SliceFocus(payload.focus);
+  inbox.listen((message) => {
+    const m = message as Partial<SegmentControl>;
+    // the service validated it; a stray message never stops the job
+    if (focus && m?.kind === 'focus' && Number.isInteger(m.index) && m.index! >= 0) focus.index = m.index!;
+  });
+  const precision = parsePrecision(payload.precision, 'precision');
   const progress = (message: string) => post({ kind: 'progress', message });
   // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
   const source = payload.checkpoint ? { checkpoint: payload.checkpoint } : await bundledModel();
   const device = parseDevice(payload.device);
   // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
   const modified = await stat(source.checkpoint).then((s) => s.mtimeMs, () => 0);
-  const key = `${source.checkpoint}\0${modified}\0${device}`;
+  const key = `${source.checkpoint}\0${modified}\0${device}\0${precision}`;
   let loading = loadedModels.get(key);
   if (!loading) {
-    progress(`loading the model ${source.checkpoint}`);
-    loading = sliceModelFromCheckpoint(source.checkpoint, { device, onMessage: progress });
+    progress(`loading the model ${source.checkpoint}${precision === 'float32' ? '' : ` (${precision})`}`);
+    loading = sliceModelFromCheckpoint(source.checkpoint, { device, precision, onMessage: progress });
     loading.catch(() => loadedModels.delete(key));
   }
   keepLoaded(key, loading);
@@ -230,7 +264,7 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     const channels = runSettings.requireChannels(study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
     progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
-    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess }, {
+    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess, ...(focus ? { focus } : {}) }, {
       slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: sliceDiceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });
     return {
@@ -248,6 +282,7 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
         loadMs: model.loadMs,
         ms: outcome.summary.ms,
         postprocessing: outcome.summary.postprocessing,
+        precision: model.precision,
       },
       revisedSlices: revisedSlices(outcome),
     };

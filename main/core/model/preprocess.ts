@@ -252,6 +252,45 @@ export function scaleSlice(volume: Volume, k: number, scaling: IntensityScaling,
   return any;
 }
 
+/**
+ * Outside the head: where a slice's voxels are all background in every channel, it holds nothing
+ * for the model. A voxel counts as head when any channel's real value is above
+ * HEAD_INTENSITY_FRACTION of that volume's 99.5th percentile (of its non-zero voxels, the
+ * intensity scaling's `high`): zero in skull-stripped data, above the noise of the air around an
+ * unstripped head (Rician noise in air is a few percent of tissue). A slice with less head than
+ * MIN_HEAD_AREA_MM2 is not run. The smallest head section holding tumour in the shared and the
+ * generated phantoms is about 200 mm² (a top slice of BraTS20_Training_002); every tumour voxel
+ * is itself bright on FLAIR or T2.
+ */
+export const HEAD_INTENSITY_FRACTION = 0.1;
+export const MIN_HEAD_AREA_MM2 = 50;
+
+/** The head's area on axial slice k (mm²), by the rule above. */
+export function headAreaMm2(channels: readonly Volume[], k: number): number {
+  const volumes = [...new Set(channels)];
+  const thresholds = volumes.map((v) => HEAD_INTENSITY_FRACTION * volumeIntensityScaling(v).high);
+  const views = volumes.map((v) => v.sliceView(k));
+  const [sx, sy] = volumes[0]!.geometry.spacing;
+  const n = views[0]!.length;
+  let head = 0;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < volumes.length; c++) {
+      const v = views[c]![i]! * volumes[c]!.slope + volumes[c]!.intercept;
+      // v > t is false for NaN
+      if (v > thresholds[c]! && v !== 0) {
+        head++;
+        break;
+      }
+    }
+  }
+  return head * sx * sy;
+}
+
+/** True when slice k holds less than MIN_HEAD_AREA_MM2 of head (see HEAD_INTENSITY_FRACTION): it is not worth a model run. */
+export function outsideHead(channels: readonly Volume[], k: number): boolean {
+  return headAreaMm2(channels, k) < MIN_HEAD_AREA_MM2;
+}
+
 /** True when every channel's slice k is zero (or NaN) everywhere: nothing for the model to see. */
 export function isEmptySlice(channels: readonly Volume[], k: number): boolean {
   for (const volume of new Set(channels)) {
