@@ -68,6 +68,8 @@ export interface SegmentationPort {
   availability: Availability;
   devices: string[];
   run?: (study: Study, options: SegmentationRunOptions) => Promise<SegmentationOutcome>;
+  /** loads a model (default the bundled one) ahead of a run, so that the first run starts at once */
+  prepare?: (choice: { checkpoint?: string; device?: string; precision?: string }) => Promise<void>;
 }
 
 export interface ExportInput {
@@ -185,6 +187,7 @@ export function createDefaultPorts(): Ports {
       return {
         availability: { available: true, ...(bundled ? { reason: bundled } : {}) },
         devices: [...DEVICES],
+        prepare: (choice) => host.run('prepare', choice).then(() => undefined),
         run: (study, options) =>
           host.run(
             'segment',

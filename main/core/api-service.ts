@@ -186,8 +186,33 @@ export class WorkstationService implements WorkstationApi {
     };
   }
 
+  /** the model choices loaded ahead of a run already (device and precision) */
+  readonly #prepared = new Set<string>();
+
+  /**
+   * Loads the default model in the background while a study is being opened: the first press of
+   * Segment then finds it loaded and warmed up instead of waiting for a worker, the graph and a
+   * session (seconds).
+   */
+  #prepareSegmentation(): void {
+    void (async () => {
+      const settings = await this.#settings.settings();
+      const choice = { device: settings.device, precision: settings.precision };
+      const key = JSON.stringify(choice);
+      if (this.#prepared.has(key)) return;
+      const engine = await this.#ports.segmentation();
+      if (!engine.availability.available || engine.availability.reason || !engine.prepare) return;
+      this.#prepared.add(key);
+      await engine.prepare(choice).catch((err: unknown) => {
+        this.#prepared.delete(key);
+        this.#options.log?.(`loading the default model ahead of a segmentation failed: ${errorMessage(err)}`);
+      });
+    })().catch((err: unknown) => this.#options.log?.(`could not prepare the segmentation: ${errorMessage(err)}`));
+  }
+
   async openStudy({ path }: { path: string }): Promise<OpenStudyResult> {
     const absolute = this.#readable(path);
+    this.#prepareSegmentation();
     const real = await realpath(absolute).catch(() => absolute);
     const open = [...this.#studies.values()].filter((s) => s.realPath === real);
     if (open.length) {

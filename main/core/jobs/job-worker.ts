@@ -3,7 +3,7 @@ import { parentPort } from 'node:worker_threads';
 import { postTransferring } from '../onnx/session.ts';
 import { withReadScope } from '../util/fs.ts';
 import { serializeError, yieldToInteractiveThreads } from '../util/worker.ts';
-import { ControlInbox, type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { ControlInbox, type HostMessage, type JobKinds, type WorkerMessage, inspectCheckpoint, releaseModels, runDescribeJob, runOpenJob, runPrepareJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort!;
@@ -22,6 +22,8 @@ async function start(id: number, kind: keyof JobKinds, payload: unknown): Promis
     const value =
       kind === 'segment'
         ? await runSegmentJob(payload as JobKinds['segment']['payload'], post, controller.signal, inbox)
+        : kind === 'prepare'
+          ? await runPrepareJob(payload as JobKinds['prepare']['payload'], post, controller.signal)
         : kind === 'train'
           ? await runTrainJob(payload as JobKinds['train']['payload'], post, controller.signal)
           : kind === 'open'

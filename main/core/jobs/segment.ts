@@ -190,14 +190,20 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   const [h, w] = model.inputSize;
   channels.forEach((v) => volumeIntensityScaling(v));
 
-  const skip = new Uint8Array(nz);
+  // outside the head or not, decided when first needed: the slice in focus goes to the model before
+  // the rest of the study is looked at (that happens while the model runs)
+  const skipState = new Int8Array(nz).fill(-1);
+  const skipped = (k: number): boolean => {
+    if (skipState[k]! < 0) skipState[k] = outsideHead(channels, k) ? 1 : 0;
+    return skipState[k] === 1;
+  };
+  let plan: number[] = [];
   let runnable = 0;
-  for (let k = 0; k < nz; k++) {
-    if (outsideHead(channels, k)) skip[k] = 1;
-    else runnable++;
-  }
-  const plan = batchPlan(runnable, maxBatch);
-  events.start?.({ slices: nz, emptySlices: nz - runnable, provider: model.provider, regions });
+  const surveyStudy = () => {
+    for (let k = 0; k < nz; k++) if (!skipped(k)) runnable++;
+    plan = batchPlan(runnable, maxBatch);
+    events.start?.({ slices: nz, emptySlices: nz - runnable, provider: model.provider, regions });
+  };
   const focusAt = (): number | undefined => (opts.focus ? Math.min(opts.focus.index, nz - 1) : undefined);
 
   const labels = new Uint8Array(plane * nz);
@@ -230,7 +236,7 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     const focus = focusAt();
     const limit = k === undefined ? Infinity : focusRank(k, focus);
     const due: number[] = [];
-    for (let j = 0; j < nz; j++) if (skip[j] && !taken[j] && focusRank(j, focus) < limit) due.push(j);
+    for (let j = 0; j < nz; j++) if (!taken[j] && focusRank(j, focus) < limit && skipped(j)) due.push(j);
     due.sort((a, b) => focusRank(a, focus) - focusRank(b, focus));
     for (const j of due) emitSkipped(j);
   };
@@ -238,9 +244,13 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   const pick = (count: number): number[] => {
     const focus = focusAt();
     const free: number[] = [];
-    for (let k = 0; k < nz; k++) if (!skip[k] && !taken[k]) free.push(k);
+    for (let k = 0; k < nz; k++) if (!taken[k]) free.push(k);
     free.sort((a, b) => focusRank(a, focus) - focusRank(b, focus));
-    const chosen = free.slice(0, count);
+    const chosen: number[] = [];
+    for (const k of free) {
+      if (chosen.length === count) break;
+      if (!skipped(k)) chosen.push(k);
+    }
     for (const k of chosen) taken[k] = 1;
     return chosen;
   };
@@ -250,9 +260,9 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     input: Float32Array;
     ms: number;
   }
-  const prepare = (b: number): Prepared => {
+  const prepare = (size: number): Prepared => {
     const t0 = performance.now();
-    const indices = pick(plan[b]!);
+    const indices = pick(size);
     const input = prepareSlices(channels, indices, { size: [h, w] });
     return { indices, input, ms: performance.now() - t0 };
   };
@@ -267,12 +277,14 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   let modelMs = 0;
   let running: Promise<Float32Array> | undefined;
   try {
-    if (plan.length > 0) {
-      let current = prepare(0);
+    let current = prepare(1);
+    if (current.indices.length === 0) surveyStudy();
+    else {
       let runStart = performance.now();
       running = model.run(current.input, current.indices.length);
+      surveyStudy();
       for (let b = 0; b < plan.length; b++) {
-        const next = b + 1 < plan.length ? prepare(b + 1) : undefined;
+        const next = b + 1 < plan.length ? prepare(plan[b + 1]!) : undefined;
         const logits = await Promise.race([running, aborted]);
         const runMs = performance.now() - runStart;
         modelMs += runMs;

@@ -8,6 +8,7 @@ import { scoredDice } from '../conventions.ts';
 import { stat } from 'node:fs/promises';
 import type { DisplayWindow, RegionDice } from '../api.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
+import { type IntensityScaling, knownIntensityScaling, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import type { SegmentationOutcome } from '../api-ports.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
@@ -21,7 +22,7 @@ import type { SegmentOutcome } from './segment.ts';
 import type { PostprocessOptions } from '../model/postprocess.ts';
 
 /** A volume as plain data, with what the reader worker computed from its voxels. */
-export type VolumeData = VolumeInit & { window?: DisplayWindow };
+export type VolumeData = VolumeInit & { window?: DisplayWindow; scaling?: IntensityScaling };
 
 export interface StudyData {
   name: string;
@@ -50,13 +51,17 @@ function volumeData(volume: Volume, opts: { toShared: boolean; summarise: boolea
   if (opts.toShared) data = shared(data);
   // a view into a bigger buffer (a 4-D NIfTI's frames share one) would otherwise be cloned whole
   else if (!(data.buffer instanceof SharedArrayBuffer) && data.byteLength !== data.buffer.byteLength) data = data.slice();
-  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume) } : {};
-  return { geometry, data, slope, intercept, components, meta, ...summary };
+  // the model's intensity scaling too: a segmentation then starts without reading every voxel again
+  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume), scaling: volumeIntensityScaling(volume) } : {};
+  // known from the reader: it travels on with the volume (to a segmentation job)
+  const scaling = knownIntensityScaling(volume);
+  return { geometry, data, slope, intercept, components, meta, ...(scaling ? { scaling } : {}), ...summary };
 }
 
-function toVolume({ window, ...init }: VolumeData): Volume {
+function toVolume({ window, scaling, ...init }: VolumeData): Volume {
   const volume = new Volume(init);
   if (window) seedDisplayWindow(volume, window);
+  if (scaling) seedIntensityScaling(volume, scaling);
   return volume;
 }
 
@@ -143,6 +148,7 @@ export interface JobKinds {
   describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome; control: SegmentControl };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
+  prepare: { payload: ModelChoice; event: never; result: { loadMs: number; cached: boolean } };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
 }
 export type JobKind = keyof JobKinds;
@@ -223,15 +229,67 @@ export class ControlInbox {
   }
 }
 
-export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal, inbox = new ControlInbox()): Promise<SegmentationOutcome> {
-  const [{ segmentStudy, SliceFocus }, { sliceModelFromCheckpoint }, { bundledModel, modelName }, { parseDevice }, { presetName }, runSettings, { parsePrecision }] = await Promise.all([
-    import('./segment.ts'),
+export interface ModelChoice {
+  /** a SAM2-UNet checkpoint; default the bundled model */
+  checkpoint?: string;
+  device?: string;
+  precision?: string;
+}
+
+/**
+ * The loaded model for a choice (loading it once; jobs asking meanwhile share the load), counted
+ * as in use until the caller calls `release`.
+ */
+async function acquireModel(choice: ModelChoice, progress: (message: string) => void): Promise<{ key: string; loading: Promise<CheckpointModel>; checkpoint: string }> {
+  const [{ sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, { parsePrecision }] = await Promise.all([
     import('./model.ts'),
     import('./bundled.ts'),
     import('../onnx/session.ts'),
+    import('../onnx/quantize.ts'),
+  ]);
+  const precision = parsePrecision(choice.precision, 'precision');
+  // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
+  const checkpoint = choice.checkpoint ?? (await bundledModel()).checkpoint;
+  const device = parseDevice(choice.device);
+  // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
+  const modified = await stat(checkpoint).then((s) => s.mtimeMs, () => 0);
+  const key = `${checkpoint}\0${modified}\0${device}\0${precision}`;
+  let loading = loadedModels.get(key);
+  if (!loading) {
+    progress(`loading the model ${checkpoint}${precision === 'float32' ? '' : ` (${precision})`}`);
+    loading = sliceModelFromCheckpoint(checkpoint, { device, precision, onMessage: progress });
+    loading.catch(() => loadedModels.delete(key));
+  }
+  keepLoaded(key, loading);
+  modelUsers.set(key, (modelUsers.get(key) ?? 0) + 1);
+  return { key, loading, checkpoint };
+}
+
+/**
+ * Loads a model before anyone asks for a segmentation (the service does this when a study is
+ * opened) and runs it once on zeros: ONNX Runtime's first run allocates its buffers, and the user
+ * waits for neither when they press Segment.
+ */
+export async function runPrepareJob(choice: ModelChoice, _post: Post<never>, signal: AbortSignal): Promise<{ loadMs: number; cached: boolean }> {
+  const { key, loading } = await acquireModel(choice, () => undefined);
+  try {
+    const model = await loading;
+    if (!signal.aborted) {
+      const [h, w] = model.inputSize;
+      await model.run(new Float32Array(3 * h * w), 1);
+    }
+    return { loadMs: model.loadMs, cached: model.cached };
+  } finally {
+    modelUsers.set(key, modelUsers.get(key)! - 1);
+  }
+}
+
+export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal, inbox = new ControlInbox()): Promise<SegmentationOutcome> {
+  const [{ segmentStudy, SliceFocus }, { modelName }, { presetName }, runSettings] = await Promise.all([
+    import('./segment.ts'),
+    import('./bundled.ts'),
     import('../model/config.ts'),
     import('../model/run-settings.ts'),
-    import('../onnx/quantize.ts'),
   ]);
   const focus = payload.focus === undefined ? undefined : new SliceFocus(payload.focus);
   inbox.listen((message) => {
@@ -239,22 +297,9 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     // the service validated it; a stray message never stops the job
     if (focus && m?.kind === 'focus' && Number.isInteger(m.index) && m.index! >= 0) focus.index = m.index!;
   });
-  const precision = parsePrecision(payload.precision, 'precision');
   const progress = (message: string) => post({ kind: 'progress', message });
-  // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
-  const source = payload.checkpoint ? { checkpoint: payload.checkpoint } : await bundledModel();
-  const device = parseDevice(payload.device);
-  // a checkpoint rewritten in place (a training run finishing again) is loaded afresh
-  const modified = await stat(source.checkpoint).then((s) => s.mtimeMs, () => 0);
-  const key = `${source.checkpoint}\0${modified}\0${device}\0${precision}`;
-  let loading = loadedModels.get(key);
-  if (!loading) {
-    progress(`loading the model ${source.checkpoint}${precision === 'float32' ? '' : ` (${precision})`}`);
-    loading = sliceModelFromCheckpoint(source.checkpoint, { device, precision, onMessage: progress });
-    loading.catch(() => loadedModels.delete(key));
-  }
-  keepLoaded(key, loading);
-  modelUsers.set(key, (modelUsers.get(key) ?? 0) + 1);
+  const { key, loading, checkpoint } = await acquireModel(payload, progress);
+  const source = { checkpoint };
   try {
     const model = await loading;
     progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
