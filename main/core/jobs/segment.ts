@@ -108,7 +108,7 @@ export class SliceFocus {
 export function focusRank(k: number, focus: number | undefined): number {
   if (focus === undefined) return k;
   const d = k - focus;
-  return d > 0 ? 2 * d - 1 : -2 * d;
+  return d > 0 ? 2 * d - 1 : d < 0 ? -2 * d : 0;
 }
 
 export interface SegmentSummary {
