@@ -35,8 +35,9 @@ export class Weights {
  * Normal(0, 0.02)-like for every weight and BatchNorm running variances in [0.5, 1.5]: fine for
  * timing, but the signal fades through the network (norm scales of 0.02), so the logits are
  * nearly constant. 'signal' keeps it alive, as a trained network does: matrices and kernels with
- * standard deviation 1/√fan-in, LayerNorm and BatchNorm scales in [0.8, 1.2], biases and embeddings
- * small — what a numerical comparison (int8 against float32) needs to mean something.
+ * standard deviation 1/√fan-in, LayerNorm and BatchNorm scales in [0.8, 1.2], biases, embeddings
+ * and the adapters' output layers small — what a numerical comparison (int8 against float32)
+ * needs to mean something.
  */
 export type RandomInit = 'small' | 'signal';
 
@@ -82,6 +83,9 @@ export class RandomWeights extends Weights {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (key.endsWith('running_var')) this.fill(data, 0.5, 1);
     else if (key.endsWith('running_mean')) this.fill(data, -0.05, 0.1);
+    // an adapter's output Linear starts small, as LoRA-style adapters do: the adapter reads the
+    // un-normalised stream and adds to it, so a full-size one would grow it by a factor per block
+    else if (this.init === 'signal' && /prompt_learn\.2\.weight$/.test(key)) this.fillStd(data, 0.02);
     else if (this.init === 'signal' && shape.length >= 2 && key.endsWith('.weight')) this.fillStd(data, 1 / Math.sqrt(shape.slice(1).reduce((a, b) => a * b, 1)));
     else if (this.init === 'signal' && shape.length === 1 && key.endsWith('.weight')) this.fill(data, 0.8, 0.4);
     else this.fillStd(data, 0.02);

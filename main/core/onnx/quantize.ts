@@ -128,9 +128,13 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   };
 
   const old = g.nodes.splice(0, g.nodes.length);
+  const producers = new Map<string, Node>();
+  for (const node of old) for (const o of node.outputs) producers.set(o, node);
   for (const node of old) {
     if (!rewrite(node)) g.nodes.push(node);
   }
+  // a Concat whose parts the convolutions now read one by one is left without readers
+  pruneDeadNodes(g);
   pruneUnusedInitializers(g);
   return summary;
 
@@ -205,22 +209,57 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
       return false;
     }
     const [o, c, kh, kw] = g.shape(wName) as [number, number, number, number];
-    const [, , ho, wo] = g.shape(node.outputs[0]!) as [string | number, number, number, number];
+    const b = floatsOf(bias);
+    if (bias && !b) throw new Error(`Conv ${node.outputs[0]}: its bias ${bias} is not a constant`);
+    // A conv over a channel concatenation (the decoder's [skip, upsampled], RFB's four branches) is
+    // the sum of convs over the parts, each quantized at its own range: one range for all would
+    // leave the part with the smaller values a few levels only.
+    const producer = producers.get(x);
+    const parts: { value: string; from: number; channels: number }[] = [];
+    if (producer?.op === 'Concat' && (producer.attrs.axis === 1 || producer.attrs.axis === -3)) {
+      let from = 0;
+      for (const part of producer.inputs) {
+        const channels = g.shape(part)[1];
+        if (typeof channels !== 'number') break;
+        parts.push({ value: part, from, channels });
+        from += channels;
+      }
+      if (from !== c) parts.length = 0;
+    }
+    if (parts.length === 0) parts.push({ value: x, from: 0, channels: c });
+    const out = node.outputs[0]!;
+    const [, , ho, wo] = g.shape(out) as [unknown, number, number, number];
+    g.values.delete(out);
+    const partial = parts.map((part, i) => {
+      const name = parts.length === 1 ? wName : `${wName}[${part.from}:${part.from + part.channels}]`;
+      return convPart(node, part.value, w, [o, c, kh, kw], [ho, wo], part.from, part.channels, name, i === 0 ? bias : undefined);
+    });
+    const sum = partial.reduce((acc, y) => g.add(acc, y));
+    g.op('Transpose', [g.reshape(sum, [-1, ho, wo, o])], { perm: [0, 3, 1, 2] }, out);
+    summary.convs++;
+    summary.weightBytes.before += 4 * w.length;
+    summary.weightBytes.after += w.length + 4 * o * parts.length;
+    return true;
+  }
+
+  /**
+   * The im2col + integer MatMul of input channels [from, from + channels) of a Conv: (B·H·W, O)
+   * float, with the bias added when given.
+   */
+  function convPart(node: Node, x: string, w: Float32Array, [o, c, kh, kw]: [number, number, number, number], [ho, wo]: [number, number], from: number, channels: number, name: string, bias: string | undefined): string {
     const [pt, pl, pb, pr] = (node.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
     const [dh, dw] = (node.attrs.dilations as number[] | undefined) ?? [1, 1];
-    const k = kh * kw * c;
-    // K runs (ky, kx, channel), the order the im2col concatenation below produces
-    const reordered = new Float32Array(w.length);
+    const k = kh * kw * channels;
+    // K runs (ky, kx, channel), the order im2col produces
+    const reordered = new Float32Array(o * k);
     for (let oc = 0; oc < o; oc++) {
-      for (let ic = 0; ic < c; ic++) {
-        for (let y = 0; y < kh; y++) for (let xk = 0; xk < kw; xk++) reordered[oc * k + (y * kw + xk) * c + ic] = w[((oc * c + ic) * kh + y) * kw + xk]!;
+      for (let ic = 0; ic < channels; ic++) {
+        for (let y = 0; y < kh; y++) for (let xk = 0; xk < kw; xk++) reordered[oc * k + (y * kw + xk) * channels + ic] = w[((oc * c + from + ic) * kh + y) * kw + xk]!;
       }
     }
     const q = quantizePerChannel(reordered, o, { transpose: true, bits });
-    const out = node.outputs[0]!;
-    g.values.delete(out);
-    const wq = g.constant(q.data, [k, o], 'int8', `${wName}@int8`);
-    const ws = g.constant(q.scales, [o], 'float32', `${wName}@int8scale`);
+    const wq = g.constant(q.data, [k, o], 'int8', `${name}@int8`);
+    const ws = g.constant(q.scales, [o], 'float32', `${name}@int8scale`);
     const [xq, xs, xz] = quantizeInput(x, true);
     const nhwc = nhwcOf(xq);
     let col: string;
@@ -229,19 +268,12 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
       // padding with the zero point is padding with real zeros
       const padded = pt || pl || pb || pr ? g.op('Pad', [nhwc, g.ints([0, pt!, pl!, 0, 0, pb!, pr!, 0]), xz]) : nhwc;
       const [, hp, wp] = g.shape(padded) as [unknown, number, number];
-      // one Gather copies every tap's C-byte run into place: im2col in a single pass
-      col = g.op('Gather', [g.reshape(padded, [-1, hp * wp, c]), im2colIndices(hp, wp, ho, wo, kh, kw, dh!, dw!)], { axis: 1 });
+      // one Gather copies every tap's run of channels into place: im2col in a single pass
+      col = g.op('Gather', [g.reshape(padded, [-1, hp * wp, channels]), im2colIndices(hp, wp, ho, wo, kh, kw, dh!, dw!)], { axis: 1 });
     }
     const acc = g.op('MatMulInteger', [g.reshape(col, [-1, k]), wq, xz]);
-    let y = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), g.mul(xs, ws));
-    const b = floatsOf(bias);
-    if (bias && !b) throw new Error(`Conv ${out}: its bias ${bias} is not a constant`);
-    if (b) y = g.add(y, bias!);
-    g.op('Transpose', [g.reshape(y, [-1, ho, wo, o])], { perm: [0, 3, 1, 2] }, out);
-    summary.convs++;
-    summary.weightBytes.before += 4 * w.length;
-    summary.weightBytes.after += w.length + 4 * o;
-    return true;
+    const y = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), g.mul(xs, ws));
+    return bias ? g.add(y, bias) : y;
   }
 }
 
@@ -258,6 +290,22 @@ function transposedColumns(w: Float32Array, k: number, n: number, bits: 7 | 8): 
   const t = new Float32Array(w.length);
   for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) t[c * k + r] = w[r * n + c]!;
   return quantizePerChannel(t, n, { transpose: true, bits });
+}
+
+/** Drops nodes none of whose outputs is read or a graph output, until none is left. */
+export function pruneDeadNodes(g: Graph): number {
+  let removed = 0;
+  for (;;) {
+    const read = new Set<string>(g.outputs);
+    for (const node of g.nodes) for (const i of node.inputs) read.add(i);
+    const dead = g.nodes.filter((n) => !n.outputs.some((o) => read.has(o)));
+    if (dead.length === 0) return removed;
+    for (const node of dead) {
+      g.nodes.splice(g.nodes.indexOf(node), 1);
+      for (const o of node.outputs) g.values.delete(o);
+    }
+    removed += dead.length;
+  }
 }
 
 /** Drops initializers no node reads and that are not graph outputs. */
