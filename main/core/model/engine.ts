@@ -104,7 +104,7 @@ export function buildGraphCounted(kind: ModelKind, config: HieraConfig, weights:
 // ---- cache ----
 
 /** Bumped whenever the graph a given (config, size, weights) builds changes. */
-const GRAPH_VERSION = 5;
+const GRAPH_VERSION = 6;
 
 /** Cache size limit: $SAM2UNET_CACHE_MAX_MB, default 8 GB (a hiera_l model is ≈ 0.9 GB). */
 export function cacheLimitBytes(): number {

@@ -120,11 +120,41 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     if (g.initializers.has(name)) return name;
     return g.constant(im2colIndicesData(wp, ho, wo, kh, kw, dh, dw), [ho * wo, kh * kw], 'int64', name);
   };
-  const nhwcCache = new Map<string, string>();
-  const nhwcOf = (xq: string): string => {
-    let t = nhwcCache.get(xq);
-    if (!t) nhwcCache.set(xq, (t = g.transpose(xq, [0, 2, 3, 1])));
-    return t;
+  /**
+   * A conv input (NCHW float) as quantized NHWC bytes with its scale and zero point. Where the
+   * input is an NHWC map transposed to NCHW (the trunk's features, the convolutions rewritten here),
+   * possibly through a ReLU, the NHWC map is quantized as it is: no transpose either way.
+   */
+  const nhwcInputs = new Map<string, [string, string, string]>();
+  /** The NHWC float form of an NCHW value made from NHWC maps by a transpose, ReLU and additions; undefined otherwise. */
+  const nhwcForms = new Map<string, string | undefined>();
+  const nhwcFormOf = (v: string, depth = 0): string | undefined => {
+    if (nhwcForms.has(v)) return nhwcForms.get(v);
+    const p = producers.get(v);
+    let form: string | undefined;
+    if (p?.op === 'Transpose' && (p.attrs.perm as number[] | undefined)?.join() === '0,3,1,2') form = p.inputs[0];
+    else if (depth < 4 && p?.op === 'Relu') {
+      const inner = nhwcFormOf(p.inputs[0]!, depth + 1);
+      if (inner) form = g.relu(inner);
+    } else if (depth < 4 && p?.op === 'Add' && p.inputs.length === 2 && g.shape(p.inputs[0]!).join() === g.shape(p.inputs[1]!).join()) {
+      const [a, b] = p.inputs.map((i) => nhwcFormOf(i, depth + 1));
+      if (a && b) form = g.add(a, b);
+    }
+    nhwcForms.set(v, form);
+    return form;
+  };
+  const quantizedNhwc = (x: string): [string, string, string] => {
+    const hit = nhwcInputs.get(x);
+    if (hit) return hit;
+    const nhwcFloat = nhwcFormOf(x);
+    let result: [string, string, string];
+    if (nhwcFloat) result = g.node('DynamicQuantizeLinear', [nhwcFloat], {}, 3) as [string, string, string];
+    else {
+      const [xq, xs, xz] = quantizeInput(x, true);
+      result = [g.transpose(xq, [0, 2, 3, 1]), xs, xz];
+    }
+    nhwcInputs.set(x, result);
+    return result;
   };
 
   const old = g.nodes.splice(0, g.nodes.length);
@@ -236,6 +266,8 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     });
     const sum = partial.reduce((acc, y) => g.add(acc, y));
     g.op('Transpose', [g.reshape(sum, [-1, ho, wo, o])], { perm: [0, 3, 1, 2] }, out);
+    // a conv reading this output finds its NHWC form (quantizedNhwc)
+    producers.set(out, g.nodes[g.nodes.length - 1]!);
     summary.convs++;
     summary.weightBytes.before += 4 * w.length;
     summary.weightBytes.after += w.length + 4 * o * parts.length;
@@ -260,8 +292,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     const q = quantizePerChannel(reordered, o, { transpose: true, bits });
     const wq = g.constant(q.data, [k, o], 'int8', `${name}@int8`);
     const ws = g.constant(q.scales, [o], 'float32', `${name}@int8scale`);
-    const [xq, xs, xz] = quantizeInput(x, true);
-    const nhwc = nhwcOf(xq);
+    const [nhwc, xs, xz] = quantizedNhwc(x);
     let col: string;
     if (kh === 1 && kw === 1 && !(pt || pl || pb || pr)) col = nhwc;
     else {

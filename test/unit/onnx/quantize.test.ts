@@ -80,9 +80,15 @@ describe('int8 and float16 graphs of SAM2-UNet', () => {
       .reduce((sum, n) => sum + (producer.get(n.inputs[0]!)?.op === 'Concat' ? producer.get(n.inputs[0]!)!.inputs.length - 1 : 0), 0);
     expect(extraParts).toBeGreaterThan(0);
     expect(count(int8, 'MatMulInteger')).toBe(linears + convs - 4 + extraParts);
-    // every rewritten layer's output is still produced under its name
-    const produced = new Set(int8.nodes.flatMap((n) => n.outputs));
-    for (const n of float.nodes.filter((n) => n.op === 'Gemm' || n.op === 'Conv')) expect(produced.has(n.outputs[0]!)).toBe(true);
+    // every Linear's output is still produced under its name (a conv's NCHW output may be gone when
+    // only convs read it: they read its NHWC form), and every node reads values made before it
+    const available = new Set([...int8.inputs, ...int8.initializers.keys()]);
+    for (const n of int8.nodes) {
+      for (const i of n.inputs) if (i) expect(available.has(i), `${n.op} reads ${i} before it is made`).toBe(true);
+      for (const o of n.outputs) available.add(o);
+    }
+    for (const n of float.nodes.filter((n) => n.op === 'Gemm')) expect(available.has(n.outputs[0]!)).toBe(true);
+    for (const o of int8.outputs) expect(available.has(o)).toBe(true);
     const kept = int8.nodes.filter((n) => n.op === 'Conv').map((n) => n.inputs[1]!);
     expect(kept.every(keepFloatInInt8)).toBe(true);
     for (const n of int8.nodes.filter((n) => n.op === 'MatMulInteger')) expect(int8.info(n.inputs[1]!).dtype).toBe('int8');
