@@ -29,6 +29,7 @@ export default defineCommand({
     device: { type: 'string', description: 'auto, cpu, cuda, dml, coreml or webgpu (default auto)', valueName: 'device' },
     channels: { type: 'string', description: 'output channels of the heads (default 1)', valueName: 'n' },
     threads: { type: 'string', description: 'intra-op threads (default: physical cores)', valueName: 'n' },
+    spin: { type: 'boolean', description: 'let ONNX Runtime’s idle threads spin between ops (off by default, as in the app: see onnx/session.ts sessionSpinning)' },
     trunk: { type: 'boolean', description: 'time the Hiera trunk alone (feat0…feat3)' },
     json: { type: 'boolean', description: 'print only the JSON result line on stdout' },
   },
@@ -77,7 +78,7 @@ export default defineCommand({
         const built = await engine.buildModel(kind, config, new RandomWeights(1), { height: size, width: size, outChannels: channels, cache: dir, precision: p });
         io.stderr(`built ${presetArg} ${kind} ${size}×${size} ${p} in ${built.buildMs.toFixed(0)} ms (${(built.flops / 1e9).toFixed(2)} GFLOP per image)\n`);
         const t0 = performance.now();
-        const client = await session.SessionClient.create(built.source, { device, threads, onMessage: (m) => io.stderr(`note: ${m}\n`) });
+        const client = await session.SessionClient.create(built.source, { device, threads, spinning: args.values.spin === true || session.sessionSpinning(), onMessage: (m) => io.stderr(`note: ${m}\n`) });
         clients.push(client);
         const sessionMs = performance.now() - t0;
         io.stderr(`${p} session on ${session.PROVIDER_LABEL[client.provider]} (${client.threads} threads) ready in ${sessionMs.toFixed(0)} ms\n`);
@@ -121,6 +122,7 @@ export default defineCommand({
         ...main,
         provider: client.provider,
         threads: client.threads,
+        spinning: args.values.spin === true || session.sessionSpinning(),
         model_gflop: Math.round((models[0]!.built.flops / 1e9) * 100) / 100,
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
         ...(baseline ? { baseline, ratio: Math.round((main.median_ms / baseline.median_ms) * 1000) / 1000 } : {}),
