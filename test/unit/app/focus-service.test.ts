@@ -29,7 +29,7 @@ function setup() {
       };
     },
   };
-  const service = new WorkstationService({ mode: 'web', ports });
+  const service = new WorkstationService({ mode: 'web', ports, resolveExportPath: () => { throw new UserError('no exports in this test'); } });
   const done = new Promise<void>((resolve) => service.onEvent((e) => (e.type === 'done' || e.type === 'failed' ? resolve() : undefined)));
   return { service, jobs, focusMoves, prepared, done };
 }
