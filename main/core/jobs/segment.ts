@@ -143,8 +143,9 @@ export interface SegmentOutcome {
  * Batching does not pay on a CPU. On this project's 2-core test machine (shared; hiera_t at
  * 352×352, test/bench/segment.bench.ts) a slice took 2.5 / 3.0 / 3.9 s at batch 1 / 2 / 4 under a
  * load average of 17, and 0.50–0.53 / 0.45–0.57 / 0.46–0.63 s over three rounds at a load of 6:
- * within the noise at best, worse under contention. Batch 1 also gives each streamed slice the
- * lowest latency. Accelerators get batches of 4.
+ * within the noise at best, worse under contention. int8 graphs (issue 19) do not change that: the
+ * CPU time per slice of hiera_t at batch 1 / 2 / 4 was 262 / 262 / 282 ms (float32 489 / 507 /
+ * 516 ms). Batch 1 also gives each streamed slice the lowest latency. Accelerators get batches of 4.
  */
 export function defaultBatchSize(provider: string): number {
   return provider === 'cpu' ? 1 : 4;
