@@ -15,7 +15,7 @@ import { POSTPROCESS_DEFAULTS } from '../core/model/postprocess.ts';
 import type { PostprocessOptions } from '../core/model/postprocess.ts';
 
 /** The flags of `segment` that say how each study is run (shared with `queue submit`). */
-export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device', 'batch', 'size', 'dicom-seg', 'min-component-ml', 'min-et-ml'] as const;
+export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device', 'precision', 'batch', 'size', 'dicom-seg', 'min-component-ml', 'min-et-ml'] as const;
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
 export function postprocessOptions(args: ParsedArgs): PostprocessOptions {
@@ -44,10 +44,11 @@ export function parseRegions(value: string | undefined): RegionKind | undefined 
 
 /** Reads RUN_FLAGS: how every study is run. */
 export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOptions, 'json'>> {
-  const [{ hieraConfigOption }, { parseDevice }, { checkInputSize }] = await Promise.all([
+  const [{ hieraConfigOption }, { parseDevice }, { checkInputSize }, { parsePrecision }] = await Promise.all([
     import('./config-option.ts'),
     import('../core/onnx/session.ts'),
     import('../core/jobs/bundled.ts'),
+    import('../core/onnx/quantize.ts'),
   ]);
   const regions = parseRegions(stringOption(args, 'regions'));
   const size = parseSize(stringOption(args, 'size'));
@@ -59,7 +60,7 @@ export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOpti
   const config = hieraConfigOption(stringOption(args, 'config'));
   if (size) checkInputSize(size);
   return {
-    model: { checkpoint: stringOption(args, 'checkpoint'), size, regions, config, device },
+    model: { checkpoint: stringOption(args, 'checkpoint'), size, regions, config, device, precision: parsePrecision(stringOption(args, 'precision')) },
     channels,
     batch,
     postprocess,

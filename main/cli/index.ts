@@ -14,6 +14,7 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   compare: () => import('./commands/compare.ts'),
   convert: () => import('./commands/convert.ts'),
   demo: () => import('./commands/demo.ts'),
+  'device-check': () => import('./commands/device-check.ts'),
   eval: () => import('./commands/eval.ts'),
   forward: () => import('./commands/forward.ts'),
   info: () => import('./commands/info.ts'),

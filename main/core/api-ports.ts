@@ -31,12 +31,20 @@ export interface SegmentationRunOptions {
   onProgress: (message: string) => void;
   /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
   postprocess?: PostprocessOptions;
+  /** the slice to do first, then outward (absent: index order) */
+  focus?: number;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: string;
+  /** receives, once the job runs, the function that moves its focus (jobs/segment.ts SliceFocus) */
+  onFocusControl?: (setFocus: (index: number) => void) => void;
 }
 
 export interface SegmentationPort {
   availability: Availability;
   devices: string[];
   run?: (study: Study, options: SegmentationRunOptions) => Promise<SegmentationOutcome>;
+  /** loads a model (default the bundled one) ahead of a run, so that the first run starts at once */
+  prepare?: (choice: { checkpoint?: string; device?: string; precision?: string }) => Promise<void>;
 }
 
 export interface ExporterPort {
@@ -157,12 +165,22 @@ export function createDefaultPorts(): Ports {
       return {
         availability: { available: true, ...(bundled ? { reason: bundled } : {}) },
         devices: [...DEVICES],
+        prepare: (choice) => host.run('prepare', choice).then(() => undefined),
         run: (study, options) =>
           host.run(
             'segment',
-            { study: studyToData(study), checkpoint: options.checkpoint, device: options.device, channels: options.channels, postprocess: options.postprocess },
+            {
+              study: studyToData(study),
+              checkpoint: options.checkpoint,
+              device: options.device,
+              channels: options.channels,
+              postprocess: options.postprocess,
+              ...(options.focus !== undefined ? { focus: options.focus } : {}),
+              ...(options.precision ? { precision: options.precision } : {}),
+            },
             {
               signal: options.signal,
+              onControl: (send) => options.onFocusControl?.((index) => send({ kind: 'focus', index })),
               onEvent: (event) => (event.kind === 'slice' ? options.onSlice(event.index, event.mask, event.dice, event.ms) : options.onProgress(event.message)),
             },
           ),

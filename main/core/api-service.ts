@@ -35,6 +35,7 @@ import type {
   ModelInfo,
   OpenStudyResult,
   SegmentRequest,
+  FocusSliceRequest,
   StudySummary,
   VolumeData,
   WorkstationApi,
@@ -144,6 +145,12 @@ interface RunningJob {
   id: string;
   studyId: string;
   controller: AbortController;
+  /** slices of the study (a focus must be one of them) */
+  slices?: number;
+  /** moves a running segmentation's focus, once the job runs */
+  setFocus?: (index: number) => void;
+  /** the focus asked for before the job could take it */
+  pendingFocus?: number;
 }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -209,8 +216,33 @@ export class WorkstationService implements WorkstationApi {
     };
   }
 
+  /** the model choices loaded ahead of a run already (device and precision) */
+  readonly #prepared = new Set<string>();
+
+  /**
+   * Loads the default model in the background while a study is being opened: the first press of
+   * Segment then finds it loaded and warmed up instead of waiting for a worker, the graph and a
+   * session (seconds).
+   */
+  #prepareSegmentation(): void {
+    void (async () => {
+      const settings = await this.#settings.settings();
+      const choice = { device: settings.device, precision: settings.precision };
+      const key = JSON.stringify(choice);
+      if (this.#prepared.has(key)) return;
+      const engine = await this.#ports.segmentation();
+      if (!engine.availability.available || engine.availability.reason || !engine.prepare) return;
+      this.#prepared.add(key);
+      await engine.prepare(choice).catch((err: unknown) => {
+        this.#prepared.delete(key);
+        this.#options.log?.(`loading the default model ahead of a segmentation failed: ${errorMessage(err)}`);
+      });
+    })().catch((err: unknown) => this.#options.log?.(`could not prepare the segmentation: ${errorMessage(err)}`));
+  }
+
   async openStudy({ path }: { path: string }): Promise<OpenStudyResult> {
     const absolute = this.#readable(path);
+    this.#prepareSegmentation();
     const real = await realpath(absolute).catch(() => absolute);
     const open = [...this.#studies.values()].filter((s) => s.realPath === real);
     if (open.length) {
@@ -465,7 +497,7 @@ export class WorkstationService implements WorkstationApi {
     return thumbnail(volume, window, size);
   }
 
-  async segment({ studyId, checkpoint, device, channels, minComponentMl, minEtMl }: SegmentRequest): Promise<JobStarted> {
+  async segment({ studyId, checkpoint, device, channels, minComponentMl, minEtMl, focus, precision }: SegmentRequest): Promise<JobStarted> {
     const opened = this.#opened(studyId);
     // refused here, not in the job: otherwise the user sees a started job fail
     if (!opened.summary.segmentable.available) throw new UserError(opened.summary.segmentable.reason!);
@@ -486,7 +518,8 @@ export class WorkstationService implements WorkstationApi {
       throw new UserError(`segmentation is not available: ${engine.availability.reason ?? 'unknown reason'}`);
     }
     const [nx, ny, nz] = opened.summary.dims;
-    const job: RunningJob = { id: newId('job'), studyId, controller: new AbortController() };
+    if (focus !== undefined && focus >= nz) throw new UserError(`slice ${focus + 1} is not in ${opened.study.name}, which has ${nz} slices`);
+    const job: RunningJob = { id: newId('job'), studyId, controller: new AbortController(), slices: nz };
     opened.job = job;
     opened.prediction = new Uint8Array(nx * ny * nz);
     opened.predictionComplete = false;
@@ -505,6 +538,12 @@ export class WorkstationService implements WorkstationApi {
           ...(channels?.length ? { channels } : {}),
           postprocess: { minComponentMl: minComponentMl ?? settings.postprocessing.minComponentMl, minEtMl: minEtMl ?? settings.postprocessing.minEtMl },
           signal: job.controller.signal,
+          precision: precision ?? settings.precision,
+          ...(focus !== undefined ? { focus } : {}),
+          onFocusControl: (setFocus) => {
+            job.setFocus = setFocus;
+            if (job.pendingFocus !== undefined) setFocus(job.pendingFocus);
+          },
           onSlice: (index, mask, dice, ms) => {
             if (job.controller.signal.aborted) return;
             if (mask.length !== nx * ny) throw new Error(`segmentation returned ${mask.length} voxels for a ${nx}×${ny} slice`);
@@ -682,6 +721,15 @@ export class WorkstationService implements WorkstationApi {
         }
       })();
     });
+  }
+
+  async focusSlice({ jobId, index }: FocusSliceRequest): Promise<{ focused: boolean }> {
+    const job = this.#jobs.get(jobId);
+    if (!job || job.slices === undefined || job.controller.signal.aborted) return { focused: false };
+    if (index >= job.slices) throw new UserError(`slice ${index + 1} is not in the study being segmented, which has ${job.slices} slices`);
+    if (job.setFocus) job.setFocus(index);
+    else job.pendingFocus = index;
+    return { focused: true };
   }
 
   async cancel({ jobId }: { jobId: string }): Promise<{ cancelled: boolean }> {

@@ -504,6 +504,10 @@ const colour = s.string({ max: 64, nonEmpty: true });
 export const LabelColours = s.object({ necrotic: colour, edema: colour, enhancing: colour });
 export type LabelColours = Infer<typeof LabelColours>;
 
+/** Settings['precision']'s choices (onnx/quantize.ts PRECISIONS; api.ts stays free of the engine). */
+export const PRECISION_CHOICES = ['float32', 'int8', 'float16'] as const;
+export type PrecisionChoice = (typeof PRECISION_CHOICES)[number];
+
 const settingsFields = {
   /** execution provider for segmentation and training ('auto' picks the best present) */
   device: name64,
@@ -515,6 +519,11 @@ const settingsFields = {
   viewConvention: s.literal(VIEW_CONVENTIONS),
   /** 3D post-processing of predictions (model/postprocess.ts), volumes in ml, 0 = that step off; a segment request may override them */
   postprocessing: s.object({ minComponentMl: s.number({ min: 0, max: 1e6 }), minEtMl: s.number({ min: 0, max: 1e6 }) }),
+  /**
+   * the inference graph's arithmetic (onnx/quantize.ts): float32 (the default), int8 (integer
+   * kernels on the CPU, about half the time) or float16 (GPU providers)
+   */
+  precision: s.literal(PRECISION_CHOICES),
 };
 export const Settings = s.object(settingsFields);
 export type Settings = Infer<typeof Settings>;
@@ -564,12 +573,24 @@ export const SegmentRequest = s.object(
      */
     minComponentMl: mlThreshold,
     minEtMl: mlThreshold,
+    /** the axial slice on screen (0-based): segmented first, then the slices outward from it (absent: index order) */
+    focus: s.number({ int: true, min: 0, max: 1e6 }),
+    /** the graph's arithmetic for this run (default: Settings.precision) */
+    precision: s.literal(PRECISION_CHOICES),
   },
 );
 export type SegmentRequest = Infer<typeof SegmentRequest>;
 
 export const JobStarted = s.object({ jobId: id, slices: count });
 export type JobStarted = Infer<typeof JobStarted>;
+
+/** The slice the user now looks at, for a running segmentation: the slices not yet done are reordered around it. */
+export const FocusSliceRequest = s.object({
+  jobId: id,
+  /** axial slice index, 0-based */
+  index: s.number({ int: true, min: 0, max: 1e6 }),
+});
+export type FocusSliceRequest = Infer<typeof FocusSliceRequest>;
 
 export const CancelRequest = s.object({ jobId: id });
 export type CancelRequest = Infer<typeof CancelRequest>;
@@ -1044,6 +1065,8 @@ export const API = {
   listModels: method(Empty, s.array(ModelInfo, { max: 10_000 })),
   segment: method(SegmentRequest, JobStarted),
   cancel: method(CancelRequest, s.object({ cancelled: s.boolean() })),
+  /** a running segmentation works outward from this slice from now on; false when the job is no longer running */
+  focusSlice: method(FocusSliceRequest, s.object({ focused: s.boolean() })),
   /** Electron: the native open dialog (files or folders); null when the user cancelled */
   chooseStudyPath: method(Empty, PathChoice),
   chooseExportPath: method(ChooseExportPathRequest, PathChoice),

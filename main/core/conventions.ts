@@ -36,6 +36,7 @@ export const DEFAULT_SETTINGS: Settings = {
   labelColors: { ...DEFAULT_LABEL_COLOURS },
   viewConvention: 'radiological',
   postprocessing: { ...POSTPROCESS_DEFAULTS },
+  precision: 'float32',
 };
 
 /** The BraTS labels in the order the legends list them. */

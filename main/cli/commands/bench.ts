@@ -7,25 +7,38 @@ function intOption(value: number | undefined, name: string, min: number, max: nu
   return value;
 }
 
+function median(times: number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  return sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+}
+
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+
 export default defineCommand({
   name: 'bench',
   summary: 'time the SAM2-UNet forward pass of a preset with random weights',
-  usage: 'bench --preset <name> | --config <JSON file> [--size 352] [--batch 1] [--runs 5] [--device auto] [--channels 1] [--trunk] [--json]',
+  usage: 'bench --preset <name> | --config <JSON file> [--size 352] [--batch 1] [--runs 5] [--precision float32|int8|float16] [--no-baseline] [--device auto] [--channels 1] [--trunk] [--json]',
   options: {
     preset: { type: 'string', description: 'hiera_t, hiera_s, hiera_b+ or hiera_l', valueName: 'name' },
     config: { type: 'string', description: 'a custom Hiera configuration (JSON file or inline JSON) instead of a preset', valueName: 'file' },
     size: { type: 'string', description: 'input height = width, a multiple of 32 (default 352)', valueName: 'px' },
     batch: { type: 'string', description: 'images per run (default 1)', valueName: 'n' },
     runs: { type: 'string', description: 'timed runs after one warm-up run (default 5)', valueName: 'n' },
+    precision: { type: 'string', description: 'float32 (default), int8 (CPU integer kernels) or float16 (GPU providers)', valueName: 'p' },
+    'no-baseline': { type: 'boolean', description: 'with --precision int8 or float16: do not time float32 alongside' },
     device: { type: 'string', description: 'auto, cpu, cuda, dml, coreml or webgpu (default auto)', valueName: 'device' },
     channels: { type: 'string', description: 'output channels of the heads (default 1)', valueName: 'n' },
     threads: { type: 'string', description: 'intra-op threads (default: physical cores)', valueName: 'n' },
+    spin: { type: 'boolean', description: 'let ONNX Runtime’s idle threads spin between ops (off by default, as in the app: see onnx/session.ts sessionSpinning)' },
     trunk: { type: 'boolean', description: 'time the Hiera trunk alone (feat0…feat3)' },
     json: { type: 'boolean', description: 'print only the JSON result line on stdout' },
   },
   details:
-    'The last stdout line is JSON: {"median_ms", "min_ms", "provider", "threads", "gflops", "peak_rss_mb", ...};\n' +
-    'gflops = the model’s FLOPs (counted from the graph) × batch / median time. Build and session times go to stderr.',
+    'The last stdout line is JSON: {"median_ms", "min_ms", "precision", "provider", "threads", "gflops", "peak_rss_mb", ...};\n' +
+    'gflops = the float32 model’s FLOPs (counted from the graph) × batch / median time: for int8 a\n' +
+    'GFLOP/s-equivalent. With --precision int8 or float16 the float32 model is timed in the same run,\n' +
+    'runs alternating, and the line carries "baseline" (its figures) and "ratio" (median / float32 median).\n' +
+    'Build and session times go to stderr.',
   async run(args, io) {
     const configArg = stringOption(args, 'config');
     const presetArg = configArg === undefined ? requireOption(args, 'preset') : (stringOption(args, 'preset') ?? 'custom');
@@ -36,7 +49,8 @@ export default defineCommand({
     const channels = intOption(numberOption(args, 'channels', 1), 'channels', 1, 64);
     const threadsArg = numberOption(args, 'threads');
     const threads = threadsArg === undefined ? undefined : intOption(threadsArg, 'threads', 1, 256);
-    const { parseHieraConfig } = await import('../../core/model/config.ts');
+    const [{ parseHieraConfig }, { parsePrecision }] = await Promise.all([import('../../core/model/config.ts'), import('../../core/onnx/quantize.ts')]);
+    const precision = parsePrecision(stringOption(args, 'precision'));
     const config = configArg === undefined ? parseHieraConfig(presetArg, '--preset') : hieraConfigOption(configArg)!;
     const [{ mkdtemp, rm }, { tmpdir }, { join }, engine, { RandomWeights }, session] = await Promise.all([
       import('node:fs/promises'),
@@ -52,56 +66,75 @@ export default defineCommand({
     const say = (line: string): void => {
       if (!json) io.stdout(`${line}\n`);
     };
+    const precisions = precision === 'float32' || args.values['no-baseline'] === true ? [precision] : [precision, 'float32' as const];
 
-    // the model goes to a private temporary cache: streamed to disk without joining, so the main
-    // thread never holds a second copy of the weights, and ONNX Runtime reads the file itself
+    // the models go to a private temporary cache: streamed to disk without joining, so the main
+    // thread never holds a second copy of the weights, and ONNX Runtime reads the files itself
     const dir = await mkdtemp(join(tmpdir(), 'sam2unet-bench-'));
+    const clients: Awaited<ReturnType<typeof session.SessionClient.create>>[] = [];
     try {
-      const built = await engine.buildModel(kind, config, new RandomWeights(1), { height: size, width: size, outChannels: channels, cache: dir });
-      io.stderr(`built ${presetArg} ${kind} ${size}×${size} in ${built.buildMs.toFixed(0)} ms (${(built.flops / 1e9).toFixed(2)} GFLOP per image)\n`);
-      const t0 = performance.now();
-      const client = await session.SessionClient.create(built.source, { device, threads, onMessage: (m) => io.stderr(`note: ${m}\n`) });
-      const sessionMs = performance.now() - t0;
-      io.stderr(`session on ${session.PROVIDER_LABEL[client.provider]} (${client.threads} threads) ready in ${sessionMs.toFixed(0)} ms\n`);
+      const models = [];
+      for (const p of precisions) {
+        const built = await engine.buildModel(kind, config, new RandomWeights(1), { height: size, width: size, outChannels: channels, cache: dir, precision: p });
+        io.stderr(`built ${presetArg} ${kind} ${size}×${size} ${p} in ${built.buildMs.toFixed(0)} ms (${(built.flops / 1e9).toFixed(2)} GFLOP per image)\n`);
+        const t0 = performance.now();
+        const client = await session.SessionClient.create(built.source, { device, threads, spinning: args.values.spin === true || session.sessionSpinning(), onMessage: (m) => io.stderr(`note: ${m}\n`) });
+        clients.push(client);
+        const sessionMs = performance.now() - t0;
+        io.stderr(`${p} session on ${session.PROVIDER_LABEL[client.provider]} (${client.threads} threads) ready in ${sessionMs.toFixed(0)} ms\n`);
+        models.push({ precision: p, built, client, sessionMs, times: [] as number[] });
+      }
       const n = batch * 3 * size * size;
       const input = new Float32Array(n);
       for (let i = 0; i < n; i++) input[i] = Math.sin(i * 0.001);
-      const times: number[] = [];
-      try {
-        for (let r = 0; r <= runs; r++) {
+      // runs alternate between the precisions, so that a change in the machine's load hits both alike
+      for (let r = 0; r <= runs; r++) {
+        for (const m of models) {
           const started = performance.now();
-          await client.run({ input: { dims: [batch, 3, size, size], data: input } }, { copy: true });
+          await m.client.run({ input: { dims: [batch, 3, size, size], data: input } }, { copy: true });
           const ms = performance.now() - started;
-          if (r === 0) io.stderr(`warm-up ${ms.toFixed(0)} ms\n`);
+          if (r === 0) io.stderr(`${m.precision} warm-up ${ms.toFixed(0)} ms\n`);
           else {
-            times.push(ms);
-            io.stderr(`run ${r}/${runs}: ${ms.toFixed(0)} ms\n`);
+            m.times.push(ms);
+            io.stderr(`${m.precision} run ${r}/${runs}: ${ms.toFixed(0)} ms\n`);
           }
         }
-      } finally {
-        await client.dispose();
       }
-      const sorted = [...times].sort((a, b) => a - b);
-      const median = sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+      const figures = models.map((m) => {
+        const med = median(m.times);
+        return {
+          precision: m.precision,
+          median_ms: round1(med),
+          min_ms: round1(Math.min(...m.times)),
+          per_slice_ms: round1(med / batch),
+          gflops: round1((m.built.flops * batch) / (med / 1000) / 1e9),
+          build_ms: Math.round(m.built.buildMs),
+          session_ms: Math.round(m.sessionMs),
+        };
+      });
+      const [main, baseline] = figures as [(typeof figures)[0], (typeof figures)[0] | undefined];
+      const client = models[0]!.client;
       const result = {
         preset: presetArg,
         model: kind,
         size,
         batch,
-        median_ms: Math.round(median * 10) / 10,
-        min_ms: Math.round(sorted[0]! * 10) / 10,
-        per_slice_ms: Math.round((median / batch) * 10) / 10,
+        ...main,
         provider: client.provider,
         threads: client.threads,
-        gflops: Math.round(((built.flops * batch) / (median / 1000) / 1e9) * 10) / 10,
-        model_gflop: Math.round((built.flops / 1e9) * 100) / 100,
-        build_ms: Math.round(built.buildMs),
-        session_ms: Math.round(sessionMs),
+        spinning: args.values.spin === true || session.sessionSpinning(),
+        model_gflop: Math.round((models[0]!.built.flops / 1e9) * 100) / 100,
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+        ...(baseline ? { baseline, ratio: Math.round((main.median_ms / baseline.median_ms) * 1000) / 1000 } : {}),
       };
-      say(`${presetArg} ${kind} ${size}² batch ${batch}: median ${result.median_ms} ms, min ${result.min_ms} ms, ${result.gflops} GFLOP/s on ${client.provider}, peak RSS ${result.peak_rss_mb} MB`);
+      for (const f of figures) {
+        say(`${presetArg} ${kind} ${size}² batch ${batch} ${f.precision}: median ${f.median_ms} ms, min ${f.min_ms} ms, ${f.gflops} GFLOP/s${f.precision === 'int8' ? '-equivalent' : ''} on ${client.provider}`);
+      }
+      if (baseline) say(`${precision} / float32 median: ${result.ratio}× (min ${(main.min_ms / baseline.min_ms).toFixed(3)}×); peak RSS ${result.peak_rss_mb} MB`);
+      else say(`peak RSS ${result.peak_rss_mb} MB`);
       io.stdout(`${JSON.stringify(result)}\n`);
     } finally {
+      for (const c of clients) await c.dispose();
       await rm(dir, { recursive: true, force: true });
     }
     return 0;

@@ -25,6 +25,7 @@ export default defineCommand({
     channels: { type: 'string', valueName: 'a,b,c', description: "the study's sequences fed to the model's three channels, in order (default: the sequences the checkpoint names, else flair,t1ce,t2; one name feeds all three). A study lacking one of them is refused unless this says what to feed instead; the substitution is written into the report" },
     device: { type: 'string', valueName: 'auto|cpu|cuda|dml|coreml|webgpu', description: 'execution provider (default auto)' },
     batch: { type: 'string', valueName: 'N', description: 'largest batch of slices per model run (default 1 on CPU, 4 otherwise)' },
+    precision: { type: 'string', valueName: 'float32|int8|float16', description: 'the inference graph\'s arithmetic: float32 (default), int8 (CPU integer kernels: per-channel int8 weights, activations quantized per run) or float16 (GPU providers)' },
     size: { type: 'string', valueName: 'N|HxW', description: 'model input size, multiples of 32 (default: what the checkpoint says, else 352)' },
     'dicom-seg': { type: 'boolean', description: 'also write <case>_pred_seg.dcm (DICOM studies only)' },
     'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
@@ -84,7 +85,7 @@ export default defineCommand({
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
     try {
-      io.stderr(`model ready in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' (cached graph)' : ''} on ${model.provider.toUpperCase()}\n`);
+      io.stderr(`model ready in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' (cached graph)' : ''} on ${model.provider.toUpperCase()}, ${model.precision}\n`);
       const { createProgress } = await import('../progress.ts');
       let progress: ReturnType<typeof createProgress> | undefined;
       let done = 0;

@@ -14,6 +14,7 @@ import type { HieraConfig } from '../model/config.ts';
 import type { PostprocessOptions } from '../model/postprocess.ts';
 import type { ChannelMapping, RunSettings, StoredRunSettings } from '../model/run-settings.ts';
 import type { Device } from '../onnx/session.ts';
+import type { Precision } from '../onnx/quantize.ts';
 import type { BundledModel } from '../jobs/bundled.ts';
 import type { CheckpointModel } from '../jobs/model.ts';
 import type { SegmentEvents, SegmentSummary } from '../jobs/segment.ts';
@@ -27,6 +28,8 @@ export interface ModelRequest {
   regions?: RegionKind;
   config?: HieraConfig;
   device?: Device;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: Precision;
 }
 
 /** The model a run will use, with the settings it runs with, known before it is loaded. */
@@ -40,6 +43,8 @@ export interface ModelChoice {
   expected: RunSettings;
   config?: HieraConfig;
   device?: Device;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: Precision;
   /** what the model list and reports call it */
   name: string;
 }
@@ -57,12 +62,12 @@ export async function chooseModel(request: ModelRequest): Promise<ModelChoice> {
   const user: StoredRunSettings = { ...(request.size ? { size: request.size } : {}), ...(request.regions ? { regions: request.regions } : {}) };
   const [stored, bundled] = await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]);
   const expected = resolveRunSettings({ user, checkpoint: stored, bundled: bundled?.run });
-  return { checkpoint, bundled, user, expected, config: request.config, device: request.device, name: modelName(checkpoint, bundled !== null) };
+  return { checkpoint, bundled, user, expected, config: request.config, device: request.device, ...(request.precision ? { precision: request.precision } : {}), name: modelName(checkpoint, bundled !== null) };
 }
 
 export async function loadModel(choice: ModelChoice, onMessage?: (message: string) => void): Promise<CheckpointModel> {
   const { sliceModelFromCheckpoint } = await import('../jobs/model.ts');
-  return sliceModelFromCheckpoint(choice.checkpoint, { config: choice.config, user: choice.user, device: choice.device, ...(onMessage ? { onMessage } : {}) });
+  return sliceModelFromCheckpoint(choice.checkpoint, { config: choice.config, user: choice.user, device: choice.device, ...(choice.precision ? { precision: choice.precision } : {}), ...(onMessage ? { onMessage } : {}) });
 }
 
 export interface PrepareOptions {

@@ -102,7 +102,7 @@ export async function buildPredictionReport(input: ExportInput): Promise<Metrics
       notes: run.notes,
       ...(run.postprocessing ? { postprocessing: postprocessingSteps(run.postprocessing) } : {}),
       ...(input.labelColours ? { labelColours: input.labelColours } : {}),
-      extra: { channels: run.channels, ...(run.slices ? { batches: run.slices.batches, emptySlices: run.slices.empty } : {}) },
+      extra: { channels: run.channels, ...(run.precision && run.precision !== 'float32' ? { precision: run.precision } : {}), ...(run.slices ? { batches: run.slices.batches, emptySlices: run.slices.empty } : {}) },
     },
     regionKind: run.regions,
     image: reportImage(input.study),

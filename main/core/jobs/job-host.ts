@@ -14,12 +14,14 @@ import { ChannelClient } from '../rpc/channel.ts';
 import { nodePortTransport } from '../rpc/ports.ts';
 import { currentReadScope } from '../util/fs.ts';
 import { startTsWorker } from '../util/worker.ts';
-import type { JobKind, JobKinds, JobRequest } from './kinds.ts';
+import type { JobControl, JobKind, JobKinds, JobRequest } from './kinds.ts';
 
 const ENTRY = new URL('./job-worker.ts', import.meta.url);
 
 export interface RunOptions<K extends JobKind> {
   onEvent?: (event: JobKinds[K]['event']) => void;
+  /** receives, once the job is sent, a function that sends the job a control message (in order, after the job; dropped once the job ended) */
+  onControl?: (send: (message: JobControl<K>) => void) => void;
   signal?: AbortSignal;
   /** buffers of the payload to move rather than copy (the caller must not use them afterwards) */
   transfer?: ArrayBuffer[];
@@ -30,7 +32,7 @@ export interface RunOptions<K extends JobKind> {
  * loaded); training gets its own, ended after the run.
  */
 type Lane = 'io' | 'inference' | 'train';
-const LANE: Record<JobKind, Lane> = { open: 'io', roles: 'io', describe: 'io', segment: 'inference', inspect: 'io', train: 'train', mask: 'io', review: 'io' };
+const LANE: Record<JobKind, Lane> = { open: 'io', roles: 'io', describe: 'io', segment: 'inference', prepare: 'inference', inspect: 'io', train: 'train', mask: 'io', review: 'io' };
 const PERSISTENT: Record<Lane, boolean> = { io: true, inference: true, train: false };
 
 interface LaneWorker {
@@ -40,6 +42,7 @@ interface LaneWorker {
 
 export class JobHost {
   readonly #lanes = new Map<Lane, LaneWorker>();
+  #nextKey = 1;
   #disposed = false;
 
   #lane(lane: Lane): LaneWorker {
@@ -59,14 +62,20 @@ export class JobHost {
     if (opts.signal?.aborted) throw new CancelledError();
     const lane = LANE[kind];
     const entry = this.#lane(lane);
-    const request: JobRequest<K> = { payload, readScope: currentReadScope() };
+    const key = this.#nextKey++;
+    const request: JobRequest<K> = { payload, readScope: currentReadScope(), key };
+    let running = true;
     try {
-      return await entry.channel.call<JobKinds[K]['result']>(kind, request, {
+      const result = entry.channel.call<JobKinds[K]['result']>(kind, request, {
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onEvent ? { onProgress: opts.onEvent as (event: unknown) => void } : {}),
         ...(opts.transfer ? { transfer: opts.transfer } : {}),
       });
+      // on the same channel, after the job: the worker delivers them in order
+      opts.onControl?.((message) => running && void entry.channel.call('control', { key, message }).catch(() => undefined));
+      return await result;
     } finally {
+      running = false;
       if (!PERSISTENT[lane] && this.#lanes.get(lane) === entry && entry.channel.pendingCalls === 0) {
         this.#lanes.delete(lane);
         // let it release its sessions; it exits itself

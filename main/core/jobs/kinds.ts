@@ -9,6 +9,7 @@ import type { LoadedMask, MaskTarget } from '../io/masks.ts';
 import type { SegmentationFile } from '../io/segmentations.ts';
 import type { SaveReviewedInput, SaveReviewedOutcome } from '../review/reviewed.ts';
 import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
+import { knownIntensityScaling, seedIntensityScaling, volumeIntensityScaling, type IntensityScaling } from '../model/preprocess.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
 import type { StoredRunSettings } from '../model/run-settings.ts';
@@ -17,7 +18,7 @@ import type { PostprocessOptions, PostprocessRecord } from '../model/postprocess
 import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
 
 /** A volume as plain data, with what the reader worker computed from its voxels. */
-export type VolumeRecord = VolumeInit & { window?: DisplayWindow };
+export type VolumeRecord = VolumeInit & { window?: DisplayWindow; scaling?: IntensityScaling };
 
 export interface StudyData {
   name: string;
@@ -47,13 +48,17 @@ function volumeData(volume: Volume, opts: { toShared: boolean; summarise: boolea
   if (opts.toShared) data = shared(data);
   // a view into a bigger buffer (a 4-D NIfTI's frames share one) would otherwise be cloned whole
   else if (!(data.buffer instanceof SharedArrayBuffer) && data.byteLength !== data.buffer.byteLength) data = data.slice();
-  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume) } : {};
-  return { geometry, data, slope, intercept, components, meta, ...summary };
+  // the model's intensity scaling too: a segmentation then starts without reading every voxel again
+  const summary = opts.summarise && components === 1 ? { stats: volume.stats(), window: displayWindow(volume), scaling: volumeIntensityScaling(volume) } : {};
+  // known from the reader: it travels on with the volume (to a segmentation job)
+  const scaling = knownIntensityScaling(volume);
+  return { geometry, data, slope, intercept, components, meta, ...(scaling ? { scaling } : {}), ...summary };
 }
 
-export function toVolume({ window, ...init }: VolumeRecord): Volume {
+export function toVolume({ window, scaling, ...init }: VolumeRecord): Volume {
   const volume = new Volume(init);
   if (window) seedDisplayWindow(volume, window);
+  if (scaling) seedIntensityScaling(volume, scaling);
   return volume;
 }
 
@@ -109,6 +114,8 @@ export interface PredictionRun {
   notes: string[];
   loadMs: number;
   ms: number;
+  /** the inference graph's arithmetic (float32, int8, float16) */
+  precision?: string;
   /** how the slices went through the model: how many were empty (skipped), the batch sizes */
   slices?: { total: number; empty: number; batches: number };
   /** what 3D post-processing did to the prediction (absent: none, e.g. an imported mask) */
@@ -133,6 +140,18 @@ export interface SegmentJobPayload {
   channels?: string[];
   /** 3D post-processing thresholds; default POSTPROCESS_DEFAULTS */
   postprocess?: PostprocessOptions;
+  /** the slice to do first, then outward (absent: index order); moved by SegmentControl messages */
+  focus?: number;
+  /** the inference graph's arithmetic (default float32) */
+  precision?: string;
+}
+/** Messages to a running segmentation. */
+export type SegmentControl = { kind: 'focus'; index: number };
+/** A model to have loaded: a checkpoint (default the bundled model), device and arithmetic. */
+export interface ModelChoice {
+  checkpoint?: string;
+  device?: string;
+  precision?: string;
 }
 export type SegmentJobEvent =
   | { kind: 'slice'; index: number; mask: Uint8Array; dice: RegionDice | null; ms: number }
@@ -172,7 +191,8 @@ export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
   roles: { payload: RolesJobPayload; event: never; result: StudyData };
   describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
-  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome };
+  segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome; control: SegmentControl };
+  prepare: { payload: ModelChoice; event: never; result: { loadMs: number; cached: boolean } };
   inspect: { payload: { path: string }; event: never; result: CheckpointSummary };
   train: { payload: TrainOptions; event: TrainJobEvent; result: TrainResult };
   mask: { payload: MaskJobPayload; event: never; result: MaskInspection | LoadedMask };
@@ -184,7 +204,11 @@ export type JobKind = keyof JobKinds;
 export interface JobRequest<K extends JobKind> {
   payload: JobKinds[K]['payload'];
   readScope?: ReadScope;
+  /** names the job for the control messages it may be sent while it runs (JobControl) */
+  key: number;
 }
+/** What a running job of kind K can be told (the segmentation: the slice in focus). */
+export type JobControl<K extends JobKind> = JobKinds[K] extends { control: infer C } ? C : never;
 
 
 export interface RolesJobPayload {

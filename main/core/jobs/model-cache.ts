@@ -25,17 +25,18 @@ function keepLoaded(key: string, model: Promise<CheckpointModel>): void {
 }
 
 /**
- * Runs `use` with the model of `checkpoint` on `device`, loaded by `load` unless it is loaded
+ * Runs `use` with the model of `checkpoint` on `device` in `precision`, loaded by `load` unless it is loaded
  * already. A checkpoint rewritten in place (a training run finishing again) is loaded afresh.
  */
 export async function withLoadedModel<T>(
   checkpoint: string,
   device: Device,
+  precision: string,
   load: () => Promise<CheckpointModel>,
   use: (model: CheckpointModel, freshlyLoaded: boolean) => Promise<T>,
 ): Promise<T> {
   const modified = await stat(checkpoint).then((s) => s.mtimeMs, () => 0);
-  const key = `${checkpoint}\0${modified}\0${device}`;
+  const key = `${checkpoint}\0${modified}\0${device}\0${precision}`;
   let loading = loadedModels.get(key);
   const fresh = !loading;
   if (!loading) {

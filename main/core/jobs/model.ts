@@ -7,7 +7,8 @@ import { readCheckpoint } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { buildSam2UNetModel } from '../model/engine.ts';
 import { resolveRunSettings, type RunSettings, type StoredRunSettings } from '../model/run-settings.ts';
-import { type Device, SessionClient } from '../onnx/session.ts';
+import { type Device, providerCandidates, providerUnavailable, SessionClient } from '../onnx/session.ts';
+import type { Precision } from '../onnx/quantize.ts';
 import { bundledFor, checkInputSize } from './bundled.ts';
 import { type SliceModel, sliceModelFromSession } from './slice-model.ts';
 
@@ -22,6 +23,8 @@ export interface CheckpointModelOptions {
   /** the user's channels and regions (and size): above what the checkpoint says */
   user?: StoredRunSettings;
   device?: Device;
+  /** the graph's arithmetic (default float32; onnx/quantize.ts) */
+  precision?: Precision;
   threads?: number;
   /** the engine's disk cache: false = none, a string = that folder; default the user cache */
   cache?: boolean | string;
@@ -40,6 +43,7 @@ export interface CheckpointModel extends SliceModel {
   loadMs: number;
   /** the ONNX model came from the disk cache */
   cached: boolean;
+  precision: Precision;
 }
 
 export async function sliceModelFromCheckpoint(path: string, opts: CheckpointModelOptions = {}): Promise<CheckpointModel> {
@@ -54,14 +58,31 @@ export async function sliceModelFromCheckpoint(path: string, opts: CheckpointMod
   const run = resolveRunSettings({ user, checkpoint: checkpoint.run, bundled: bundled?.run }, checkpoint.outChannels);
   const { size } = run;
   checkInputSize(size);
-  const built = await buildSam2UNetModel(checkpoint.config, checkpoint.weights, {
-    height: size[0],
-    width: size[1],
-    outChannels: checkpoint.outChannels,
-    origin: path,
-    cache: opts.cache,
+  let precision = opts.precision ?? 'float32';
+  const gpuHalfMessage = 'float16 is for GPU providers; the model runs in float32 on the CPU';
+  if (precision === 'float16' && !providerCandidates(opts.device ?? 'auto').some((p) => p !== 'cpu' && !providerUnavailable(p))) {
+    opts.onMessage?.(`${gpuHalfMessage} (no GPU provider is available here)`);
+    precision = 'float32';
+  }
+  let cached = false;
+  const open = async (p: Precision): Promise<SessionClient> => {
+    const built = await buildSam2UNetModel(checkpoint.config, checkpoint.weights, { height: size[0], width: size[1], outChannels: checkpoint.outChannels, origin: path, cache: opts.cache, precision: p });
+    cached = built.cached;
+    return SessionClient.create(built.source, { device: opts.device, threads: opts.threads, onMessage: opts.onMessage });
+  };
+  let session = await open(precision).catch(async (err: unknown) => {
+    // a GPU provider that looked present and failed leaves the CPU, which has no float16 kernels
+    if (precision !== 'float16') throw err;
+    opts.onMessage?.(gpuHalfMessage);
+    precision = 'float32';
+    return open(precision);
   });
-  const session = await SessionClient.create(built.source, { device: opts.device, threads: opts.threads, onMessage: opts.onMessage });
+  if (precision === 'float16' && session.provider === 'cpu') {
+    await session.dispose();
+    opts.onMessage?.(gpuHalfMessage);
+    precision = 'float32';
+    session = await open(precision);
+  }
   const model = sliceModelFromSession(session, { inputSize: size, outChannels: checkpoint.outChannels });
-  return Object.assign(model, { checkpoint: path, bundled: bundled !== null, config: checkpoint.config, settings: run, loadMs: performance.now() - started, cached: built.cached });
+  return Object.assign(model, { checkpoint: path, bundled: bundled !== null, config: checkpoint.config, settings: run, loadMs: performance.now() - started, cached, precision });
 }

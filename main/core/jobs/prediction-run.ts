@@ -21,6 +21,7 @@ export function predictionRun(model: CheckpointModel, mapping: ChannelMapping, s
     notes: runNotes(model.settings, mapping),
     loadMs: model.loadMs,
     ms: summary.ms,
+    precision: model.precision,
     slices: { total: summary.slices, empty: summary.emptySlices, batches: summary.batches.length },
     postprocessing: summary.postprocessing,
   };

@@ -5,15 +5,20 @@
  * Pipeline: while the model (its own worker thread) runs batch b, the main thread prepares batch
  * b+1; when b returns, b+1 starts at once and only then are b's slices post-processed and
  * emitted. The first batch holds one slice so that the first result arrives after one slice's
- * latency; later batches grow (doubling) up to `batchSize`. All-zero input slices never reach the
- * model: they are reported as empty, with an all-zero mask. Slices are emitted in index order.
+ * latency; later batches grow (doubling) up to `batchSize`. Slices outside the head
+ * (preprocess.ts outsideHead) never reach the model: they are reported as empty, with an
+ * all-zero mask.
+ *
+ * Order: index order by default (the command line); with a `focus` (the app: the slice on
+ * screen), the slice in focus first and then outward, k, k+1, k−1, k+2, …, following the focus
+ * when it moves: each batch takes the slices nearest to the focus at the time it is prepared.
  */
 import { CancelledError, UserError } from '../errors.ts';
 import type { Study } from '../io/study.ts';
 import { labelBytes, type Volume } from '../io/volume.ts';
 import { type RegionResults, type RegionSummary, evaluateVolume, evaluateSlice, summarise } from '../metrics/evaluate.ts';
 import { type RegionKind, regionsFor } from '../metrics/regions.ts';
-import { composeLabels, inputChannels, isEmptySlice, outChannelsFor, prepareSlices, volumeIntensityScaling } from '../model/preprocess.ts';
+import { composeLabels, inputChannels, outChannelsFor, outsideHead, prepareSlices, volumeIntensityScaling } from '../model/preprocess.ts';
 import { POSTPROCESS_DEFAULTS, postprocessLabels, type PostprocessOptions, type PostprocessRecord } from '../model/postprocess.ts';
 import type { SliceModel } from './slice-model.ts';
 
@@ -28,12 +33,13 @@ export interface SliceResult {
   regions: RegionResults | null;
   /** this slice's share of preparation, model and post-processing time */
   ms: number;
-  /** the input slice was all zero: the model did not run on it */
+  /** the slice is outside the head (preprocess.ts outsideHead): the model did not run on it */
   empty?: true;
 }
 
 export interface SegmentStart {
   slices: number;
+  /** slices outside the head, not run */
   emptySlices: number;
   provider: string;
   regions: RegionKind;
@@ -66,6 +72,43 @@ export interface SegmentOptions {
    */
   volumeMetrics?: boolean;
   signal?: AbortSignal;
+  /** the slice to do first, then outward from it; it may move while the job runs (default: index order) */
+  focus?: SliceFocus;
+}
+
+/**
+ * The slice the user looks at, shared between whoever moves it (the app's axial view, through
+ * the job's control channel) and the running job, which reads it each time it picks a batch.
+ */
+export class SliceFocus {
+  #index: number;
+
+  constructor(index: number) {
+    this.#index = SliceFocus.check(index);
+  }
+
+  static check(index: number): number {
+    if (!Number.isInteger(index) || index < 0) throw new UserError(`the slice in focus must be an index ≥ 0, got ${index}`);
+    return index;
+  }
+
+  get index(): number {
+    return this.#index;
+  }
+
+  set index(index: number) {
+    this.#index = SliceFocus.check(index);
+  }
+}
+
+/**
+ * Where slice k comes in the order around `focus`: k itself 0, then k+1, k−1, k+2, k−2, … (1, 2,
+ * 3, 4, …); in index order without a focus.
+ */
+export function focusRank(k: number, focus: number | undefined): number {
+  if (focus === undefined) return k;
+  const d = k - focus;
+  return d > 0 ? 2 * d - 1 : d < 0 ? -2 * d : 0;
 }
 
 export interface SegmentSummary {
@@ -76,6 +119,8 @@ export interface SegmentSummary {
   regions: RegionKind;
   /** wall time of the whole job */
   ms: number;
+  /** from the start to the first slice emitted (the one in focus, or the first in index order) */
+  firstSliceMs: number;
   /** mean model-slice time over the non-empty slices */
   msPerSlice: number;
   batches: number[];
@@ -98,8 +143,9 @@ export interface SegmentOutcome {
  * Batching does not pay on a CPU. On this project's 2-core test machine (shared; hiera_t at
  * 352×352, test/bench/segment.bench.ts) a slice took 2.5 / 3.0 / 3.9 s at batch 1 / 2 / 4 under a
  * load average of 17, and 0.50–0.53 / 0.45–0.57 / 0.46–0.63 s over three rounds at a load of 6:
- * within the noise at best, worse under contention. Batch 1 also gives each streamed slice the
- * lowest latency. Accelerators get batches of 4.
+ * within the noise at best, worse under contention. int8 graphs (issue 19) do not change that: the
+ * CPU time per slice of hiera_t at batch 1 / 2 / 4 was 262 / 262 / 282 ms (float32 489 / 507 /
+ * 516 ms). Batch 1 also gives each streamed slice the lowest latency. Accelerators get batches of 4.
  */
 export function defaultBatchSize(provider: string): number {
   return provider === 'cpu' ? 1 : 4;
@@ -145,10 +191,21 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   const [h, w] = model.inputSize;
   channels.forEach((v) => volumeIntensityScaling(v));
 
-  const toRun: number[] = [];
-  for (let k = 0; k < nz; k++) if (!isEmptySlice(channels, k)) toRun.push(k);
-  const plan = batchPlan(toRun.length, maxBatch);
-  events.start?.({ slices: nz, emptySlices: nz - toRun.length, provider: model.provider, regions });
+  // outside the head or not, decided when first needed: the slice in focus goes to the model before
+  // the rest of the study is looked at (that happens while the model runs)
+  const skipState = new Int8Array(nz).fill(-1);
+  const skipped = (k: number): boolean => {
+    if (skipState[k]! < 0) skipState[k] = outsideHead(channels, k) ? 1 : 0;
+    return skipState[k] === 1;
+  };
+  let plan: number[] = [];
+  let runnable = 0;
+  const surveyStudy = () => {
+    for (let k = 0; k < nz; k++) if (!skipped(k)) runnable++;
+    plan = batchPlan(runnable, maxBatch);
+    events.start?.({ slices: nz, emptySlices: nz - runnable, provider: model.provider, regions });
+  };
+  const focusAt = (): number | undefined => (opts.focus ? Math.min(opts.focus.index, nz - 1) : undefined);
 
   const labels = new Uint8Array(plane * nz);
   const perSlice: { slice: number; metrics: RegionResults }[] = [];
@@ -159,19 +216,44 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     return metrics;
   };
   const scratch = new Float32Array(plane);
-  let nextToEmit = 0;
+  /** 1 once a slice is taken into a batch (or emitted, for skipped slices) */
+  const taken = new Uint8Array(nz);
+  let firstSliceMs: number | undefined;
 
   const emit = (result: SliceResult) => {
     // a listener may cancel from inside its slice callback: no slice reaches it after that
     throwIfAborted();
+    firstSliceMs ??= performance.now() - started;
     labels.set(result.mask, result.index * plane);
     events.slice?.(result);
   };
-  const emitEmptyUpTo = (end: number) => {
-    for (; nextToEmit < end; nextToEmit++) {
-      const mask = new Uint8Array(plane);
-      emit({ index: nextToEmit, mask, regions: score(mask, nextToEmit), ms: 0, empty: true });
+  const emitSkipped = (k: number) => {
+    taken[k] = 1;
+    const mask = new Uint8Array(plane);
+    emit({ index: k, mask, regions: score(mask, k), ms: 0, empty: true });
+  };
+  /** skipped slices that come before slice k in the order around the focus now (all of them without k) */
+  const emitSkippedBefore = (k?: number) => {
+    const focus = focusAt();
+    const limit = k === undefined ? Infinity : focusRank(k, focus);
+    const due: number[] = [];
+    for (let j = 0; j < nz; j++) if (!taken[j] && focusRank(j, focus) < limit && skipped(j)) due.push(j);
+    due.sort((a, b) => focusRank(a, focus) - focusRank(b, focus));
+    for (const j of due) emitSkipped(j);
+  };
+  /** the `count` runnable slices nearest to the focus (in index order without one) not taken yet */
+  const pick = (count: number): number[] => {
+    const focus = focusAt();
+    const free: number[] = [];
+    for (let k = 0; k < nz; k++) if (!taken[k]) free.push(k);
+    free.sort((a, b) => focusRank(a, focus) - focusRank(b, focus));
+    const chosen: number[] = [];
+    for (const k of free) {
+      if (chosen.length === count) break;
+      if (!skipped(k)) chosen.push(k);
     }
+    for (const k of chosen) taken[k] = 1;
+    return chosen;
   };
 
   interface Prepared {
@@ -179,11 +261,9 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     input: Float32Array;
     ms: number;
   }
-  let offset = 0;
-  const prepare = (b: number): Prepared => {
+  const prepare = (size: number): Prepared => {
     const t0 = performance.now();
-    const indices = toRun.slice(offset, offset + plan[b]!);
-    offset += indices.length;
+    const indices = pick(size);
     const input = prepareSlices(channels, indices, { size: [h, w] });
     return { indices, input, ms: performance.now() - t0 };
   };
@@ -198,13 +278,14 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
   let modelMs = 0;
   let running: Promise<Float32Array> | undefined;
   try {
-    emitEmptyUpTo(toRun[0] ?? nz);
-    if (plan.length > 0) {
-      let current = prepare(0);
+    let current = prepare(1);
+    if (current.indices.length === 0) surveyStudy();
+    else {
       let runStart = performance.now();
       running = model.run(current.input, current.indices.length);
+      surveyStudy();
       for (let b = 0; b < plan.length; b++) {
-        const next = b + 1 < plan.length ? prepare(b + 1) : undefined;
+        const next = b + 1 < plan.length ? prepare(plan[b + 1]!) : undefined;
         const logits = await Promise.race([running, aborted]);
         const runMs = performance.now() - runStart;
         modelMs += runMs;
@@ -219,7 +300,7 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
         const C = model.outChannels;
         for (let i = 0; i < done.indices.length; i++) {
           const index = done.indices[i]!;
-          emitEmptyUpTo(index);
+          emitSkippedBefore(index);
           const t0 = performance.now();
           const mask = composeLabels(logits.subarray(i * C * h * w, (i + 1) * C * h * w), {
             channels: C,
@@ -230,16 +311,16 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
             scratch,
           });
           emit({ index, mask, regions: score(mask, index), ms: share + performance.now() - t0 });
-          nextToEmit = index + 1;
         }
       }
     }
-    emitEmptyUpTo(nz);
+    emitSkippedBefore();
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // a batch still in the worker when we stop (cancel, error) must not become an unhandled rejection
     running?.catch(() => undefined);
   }
+  perSlice.sort((a, b) => a.slice - b.slice);
 
   const postprocessing = postprocessLabels(labels, [nx, ny, nz], spacing, regions, opts.postprocess ?? POSTPROCESS_DEFAULTS);
   if (truth && postprocessing.changedSlices.length) {
@@ -263,11 +344,12 @@ export async function segmentStudy(study: Study, model: SliceModel, opts: Segmen
     summary: {
       case: study.name,
       slices: nz,
-      emptySlices: nz - toRun.length,
+      emptySlices: nz - runnable,
       provider: model.provider,
       regions,
       ms: performance.now() - started,
-      msPerSlice: toRun.length ? modelMs / toRun.length : 0,
+      firstSliceMs: firstSliceMs ?? 0,
+      msPerSlice: runnable ? modelMs / runnable : 0,
       batches: plan,
       metrics,
       sliceSummary,

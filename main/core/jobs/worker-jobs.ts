@@ -24,12 +24,15 @@ import {
   type RolesJobPayload,
   type SegmentJobEvent,
   type SegmentJobPayload,
+  type SegmentControl,
+  type ModelChoice,
   type SegmentationOutcome,
   type StudyData,
   type TrainJobEvent,
 } from './kinds.ts';
 import { withLoadedModel } from './model-cache.ts';
 import type { SegmentOutcome } from './segment.ts';
+import type { CheckpointModel } from './model.ts';
 
 /** The job's per-region metrics as the API's Dice; a binary model's one region counts as WT. */
 export function diceOf(regions: RegionResults | Record<string, { dice: number }> | null): RegionDice | null {
@@ -53,24 +56,50 @@ function revisedSlices(outcome: SegmentOutcome): NonNullable<SegmentationOutcome
   }));
 }
 
-export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal): Promise<SegmentationOutcome> {
-  const [{ segmentStudy }, { predictionRun }, { sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, runSettings] = await Promise.all([
-    import('./segment.ts'),
-    import('./prediction-run.ts'),
+/** Where a job's control messages arrive: the job sets the handler, messages before that wait. */
+export class ControlInbox<M> {
+  #handler?: (message: M) => void;
+  #waiting: M[] = [];
+
+  deliver(message: M): void {
+    if (this.#handler) this.#handler(message);
+    else this.#waiting.push(message);
+  }
+
+  listen(handler: (message: M) => void): void {
+    this.#handler = handler;
+    for (const m of this.#waiting.splice(0)) handler(m);
+  }
+}
+
+/** Runs `use` with the loaded model of `choice` (model-cache.ts), loading it when it is not. */
+async function withModel<T>(choice: ModelChoice, progress: (message: string) => void, use: (model: CheckpointModel) => Promise<T>): Promise<T> {
+  const [{ sliceModelFromCheckpoint }, { bundledModel }, { parseDevice }, { parsePrecision }] = await Promise.all([
     import('./model.ts'),
     import('./bundled.ts'),
     import('../onnx/session.ts'),
-    import('../model/run-settings.ts'),
+    import('../onnx/quantize.ts'),
   ]);
-  const progress = (message: string) => post({ kind: 'progress', message });
+  const precision = parsePrecision(choice.precision, 'precision');
   // the bundled model's config.json applies however it is named (sliceModelFromCheckpoint looks)
-  const source = payload.checkpoint ? { checkpoint: payload.checkpoint } : await bundledModel();
-  const device = parseDevice(payload.device);
+  const checkpoint = choice.checkpoint ?? (await bundledModel()).checkpoint;
+  const device = parseDevice(choice.device);
   const load = () => {
-    progress(`loading the model ${source.checkpoint}`);
-    return sliceModelFromCheckpoint(source.checkpoint, { device, onMessage: progress });
+    progress(`loading the model ${checkpoint}${precision === 'float32' ? '' : ` (${precision})`}`);
+    return sliceModelFromCheckpoint(checkpoint, { device, precision, onMessage: progress });
   };
-  return withLoadedModel(source.checkpoint, device, load, async (model) => {
+  return withLoadedModel(checkpoint, device, precision, load, (model) => use(model));
+}
+
+export async function runSegmentJob(payload: SegmentJobPayload, post: Post<SegmentJobEvent>, signal: AbortSignal, inbox = new ControlInbox<SegmentControl>()): Promise<SegmentationOutcome> {
+  const [{ segmentStudy, SliceFocus }, { predictionRun }, runSettings] = await Promise.all([import('./segment.ts'), import('./prediction-run.ts'), import('../model/run-settings.ts')]);
+  const focus = payload.focus === undefined ? undefined : new SliceFocus(payload.focus);
+  inbox.listen((message) => {
+    // the service validated it; a stray message never stops the job
+    if (focus && message?.kind === 'focus' && Number.isInteger(message.index) && message.index >= 0) focus.index = message.index;
+  });
+  const progress = (message: string) => post({ kind: 'progress', message });
+  return withModel(payload, progress, async (model) => {
     progress(`model ready on ${model.provider} (loaded in ${(model.loadMs / 1000).toFixed(1)} s${model.cached ? ' from the cache' : ''})`);
     const study = studyFromData(payload.study);
     const sequences = Object.keys(study.sequences);
@@ -78,7 +107,7 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     const channels = runSettings.requireChannels(study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
     const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
     progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
-    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess }, {
+    const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess, ...(focus ? { focus } : {}) }, {
       slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: sliceDiceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });
     return {
@@ -87,6 +116,21 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
       run: predictionRun(model, mapping, outcome.summary),
       revisedSlices: revisedSlices(outcome),
     };
+  });
+}
+
+/**
+ * Loads a model before anyone asks for a segmentation (the service does this when a study is
+ * opened) and runs it once on zeros: ONNX Runtime's first run allocates its buffers, and the user
+ * waits for neither when they press Segment.
+ */
+export async function runPrepareJob(choice: ModelChoice, signal: AbortSignal): Promise<{ loadMs: number; cached: boolean }> {
+  return withModel(choice, () => undefined, async (model) => {
+    if (!signal.aborted) {
+      const [h, w] = model.inputSize;
+      await model.run(new Float32Array(3 * h * w), 1);
+    }
+    return { loadMs: model.loadMs, cached: model.cached };
   });
 }
 

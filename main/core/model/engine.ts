@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { Graph } from '../onnx/ir.ts';
 import { RandomWeights, Weights } from '../onnx/layers.ts';
 import { graphFlops } from '../onnx/ops.ts';
+import { convertToFloat16, defaultWeightBits, quantizeInt8, type Precision } from '../onnx/quantize.ts';
 import { joinChunks, serializeModel, OPSET } from '../onnx/writer.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { UserError } from '../errors.ts';
@@ -31,6 +32,13 @@ export interface BuildOptions {
   origin?: string;
   /** only ops with VJP rules (MatMul + Transpose instead of Gemm): the form a training graph differentiates */
   primitiveOnly?: boolean;
+  /**
+   * float32 (default); int8: weights per output channel and activations per run quantized for the
+   * CPU's integer kernels (onnx/quantize.ts); float16: half-precision weights and activations for GPU providers
+   */
+  precision?: Precision;
+  /** int8 weight range (default: 8 bits where the CPU has VNNI, else 7; see defaultWeightBits) */
+  weightBits?: 7 | 8;
 }
 
 export const MODEL_INPUT = 'input';
@@ -68,14 +76,35 @@ export function buildSam2UNetGraph(config: HieraConfig, weights: StateDict | Wei
   return g;
 }
 
+/**
+ * Layers an int8 graph keeps in float32: the patch embedding (three input channels, a sliver of the
+ * work, and every later layer inherits its error) and the heads (three output channels: the logits
+ * the thresholds read).
+ */
+export function keepFloatInInt8(weightName: string): boolean {
+  return weightName.includes('patch_embed.') || /^(head|side1|side2)\./.test(weightName);
+}
+
+/** The float32 graph of the model, in the precision asked for (weights rewritten, see onnx/quantize.ts). */
 export function buildGraph(kind: ModelKind, config: HieraConfig, weights: StateDict | Weights, opts: BuildOptions): Graph {
-  return kind === 'trunk' ? buildTrunkGraph(config, weights, opts) : buildSam2UNetGraph(config, weights, opts);
+  return buildGraphCounted(kind, config, weights, opts).graph;
+}
+
+/** buildGraph, with the float32 graph's FLOPs of one image (the work an int8 graph stands for). */
+export function buildGraphCounted(kind: ModelKind, config: HieraConfig, weights: StateDict | Weights, opts: BuildOptions): { graph: Graph; flops: number } {
+  const graph = kind === 'trunk' ? buildTrunkGraph(config, weights, opts) : buildSam2UNetGraph(config, weights, opts);
+  const flops = graphFlops(graph, { batch: 1 });
+  const precision = opts.precision ?? 'float32';
+  if (precision !== 'float32' && opts.primitiveOnly) throw new Error(`a ${precision} graph is for inference; training graphs stay float32`);
+  if (precision === 'int8') quantizeInt8(graph, { keepFloat: keepFloatInInt8, weightBits: opts.weightBits ?? defaultWeightBits() });
+  else if (precision === 'float16') convertToFloat16(graph);
+  return { graph, flops };
 }
 
 // ---- cache ----
 
 /** Bumped whenever the graph a given (config, size, weights) builds changes. */
-const GRAPH_VERSION = 5;
+const GRAPH_VERSION = 6;
 
 /** Cache size limit: $SAM2UNET_CACHE_MAX_MB, default 8 GB (a hiera_l model is ≈ 0.9 GB). */
 export function cacheLimitBytes(): number {
@@ -131,7 +160,9 @@ export function weightsHash(weights: StateDict): string {
 }
 
 export function cacheKey(kind: ModelKind, config: HieraConfig, opts: BuildOptions, weightsSha: string): string {
-  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha });
+  const precision = opts.precision ?? 'float32';
+  const bits = precision === 'int8' ? (opts.weightBits ?? defaultWeightBits()) : null;
+  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha, precision, bits });
   return createHash('sha256').update(identity).digest('hex').slice(0, 32);
 }
 
@@ -140,7 +171,7 @@ export interface BuiltModel {
   /** a path to the .onnx file (when cached) or the model bytes */
   source: string | Uint8Array;
   outputs: readonly string[];
-  /** FLOPs of one image (batch 1) */
+  /** FLOPs of one image (batch 1) of the float32 graph: an int8 or float16 graph does the same work in fewer bits */
   flops: number;
   /** true when the model came from the disk cache without building */
   cached: boolean;
@@ -162,9 +193,9 @@ export async function buildModel(kind: ModelKind, config: HieraConfig, weights: 
   const cacheDir = opts.cache === false ? undefined : typeof opts.cache === 'string' ? opts.cache : defaultCacheDir();
   let file: string | undefined;
   if (cacheDir) {
-    const identity = weights instanceof RandomWeights ? `random-seed-${weights.seed}` : weightsHash(weights instanceof Weights ? weights.tensors : weights);
+    const identity = weights instanceof RandomWeights ? weights.identity : weightsHash(weights instanceof Weights ? weights.tensors : weights);
     const key = cacheKey(kind, config, opts, identity);
-    file = join(cacheDir, `${kind}-${opts.height}x${opts.width}-${key}.onnx`);
+    file = join(cacheDir, `${kind}-${opts.height}x${opts.width}-${opts.precision ?? 'float32'}-${key}.onnx`);
     const meta = `${file}.json`;
     // the metadata is written last: its presence means the model and its weights file are complete
     if (existsSync(file) && existsSync(`${file}.data`) && existsSync(meta)) {
@@ -179,16 +210,15 @@ export async function buildModel(kind: ModelKind, config: HieraConfig, weights: 
       }
     }
   }
-  const graph = buildGraph(kind, config, weights, opts);
-  const flops = graphFlops(graph, { batch: 1 });
-  const docString = `${kind} ${opts.height}x${opts.width}`;
+  const { graph, flops } = buildGraphCounted(kind, config, weights, opts);
+  const docString = `${kind} ${opts.height}x${opts.width} ${opts.precision ?? 'float32'}`;
   if (file) {
     // weights in a side file that ONNX Runtime memory-maps: no protobuf parse of ~1 GB, no copy
     const model = serializeModel(graph, { docString, externalData: { location: basename(`${file}.data`) } });
     try {
       await writeFileAtomic(`${file}.data`, model.dataChunks!);
       await writeFileAtomic(file, model.chunks);
-      await writeFileAtomic(`${file}.json`, JSON.stringify({ kind, config, height: opts.height, width: opts.width, flops, bytes: model.byteLength + model.dataByteLength! }));
+      await writeFileAtomic(`${file}.json`, JSON.stringify({ kind, config, height: opts.height, width: opts.width, precision: opts.precision ?? 'float32', flops, bytes: model.byteLength + model.dataByteLength! }));
     } catch (err) {
       throw new UserError(`cannot write the model cache in ${cacheDir} (${(err as Error).message}); set SAM2UNET_CACHE to a writable folder`);
     }

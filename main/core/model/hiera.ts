@@ -136,7 +136,7 @@ function maxPool2x2(g: Graph, x: string, h: number, w: number, c: number): strin
  * Scaled dot-product attention over token groups: qkv (N, rh·rw, 3·dimOut) → (N, Lq, dimOut),
  * before the output projection; queries max-pooled 2×2 over the rh×rw group when the block pools.
  */
-function attentionCore(g: Graph, p: BlockPlan, qkv: string, rh: number, rw: number): string {
+function attentionCore(g: Graph, p: BlockPlan, qkv: string, rh: number, rw: number, qkvBias?: string): string {
   const { index: i, dimOut, heads } = p;
   const hd = dimOut / heads;
   const L = rh * rw;
@@ -148,7 +148,10 @@ function attentionCore(g: Graph, p: BlockPlan, qkv: string, rh: number, rw: numb
     q = g.reshape(g.reduceMax(g.reshape(q, [-1, rh >> 1, 2, rw >> 1, 2, dimOut]), [2, 4]), [-1, L >> 2, dimOut]);
     Lq = L >> 2;
   }
-  if (g.inferenceOnly) return g.op('MultiHeadAttention', [q, k, v], { num_heads: heads, scale: 1 / Math.sqrt(hd) });
+  // MultiHeadAttention adds a packed q/k/v bias while it lays the heads out (max-pooling q first is
+  // the same: max(q + b) = max(q) + b for a per-channel b)
+  if (g.inferenceOnly) return g.op('MultiHeadAttention', qkvBias ? [q, k, v, qkvBias] : [q, k, v], { num_heads: heads, scale: 1 / Math.sqrt(hd) });
+  if (qkvBias) throw new Error('a separate q/k/v bias is for inference graphs');
   q = g.mul(q, g.scalar(1 / Math.sqrt(hd)));
   if (heads === 1) return g.matmul(g.softmax(g.matmul(q, g.transpose(k, [0, 2, 1])), -1), v);
   const qh = g.transpose(g.reshape(q, [-1, Lq, heads, hd]), [0, 2, 1, 3]);
@@ -192,6 +195,7 @@ function block(g: Graph, w: Weights, keys: TrunkKeys, p: BlockPlan, x: string, h
 
   const qkvKey = keys.block(i, 'attn.qkv');
   let attn: string;
+  let qkvBias: string | undefined;
   const win = p.window;
   if (win > 0) {
     const padH = (win - (h % win)) % win;
@@ -203,13 +207,15 @@ function block(g: Graph, w: Weights, keys: TrunkKeys, p: BlockPlan, x: string, h
       // SAM2 zero-pads the normalised tokens before qkv, so a padded token's qkv is the bias alone:
       // project the real tokens only, zero-pad, then add the bias everywhere (same numbers, fewer FLOPs)
       let qkv = g.pad(linear(g, w, xn, qkvKey, dim, 3 * dimOut, { bias: false }), [0, 0, 0, 0, 0, padH, padW, 0]);
-      qkv = g.add(qkv, linearBias(g, w, qkvKey, 3 * dimOut));
+      // an inference graph leaves the bias to the attention op: one pass over the padded windows fewer
+      if (g.inferenceOnly) qkvBias = linearBias(g, w, qkvKey, 3 * dimOut);
+      else qkv = g.add(qkv, linearBias(g, w, qkvKey, 3 * dimOut));
       windows = partition(g, qkv, nh, nw, win, 3 * dimOut);
     } else {
       // without padding, partition the narrower normalised tokens and project them afterwards
       windows = linear(g, w, partition(g, xn, nh, nw, win, dim), qkvKey, dim, 3 * dimOut);
     }
-    const o = attentionCore(g, p, windows, win, win);
+    const o = attentionCore(g, p, windows, win, win, qkvBias);
     const wq = p.poolQuery ? win >> 1 : win;
     attn = unpartition(g, o, nh, nw, wq, dimOut);
     // the output projection is per token: crop the padding first (fewer FLOPs, same numbers)

@@ -115,6 +115,16 @@ export function volumeIntensityScaling(volume: Volume): IntensityScaling {
   return result;
 }
 
+/** The scaling of `volume` when it is known already (computed or seeded), without computing it. */
+export function knownIntensityScaling(volume: Volume): IntensityScaling | undefined {
+  return scalingCache.get(volume);
+}
+
+/** Records a scaling computed by another thread (the reader) for the same voxels. */
+export function seedIntensityScaling(volume: Volume, scaling: IntensityScaling): void {
+  scalingCache.set(volume, scaling);
+}
+
 /** numpy.percentile(values[values != 0], [pLow, pHigh]) with the default linear method. */
 export function nonZeroPercentiles(volume: Volume, pLow: number, pHigh: number): IntensityScaling {
   const { data, slope, intercept } = volume;
@@ -250,6 +260,63 @@ export function scaleSlice(volume: Volume, k: number, scaling: IntensityScaling,
     }
   }
   return any;
+}
+
+/**
+ * Outside the head: where a slice's voxels are all background in every channel, it holds nothing
+ * for the model. A voxel counts as head when any channel's real value is above
+ * HEAD_INTENSITY_FRACTION of that volume's 99.5th percentile (of its non-zero voxels, the
+ * intensity scaling's `high`): zero in skull-stripped data, above the noise of the air around an
+ * unstripped head (Rician noise in air is a few percent of tissue). A slice with less head than
+ * MIN_HEAD_AREA_MM2 is not run. The smallest head section holding tumour in the shared and the
+ * generated phantoms is about 200 mm² (a top slice of BraTS20_Training_002); every tumour voxel
+ * is itself bright on FLAIR or T2.
+ */
+export const HEAD_INTENSITY_FRACTION = 0.1;
+export const MIN_HEAD_AREA_MM2 = 50;
+
+/**
+ * The head's area on axial slice k (mm²), by the rule above; with `enough`, counting stops once
+ * that much is found (rows are read from the middle outwards, where a head is).
+ */
+export function headAreaMm2(channels: readonly Volume[], k: number, enough = Infinity): number {
+  const volumes = [...new Set(channels)];
+  const views = volumes.map((v) => v.sliceView(k));
+  // the threshold on the stored values (slope > 0 keeps the order; a negative slope flips it)
+  const limits = volumes.map((v) => {
+    const t = HEAD_INTENSITY_FRACTION * volumeIntensityScaling(v).high;
+    return { stored: (t - v.intercept) / v.slope, zero: -v.intercept / v.slope, up: v.slope > 0 };
+  });
+  const [nx, ny] = volumes[0]!.dims;
+  const [sx, sy] = volumes[0]!.geometry.spacing;
+  const voxel = sx * sy;
+  const wanted = enough / voxel;
+  let head = 0;
+  for (let r = 0; r < ny; r++) {
+    // middle row, then one below, one above, …
+    const half = r >> 1;
+    const y = r & 1 ? (ny >> 1) - half - 1 : (ny >> 1) + half;
+    if (y < 0 || y >= ny) continue;
+    const row = y * nx;
+    for (let x = row; x < row + nx; x++) {
+      for (let c = 0; c < views.length; c++) {
+        const v = views[c]![x]!;
+        const l = limits[c]!;
+        // NaN compares false; a real value of exactly zero is background whatever the threshold
+        if ((l.up ? v > l.stored : v < l.stored) && v !== l.zero) {
+          head++;
+          break;
+        }
+      }
+    }
+    if (head >= wanted) break;
+  }
+  return head * voxel;
+}
+
+/** True when slice k holds less than MIN_HEAD_AREA_MM2 of head (see HEAD_INTENSITY_FRACTION): it is not worth a model run. */
+export function outsideHead(channels: readonly Volume[], k: number): boolean {
+  return headAreaMm2(channels, k, MIN_HEAD_AREA_MM2) < MIN_HEAD_AREA_MM2;
 }
 
 /** True when every channel's slice k is zero (or NaN) everywhere: nothing for the model to see. */

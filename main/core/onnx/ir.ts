@@ -10,7 +10,8 @@
 import type { Tensor } from '../model/tensor.ts';
 import { OPS, type AttrValue, type OpName } from './ops.ts';
 
-export type DType = 'float32' | 'float64' | 'int64' | 'bool';
+/** float16 values are stored as their IEEE half bits (Uint16Array); int8/uint8/int32 come with quantized graphs */
+export type DType = 'float32' | 'float64' | 'int64' | 'bool' | 'float16' | 'int8' | 'uint8' | 'int32';
 export type Dim = number | string;
 export type Shape = Dim[];
 
@@ -29,7 +30,7 @@ export interface Node {
   attrs: Attrs;
 }
 
-export type InitializerData = Float32Array | Float64Array | BigInt64Array | Uint8Array;
+export type InitializerData = Float32Array | Float64Array | BigInt64Array | Uint8Array | Int8Array | Int32Array | Uint16Array;
 
 export interface Initializer {
   name: string;

@@ -31,15 +31,30 @@ export class Weights {
 
 /**
  * Weights made up on request with the asked shape (benchmarks and structural tests): seeded, so the
- * same configuration gives the same weights (and the same cache key). Normal(0, 0.02) for weights,
- * BatchNorm running variances in [0.5, 1.5].
+ * same configuration gives the same weights (and the same cache key). The default ('small') is
+ * Normal(0, 0.02)-like for every weight and BatchNorm running variances in [0.5, 1.5]: fine for
+ * timing, but the signal fades through the network (norm scales of 0.02), so the logits are
+ * nearly constant. 'signal' keeps it alive, as a trained network does: matrices and kernels with
+ * standard deviation 1/√fan-in, LayerNorm and BatchNorm scales in [0.8, 1.2], biases, embeddings
+ * and the adapters' output layers small — what a numerical comparison (int8 against float32)
+ * needs to mean something.
  */
+export type RandomInit = 'small' | 'signal';
+
 export class RandomWeights extends Weights {
   private state: number;
 
-  constructor(readonly seed = 1) {
+  constructor(
+    readonly seed = 1,
+    readonly init: RandomInit = 'small',
+  ) {
     super(new Map(), 'random weights');
     this.state = seed >>> 0 || 1;
+  }
+
+  /** What identifies these weights (the engine's cache key). */
+  get identity(): string {
+    return this.init === 'small' ? `random-seed-${this.seed}` : `random-${this.init}-seed-${this.seed}`;
   }
 
   /** Fills `out` with xorshift32 uniforms mapped to [lo, lo + span) (fast and deterministic; quality is irrelevant for weights). */
@@ -55,6 +70,12 @@ export class RandomWeights extends Weights {
     this.state = x >>> 0 || 1;
   }
 
+  /** Uniform with mean 0 and standard deviation `std`. */
+  private fillStd(out: Float32Array, std: number): void {
+    const half = std * Math.sqrt(3);
+    this.fill(out, -half, 2 * half);
+  }
+
   override get(key: string, shape?: readonly number[]): Tensor {
     const existing = this.tensors.get(key);
     if (existing) return super.get(key, shape);
@@ -62,11 +83,12 @@ export class RandomWeights extends Weights {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (key.endsWith('running_var')) this.fill(data, 0.5, 1);
     else if (key.endsWith('running_mean')) this.fill(data, -0.05, 0.1);
-    else {
-      // uniform with standard deviation 0.02
-      const half = 0.02 * Math.sqrt(3);
-      this.fill(data, -half, 2 * half);
-    }
+    // an adapter's output Linear starts small, as LoRA-style adapters do: the adapter reads the
+    // un-normalised stream and adds to it, so a full-size one would grow it by a factor per block
+    else if (this.init === 'signal' && /prompt_learn\.2\.weight$/.test(key)) this.fillStd(data, 0.02);
+    else if (this.init === 'signal' && shape.length >= 2 && key.endsWith('.weight')) this.fillStd(data, 1 / Math.sqrt(shape.slice(1).reduce((a, b) => a * b, 1)));
+    else if (this.init === 'signal' && shape.length === 1 && key.endsWith('.weight')) this.fill(data, 0.8, 0.4);
+    else this.fillStd(data, 0.02);
     const t = { shape: [...shape], data };
     this.tensors.set(key, t);
     return t;

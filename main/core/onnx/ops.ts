@@ -139,6 +139,39 @@ const poolSpec: OpSpec = {
   flops: (_i, o, a, sym) => o[0]!.reduce<number>((n, d) => n * sym(d), 1) * (a.kernel_shape as number[]).reduce((p, k) => p * k, 1),
 };
 
+const matmul: OpSpec = {
+  attrs: {},
+  infer: (ctx) => {
+    const a = req(ctx, 0).shape;
+    const b = req(ctx, 1).shape;
+    if (a.length < 2 || b.length < 2) fail(ctx, 'both inputs need rank ≥ 2');
+    if (!sameDim(a[a.length - 1]!, b[b.length - 2]!)) fail(ctx, 'inner dims differ');
+    const batch = broadcast(ctx, [a.slice(0, -2), b.slice(0, -2)]);
+    return [{ dtype: req(ctx, 0).dtype, shape: [...batch, a[a.length - 2]!, b[b.length - 1]!] }];
+  },
+  flops: (i, o, _a, sym) => 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * sym(i[0]![i[0]!.length - 1]!),
+};
+
+const conv: OpSpec = {
+  attrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints', dilations: 'ints', group: 'int', auto_pad: 'string' },
+  infer: (ctx) => {
+    const x = req(ctx, 0).shape;
+    const w = req(ctx, 1).shape;
+    const group = (ctx.attrs.group as number | undefined) ?? 1;
+    if (x.length !== 4 || w.length !== 4) fail(ctx, 'only 2-D convolution');
+    if (typeof x[1] !== 'number' || x[1] !== (w[1] as number) * group) fail(ctx, 'channels do not match the weight');
+    const k = [w[2] as number, w[3] as number];
+    const s = (ctx.attrs.strides as number[] | undefined) ?? [1, 1];
+    const d = (ctx.attrs.dilations as number[] | undefined) ?? [1, 1];
+    const p = (ctx.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
+    return [{ dtype: req(ctx, 0).dtype, shape: [x[0]!, w[0]!, convOut(x[2]!, k[0]!, s[0]!, d[0]!, p[0]!, p[2]!, ctx), convOut(x[3]!, k[1]!, s[1]!, d[1]!, p[1]!, p[3]!, ctx)] }];
+  },
+  flops: (i, o, _a, sym) => {
+    const w = i[1]!.map(sym);
+    return 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * w[1]! * w[2]! * w[3]!;
+  },
+};
+
 // ---- the table ----
 
 export const OPS = {
@@ -213,18 +246,7 @@ export const OPS = {
       return 4 * n * lq * l * d + 3 * n * lq * l;
     },
   },
-  MatMul: {
-    attrs: {},
-    infer: (ctx) => {
-      const a = req(ctx, 0).shape;
-      const b = req(ctx, 1).shape;
-      if (a.length < 2 || b.length < 2) fail(ctx, 'both inputs need rank ≥ 2');
-      if (!sameDim(a[a.length - 1]!, b[b.length - 2]!)) fail(ctx, 'inner dims differ');
-      const batch = broadcast(ctx, [a.slice(0, -2), b.slice(0, -2)]);
-      return [{ dtype: req(ctx, 0).dtype, shape: [...batch, a[a.length - 2]!, b[b.length - 1]!] }];
-    },
-    flops: (i, o, _a, sym) => 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * sym(i[0]![i[0]!.length - 1]!),
-  },
+  MatMul: matmul,
   ReduceSum: reduceSpec,
   ReduceMean: reduceSpec,
   ReduceMax: reduceSpec,
@@ -323,25 +345,7 @@ export const OPS = {
     attrs: {},
     infer: (ctx) => [{ dtype: req(ctx, 0).dtype, shape: broadcast(ctx, [req(ctx, 0).shape, constInts(ctx, 1)]) }],
   },
-  Conv: {
-    attrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints', dilations: 'ints', group: 'int', auto_pad: 'string' },
-    infer: (ctx) => {
-      const x = req(ctx, 0).shape;
-      const w = req(ctx, 1).shape;
-      const group = (ctx.attrs.group as number | undefined) ?? 1;
-      if (x.length !== 4 || w.length !== 4) fail(ctx, 'only 2-D convolution');
-      if (typeof x[1] !== 'number' || x[1] !== (w[1] as number) * group) fail(ctx, 'channels do not match the weight');
-      const k = [w[2] as number, w[3] as number];
-      const s = (ctx.attrs.strides as number[] | undefined) ?? [1, 1];
-      const d = (ctx.attrs.dilations as number[] | undefined) ?? [1, 1];
-      const p = (ctx.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
-      return [{ dtype: 'float32', shape: [x[0]!, w[0]!, convOut(x[2]!, k[0]!, s[0]!, d[0]!, p[0]!, p[2]!, ctx), convOut(x[3]!, k[1]!, s[1]!, d[1]!, p[1]!, p[3]!, ctx)] }];
-    },
-    flops: (i, o, _a, sym) => {
-      const w = i[1]!.map(sym);
-      return 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * w[1]! * w[2]! * w[3]!;
-    },
-  },
+  Conv: conv,
   /** Only as the adjoint of Conv (autodiff); output size from output_padding, no output_shape. */
   ConvTranspose: {
     attrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints', dilations: 'ints', group: 'int', output_padding: 'ints' },
@@ -377,7 +381,7 @@ export const OPS = {
   Softmax: { attrs: { axis: 'int' }, infer: unary.infer, flops: (_i, o, _a, sym) => 3 * elementwiseFlops(_i, o, _a, sym) },
   LayerNormalization: {
     attrs: { axis: 'int', epsilon: 'float', stash_type: 'int' },
-    infer: (ctx) => [{ dtype: 'float32', shape: [...req(ctx, 0).shape] }],
+    infer: (ctx) => [{ dtype: req(ctx, 0).dtype, shape: [...req(ctx, 0).shape] }],
     flops: (_i, o, _a, sym) => 8 * elementwiseFlops(_i, o, _a, sym),
   },
   BatchNormalization: {
@@ -385,12 +389,42 @@ export const OPS = {
     infer: (ctx) => [{ dtype: 'float32', shape: [...req(ctx, 0).shape] }],
     flops: (_i, o, _a, sym) => 2 * elementwiseFlops(_i, o, _a, sym),
   },
+  // ---- integer and quantization ops (int8 inference graphs, onnx/quantize.ts; no VJP rules) ----
+  /** float → uint8 with a per-tensor scale and zero point computed from the tensor's own range */
+  DynamicQuantizeLinear: {
+    attrs: {},
+    infer: (ctx) => {
+      const x = req(ctx, 0);
+      return [{ dtype: 'uint8', shape: [...x.shape] }, { dtype: 'float32', shape: [] }, { dtype: 'uint8', shape: [] }];
+    },
+    flops: (_i, o, _a, sym) => 3 * elementwiseFlops(_i, o, _a, sym),
+  },
+  /** (A − a_zero_point)(B − b_zero_point) in int32; counted as the MatMul it replaces */
+  MatMulInteger: {
+    attrs: {},
+    infer: (ctx) => [{ dtype: 'int32', shape: (matmul.infer(ctx)[0]!).shape }],
+    flops: (i, o, a, sym) => matmul.flops!(i, o, a, sym),
+  },
+  /** Conv of integer tensors, int32 out; counted as the Conv it replaces */
+  ConvInteger: {
+    attrs: conv.attrs,
+    infer: (ctx) => [{ dtype: 'int32', shape: conv.infer(ctx)[0]!.shape }],
+    flops: conv.flops,
+  },
+  QuantizeLinear: {
+    attrs: { axis: 'int', saturate: 'int' },
+    infer: (ctx) => [{ dtype: req(ctx, 2).dtype, shape: [...req(ctx, 0).shape] }],
+  },
+  DequantizeLinear: {
+    attrs: { axis: 'int' },
+    infer: (ctx) => [{ dtype: req(ctx, 1).dtype, shape: [...req(ctx, 0).shape] }],
+  },
 } satisfies Record<string, OpSpec>;
 
 export type OpName = keyof typeof OPS;
 
 /** ONNX TensorProto.DataType codes. */
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, float64: 11, bool: 9, int64: 7 };
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, float64: 11, bool: 9, int64: 7, uint8: 2, int8: 3, int32: 6, float16: 10 };
 
 /** FLOPs of a whole graph with its symbolic dims given values (e.g. {batch: 1}). */
 export function graphFlops(graph: Graph, symbols: Record<string, number>): number {

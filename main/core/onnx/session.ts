@@ -103,8 +103,22 @@ export interface SessionOptions {
   device?: Device;
   /** intra-op threads; default: physical cores */
   threads?: number;
+  /** let idle intra-op threads spin between ops (default: sessionSpinning()) */
+  spinning?: boolean;
   /** receives fallback notices ("CUDA unavailable: …; using CPU") */
   onMessage?: (message: string) => void;
+}
+
+/**
+ * Whether ONNX Runtime's idle threads spin while waiting for the next op: off unless
+ * SAM2UNET_ORT_SPINNING=1. Spinning saves microseconds per op on an idle machine; on a CPU shared
+ * with the UI, the io worker and other processes the spinning threads take the cores the working
+ * ones need. On this project's 2-core machine under load (test/bench figures in the issue-19
+ * report), one hiera_t session ran in 1.35–1.59 s a slice with spinning and 0.66–0.71 s without
+ * (int8), 1.55–1.91 s and 1.40–1.82 s (float32).
+ */
+export function sessionSpinning(): boolean {
+  return process.env.SAM2UNET_ORT_SPINNING === '1';
 }
 
 export interface TensorData {
@@ -161,6 +175,7 @@ export async function openSession(model: Uint8Array | string, opts: SessionOptio
         interOpNumThreads: 1,
         executionMode: 'sequential',
         logSeverityLevel: 3,
+        extra: { session: { intra_op: { allow_spinning: (opts.spinning ?? sessionSpinning()) ? '1' : '0' } } },
       };
       const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
       return { session, provider, threads, messages };
@@ -222,7 +237,7 @@ export class SessionClient {
     if (typeof model === 'string' && !existsSync(model)) throw new FileError(model, 'model file not found');
     const worker = startTsWorker(ENTRY);
     const channel = new ChannelClient(nodePortTransport(worker, 'the inference worker'));
-    const request: SessionWorkerCalls['create']['request'] = { model, options: { device: opts.device, threads: opts.threads } };
+    const request: SessionWorkerCalls['create']['request'] = { model, options: { device: opts.device, threads: opts.threads, spinning: opts.spinning } };
     const ready = await channel
       .call<SessionReady>('create', request, {
         transfer: typeof model === 'string' ? [] : transferList([model]),

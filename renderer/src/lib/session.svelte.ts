@@ -107,7 +107,9 @@ export class Session {
     return this.current?.cursor ?? [0, 0, 0];
   }
   set cursor(cursor: Vec3) {
-    if (this.current) this.current.cursor = cursor;
+    if (!this.current) return;
+    this.current.cursor = cursor;
+    this.#followFocus(this.current);
   }
   get groundTruth(): Uint8Array | null {
     return this.current?.groundTruth ?? null;
@@ -568,7 +570,9 @@ export class Session {
       return;
     }
     const substitutes = channels.some((c) => c) ? { channels: [...channels] } : {};
-    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes }));
+    // the slice on screen first, then outward from it; the job follows when the user scrolls (#followFocus)
+    const focus = state.cursor[2];
+    const started = await this.#run('starting the segmentation', () => this.api.segment({ studyId: study.id, ...(path ? { checkpoint: path } : {}), ...device, ...substitutes, focus }));
     if (!started || this.#states.get(study.id) !== state) return;
     const [nx, ny, nz] = study.dims;
     // into the state of the study it runs on: the user may have switched studies meanwhile
@@ -581,6 +585,30 @@ export class Session {
     this.overlayVisible = true;
     // the job's events follow this reply on the one channel (main/core/rpc/channel.ts): none came before it
     state.job = { id: started.jobId, studyId: study.id, done: 0, total: started.slices, status: 'running' };
+    this.#focusSent.set(started.jobId, focus);
+    // the user may have scrolled while the job was starting
+    this.#followFocus(state);
+  }
+
+  /** the focus each running job was last told, and whether a focusSlice call is on its way */
+  #focusSent = new Map<string, number>();
+  #focusInFlight = new Set<string>();
+
+  /**
+   * Tells the study's running segmentation the axial slice now on screen, so it does the slices
+   * there next. Calls are not stacked up while scrolling: one at a time, then the latest slice.
+   */
+  #followFocus(state: StudyState): void {
+    const job = state.job;
+    if (!job || job.status !== 'running' || this.#focusInFlight.has(job.id)) return;
+    const index = state.cursor[2];
+    if (this.#focusSent.get(job.id) === index) return;
+    this.#focusSent.set(job.id, index);
+    this.#focusInFlight.add(job.id);
+    void this.#quiet(() => this.api.focusSlice({ jobId: job.id, index }), { focused: false }).finally(() => {
+      this.#focusInFlight.delete(job.id);
+      this.#followFocus(state);
+    });
   }
 
   async cancel(): Promise<void> {
@@ -698,6 +726,7 @@ export class Session {
     if (!state || !job || received.type === 'menu') return;
     const event = received;
     const onScreen = state === this.current;
+    if (event.type === 'done' || event.type === 'failed' || event.type === 'cancelled') this.#focusSent.delete(job.id);
     switch (event.type) {
       case 'sliceResult': {
         const prediction = state.prediction;

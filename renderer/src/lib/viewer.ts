@@ -125,6 +125,8 @@ export interface ViewerEvents {
   failed?: (message: string) => void;
   /** the camera or the view's size changed: the letters on its edges, millimetres per CSS pixel across it */
   geometry?: (geometry: ViewGeometry) => void;
+  /** the overlay was drawn over slice `slice` with `labelled` non-zero label pixels (0 without a mask) */
+  overlay?: (slice: number, labelled: number) => void;
 }
 
 export interface ViewGeometry {
@@ -441,6 +443,11 @@ export class PlaneViewer {
     // image pixel (i, j) → device pixels of the overlay canvas
     ctx.setTransform((dpr * (p10[0] - p00[0])) / w, (dpr * (p10[1] - p00[1])) / w, (dpr * (p01[0] - p00[0])) / h, (dpr * (p01[1] - p00[1])) / h, dpr * p00[0], dpr * p00[1]);
     const labels = this.#labelPlane(volume, axes, w, h);
+    if (this.#events.overlay) {
+      let labelled = 0;
+      if (labels) for (let i = 0; i < labels.length; i++) if (labels[i]) labelled++;
+      this.#events.overlay(this.#slice, labelled);
+    }
     if (labels) {
       const mask = this.#maskCanvas;
       if (mask.width !== w || mask.height !== h) {

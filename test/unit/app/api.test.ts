@@ -14,7 +14,8 @@ describe('api.ts request validators', () => {
     getLabels: { studyId: 's1', source: 'groundTruth' },
     describeTumour: { studyId: 's1', source: 'prediction' },
     listModels: {},
-    segment: { studyId: 's1', checkpoint: '/m.pth', device: 'cpu', channels: ['flair', '', 'flair'] },
+    segment: { studyId: 's1', checkpoint: '/m.pth', device: 'cpu', channels: ['flair', '', 'flair'], focus: 79, precision: 'int8' },
+    focusSlice: { jobId: 'j1', index: 80 },
     cancel: { jobId: 'j1' },
     chooseStudyPath: {},
     chooseExportPath: { studyId: 's1', format: 'nifti', source: 'groundTruth' },
@@ -29,7 +30,7 @@ describe('api.ts request validators', () => {
     listDirectory: { path: '/data' },
     openSampleStudy: {},
     getSettings: {},
-    updateSettings: { device: 'cpu', overlayOpacity: 0.4, overlayMode: 'outline', labelColors: { necrotic: '#f00', edema: '#0f0', enhancing: '#ff0' } },
+    updateSettings: { device: 'cpu', overlayOpacity: 0.4, overlayMode: 'outline', labelColors: { necrotic: '#f00', edema: '#0f0', enhancing: '#ff0' }, precision: 'int8' },
     pacsConnections: {},
     savePacsConnection: { name: 'PACS', url: 'http://pacs:8042/dicom-web', auth: 'basic', user: 'jane', secret: 'pw' },
     deletePacsConnection: { id: 'pacs-1' },
@@ -96,6 +97,12 @@ describe('api.ts request validators', () => {
     ['updateSettings', { overlayOpacity: 2 }, /overlayOpacity must be ≤ 1/],
     ['updateSettings', { labelColors: { necrotic: '#f00' } }, /labelColors.edema is missing/],
     ['updateSettings', { theme: 'dark' }, /theme is not expected/],
+    ['updateSettings', { precision: 'int4' }, /precision must be one of float32, int8, float16/],
+    ['segment', { studyId: 's', focus: -1 }, /segment.focus must be ≥ 0/],
+    ['segment', { studyId: 's', focus: 2.5 }, /segment.focus must be an integer/],
+    ['segment', { studyId: 's', precision: 'fp8' }, /segment.precision must be one of/],
+    ['focusSlice', { jobId: 'j', index: '80' }, /focusSlice.index must be a finite number/],
+    ['focusSlice', { index: 80 }, /focusSlice.jobId is missing/],
   ])('refuses %s %j', (method, request, message) => {
     expect(validateRequest(method, request)).toMatch(message);
   });

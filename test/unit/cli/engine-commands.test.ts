@@ -85,7 +85,23 @@ describe('sam2unet bench', () => {
     for (const key of ['median_ms', 'min_ms', 'provider', 'threads', 'gflops', 'peak_rss_mb']) expect(last).toHaveProperty(key);
     expect(last.provider).toBe('cpu');
     expect(last.gflops).toBeGreaterThan(0);
-    expect(io.err).toMatch(/built custom trunk 64×64 in \d+ ms/);
+    expect(io.err).toMatch(/built custom trunk 64×64 float32 in \d+ ms/);
+    expect(last).toMatchObject({ precision: 'float32', spinning: false });
+    expect(last).not.toHaveProperty('baseline');
+  });
+
+  it('--precision int8 times float32 in the same run and reports the ratio', async () => {
+    const io = capture();
+    const small = JSON.stringify({ embed_dim: 8, num_heads: 1, stages: [1, 2, 7, 2], global_att_blocks: [5, 7, 9], window_pos_embed_bkg_spatial_size: [7, 7], window_spec: [8, 4, 14, 7] });
+    expect(await main(['bench', '--config', small, '--size', '64', '--runs', '2', '--device', 'cpu', '--precision', 'int8'], io)).toBe(0);
+    const last = JSON.parse(io.out.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ precision: 'int8', model: 'sam2unet', baseline: { precision: 'float32' } });
+    expect(last.ratio).toBeCloseTo(last.median_ms / last.baseline.median_ms, 2);
+    // the GFLOP/s of an int8 run count the float32 graph's FLOPs (an equivalent rate)
+    expect(last.gflops * last.median_ms).toBeCloseTo(last.baseline.gflops * last.baseline.median_ms, -1);
+    expect(io.out).toMatch(/int8 \/ float32 median: [\d.]+×/);
+    expect(io.err).toMatch(/int8 run 2\/2/);
+    expect(await main(['bench', '--preset', 'hiera_t', '--precision', 'int4'], capture())).toBe(2);
   });
 
   it('refuses a size that is not a multiple of 32', async () => {

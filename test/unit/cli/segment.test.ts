@@ -58,6 +58,9 @@ describe('sam2unet segment', () => {
     expect(noModel.stderr).toMatch(/missing\.pth: no such file/);
     const badSize = await run(image, '--out', out, '--checkpoint', checkpoint, '--size', '100');
     expect(badSize.stderr).toMatch(/multiple of 32/);
+    const badPrecision = await run(image, '--out', out, '--checkpoint', checkpoint, '--precision', 'int4');
+    expect(badPrecision.code).toBe(2);
+    expect(badPrecision.stderr).toMatch(/--precision: unknown precision "int4"; choose one of float32, int8, float16/);
     const badRegions = await run(image, '--out', out, '--checkpoint', checkpoint, '--regions', 'lungs');
     expect(badRegions.stderr).toMatch(/--regions expects brats or binary/);
     const badGt = await run(image, '--out', out, '--checkpoint', checkpoint, '--channels', 'image', '--gt', join(shared, 'data/external/nifti/anatomical.nii'));

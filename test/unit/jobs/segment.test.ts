@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, UserError } from '../../../main/core/errors.ts';
 import type { Study } from '../../../main/core/io/study.ts';
 import { Volume, type VoxelArray } from '../../../main/core/io/volume.ts';
-import { batchPlan, segmentStudy, type SliceResult } from '../../../main/core/jobs/segment.ts';
+import { batchPlan, focusRank, segmentStudy, SliceFocus, type SliceResult } from '../../../main/core/jobs/segment.ts';
 import type { SliceModel } from '../../../main/core/jobs/slice-model.ts';
 import { thresholdModel } from './tiny-model.ts';
 
@@ -239,5 +239,59 @@ describe('segmentStudy', () => {
     await expect(segmentStudy(study, exact, { groundTruth: small })).rejects.toBeInstanceOf(UserError);
     const wrongShape: SliceModel = { ...exact, inputSize: exact.inputSize, outChannels: 3, provider: 'cpu', run: async () => new Float32Array(5), dispose: () => {} };
     await expect(segmentStudy(study, wrongShape)).rejects.toThrow(/values for 3×/);
+  });
+
+  it('works outward from the slice in focus: k, k+1, k−1, k+2, …; the same labels as in index order', async () => {
+    const order: number[] = [];
+    const log: string[] = [];
+    const { labels, summary } = await segmentStudy(study, instrumented(exact, log), { batchSize: 4, focus: new SliceFocus(75) }, { slice: (r) => order.push(r.index) });
+    expect(order[0]).toBe(75);
+    // the first model run holds the slice in focus alone
+    expect(log[0]).toBe('run0:start:1');
+    expect(new Set(order).size).toBe(NZ);
+    // within each batch the slices come nearest first, and batches come in order of distance
+    const ranks = order.map((k) => focusRank(k, 75));
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    expect(order.slice(0, 5)).toEqual([75, 76, 74, 77, 73]);
+    // slices outside the head come when their turn comes, without a model run
+    expect(order.indexOf(FIRST_BRAIN - 1)).toBeGreaterThan(order.indexOf(FIRST_BRAIN));
+    const indexOrder = await segmentStudy(study, exact, { batchSize: 4 });
+    expect(Buffer.from(labels.data).equals(Buffer.from(indexOrder.labels.data))).toBe(true);
+    expect(summary.perSlice.map((e) => e.slice)).toEqual(indexOrder.summary.perSlice.map((e) => e.slice));
+    expect(summary.firstSliceMs).toBeGreaterThan(0);
+    expect(summary.firstSliceMs).toBeLessThanOrEqual(summary.ms);
+  });
+
+  it('follows the focus when it moves: the slices nearest to the new one come next', async () => {
+    const focus = new SliceFocus(100);
+    const computed: number[] = [];
+    let all = 0;
+    let movedAt = -1;
+    await segmentStudy(study, instrumented(exact, [], 5), { batchSize: 1, focus }, {
+      slice: (r) => {
+        all++;
+        if (r.empty) return;
+        computed.push(r.index);
+        if (computed.length === 3) {
+          focus.index = 30;
+          movedAt = computed.length;
+        }
+      },
+    });
+    expect(computed.slice(0, 3)).toEqual([100, 101, 99]);
+    // one batch was prepared before the move (the pipeline runs one ahead), then 30 and around it
+    expect(computed[movedAt]).toBe(102);
+    expect(computed.slice(movedAt + 1, movedAt + 6)).toEqual([30, 31, 29, 32, 28]);
+    expect(all).toBe(NZ);
+  });
+
+  it('a focus beyond the last slice counts as the last; a negative or fractional one is refused', () => {
+    expect(() => new SliceFocus(-1)).toThrow(UserError);
+    expect(() => new SliceFocus(2.5)).toThrow(/index ≥ 0/);
+    const focus = new SliceFocus(3);
+    expect(() => (focus.index = -2)).toThrow(UserError);
+    expect(focus.index).toBe(3);
+    expect([0, 1, 2, 3, 4, 5, 6].map((k) => focusRank(k, 3))).toEqual([6, 4, 2, 0, 1, 3, 5]);
+    expect(focusRank(7, undefined)).toBe(7);
   });
 });

@@ -1,0 +1,462 @@
+/**
+ * int8 inference graphs: a rewrite of a built float32 inference graph (never a training graph)
+ * in which every Linear (Gemm, or MatMul with a constant matrix) and every Conv reads int8
+ * weights quantized per output channel (symmetric: zero point 0, scale = max|w| / 127) and
+ * int8 activations quantized per tensor at run time from the tensor's own range
+ * (DynamicQuantizeLinear, uint8 with a zero point). Everything else — LayerNorm, softmax inside
+ * attention, GELU, the residual adds, the layers the caller keeps — stays float32.
+ *
+ * Only standard ONNX ops are emitted, in the shapes ONNX Runtime's CPU provider fuses:
+ * DynamicQuantizeLinear → MatMulInteger → Cast → Mul(Mul(a_scale, b_scale)) → Add(bias) becomes
+ * one DynamicQuantizeMatMul kernel (MLAS u8s8, VNNI where the CPU has it), and a Conv becomes
+ * DynamicQuantizeLinear → ConvInteger → Cast → Mul → Add.
+ */
+import { readFileSync } from 'node:fs';
+import { UserError } from '../errors.ts';
+import type { Graph, Node } from './ir.ts';
+import { ONNX_DTYPE } from './ops.ts';
+
+export const PRECISIONS = ['float32', 'int8', 'float16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** A --precision flag or setting: float32 when absent. */
+export function parsePrecision(value: string | undefined, what = '--precision'): Precision {
+  const v = (value ?? 'float32').toLowerCase();
+  if (!(PRECISIONS as readonly string[]).includes(v)) throw new UserError(`${what}: unknown precision "${value}"; choose one of ${PRECISIONS.join(', ')}`);
+  return v as Precision;
+}
+
+export interface Int8Options {
+  /** layers whose weight (initializer name) is kept float32 */
+  keepFloat?: (weightName: string) => boolean;
+  /**
+   * weight range: 8 bits (±127) by default; 7 bits (±63) for x86 CPUs without VNNI, whose u8×s8
+   * instruction (VPMADDUBSW) saturates 16-bit pair sums with full-range weights
+   */
+  weightBits?: 7 | 8;
+}
+
+export interface QuantizeSummary {
+  matmuls: number;
+  convs: number;
+  /** weights of layers left float32 */
+  keptFloat: string[];
+  /** bytes of weights before and after */
+  weightBytes: { before: number; after: number };
+}
+
+export interface QuantizedWeight {
+  /** int8 values, same layout as the input unless transposed */
+  data: Int8Array;
+  /** one scale per output channel */
+  scales: Float32Array;
+}
+
+/**
+ * Symmetric per-channel quantization of a weight whose channels are `channels` contiguous rows of
+ * `row` values (PyTorch's Linear (out, in) and Conv (out, in, kh, kw) layouts). With `transpose`
+ * the result is laid out (row, channels): the (K, N) B matrix a MatMul reads.
+ */
+export function quantizePerChannel(w: Float32Array, channels: number, opts: { transpose?: boolean; bits?: 7 | 8 } = {}): QuantizedWeight {
+  const row = w.length / channels;
+  if (!Number.isInteger(row)) throw new Error(`quantizePerChannel: ${w.length} values do not divide into ${channels} channels`);
+  const qmax = opts.bits === 7 ? 63 : 127;
+  const data = new Int8Array(w.length);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let max = 0;
+    for (let k = 0; k < row; k++) max = Math.max(max, Math.abs(w[c * row + k]!));
+    // an all-zero channel still needs a finite, non-zero scale
+    const scale = max > 0 ? max / qmax : 1;
+    scales[c] = scale;
+    const inv = 1 / scale;
+    for (let k = 0; k < row; k++) {
+      const q = Math.max(-qmax, Math.min(qmax, Math.round(w[c * row + k]! * inv)));
+      data[opts.transpose ? k * channels + c : c * row + k] = q;
+    }
+  }
+  return { data, scales };
+}
+
+const FLOAT_CODE = ONNX_DTYPE.float32;
+
+/**
+ * 8-bit weights where the CPU multiplies u8×s8 without saturating (VNNI or AMX on x86, any arm64),
+ * 7 bits elsewhere on x86, as ONNX Runtime's own quantizer advises (its reduce_range).
+ */
+export function defaultWeightBits(): 7 | 8 {
+  if (process.arch !== 'x64' && process.arch !== 'ia32') return 8;
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8');
+    return /\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(flags) ? 8 : 7;
+  } catch {
+    // no /proc (Windows, macOS): the safe range
+    return 7;
+  }
+}
+
+/**
+ * Rewrites `g` in place into its int8 form (see the module comment) and returns what changed.
+ * The float weights the rewritten layers read are removed from the graph.
+ */
+export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary {
+  if (!g.inferenceOnly) throw new Error('int8 quantization applies to inference graphs only');
+  const keep = opts.keepFloat ?? (() => false);
+  const bits = opts.weightBits ?? 8;
+  const summary: QuantizeSummary = { matmuls: 0, convs: 0, keptFloat: [], weightBytes: { before: 0, after: 0 } };
+  const floatsOf = (name: string | undefined): Float32Array | undefined => (name ? g.constantFloats(name) : undefined);
+  // convolutions reading the same activation share its quantization; MatMuls each get their own,
+  // since ONNX Runtime fuses a DynamicQuantizeLinear into a MatMul only when it feeds that one
+  const quantizedInputs = new Map<string, [string, string, string]>();
+  const quantizeInput = (x: string, share: boolean): [string, string, string] => {
+    const hit = share ? quantizedInputs.get(x) : undefined;
+    if (hit) return hit;
+    const outs = g.node('DynamicQuantizeLinear', [x], {}, 3) as [string, string, string];
+    if (share) quantizedInputs.set(x, outs);
+    return outs;
+  };
+  const im2colIndices = (hp: number, wp: number, ho: number, wo: number, kh: number, kw: number, dh: number, dw: number): string => {
+    const name = `im2col[${hp}x${wp}>${ho}x${wo},k${kh}x${kw},d${dh}x${dw}]`;
+    if (g.initializers.has(name)) return name;
+    return g.constant(im2colIndicesData(wp, ho, wo, kh, kw, dh, dw), [ho * wo, kh * kw], 'int64', name);
+  };
+  /**
+   * A conv input (NCHW float) as quantized NHWC bytes with its scale and zero point. Where the
+   * input is an NHWC map transposed to NCHW (the trunk's features, the convolutions rewritten here),
+   * possibly through a ReLU, the NHWC map is quantized as it is: no transpose either way.
+   */
+  const nhwcInputs = new Map<string, [string, string, string]>();
+  /** The NHWC float form of an NCHW value made from NHWC maps by a transpose, ReLU and additions; undefined otherwise. */
+  const nhwcForms = new Map<string, string | undefined>();
+  const nhwcFormOf = (v: string, depth = 0): string | undefined => {
+    if (nhwcForms.has(v)) return nhwcForms.get(v);
+    const p = producers.get(v);
+    let form: string | undefined;
+    if (p?.op === 'Transpose' && (p.attrs.perm as number[] | undefined)?.join() === '0,3,1,2') form = p.inputs[0];
+    else if (depth < 4 && p?.op === 'Relu') {
+      const inner = nhwcFormOf(p.inputs[0]!, depth + 1);
+      if (inner) form = g.relu(inner);
+    } else if (depth < 4 && p?.op === 'Add' && p.inputs.length === 2 && g.shape(p.inputs[0]!).join() === g.shape(p.inputs[1]!).join()) {
+      const [a, b] = p.inputs.map((i) => nhwcFormOf(i, depth + 1));
+      if (a && b) form = g.add(a, b);
+    }
+    nhwcForms.set(v, form);
+    return form;
+  };
+  const quantizedNhwc = (x: string): [string, string, string] => {
+    const hit = nhwcInputs.get(x);
+    if (hit) return hit;
+    const nhwcFloat = nhwcFormOf(x);
+    let result: [string, string, string];
+    if (nhwcFloat) result = g.node('DynamicQuantizeLinear', [nhwcFloat], {}, 3) as [string, string, string];
+    else {
+      const [xq, xs, xz] = quantizeInput(x, true);
+      result = [g.transpose(xq, [0, 2, 3, 1]), xs, xz];
+    }
+    nhwcInputs.set(x, result);
+    return result;
+  };
+
+  const old = g.nodes.splice(0, g.nodes.length);
+  const producers = new Map<string, Node>();
+  for (const node of old) for (const o of node.outputs) producers.set(o, node);
+  for (const node of old) {
+    if (!rewrite(node)) g.nodes.push(node);
+  }
+  // a Concat whose parts the convolutions now read one by one is left without readers
+  pruneDeadNodes(g);
+  pruneUnusedInitializers(g);
+  return summary;
+
+  function rewrite(node: Node): boolean {
+    if (node.op === 'Gemm') return rewriteGemm(node);
+    if (node.op === 'MatMul') return rewriteMatMul(node);
+    if (node.op === 'Conv') return rewriteConv(node);
+    return false;
+  }
+
+  /** y = x Wᵀ + b (transB = 1, the PyTorch weight) or x W + b (transB = 0), alpha = beta = 1, x not transposed. */
+  function rewriteGemm(node: Node): boolean {
+    const [x, wName, bias] = node.inputs as [string, string, string | undefined];
+    const w = floatsOf(wName);
+    if (!w || node.attrs.transA === 1 || (node.attrs.alpha ?? 1) !== 1 || (node.attrs.beta ?? 1) !== 1) return false;
+    if (bias && g.shape(bias).length !== 1) return false;
+    if (keep(wName)) {
+      summary.keptFloat.push(wName);
+      return false;
+    }
+    const [rows, cols] = g.shape(wName) as [number, number];
+    const transB = node.attrs.transB === 1;
+    const n = transB ? rows : cols;
+    const k = transB ? cols : rows;
+    // per output channel = per column of B; quantizePerChannel wants channels as rows
+    const q = transB ? quantizePerChannel(w, n, { transpose: true, bits }) : transposedColumns(w, k, n, bits);
+    emitMatMul(node, x, wName, q, k, n, bias);
+    return true;
+  }
+
+  function rewriteMatMul(node: Node): boolean {
+    const [x, wName] = node.inputs as [string, string];
+    const w = floatsOf(wName);
+    if (!w || g.shape(wName).length !== 2) return false;
+    if (keep(wName)) {
+      summary.keptFloat.push(wName);
+      return false;
+    }
+    const [k, n] = g.shape(wName) as [number, number];
+    emitMatMul(node, x, wName, transposedColumns(w, k, n, bits), k, n, undefined);
+    return true;
+  }
+
+  function emitMatMul(node: Node, x: string, wName: string, q: QuantizedWeight, k: number, n: number, bias: string | undefined): void {
+    const out = node.outputs[0]!;
+    g.values.delete(out);
+    const wq = g.constant(q.data, [k, n], 'int8', `${wName}@int8`);
+    const ws = g.constant(q.scales, [n], 'float32', `${wName}@int8scale`);
+    const [xq, xs, xz] = quantizeInput(x, false);
+    const acc = g.op('MatMulInteger', [xq, wq, xz]);
+    const scale = g.mul(xs, ws);
+    const scaled = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), scale);
+    if (bias) g.op('Add', [scaled, bias], {}, out);
+    else g.op('Identity', [scaled], {}, out);
+    summary.matmuls++;
+    summary.weightBytes.before += 4 * k * n;
+    summary.weightBytes.after += k * n + 4 * n;
+  }
+
+  /**
+   * A stride-1 Conv as im2col + integer MatMul on the quantized activation in NHWC: ONNX Runtime's
+   * ConvInteger ran the decoder 3–4× slower than the float Conv here, while the im2col copies are
+   * bytes and the product runs in the same fused u8×s8 kernel as the Linear layers.
+   */
+  function rewriteConv(node: Node): boolean {
+    const [x, wName, bias] = node.inputs as [string, string, string | undefined];
+    const w = floatsOf(wName);
+    const strides = (node.attrs.strides as number[] | undefined) ?? [1, 1];
+    if (!w || (node.attrs.group ?? 1) !== 1 || strides.some((s) => s !== 1) || node.attrs.auto_pad !== undefined) return false;
+    if (keep(wName)) {
+      summary.keptFloat.push(wName);
+      return false;
+    }
+    const [o, c, kh, kw] = g.shape(wName) as [number, number, number, number];
+    const b = floatsOf(bias);
+    if (bias && !b) throw new Error(`Conv ${node.outputs[0]}: its bias ${bias} is not a constant`);
+    // A conv over a channel concatenation (the decoder's [skip, upsampled], RFB's four branches) is
+    // the sum of convs over the parts, each quantized at its own range: one range for all would
+    // leave the part with the smaller values a few levels only.
+    const producer = producers.get(x);
+    const parts: { value: string; from: number; channels: number }[] = [];
+    if (producer?.op === 'Concat' && (producer.attrs.axis === 1 || producer.attrs.axis === -3)) {
+      let from = 0;
+      for (const part of producer.inputs) {
+        const channels = g.shape(part)[1];
+        if (typeof channels !== 'number') break;
+        parts.push({ value: part, from, channels });
+        from += channels;
+      }
+      if (from !== c) parts.length = 0;
+    }
+    if (parts.length === 0) parts.push({ value: x, from: 0, channels: c });
+    const out = node.outputs[0]!;
+    const [, , ho, wo] = g.shape(out) as [unknown, number, number, number];
+    g.values.delete(out);
+    const partial = parts.map((part, i) => {
+      const name = parts.length === 1 ? wName : `${wName}[${part.from}:${part.from + part.channels}]`;
+      return convPart(node, part.value, w, [o, c, kh, kw], [ho, wo], part.from, part.channels, name, i === 0 ? bias : undefined);
+    });
+    const sum = partial.reduce((acc, y) => g.add(acc, y));
+    g.op('Transpose', [g.reshape(sum, [-1, ho, wo, o])], { perm: [0, 3, 1, 2] }, out);
+    // a conv reading this output finds its NHWC form (quantizedNhwc)
+    producers.set(out, g.nodes[g.nodes.length - 1]!);
+    summary.convs++;
+    summary.weightBytes.before += 4 * w.length;
+    summary.weightBytes.after += w.length + 4 * o * parts.length;
+    return true;
+  }
+
+  /**
+   * The im2col + integer MatMul of input channels [from, from + channels) of a Conv: (B·H·W, O)
+   * float, with the bias added when given.
+   */
+  function convPart(node: Node, x: string, w: Float32Array, [o, c, kh, kw]: [number, number, number, number], [ho, wo]: [number, number], from: number, channels: number, name: string, bias: string | undefined): string {
+    const [pt, pl, pb, pr] = (node.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
+    const [dh, dw] = (node.attrs.dilations as number[] | undefined) ?? [1, 1];
+    const k = kh * kw * channels;
+    // K runs (ky, kx, channel), the order im2col produces
+    const reordered = new Float32Array(o * k);
+    for (let oc = 0; oc < o; oc++) {
+      for (let ic = 0; ic < channels; ic++) {
+        for (let y = 0; y < kh; y++) for (let xk = 0; xk < kw; xk++) reordered[oc * k + (y * kw + xk) * channels + ic] = w[((oc * c + from + ic) * kh + y) * kw + xk]!;
+      }
+    }
+    const q = quantizePerChannel(reordered, o, { transpose: true, bits });
+    const wq = g.constant(q.data, [k, o], 'int8', `${name}@int8`);
+    const ws = g.constant(q.scales, [o], 'float32', `${name}@int8scale`);
+    const [nhwc, xs, xz] = quantizedNhwc(x);
+    let col: string;
+    if (kh === 1 && kw === 1 && !(pt || pl || pb || pr)) col = nhwc;
+    else {
+      // padding with the zero point is padding with real zeros
+      const padded = pt || pl || pb || pr ? g.op('Pad', [nhwc, g.ints([0, pt!, pl!, 0, 0, pb!, pr!, 0]), xz]) : nhwc;
+      const [, hp, wp] = g.shape(padded) as [unknown, number, number];
+      // one Gather copies every tap's run of channels into place: im2col in a single pass
+      col = g.op('Gather', [g.reshape(padded, [-1, hp * wp, channels]), im2colIndices(hp, wp, ho, wo, kh, kw, dh!, dw!)], { axis: 1 });
+    }
+    const acc = g.op('MatMulInteger', [g.reshape(col, [-1, k]), wq, xz]);
+    const y = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), g.mul(xs, ws));
+    return bias ? g.add(y, bias) : y;
+  }
+}
+
+/** Row indices into a (hp·wp) padded map for each output position and tap: (ho·wo, kh·kw). */
+function im2colIndicesData(wp: number, ho: number, wo: number, kh: number, kw: number, dh: number, dw: number): BigInt64Array {
+  const out = new BigInt64Array(ho * wo * kh * kw);
+  let i = 0;
+  for (let y = 0; y < ho; y++) for (let x = 0; x < wo; x++) for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) out[i++] = BigInt((y + ky * dh) * wp + x + kx * dw);
+  return out;
+}
+
+/** A (K, N) matrix quantized per column, laid out (K, N). */
+function transposedColumns(w: Float32Array, k: number, n: number, bits: 7 | 8): QuantizedWeight {
+  const t = new Float32Array(w.length);
+  for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) t[c * k + r] = w[r * n + c]!;
+  return quantizePerChannel(t, n, { transpose: true, bits });
+}
+
+/** Drops nodes none of whose outputs is read or a graph output, until none is left. */
+export function pruneDeadNodes(g: Graph): number {
+  let removed = 0;
+  for (;;) {
+    const read = new Set<string>(g.outputs);
+    for (const node of g.nodes) for (const i of node.inputs) read.add(i);
+    const dead = g.nodes.filter((n) => !n.outputs.some((o) => read.has(o)));
+    if (dead.length === 0) return removed;
+    for (const node of dead) {
+      g.nodes.splice(g.nodes.indexOf(node), 1);
+      for (const o of node.outputs) g.values.delete(o);
+    }
+    removed += dead.length;
+  }
+}
+
+/** Drops initializers no node reads and that are not graph outputs. */
+export function pruneUnusedInitializers(g: Graph): string[] {
+  const used = new Set<string>(g.outputs);
+  for (const node of g.nodes) for (const i of node.inputs) used.add(i);
+  const removed: string[] = [];
+  for (const name of [...g.initializers.keys()]) {
+    if (used.has(name)) continue;
+    g.initializers.delete(name);
+    g.values.delete(name);
+    removed.push(name);
+  }
+  return removed;
+}
+
+// ---- float16 graphs (GPU providers) ----
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half bits of a float32 value, rounded to nearest even (overflow → ±Inf, NaN kept). */
+export function toHalfBits(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // a carry out of the mantissa rolls into the exponent, which is the right answer (up to Inf)
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+export function toHalfArray(data: Float32Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = toHalfBits(data[i]!);
+  return out;
+}
+
+const HALF_CODE = ONNX_DTYPE.float16;
+
+/**
+ * Rewrites a float32 inference graph in place into float16 weights and activations for GPU
+ * providers. The graph's inputs and outputs stay float32 (cast at the edges), and LayerNorm runs
+ * in float32 between casts: its variance of large activations overflows in half precision.
+ * Attention's softmax is inside ONNX Runtime's MultiHeadAttention, which accumulates in float32.
+ */
+export function convertToFloat16(g: Graph): { initializers: number } {
+  const stay32 = new Set<string>();
+  for (const node of g.nodes) {
+    // Resize scales are float32 whatever the data's type; LayerNorm's parameters go with its float32 input
+    if (node.op === 'Resize' && node.inputs[2]) stay32.add(node.inputs[2]);
+    if (node.op === 'LayerNormalization') for (const p of node.inputs.slice(1)) if (p) stay32.add(p);
+  }
+  const rename = new Map<string, string>();
+  const sub = (name: string): string => rename.get(name) ?? name;
+  const old = g.nodes.splice(0, g.nodes.length);
+  const inputs = new Set(g.inputs);
+  const outputs = new Set(g.outputs);
+  // the graph's float32 inputs are cast once at the start
+  for (const name of g.inputs) {
+    if (g.info(name).dtype !== 'float32') continue;
+    rename.set(name, g.op('Cast', [name], { to: HALF_CODE }));
+  }
+  for (const node of old) {
+    node.inputs = node.inputs.map((i) => (i ? sub(i) : i));
+    if (node.op === 'LayerNormalization') {
+      const x32 = g.op('Cast', [node.inputs[0]!], { to: FLOAT_CODE });
+      const out = node.outputs[0]!;
+      const y32 = `${out}@f32`;
+      g.values.set(y32, { name: y32, dtype: 'float32', shape: [...g.shape(out)] });
+      node.inputs[0] = x32;
+      node.outputs[0] = y32;
+      g.nodes.push(node);
+      g.values.delete(out);
+      g.op('Cast', [y32], { to: HALF_CODE }, out);
+      stay32.add(y32);
+      continue;
+    }
+    g.nodes.push(node);
+  }
+  // every other float32 value becomes half, graph inputs and LayerNorm's float32 side excepted
+  for (const node of g.nodes) if (node.op === 'Cast' && node.attrs.to === FLOAT_CODE) stay32.add(node.outputs[0]!);
+  for (const info of g.values.values()) {
+    if (info.dtype === 'float32' && !stay32.has(info.name) && !inputs.has(info.name)) info.dtype = 'float16';
+  }
+  let converted = 0;
+  for (const init of g.initializers.values()) {
+    if (init.dtype !== 'float32' || stay32.has(init.name)) continue;
+    init.data = toHalfArray(init.data as Float32Array);
+    init.dtype = 'float16';
+    converted++;
+  }
+  // outputs leave as float32 under their own names
+  for (let i = 0; i < g.outputs.length; i++) {
+    const name = g.outputs[i]!;
+    if (!outputs.has(name) || g.info(name).dtype !== 'float16') continue;
+    const half = `${name}@f16`;
+    for (const node of g.nodes) {
+      node.outputs = node.outputs.map((o) => (o === name ? half : o));
+      node.inputs = node.inputs.map((x) => (x === name ? half : x));
+    }
+    g.values.set(half, { ...g.info(name), name: half });
+    g.values.delete(name);
+    g.op('Cast', [half], { to: FLOAT_CODE }, name);
+  }
+  return { initializers: converted };
+}

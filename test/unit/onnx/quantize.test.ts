@@ -1,0 +1,207 @@
+/**
+ * int8 and float16 inference graphs (onnx/quantize.ts), issue 19's agreement acceptance:
+ * - with the bundled model on the four shared phantoms, int8 label maps agree with float32 ones at
+ *   Dice ≥ 0.99 (WT) and ≥ 0.98 (TC, ET), and the Dice against ground truth drops by at most 0.005;
+ * - with random-weight hiera_l on a phantom slice, int8 logits correlate with float32 at ≥ 0.999.
+ *   At 128×128, not 352: the same 48 blocks, weights and quantized layers (every layer sees a
+ *   smaller token grid only), at a ninth of the FLOPs, so the test stays within seconds; the random
+ *   weights are 'signal' weights (RandomWeights), whose logits vary across the image as a trained
+ *   model's do (the default small weights give near-constant logits, which correlate trivially).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openPath } from '../../../main/core/io/open.ts';
+import { DEFAULT_MODEL_DIR } from '../../../main/core/jobs/bundled.ts';
+import { sliceModelFromCheckpoint } from '../../../main/core/jobs/model.ts';
+import { segmentStudy } from '../../../main/core/jobs/segment.ts';
+import { regionLookup, regionsFor } from '../../../main/core/metrics/regions.ts';
+import { parseHieraConfig } from '../../../main/core/model/config.ts';
+import { buildGraph, buildModel, cacheKey, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
+import { inputChannels, prepareSlices } from '../../../main/core/model/preprocess.ts';
+import { RandomWeights } from '../../../main/core/onnx/layers.ts';
+import { convertToFloat16, parsePrecision, quantizePerChannel, toHalfBits } from '../../../main/core/onnx/quantize.ts';
+import { SessionClient } from '../../../main/core/onnx/session.ts';
+
+const phantoms = resolve(process.cwd(), '../shared/data/phantoms');
+const bundledCheckpoint = join(DEFAULT_MODEL_DIR, 'model.safetensors');
+const cache = mkdtempSync(join(tmpdir(), 'sam2unet-quantize-'));
+afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+const AGREEMENT = { WT: 0.99, TC: 0.98, ET: 0.98 } as const;
+const MAX_GT_DICE_DROP = 0.005;
+const MIN_CORRELATION = 0.999;
+
+describe('quantizePerChannel', () => {
+  it('scales each output channel by its own largest weight, symmetric, rounding to the nearest step', () => {
+    const w = Float32Array.from([0.5, -1, 0.25, 0, 0, 0, 2, 1, -0.01]);
+    const q = quantizePerChannel(w, 3);
+    expect(Array.from(q.scales)).toEqual([1 / 127, 1, 2 / 127].map(Math.fround));
+    expect(Array.from(q.data)).toEqual([64, -127, 32, 0, 0, 0, 127, 64, -1]);
+    for (let i = 0; i < w.length; i++) expect(Math.abs(q.data[i]! * q.scales[Math.floor(i / 3)]! - w[i]!)).toBeLessThanOrEqual(q.scales[Math.floor(i / 3)]! / 2 + 1e-7);
+    // laid out (K, N) for a MatMul's B
+    const t = quantizePerChannel(w, 3, { transpose: true });
+    expect(Array.from(t.data)).toEqual([64, 0, 127, -127, 0, 64, 32, 0, -1]);
+    // 7-bit weights for CPUs whose u8×s8 instruction saturates
+    expect(Math.max(...quantizePerChannel(w, 3, { bits: 7 }).data.map(Math.abs))).toBe(63);
+  });
+});
+
+describe('float16', () => {
+  it('rounds float32 to the nearest half (ties to even), with overflow, subnormals and NaN', () => {
+    const cases: [number, number][] = [
+      [1, 0x3c00], [-2, 0xc000], [0.1, 0x2e66], [65504, 0x7bff], [65520, 0x7c00], [-1e6, 0xfc00],
+      [6e-8, 0x0001], [1e-8, 0x0000], [2 ** -14, 0x0400], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [Infinity, 0x7c00],
+    ];
+    for (const [value, bits] of cases) expect(toHalfBits(value), String(value)).toBe(bits);
+    expect(toHalfBits(NaN) & 0x7c00).toBe(0x7c00);
+    expect(toHalfBits(NaN) & 0x3ff).not.toBe(0);
+  });
+});
+
+describe('int8 and float16 graphs of SAM2-UNet', () => {
+  const config = parseHieraConfig('hiera_t', 'test');
+  const build = (precision: 'float32' | 'int8' | 'float16') => buildGraph('sam2unet', config, new RandomWeights(3), { height: 64, width: 64, outChannels: 3, precision });
+
+  it('int8: every Linear and Conv reads int8 weights but the patch embedding and the heads', () => {
+    const float = build('float32');
+    const int8 = build('int8');
+    const count = (g: typeof float, op: string) => g.nodes.filter((n) => n.op === op).length;
+    const linears = count(float, 'Gemm');
+    const convs = count(float, 'Conv');
+    // the patch embedding and the three heads stay float32
+    expect(count(int8, 'Conv')).toBe(4);
+    expect(count(int8, 'Gemm')).toBe(0);
+    // a conv over a channel concatenation runs one integer product per part (each at its own scale)
+    const producer = new Map(float.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    const extraParts = float.nodes
+      .filter((n) => n.op === 'Conv' && !keepFloatInInt8(n.inputs[1]!))
+      .reduce((sum, n) => sum + (producer.get(n.inputs[0]!)?.op === 'Concat' ? producer.get(n.inputs[0]!)!.inputs.length - 1 : 0), 0);
+    expect(extraParts).toBeGreaterThan(0);
+    expect(count(int8, 'MatMulInteger')).toBe(linears + convs - 4 + extraParts);
+    // every Linear's output is still produced under its name (a conv's NCHW output may be gone when
+    // only convs read it: they read its NHWC form), and every node reads values made before it
+    const available = new Set([...int8.inputs, ...int8.initializers.keys()]);
+    for (const n of int8.nodes) {
+      for (const i of n.inputs) if (i) expect(available.has(i), `${n.op} reads ${i} before it is made`).toBe(true);
+      for (const o of n.outputs) available.add(o);
+    }
+    for (const n of float.nodes.filter((n) => n.op === 'Gemm')) expect(available.has(n.outputs[0]!)).toBe(true);
+    for (const o of int8.outputs) expect(available.has(o)).toBe(true);
+    const kept = int8.nodes.filter((n) => n.op === 'Conv').map((n) => n.inputs[1]!);
+    expect(kept.every(keepFloatInInt8)).toBe(true);
+    for (const n of int8.nodes.filter((n) => n.op === 'MatMulInteger')) expect(int8.info(n.inputs[1]!).dtype).toBe('int8');
+    // the float weights they replace are gone from the graph
+    const floatWeights = [...int8.initializers.values()].filter((i) => i.dtype === 'float32' && i.data.length > 4096 && !keepFloatInInt8(i.name) && !i.name.includes('pos_embed'));
+    expect(floatWeights.map((i) => i.name)).toEqual([]);
+    expect(int8.outputs.map((o) => int8.info(o))).toEqual(float.outputs.map((o) => float.info(o)));
+  });
+
+  it('float16: half weights and activations, LayerNorm in float32, float32 in and out', () => {
+    const g = build('float16');
+    expect(g.info('input').dtype).toBe('float32');
+    for (const o of g.outputs) expect(g.info(o).dtype).toBe('float32');
+    for (const n of g.nodes.filter((n) => n.op === 'LayerNormalization')) for (const v of [...n.inputs, ...n.outputs]) expect(g.info(v).dtype).toBe('float32');
+    for (const n of g.nodes.filter((n) => n.op === 'Gemm' || n.op === 'Conv' || n.op === 'MultiHeadAttention')) for (const v of [...n.inputs, ...n.outputs].filter(Boolean)) expect(g.info(v).dtype).toBe('float16');
+    expect(() => convertToFloat16(build('float32'))).not.toThrow();
+  });
+
+  it('the precision is part of the cache key; an unknown one is refused', () => {
+    const key = (precision?: 'float32' | 'int8' | 'float16') => cacheKey('sam2unet', config, { height: 64, width: 64, ...(precision ? { precision } : {}) }, 'w');
+    expect(new Set([key(), key('int8'), key('float16')]).size).toBe(3);
+    expect(key()).toBe(key('float32'));
+    expect(() => parsePrecision('int4')).toThrow(/unknown precision "int4"; choose one of float32, int8, float16/);
+    expect(parsePrecision(undefined)).toBe('float32');
+  });
+
+  it('float16 logits match float32 closely (run on the CPU, which casts where it has no half kernels)', async () => {
+    const outs = await Promise.all((['float32', 'float16'] as const).map((precision) => forward('hiera_t', precision, 64)));
+    expect(pearson(outs[0]!, outs[1]!)).toBeGreaterThan(0.9999);
+  });
+});
+
+/** The `out` logits of random-weight ('signal') SAM2-UNet on slice 80 of phantom 001. */
+async function forward(preset: string, precision: 'float32' | 'int8' | 'float16', size: number, weights = new RandomWeights(5, 'signal')): Promise<Float32Array> {
+  const study = (await openPath(join(phantoms, 'BraTS20_Training_001'))).studies[0]!;
+  const input = prepareSlices(inputChannels(study), [79], { size: [size, size] });
+  const built = await buildModel('sam2unet', parseHieraConfig(preset, 'test'), weights, { height: size, width: size, outChannels: 3, cache, precision });
+  const session = await SessionClient.create(built.source, { device: 'cpu' });
+  try {
+    return (await session.run({ input: { dims: [1, 3, size, size], data: input } })).out!.data;
+  } finally {
+    await session.dispose();
+  }
+}
+
+function pearson(a: Float32Array, b: Float32Array): number {
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < a.length; i++) [ma, mb] = [ma + a[i]!, mb + b[i]!];
+  [ma, mb] = [ma / a.length, mb / b.length];
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const [x, y] = [a[i]! - ma, b[i]! - mb];
+    [ab, aa, bb] = [ab + x * y, aa + x * x, bb + y * y];
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+describe('int8 against float32', () => {
+  it(`random-weight hiera_l on a phantom slice: logits correlate at ≥ ${MIN_CORRELATION}`, async () => {
+    // one set of weights for both graphs (the float graph is built, run and released first)
+    const weights = new RandomWeights(5, 'signal');
+    const float = await forward('hiera_l', 'float32', 128, weights);
+    const int8 = await forward('hiera_l', 'int8', 128, weights);
+    const plane = 128 * 128;
+    const overall = pearson(float, int8);
+    // per channel: a channel's offset cannot carry the correlation
+    const channels = [0, 1, 2].map((c) => pearson(float.subarray(c * plane, (c + 1) * plane), int8.subarray(c * plane, (c + 1) * plane)));
+    console.log(`hiera_l (random 'signal' weights, 128²) int8 vs float32 logits: correlation ${overall.toFixed(6)}; per channel ${channels.map((c) => c.toFixed(6)).join(', ')}`);
+    expect(overall).toBeGreaterThanOrEqual(MIN_CORRELATION);
+    for (const c of channels) expect(c).toBeGreaterThanOrEqual(MIN_CORRELATION);
+  });
+
+  // 2 × 4 × 155 slices of the bundled model: about half a minute on an idle 2-core machine
+  it('the bundled model on the four shared phantoms: the label maps agree and the Dice against ground truth holds', { timeout: 600_000 }, async () => {
+    const [float, int8] = await Promise.all((['float32', 'int8'] as const).map((precision) => sliceModelFromCheckpoint(bundledCheckpoint, { device: 'cpu', precision, cache })));
+    try {
+      expect(int8.precision).toBe('int8');
+      const regions = regionsFor('brats');
+      const dice = (a: Uint8Array, b: Uint8Array, lookup: Uint8Array): number | null => {
+        let both = 0;
+        let sum = 0;
+        for (let i = 0; i < a.length; i++) {
+          const x = lookup[a[i]!]!;
+          const y = lookup[b[i]!]!;
+          both += x & y;
+          sum += x + y;
+        }
+        return sum === 0 ? null : (2 * both) / sum;
+      };
+      const lines: string[] = [];
+      for (const i of [1, 2, 3, 4]) {
+        const study = (await openPath(join(phantoms, `BraTS20_Training_00${i}`))).studies[0]!;
+        const truth = study.seg!.data as Uint8Array;
+        const [f, q] = await Promise.all([float, int8].map((model) => segmentStudy(study, model, { batchSize: 16, volumeMetrics: false }).then((o) => o.labels.data as Uint8Array)));
+        const cells: string[] = [];
+        for (const region of regions) {
+          const lookup = regionLookup(region);
+          const name = region.name as keyof typeof AGREEMENT;
+          const agreement = dice(f!, q!, lookup);
+          const gtFloat = dice(f!, truth, lookup);
+          const gtInt8 = dice(q!, truth, lookup);
+          cells.push(`${name} agreement ${agreement?.toFixed(4) ?? 'both empty'}, vs GT ${gtFloat?.toFixed(4) ?? '—'} → ${gtInt8?.toFixed(4) ?? '—'}`);
+          if (agreement !== null) expect(agreement, `${study.name} ${name}: int8 vs float32`).toBeGreaterThanOrEqual(AGREEMENT[name]);
+          if (gtFloat !== null) expect(gtInt8!, `${study.name} ${name}: Dice against ground truth`).toBeGreaterThanOrEqual(gtFloat - MAX_GT_DICE_DROP);
+        }
+        lines.push(`${study.name}: ${cells.join('; ')}`);
+      }
+      console.log(`bundled model, int8 against float32:\n${lines.join('\n')}`);
+    } finally {
+      await Promise.all([float.dispose(), int8.dispose()]);
+    }
+  });
+});
