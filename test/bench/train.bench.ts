@@ -16,8 +16,9 @@
  * Prints figures; never passes or fails.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { freemem, loadavg } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
+import { freemem, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HIERA_PRESETS, type HieraConfig } from '../../main/core/model/config.ts';
@@ -26,6 +27,7 @@ import { graphFlops } from '../../main/core/onnx/ops.ts';
 import { loadOrt, physicalCores } from '../../main/core/onnx/session.ts';
 import { joinChunks, serializeModel } from '../../main/core/onnx/writer.ts';
 import type { Strategy } from '../../main/core/train/train-graph.ts';
+import { trainSessionOptions } from '../../main/core/train/train-step.ts';
 
 /** PyTorch (official code, CPU, this machine) seconds per train step at 352², and the batch it was measured at. */
 const PYTORCH: Record<string, { batch: number; seconds: number }> = { hiera_t: { batch: 4, seconds: 10.2 }, hiera_l: { batch: 2, seconds: 28 } };
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     'max-rss-gb': { type: 'string', default: '20' },
     'max-build-min': { type: 'string', default: '10' },
     'estimate-only': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     child: { type: 'boolean', default: false },
   },
 });
@@ -115,7 +118,8 @@ async function measure(preset: string, batch: number): Promise<void> {
   const rssAfterBuild = peakRss();
   phase(`serialised ${mb(bytes.length)} (${serializeMs.toFixed(0)} ms); creating the session`);
   t = performance.now();
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'] });
+  const profilePrefix = values.profile ? join(tmpdir(), `train-profile-${preset}-${process.pid}`) : undefined;
+  const session = await ort.InferenceSession.create(bytes, { ...trainSessionOptions(threads), ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}) });
   const sessionMs = performance.now() - t;
   const rssAfterSession = peakRss();
   phase(`session created (${sessionMs.toFixed(0)} ms); stepping`);
@@ -159,6 +163,7 @@ async function measure(preset: string, batch: number): Promise<void> {
     if (step > 1) stepTimes.push(ms);
     phase(`step ${step}${step === 1 ? ' (warm-up)' : ''}: ${(ms / 1000).toFixed(2)} s, loss ${losses.at(-1)!.toFixed(4)}`);
   }
+  const profile = profilePrefix ? summariseProfile(session, profilePrefix) : undefined;
   await session.release();
   const sorted = [...stepTimes].sort((a, b) => a - b);
   const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
@@ -187,8 +192,54 @@ async function measure(preset: string, batch: number): Promise<void> {
       peak_rss_after_build_mb: rssAfterBuild / 2 ** 20,
       peak_rss_after_session_mb: rssAfterSession / 2 ** 20,
       peak_rss_mb: peakRss() / 2 ** 20,
+      profile,
     }),
   );
+}
+
+/** Which part of the train step a node belongs to, from its name (the writer names nodes after their first output). */
+function phaseOf(node: string): 'forward' | 'backward' | 'adamw' {
+  if (node.startsWith('grad/') || node.startsWith('grad.')) return 'backward';
+  if (node.startsWith('adamw/') || node.startsWith('after.') || node.startsWith('next.')) return 'adamw';
+  return 'forward';
+}
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  ts: number;
+  dur: number;
+  args?: { op_name?: string };
+}
+
+/**
+ * ONNX Runtime's profile (enableProfiling) as milliseconds per step by phase and op type, over the
+ * runs after the warm-up one. Fused nodes keep the name of the node they grew from, so the phase holds.
+ */
+function summariseProfile(session: { endProfiling(): void }, prefix: string): { file: string; runs: number; byPhase: Record<string, number>; top: [string, number, number][] } {
+  session.endProfiling();
+  const dir = dirname(prefix);
+  const file = readdirSync(dir).filter((f) => join(dir, f).startsWith(prefix) && f.endsWith('.json')).map((f) => join(dir, f))[0];
+  if (!file) throw new Error(`no profile written under ${prefix}*`);
+  const events = JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
+  const from = runs.length > 1 ? runs[0]!.ts + runs[0]!.dur : 0;
+  const counted = Math.max(1, runs.length - 1);
+  const byPhase: Record<string, number> = {};
+  const byOp = new Map<string, { ms: number; calls: number }>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
+    const phase = phaseOf(e.name.slice(0, -'_kernel_time'.length));
+    const key = `${phase} ${e.args?.op_name ?? '?'}`;
+    const ms = e.dur / 1000 / counted;
+    byPhase[phase] = (byPhase[phase] ?? 0) + ms;
+    const entry = byOp.get(key) ?? { ms: 0, calls: 0 };
+    entry.ms += ms;
+    entry.calls += 1 / counted;
+    byOp.set(key, entry);
+  }
+  const top = [...byOp].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]): [string, number, number] => [k, v.ms, Math.round(v.calls)]);
+  return { file, runs: counted, byPhase, top };
 }
 
 /** VmRSS of a process in bytes (Linux), or undefined when it can't be read. */
@@ -208,6 +259,7 @@ function runChild(preset: string, batch: number): Promise<void> {
   const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--preset', preset, '--batch', String(batch)];
   for (const key of ['steps', 'size', 'out-channels', 'strategy', 'threads'] as const) if (values[key] !== undefined) args.push(`--${key}`, String(values[key]));
   if (values['estimate-only']) args.push('--estimate-only');
+  if (values.profile) args.push('--profile');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const started = performance.now();
   let buildDone = false;
@@ -250,7 +302,7 @@ function runChild(preset: string, batch: number): Promise<void> {
         console.log(`${preset.padEnd(8)} batch ${batch}: failed (exit ${code ?? signal})`);
         return resolve();
       }
-      const r = JSON.parse(last) as Record<string, number> & { step_ms: number[]; estimateOnly?: boolean };
+      const r = JSON.parse(last) as Record<string, number> & { step_ms: number[]; estimateOnly?: boolean; profile?: ReturnType<typeof summariseProfile> };
       if (r.estimateOnly) {
         console.log(
           `${preset.padEnd(8)} batch ${batch}, ${r.size}²: ${r.nodes} nodes, ${r.forward_gflop.toFixed(0)} + ${(r.total_gflop - r.forward_gflop).toFixed(0)} GFLOP (forward + backward/AdamW), ${r.trainable.toLocaleString('en')} trainable; node outputs ${r.value_gb.toFixed(1)} GB without reuse, saved for backward ${r.saved_gb.toFixed(1)} GB; ` +
@@ -273,6 +325,11 @@ function runChild(preset: string, batch: number): Promise<void> {
           `saved for backward ${r.saved_gb.toFixed(1)} GB; build ${(r.build_ms / 1000).toFixed(1)} s, serialise ${(r.serialize_ms / 1000).toFixed(1)} s, session ${(r.session_ms / 1000).toFixed(1)} s; ` +
           `peak RSS ${r.peak_rss_mb.toFixed(0)} MB (after build ${r.peak_rss_after_build_mb.toFixed(0)}, after session ${r.peak_rss_after_session_mb.toFixed(0)})`,
       );
+      if (r.profile) {
+        const phases = Object.entries(r.profile.byPhase).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`);
+        console.log(`         profile (ONNX Runtime, per step over ${r.profile.runs} steps, ${r.profile.file}): ${phases.join(', ')}; top op types:`);
+        for (const [key, ms, calls] of r.profile.top.slice(0, 25)) console.log(`           ${key.padEnd(34)} ${(ms / 1000).toFixed(3).padStart(7)} s  ${String(calls).padStart(5)} calls`);
+      }
       resolve();
     });
   });

@@ -23,7 +23,11 @@ export function structureLoss(g: Graph, logits32: string, mask32: string, varian
     const logits = g.op('Cast', [logits32], { to: 11 });
     const mask = g.op('Cast', [mask32], { to: 11 });
     const f64 = (v: number): string => g.constant(Float64Array.of(v), [], 'float64', `float64(${v})`, true);
-    const pooled = g.op('AveragePool', [mask32], { kernel_shape: [31, 31], strides: [1, 1], pads: [15, 15, 15, 15], count_include_pad: 1 });
+    // The 31×31 box mean (zeros outside counted, as count_include_pad) as a 31×1 then a 1×31 mean:
+    // the same sums in 62 additions per pixel instead of 961 (the one 31×31 pool took a quarter of
+    // a hiera_t train step)
+    const columns = g.op('AveragePool', [mask32], { kernel_shape: [31, 1], strides: [1, 1], pads: [15, 0, 15, 0], count_include_pad: 1 });
+    const pooled = g.op('AveragePool', [columns], { kernel_shape: [1, 31], strides: [1, 1], pads: [0, 15, 0, 15], count_include_pad: 1 });
     const weight = g.op('Cast', [g.add(g.scalar(1), g.mul(g.scalar(5), g.op('Abs', [g.sub(pooled, mask32)])))], { to: 11 });
     const sumHW = (v: string): string => g.op('ReduceSum', [v, g.ints([2, 3])], { keepdims: 0 });
     const bce = bceWithLogits(g, logits, mask, f64(1));

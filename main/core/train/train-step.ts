@@ -24,6 +24,11 @@ export interface StepOutputs {
   tensors: Map<string, Tensor>;
 }
 
+/** How a train-step graph is run (the trainer and the benchmark alike). */
+export function trainSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'] };
+}
+
 /**
  * A compiled train step plus the state it updates. `weights` is updated in place after every
  * step (trainable parameters and BatchNorm statistics), so it is always a complete, saveable
@@ -47,11 +52,7 @@ export class TrainStepSession {
   static async create(opts: TrainStepSessionOptions): Promise<TrainStepSession> {
     const plan = buildTrainGraph(opts.config, opts.weights, opts);
     const bytes = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
-    const session = await ort.InferenceSession.create(bytes, {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.threads ?? 0,
-      executionProviders: ['cpu'],
-    });
+    const session = await ort.InferenceSession.create(bytes, trainSessionOptions(opts.threads ?? 0));
     return new TrainStepSession(plan, session, opts.weights, opts);
   }
 

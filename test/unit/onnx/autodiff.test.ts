@@ -191,6 +191,36 @@ const CASES: Case[] = [
     build: (g, [x, w]) => g.op('Conv', [x!, w!], { kernel_shape: [1, 5], pads: [0, 2, 0, 2] }),
   },
   {
+    name: 'Conv 1×1 (weight gradient as one product)',
+    op: 'Conv',
+    shapes: [[3, 4, 5, 6], [2, 4, 1, 1], [2]],
+    build: (g, [x, w, b]) => g.op('Conv', [x!, w!, b!], { kernel_shape: [1, 1] }),
+  },
+  {
+    name: 'Conv 3×2 valid, no padding',
+    op: 'Conv',
+    shapes: [[2, 2, 6, 5], [3, 2, 3, 2]],
+    build: (g, [x, w]) => g.op('Conv', [x!, w!], { kernel_shape: [3, 2] }),
+  },
+  {
+    name: 'Conv 3×3 uneven pads [2, 0, 0, 1]',
+    op: 'Conv',
+    shapes: [[1, 2, 5, 6], [2, 2, 3, 3]],
+    build: (g, [x, w]) => g.op('Conv', [x!, w!], { kernel_shape: [3, 3], pads: [2, 0, 0, 1] }),
+  },
+  {
+    name: 'Conv 1×1 pad 1 (padding beyond the kernel: transposed form)',
+    op: 'Conv',
+    shapes: [[1, 2, 4, 4], [3, 2, 1, 1]],
+    build: (g, [x, w]) => g.op('Conv', [x!, w!], { kernel_shape: [1, 1], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'Conv 3×3 stride 2 on an odd size',
+    op: 'Conv',
+    shapes: [[2, 2, 7, 8], [2, 2, 3, 3]],
+    build: (g, [x, w]) => g.op('Conv', [x!, w!], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
     name: 'Conv 7×7 stride 4 pad 3 (patch embed)',
     op: 'Conv',
     shapes: [[1, 3, 18, 18], [2, 3, 7, 7], [2]],
