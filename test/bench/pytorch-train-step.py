@@ -10,7 +10,7 @@ input widths and head widths follow the preset and the output channels — the o
 
 Usage: python3 pytorch-train-step.py --official DIR --config JSON --batch N --size S
          --out-channels C --steps N --threads T
-Prints one JSON line: torch, attention, step_ms, median_step_ms, peak_rss_mb, trainable, losses.
+Prints one JSON line: torch, attention, step_ms, cpu_ms (process CPU time per step), median_step_ms, peak_rss_mb, trainable, losses.
 """
 import argparse
 import ast
@@ -114,18 +114,22 @@ x = torch.rand(args.batch, 3, args.size, args.size, generator=generator) * 4 - 2
 target = (torch.rand(args.batch, args.out_channels, args.size, args.size, generator=generator) > 0.7).float()
 
 times = []
+cpu = []
 losses = []
 for step in range(args.steps + 1):
     t = time.perf_counter()
+    c = time.process_time()
     optim.zero_grad()
     pred0, pred1, pred2 = model(x)
     loss = structure_loss(pred0, target) + structure_loss(pred1, target) + structure_loss(pred2, target)
     loss.backward()
     optim.step()
     ms = (time.perf_counter() - t) * 1000
+    cpu_ms = (time.process_time() - c) * 1000
     losses.append(loss.item())
     if step > 0:
         times.append(ms)
+        cpu.append(cpu_ms)
     print(f"# step {step + 1}{' (warm-up)' if step == 0 else ''}: {ms / 1000:.2f} s, loss {losses[-1]:.4f}", flush=True)
 
 ordered = sorted(times)
@@ -137,6 +141,7 @@ print(json.dumps({
     "threads": torch.get_num_threads(),
     "step_ms": times,
     "median_step_ms": median,
+    "cpu_ms": cpu,
     "trainable": trainable,
     "losses": losses,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

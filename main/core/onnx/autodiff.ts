@@ -246,6 +246,8 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
     const parts = y.map((out, i) => gy[i] ?? zerosLike(g, out));
     return [parts.length === 1 ? parts[0]! : g.concat(parts, axis), undefined];
   },
+  /** The adjoint of a running sum is the running sum taken from the other end. */
+  CumSum: ({ g, node, gy }) => [g.op('CumSum', [gy[0]!, node.inputs[1]!], { exclusive: (node.attrs.exclusive as number | undefined) ?? 0, reverse: node.attrs.reverse === 1 ? 0 : 1 }), undefined],
   Slice: ({ g, node, x, gy }) => {
     const shape = staticShape(g, x[0]!);
     const rank = shape.length;
@@ -371,11 +373,11 @@ function convInputGrad(g: Graph, gy: string, weight: string, c: ConvGeometry): s
   const { kernel, strides, dilations, pads } = c;
   const adjointPads = [0, 1, 0, 1].map((axis, i) => dilations[axis]! * (kernel[axis]! - 1) - pads[i]!);
   if (isStride1(c) && adjointPads.every((p) => p >= 0)) {
+    const [cout, cin] = staticShape(g, weight) as [number, number];
+    const taps = kernel[0] * kernel[1];
     let rotated = g.transpose(weight, [1, 0, 2, 3]);
-    for (const axis of [0, 1]) {
-      const k = kernel[axis]!;
-      if (k > 1) rotated = g.op('Gather', [rotated, g.ints(Array.from({ length: k }, (_, i) => k - 1 - i))], { axis: 2 + axis });
-    }
+    // a 180° rotation reverses the flattened kernel index
+    if (taps > 1) rotated = g.reshape(g.op('Gather', [g.reshape(rotated, [cin, cout, taps]), g.ints(Array.from({ length: taps }, (_, i) => taps - 1 - i))], { axis: 2 }), [cin, cout, ...kernel]);
     return g.op('Conv', [gy, rotated], { kernel_shape: kernel, strides: [1, 1], dilations, pads: adjointPads });
   }
   // Rows/columns of the input that the forward pass never reached (stride remainder) get output_padding.

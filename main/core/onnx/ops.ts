@@ -226,6 +226,17 @@ export const OPS = {
     flops: (i, o, _a, sym) => 2 * o[0]!.reduce<number>((n, d) => n * sym(d), 1) * sym(i[0]![i[0]!.length - 1]!),
   },
   ReduceSum: reduceSpec,
+  /** Running sum along the axis given as a constant int64 input. */
+  CumSum: {
+    attrs: { exclusive: 'int', reverse: 'int' },
+    infer: (ctx) => {
+      const x = req(ctx, 0);
+      const axis = constInts(ctx, 1);
+      if (axis.length !== 1 || norm(axis[0]!, x.shape.length) < 0 || norm(axis[0]!, x.shape.length) >= x.shape.length) fail(ctx, 'the axis must be one valid axis');
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    flops: elementwiseFlops,
+  },
   ReduceMean: reduceSpec,
   ReduceMax: reduceSpec,
   Reshape: {
