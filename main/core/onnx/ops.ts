@@ -293,9 +293,16 @@ export const OPS = {
         const axis = norm(a, shape.length);
         const n = shape[axis]!;
         if (typeof n !== 'number') fail(ctx, 'slicing a symbolic axis');
-        if (steps[i] !== 1) fail(ctx, 'only step 1 is supported');
-        const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
-        shape[axis] = Math.max(0, clamp(ends[i]!) - clamp(starts[i]!));
+        const step = steps[i]!;
+        if (step === 0) fail(ctx, 'a step of 0');
+        if (step > 0) {
+          const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+          shape[axis] = Math.max(0, Math.ceil((clamp(ends[i]!) - clamp(starts[i]!)) / step));
+        } else {
+          // ONNX: a negative step walks from start (clamped to [0, n − 1]) down to end (clamped to [−1, n − 1])
+          const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, -1), n - 1);
+          shape[axis] = Math.max(0, Math.ceil((clamp(ends[i]!) - clamp(starts[i]!)) / step));
+        }
       });
       return [{ dtype: x.dtype, shape }];
     },

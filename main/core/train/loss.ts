@@ -35,20 +35,20 @@ function boxMean(g: Graph, x: string, axis: number, radius: number): string {
 }
 
 /** The structure loss of one output: a scalar, the mean over batch and channels. */
-export function structureLoss(g: Graph, logits32: string, mask32: string, variant: LossVariant = 'official'): string {
+export function structureLoss(g: Graph, logits: string, mask: string, variant: LossVariant = 'official'): string {
   return g.scope('structure_loss', () => {
-    // Sums over whole images in float32 lose ~√N·ε; the loss is cheap, so it runs in float64.
-    const logits = g.op('Cast', [logits32], { to: 11 });
-    const mask = g.op('Cast', [mask32], { to: 11 });
+    // Per-pixel terms in float32 (relative error ~1e-7 each), every sum over whole images in
+    // float64: float32 sums over N pixels lose ~√N·ε, and the float64 sums cost one Cast each,
+    // where float64 per-pixel exp/log/sigmoid and their gradients cost 4–8 % of a step.
     const f64 = (v: number): string => g.constant(Float64Array.of(v), [], 'float64', `float64(${v})`, true);
     const one = f64(1);
-    const pooled = boxMean(g, boxMean(g, mask, 2, 15), 3, 15);
-    const weight = g.add(one, g.mul(f64(5), g.op('Abs', [g.sub(pooled, mask)])));
-    const sumHW = (v: string): string => g.op('ReduceSum', [v, g.ints([2, 3])], { keepdims: 0 });
-    const bce = bceWithLogits(g, logits, mask, one);
+    const toF64 = (v: string): string => g.op('Cast', [v], { to: 11 });
+    const sumHW = (v: string): string => g.op('ReduceSum', [toF64(v), g.ints([2, 3])], { keepdims: 0 });
+    const weight = boundaryWeight(g, mask);
+    const bce = bceWithLogits(g, logits, mask, g.scalar(1));
     const bceTerm =
       variant === 'official'
-        ? g.op('ReduceMean', [bce], { keepdims: 0 })
+        ? g.op('ReduceMean', [toF64(bce)], { keepdims: 0 })
         : g.div(sumHW(g.mul(weight, bce)), sumHW(weight));
     const p = g.op('Sigmoid', [logits]);
     const inter = sumHW(g.mul(g.mul(p, mask), weight));
@@ -56,4 +56,15 @@ export function structureLoss(g: Graph, logits32: string, mask32: string, varian
     const wiou = g.sub(one, g.div(g.add(inter, one), g.add(g.sub(union, inter), one)));
     return g.op('Cast', [g.op('ReduceMean', [g.add(bceTerm, wiou)], { keepdims: 0 })], { to: 1 });
   });
+}
+
+/**
+ * w = 1 + 5·|avgpool31(mask) − mask| (float32; the box sums in float64). It depends on the mask
+ * only, so the three losses of a step share one (ONNX Runtime merges the identical subgraphs).
+ */
+function boundaryWeight(g: Graph, mask: string): string {
+  const mask64 = g.op('Cast', [mask], { to: 11 });
+  const pooled = boxMean(g, boxMean(g, mask64, 2, 15), 3, 15);
+  const deviation = g.op('Cast', [g.op('Abs', [g.sub(pooled, mask64)])], { to: 1 });
+  return g.add(g.scalar(1), g.mul(g.scalar(5), deviation));
 }
