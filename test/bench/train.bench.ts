@@ -255,6 +255,17 @@ function summariseProfile(session: { endProfiling(): void }, prefix: string): { 
   return { file, runs: counted, byPhase, top };
 }
 
+/** Memory the kernel could hand out now (Linux MemAvailable: free plus reclaimable cache), else os.freemem(). */
+function availableMemory(): number {
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return freemem();
+}
+
 /** VmRSS of a process in bytes (Linux), or undefined when it can't be read. */
 function currentRss(pid: number): number | undefined {
   try {
@@ -308,7 +319,7 @@ function runWatched(label: string, command: string, args: string[], buildMarker?
     maxSeen = Math.max(maxSeen, rss);
     let reason: string | undefined;
     if (rss > maxRss) reason = `RSS ${mb(rss)} exceeds the ${values['max-rss-gb']} GB limit`;
-    else if (freemem() < 2 ** 30) reason = `the machine is down to ${mb(freemem())} free (RSS ${mb(rss)})`;
+    else if (availableMemory() < 2 ** 30) reason = `the machine is down to ${mb(availableMemory())} available (RSS ${mb(rss)})`;
     else if (!buildDone && performance.now() - started > maxBuildMs) reason = `the graph build takes over ${values['max-build-min']} minutes`;
     if (reason && !stopped) {
       stopped = reason;
@@ -451,7 +462,7 @@ if (values.child) {
   const baseline = values['estimate-only'] ? { unavailable: 'estimate only' } : findBaseline();
   const rounds = Math.max(1, Number(values.rounds));
   console.log(
-    `threads ${threads}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, free memory ${mb(freemem())}; ` +
+    `threads ${threads}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, available memory ${mb(availableMemory())}; ` +
       `PyTorch baseline: ${baseline.unavailable ? `not measured: ${baseline.unavailable}` : `${baseline.python} with ${baseline.official}, measured right after ours${rounds > 1 ? `, ${rounds} rounds alternating` : ''}`}`,
   );
   for (const [preset, batch] of runs) {

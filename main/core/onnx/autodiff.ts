@@ -204,6 +204,23 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
       needs[1] ? unbroadcast(g, g.matmul(swapLast(g, a), gy[0]!), staticShape(g, b)) : undefined,
     ];
   },
+  /**
+   * Y = op(A)·op(B) + C (alpha = beta = 1). Each adjoint is again a Gemm with the transposes folded
+   * into its flags, so a constant B (a frozen (out, in) Linear weight read with transB) is read
+   * as stored in both directions and ONNX Runtime prepacks it without a transposed copy.
+   */
+  Gemm: ({ g, node, x, gy, needs }) => {
+    if ((node.attrs.alpha ?? 1) !== 1 || (node.attrs.beta ?? 1) !== 1) throw new Error('Gemm: only alpha = beta = 1 is differentiated');
+    const [a, b] = [x[0]!, x[1]!];
+    const ta = node.attrs.transA === 1;
+    const tb = node.attrs.transB === 1;
+    const gemm = (p: string, q: string, transA: boolean, transB: boolean): string => g.op('Gemm', [p, q], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+    // dop(A) = gy·op(B)ᵀ and dop(B) = op(A)ᵀ·gy, transposed back where A or B is read transposed
+    const da = needs[0] ? (ta ? gemm(b, gy[0]!, tb, true) : gemm(gy[0]!, b, false, !tb)) : undefined;
+    const db = needs[1] ? (tb ? gemm(gy[0]!, a, true, ta) : gemm(a, gy[0]!, !ta, false)) : undefined;
+    const dc = x[2] && needs[2] ? unbroadcast(g, gy[0]!, staticShape(g, x[2])) : undefined;
+    return [da, db, dc];
+  },
   ReduceSum: ({ g, node, x, gy }) => {
     const shape = staticShape(g, x[0]!);
     const axes = reduceAxes(g, node, shape.length);

@@ -176,7 +176,7 @@ export const OPS = {
       return [{ dtype, shape: [...req(ctx, 0).shape] }];
     },
   },
-  /** Inference graphs only (linear layers with the PyTorch (out, in) weight as B, transB = 1): no VJP rule. */
+  /** Linear layers: the PyTorch (out, in) weight as B with transB = 1. */
   Gemm: {
     attrs: { alpha: 'float', beta: 'float', transA: 'int', transB: 'int' },
     infer: (ctx) => {
