@@ -126,13 +126,16 @@ async function measure(preset: string, batch: number): Promise<void> {
     return;
   }
   t = performance.now();
-  const bytes = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
+  let bytes: Uint8Array | undefined = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
   const serializeMs = performance.now() - t;
+  const modelBytes = bytes.length;
   const rssAfterBuild = peakRss();
-  phase(`serialised ${mb(bytes.length)} (${serializeMs.toFixed(0)} ms); creating the session`);
+  phase(`serialised ${mb(modelBytes)} (${serializeMs.toFixed(0)} ms); creating the session`);
   t = performance.now();
   const profilePrefix = values.profile ? join(tmpdir(), `train-profile-${preset}-${process.pid}`) : undefined;
-  const session = await ort.InferenceSession.create(bytes, { ...trainSessionOptions(threads), ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}) });
+  const session = await ort.InferenceSession.create(bytes, { ...trainSessionOptions(threads, plan.frozenCount * 4), ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}) });
+  // the trainer holds the serialised model no longer than this either
+  bytes = undefined;
   const sessionMs = performance.now() - t;
   const rssAfterSession = peakRss();
   phase(`session created (${sessionMs.toFixed(0)} ms); stepping`);
@@ -193,7 +196,7 @@ async function measure(preset: string, batch: number): Promise<void> {
       total_gflop: totalGflop,
       trainable: plan.trainableCount,
       frozen: plan.frozenCount,
-      model_mb: bytes.length / 2 ** 20,
+      model_mb: modelBytes / 2 ** 20,
       saved_gb: savedBytes / 2 ** 30,
       init_ms: initMs,
       build_ms: buildMs,

@@ -24,15 +24,28 @@ export interface StepOutputs {
   tensors: Map<string, Tensor>;
 }
 
+/** Frozen weights above which a train session does not prepack them (see trainSessionOptions). */
+export const PREPACK_LIMIT_BYTES = 256 * 2 ** 20;
+
 /**
- * How a train-step graph is run (the trainer and the benchmark alike). No memory pattern: ONNX
- * Runtime would lay every intermediate of the step out in one block planned from the first run,
- * and for a graph whose backward pass holds the forward activations that block is far larger
- * than what the arena reuses on demand (hiera_t, batch 4, 352²: 4.2 GB peak RSS with it, 2.5 GB
- * without, the same CPU time).
+ * How a train-step graph is run (the trainer and the benchmark alike).
+ * - No memory pattern: ONNX Runtime would lay every intermediate of the step out in one block
+ *   planned from the first run, and for a graph whose backward pass holds the forward activations
+ *   that block is far larger than what the arena reuses on demand (hiera_t, batch 4, 352²: 4.2 GB
+ *   peak RSS with it, 2.5 GB without, the same CPU time).
+ * - Prepacked weights only for small frozen trunks: the forward Gemm and the backward one read a
+ *   frozen weight in two layouts, so prepacking keeps two packed copies beside the weight itself.
+ *   That saves ~5 % of a hiera_t step; for hiera_l it is 1.7 GB (peak RSS 7.2 → 6.2 GB at batch 2)
+ *   for ~3 %, and packing on the fly costs little next to GEMMs of thousands of token rows.
  */
-export function trainSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'], enableMemPattern: false };
+export function trainSessionOptions(threads: number, frozenBytes = 0): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads,
+    executionProviders: ['cpu'],
+    enableMemPattern: false,
+    ...(frozenBytes > PREPACK_LIMIT_BYTES ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+  };
 }
 
 /**
@@ -58,7 +71,7 @@ export class TrainStepSession {
   static async create(opts: TrainStepSessionOptions): Promise<TrainStepSession> {
     const plan = buildTrainGraph(opts.config, opts.weights, opts);
     const bytes = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
-    const session = await ort.InferenceSession.create(bytes, trainSessionOptions(opts.threads ?? 0));
+    const session = await ort.InferenceSession.create(bytes, trainSessionOptions(opts.threads ?? 0, plan.frozenCount * 4));
     return new TrainStepSession(plan, session, opts.weights, opts);
   }
 
