@@ -37,15 +37,16 @@ export const PREPACK_LIMIT_BYTES = 256 * 2 ** 20;
  *   frozen weight in two layouts, so prepacking keeps two packed copies beside the weight itself.
  *   That saves ~5 % of a hiera_t step; for hiera_l it is 1.7 GB (peak RSS 7.2 → 6.2 GB at batch 2)
  *   for ~3 %, and packing on the fly costs little next to GEMMs of thousands of token rows.
+ * - Worker threads that sleep between ops instead of spinning: a step is ~9,000 ops, and spinning
+ *   threads kept both cores busy between them. On this 2-core machine shared with other work
+ *   (load 11–15) spinning cost 25 % more CPU per hiera_t step (7.2–7.7 s against 5.7–6.0 s at
+ *   2 threads) for no shorter step (wall 19–22 s against 16–21 s), and it takes those cores
+ *   from the app's other lanes; on an idle machine waking the threads costs a few percent.
  */
 export function trainSessionOptions(threads: number, frozenBytes = 0): ort.InferenceSession.SessionOptions {
-  return {
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: threads,
-    executionProviders: ['cpu'],
-    enableMemPattern: false,
-    ...(frozenBytes > PREPACK_LIMIT_BYTES ? { extra: { session: { disable_prepacking: '1' } } } : {}),
-  };
+  const session: Record<string, unknown> = { intra_op: { allow_spinning: '0' } };
+  if (frozenBytes > PREPACK_LIMIT_BYTES) session.disable_prepacking = '1';
+  return { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'], enableMemPattern: false, extra: { session } };
 }
 
 /**
