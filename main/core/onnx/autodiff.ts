@@ -385,7 +385,8 @@ const isStride1 = (c: ConvGeometry): boolean => c.strides.every((s) => s === 1);
  * ∂/∂x of a convolution. With stride 1 it is itself a convolution: of the output gradient with the
  * kernel rotated by 180° and its channel axes swapped, padded by d·(k − 1) − p. ONNX Runtime runs
  * a Conv markedly faster than the ConvTranspose that states the same thing (ConvTranspose is a GEMM
- * into a column buffer, then a scatter-add back to the image), so strided convolutions alone keep it.
+ * into a column buffer, then a scatter-add back to the image), so only strided convolutions (and
+ * padding beyond the kernel's reach, where the adjoint would crop) keep it.
  */
 function convInputGrad(g: Graph, gy: string, weight: string, c: ConvGeometry): string {
   const { kernel, strides, dilations, pads } = c;
