@@ -13,7 +13,7 @@
  *
  * Run: npx tsx test/bench/train.bench.ts [--preset hiera_t] [--steps 3] [--batch N] [--size 352]
  *        [--out-channels 3] [--strategy adapter] [--threads N] [--rounds 1] [--official DIR]
- *        [--no-pytorch] [--profile] [--max-rss-gb 20] [--max-build-min 10]
+ *        [--no-pytorch] [--pytorch-wait passive|default] [--profile] [--max-rss-gb 20] [--max-build-min 10]
  * Without --preset: hiera_t at batch 4, then hiera_l at batch 2. `--rounds N` alternates ours and
  * PyTorch N times and pools the steps (a shared machine's load drifts). `--profile` adds ONNX
  * Runtime's per-op-type time per step, split into forward, backward and AdamW (node names say
@@ -58,10 +58,12 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
     official: { type: 'string' },
     'no-pytorch': { type: 'boolean', default: false },
+    'pytorch-wait': { type: 'string', default: 'passive' },
     child: { type: 'boolean', default: false },
   },
 });
 
+if (!['passive', 'default'].includes(values['pytorch-wait']!)) throw new Error(`--pytorch-wait is passive or default, not "${values['pytorch-wait']}"`);
 const threads = values.threads ? Number(values.threads) : physicalCores();
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
@@ -290,10 +292,10 @@ interface Watched {
  * Runs a measuring process, relaying its '#' progress lines and stopping it when it exceeds the
  * memory limit, leaves the machine short of memory, or builds its graph for too long.
  */
-function runWatched(label: string, command: string, args: string[], buildMarker?: string): Promise<Watched> {
+function runWatched(label: string, command: string, args: string[], buildMarker?: string, env?: NodeJS.ProcessEnv): Promise<Watched> {
   const maxRss = Number(values['max-rss-gb']) * 2 ** 30;
   const maxBuildMs = Number(values['max-build-min']) * 60_000;
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const started = performance.now();
   let buildDone = buildMarker === undefined;
   let stopped: string | undefined;
@@ -399,7 +401,18 @@ function runPyTorch(baseline: Baseline, preset: string, batch: number): Promise<
     '--steps', String(values.steps),
     '--threads', String(threads),
   ];
-  return runWatched(`${preset} PyTorch`, baseline.python!, args);
+  return runWatched(`${preset} PyTorch`, baseline.python!, args, undefined, pytorchEnv());
+}
+
+/**
+ * PyTorch's OpenMP threads wait passively by default here, as ours do (trainSessionOptions): on
+ * this shared 2-core machine, spinning OpenMP threads made the official step twice as slow
+ * (hiera_t batch 4: 38 s against 19 s at load 8), so comparing with them would flatter us.
+ * `--pytorch-wait default` keeps OpenMP's own policy.
+ */
+function pytorchEnv(): NodeJS.ProcessEnv {
+  if (values['pytorch-wait'] === 'default') return process.env;
+  return { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
 }
 
 const median = (xs: number[]): number => {
@@ -434,7 +447,7 @@ function report(preset: string, batch: number, ours: OursResult[], torch: Record
     const ratio = s / ts;
     console.log(
       `         PyTorch: median step ${ts.toFixed(2)} s over ${torchMs.length} (${seconds(torchMs)}) = ${(gflop / ts).toFixed(1)} GFLOP/s-equivalent; peak RSS ${Math.max(...torch.map((t) => t.peak_rss_mb as number)).toFixed(0)} MB ` +
-        `(official SAM2-UNet, torch ${String(torch[0]!.torch)}, attention ${String(torch[0]!.attention)}, ${String(torch[0]!.trainable)} trainable incl. the unused up4)\n` +
+        `(official SAM2-UNet, torch ${String(torch[0]!.torch)}, attention ${String(torch[0]!.attention)}, OpenMP wait policy ${values['pytorch-wait'] === 'default' ? 'OpenMP default' : 'passive'}, ${String(torch[0]!.trainable)} trainable incl. the unused up4)\n` +
         `         ours / PyTorch = ${ratio.toFixed(2)}× (goal ≤ ${GOAL}×: ${ratio <= GOAL ? 'met' : 'not met'})`,
     );
   } else {
