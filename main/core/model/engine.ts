@@ -30,7 +30,7 @@ export interface BuildOptions {
   foldBatchNorm?: boolean;
   /** names the weights' origin in errors */
   origin?: string;
-  /** only ops with VJP rules (MatMul + Transpose instead of Gemm): the form a training graph differentiates */
+  /** only ops with VJP rules (attention as MatMul + Softmax instead of MultiHeadAttention): the form a training graph differentiates */
   primitiveOnly?: boolean;
   /**
    * float32 (default); int8: weights per output channel and activations per run quantized for the

@@ -204,6 +204,23 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
       needs[1] ? unbroadcast(g, g.matmul(swapLast(g, a), gy[0]!), staticShape(g, b)) : undefined,
     ];
   },
+  /**
+   * Y = op(A)·op(B) + C (alpha = beta = 1). Each adjoint is again a Gemm with the transposes folded
+   * into its flags, so a constant B (a frozen (out, in) Linear weight read with transB) is read
+   * as stored in both directions and ONNX Runtime prepacks it without a transposed copy.
+   */
+  Gemm: ({ g, node, x, gy, needs }) => {
+    if ((node.attrs.alpha ?? 1) !== 1 || (node.attrs.beta ?? 1) !== 1) throw new Error('Gemm: only alpha = beta = 1 is differentiated');
+    const [a, b] = [x[0]!, x[1]!];
+    const ta = node.attrs.transA === 1;
+    const tb = node.attrs.transB === 1;
+    const gemm = (p: string, q: string, transA: boolean, transB: boolean): string => g.op('Gemm', [p, q], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+    // dop(A) = gy·op(B)ᵀ and dop(B) = op(A)ᵀ·gy, transposed back where A or B is read transposed
+    const da = needs[0] ? (ta ? gemm(b, gy[0]!, tb, true) : gemm(gy[0]!, b, false, !tb)) : undefined;
+    const db = needs[1] ? (tb ? gemm(gy[0]!, a, true, ta) : gemm(a, gy[0]!, !ta, false)) : undefined;
+    const dc = x[2] && needs[2] ? unbroadcast(g, gy[0]!, staticShape(g, x[2])) : undefined;
+    return [da, db, dc];
+  },
   ReduceSum: ({ g, node, x, gy }) => {
     const shape = staticShape(g, x[0]!);
     const axes = reduceAxes(g, node, shape.length);
@@ -246,12 +263,15 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
     const parts = y.map((out, i) => gy[i] ?? zerosLike(g, out));
     return [parts.length === 1 ? parts[0]! : g.concat(parts, axis), undefined];
   },
+  /** The adjoint of a running sum is the running sum taken from the other end. */
+  CumSum: ({ g, node, gy }) => [g.op('CumSum', [gy[0]!, node.inputs[1]!], { exclusive: (node.attrs.exclusive as number | undefined) ?? 0, reverse: node.attrs.reverse === 1 ? 0 : 1 }), undefined],
   Slice: ({ g, node, x, gy }) => {
     const shape = staticShape(g, x[0]!);
     const rank = shape.length;
     const starts = g.constantInts(node.inputs[1]!)!;
     const ends = g.constantInts(node.inputs[2]!)!;
     const axes = node.inputs[3] ? g.constantInts(node.inputs[3])! : starts.map((_, i) => i);
+    if (node.inputs[4] && g.constantInts(node.inputs[4])!.some((step) => step !== 1)) throw new Error('Slice: only unit steps are differentiated');
     const pads = new Array<number>(2 * rank).fill(0);
     axes.forEach((a, i) => {
       const axis = normAxis(a, rank);
@@ -319,30 +339,16 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
     const [input, weight] = [x[0]!, x[1]!];
     const group = (node.attrs.group as number | undefined) ?? 1;
     if (group !== 1) throw new Error('Conv: grouped convolutions are not differentiated');
-    const w = staticShape(g, weight);
-    const xs = staticShape(g, input);
-    const ys = staticShape(g, gy[0]!);
-    const strides = ints(node.attrs.strides, [1, 1]);
-    const dilations = ints(node.attrs.dilations, [1, 1]);
-    const pads = ints(node.attrs.pads, [0, 0, 0, 0]);
-    const kernel = [w[2]!, w[3]!];
-    let dx: string | undefined;
-    if (needs[0]) {
-      // Rows/columns of the input that the forward pass never reached (stride remainder) get output_padding.
-      const outputPadding = [0, 1].map((i) => xs[2 + i]! + pads[i]! + pads[i + 2]! - (strides[i]! * (ys[2 + i]! - 1) + dilations[i]! * (kernel[i]! - 1) + 1));
-      dx = g.op('ConvTranspose', [gy[0]!, weight], { kernel_shape: kernel, strides, dilations, pads, output_padding: outputPadding });
-    }
-    let dw: string | undefined;
-    if (needs[1]) {
-      // dW[o,i,a,b] = Σ_n,y,x gy[n,o,y,x]·xpad[n,i,y·s + a·d, x·s + b·d]: a convolution of the input
-      // (batch and channels swapped) with the output gradient as kernel, dilated by the stride.
-      const xT = g.transpose(input, [1, 0, 2, 3]);
-      const gT = g.transpose(gy[0]!, [1, 0, 2, 3]);
-      const full = g.op('Conv', [xT, gT], { kernel_shape: [ys[2]!, ys[3]!], strides: dilations, dilations: strides, pads });
-      const fullShape = staticShape(g, full);
-      const cropped = fullShape[2] === kernel[0] && fullShape[3] === kernel[1] ? full : g.slice(full, [0, 0], kernel, [2, 3]);
-      dw = g.transpose(cropped, [1, 0, 2, 3]);
-    }
+    const geometry: ConvGeometry = {
+      x: staticShape(g, input),
+      y: staticShape(g, gy[0]!),
+      kernel: staticShape(g, weight).slice(2) as [number, number],
+      strides: ints(node.attrs.strides, [1, 1]),
+      dilations: ints(node.attrs.dilations, [1, 1]),
+      pads: ints(node.attrs.pads, [0, 0, 0, 0]),
+    };
+    const dx = needs[0] ? convInputGrad(g, gy[0]!, weight, geometry) : undefined;
+    const dw = needs[1] ? convWeightGrad(g, input, gy[0]!, geometry) : undefined;
     const db = x[2] && needs[2] ? g.op('ReduceSum', [gy[0]!, g.ints([0, 2, 3])], { keepdims: 0 }) : undefined;
     return [dx, dw, db];
   },
@@ -359,6 +365,90 @@ export const VJP: Partial<Record<OpName, VjpRule>> = {
     return [g.matmul(left, matrixConstant(g, rx, ys[3]!, xs[3]!, false, gy[0]!))];
   },
 };
+
+// ---- the two adjoints of a 2-D convolution ----
+
+interface ConvGeometry {
+  /** input (N, Cin, H, W) and output (N, Cout, Ho, Wo) shapes */
+  x: number[];
+  y: number[];
+  kernel: [number, number];
+  strides: number[];
+  dilations: number[];
+  /** ONNX order: [top, left, bottom, right] */
+  pads: number[];
+}
+
+const isStride1 = (c: ConvGeometry): boolean => c.strides.every((s) => s === 1);
+
+/**
+ * ∂/∂x of a convolution. With stride 1 it is itself a convolution: of the output gradient with the
+ * kernel rotated by 180° and its channel axes swapped, padded by d·(k − 1) − p. ONNX Runtime runs
+ * a Conv markedly faster than the ConvTranspose that states the same thing (ConvTranspose is a GEMM
+ * into a column buffer, then a scatter-add back to the image), so only strided convolutions (and
+ * padding beyond the kernel's reach, where the adjoint would crop) keep it.
+ */
+function convInputGrad(g: Graph, gy: string, weight: string, c: ConvGeometry): string {
+  const { kernel, strides, dilations, pads } = c;
+  const adjointPads = [0, 1, 0, 1].map((axis, i) => dilations[axis]! * (kernel[axis]! - 1) - pads[i]!);
+  if (isStride1(c) && adjointPads.every((p) => p >= 0)) {
+    let rotated = g.transpose(weight, [1, 0, 2, 3]);
+    const flipped = [2, 3].filter((axis) => kernel[axis - 2]! > 1);
+    // reversed by a Slice with step −1 (half the time of a Gather with reversed indices)
+    if (flipped.length) {
+      const last = -(2 ** 62);
+      rotated = g.op('Slice', [rotated, g.ints(flipped.map(() => -1)), g.ints(flipped.map(() => last)), g.ints(flipped), g.ints(flipped.map(() => -1))]);
+    }
+    return g.op('Conv', [gy, rotated], { kernel_shape: kernel, strides: [1, 1], dilations, pads: adjointPads });
+  }
+  // Rows/columns of the input that the forward pass never reached (stride remainder) get output_padding.
+  const outputPadding = [0, 1].map((i) => c.x[2 + i]! + pads[i]! + pads[i + 2]! - (strides[i]! * (c.y[2 + i]! - 1) + dilations[i]! * (kernel[i]! - 1) + 1));
+  return g.op('ConvTranspose', [gy, weight], { kernel_shape: kernel, strides, dilations, pads, output_padding: outputPadding });
+}
+
+/**
+ * ∂/∂W of a convolution: dW[o, i, a, b] = Σ_n,y,x gy[n, o, y, x] · xpad[n, i, y + a·d, x + b·d]
+ * (stride 1). Per kernel tap (a, b) that is one batched matrix product, gy (N, Cout, Ho·Wo) times
+ * the shifted input (N, Cin, Ho·Wo) transposed, summed over the batch: GEMMs with the long
+ * Ho·Wo axis as their inner dimension, which run near the CPU's peak. The direct formulation as
+ * a convolution of the input (batch and channels swapped) with the output gradient as its
+ * kernel ran at a fifth of that in ONNX Runtime (a Ho×Wo kernel over an N-channel image), and an
+ * im2col matrix of all taps at once costs a kernel-sized multiple of the input in memory.
+ * Strided convolutions (the patch embedding, trained only by the full strategy) keep the
+ * convolution form, which handles the stride as a dilation.
+ */
+function convWeightGrad(g: Graph, input: string, gy: string, c: ConvGeometry): string {
+  const { kernel, dilations, pads } = c;
+  const [n, cin, h, w] = c.x as [number, number, number, number];
+  const [, cout, ho, wo] = c.y as [number, number, number, number];
+  const [kh, kw] = kernel;
+  if (!isStride1(c)) {
+    const full = g.op('Conv', [g.transpose(input, [1, 0, 2, 3]), g.transpose(gy, [1, 0, 2, 3])], {
+      kernel_shape: [ho, wo],
+      strides: dilations,
+      dilations: c.strides,
+      pads,
+    });
+    const fullShape = staticShape(g, full);
+    const cropped = fullShape[2] === kh && fullShape[3] === kw ? full : g.slice(full, [0, 0], kernel, [2, 3]);
+    return g.transpose(cropped, [1, 0, 2, 3]);
+  }
+  const gyRows = g.reshape(gy, [n, cout, ho * wo]);
+  const padded = pads.some((p) => p !== 0) ? g.pad(input, [0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]!, pads[3]!]) : input;
+  const [hp, wp] = [h + pads[0]! + pads[2]!, w + pads[1]! + pads[3]!];
+  const taps: string[] = [];
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      const [y0, x0] = [a * dilations[0]!, b * dilations[1]!];
+      const whole = y0 === 0 && x0 === 0 && ho === hp && wo === wp;
+      const shifted = whole ? padded : g.slice(padded, [y0, x0], [y0 + ho, x0 + wo], [2, 3]);
+      const product = g.matmul(gyRows, g.transpose(g.reshape(shifted, [n, cin, ho * wo]), [0, 2, 1]));
+      taps.push(g.op('ReduceSum', [product, g.ints([0])], { keepdims: 0 }));
+    }
+  }
+  if (taps.length === 1) return g.reshape(taps[0]!, [cout, cin, 1, 1]);
+  return g.reshape(g.concat(taps.map((t) => g.reshape(t, [cout, cin, 1])), 2), [cout, cin, kh, kw]);
+}
 
 /** Max/Min: the gradient goes to the chosen operand; ties go to the first. */
 function binaryChoice(g: Graph, x: string[], gy: string, needs: boolean[], comparison: 'Greater' | 'Less'): (string | undefined)[] {

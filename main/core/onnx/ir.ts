@@ -110,8 +110,8 @@ export class Graph {
   private counter = 0;
   private prefix = '';
   /**
-   * An inference-only graph: layers may use fused ops that have no VJP rule (Gemm with the
-   * PyTorch weight as-is). Training graphs leave this false and get primitive compositions.
+   * An inference-only graph: layers may use fused ops that have no VJP rule (ONNX Runtime's
+   * MultiHeadAttention). Training graphs leave this false and get primitive compositions.
    */
   inferenceOnly = false;
   /**

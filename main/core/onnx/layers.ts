@@ -96,10 +96,10 @@ export class RandomWeights extends Weights {
 }
 
 /**
- * y = x Wᵀ + b over the last axis; W is PyTorch's (out, in) weight, transposed inside the graph.
- * Inputs of rank > 2 are flattened to (rows, in) around the product so that ONNX Runtime fuses
- * MatMul + Add into one Gemm. With `bias: false` the bias is left for the caller to add (see
- * linearBias).
+ * y = x Wᵀ + b over the last axis, as one Gemm reading PyTorch's (out, in) weight as stored
+ * (transB): ONNX Runtime prepacks a constant weight once, without a transposed copy, and the
+ * backward pass reads the same stored weight (Gemm's VJP). Inputs of rank > 2 are flattened to
+ * (rows, in) around it. With `bias: false` the bias is left for the caller to add (see linearBias).
  */
 export function linear(g: Graph, w: Weights, x: string, prefix: string, inFeatures: number, outFeatures: number, opts: { bias?: boolean } = {}): string {
   const weight = g.param(`${prefix}.weight`, w.get(`${prefix}.weight`, [outFeatures, inFeatures]));
@@ -107,16 +107,9 @@ export function linear(g: Graph, w: Weights, x: string, prefix: string, inFeatur
   const inner = shape.slice(1, -1);
   if (inner.some((d) => typeof d !== 'number')) throw new Error(`linear ${prefix}: only the first axis may be symbolic, got [${shape.join(', ')}]`);
   const flat = shape.length > 2 ? g.reshape(x, [-1, inFeatures]) : x;
-  let y: string;
-  if (g.inferenceOnly) {
-    // Gemm reads the (out, in) weight as it is: ONNX Runtime prepacks it without a folded transpose copy
-    const inputs = [flat, weight];
-    if (opts.bias !== false) inputs.push(linearBias(g, w, prefix, outFeatures));
-    y = g.op('Gemm', inputs, { transB: 1 });
-  } else {
-    y = g.matmul(flat, g.transpose(weight, [1, 0]));
-    if (opts.bias !== false) y = g.add(y, linearBias(g, w, prefix, outFeatures));
-  }
+  const inputs = [flat, weight];
+  if (opts.bias !== false) inputs.push(linearBias(g, w, prefix, outFeatures));
+  const y = g.op('Gemm', inputs, { transB: 1 });
   return shape.length > 2 ? g.reshape(y, [-1, ...(inner as number[]), outFeatures]) : y;
 }
 

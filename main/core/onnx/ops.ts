@@ -209,7 +209,7 @@ export const OPS = {
       return [{ dtype, shape: [...req(ctx, 0).shape] }];
     },
   },
-  /** Inference graphs only (linear layers with the PyTorch (out, in) weight as B, transB = 1): no VJP rule. */
+  /** Linear layers: the PyTorch (out, in) weight as B with transB = 1. */
   Gemm: {
     attrs: { alpha: 'float', beta: 'float', transA: 'int', transB: 'int' },
     infer: (ctx) => {
@@ -248,6 +248,17 @@ export const OPS = {
   },
   MatMul: matmul,
   ReduceSum: reduceSpec,
+  /** Running sum along the axis given as a constant int64 input. */
+  CumSum: {
+    attrs: { exclusive: 'int', reverse: 'int' },
+    infer: (ctx) => {
+      const x = req(ctx, 0);
+      const axis = constInts(ctx, 1);
+      if (axis.length !== 1 || norm(axis[0]!, x.shape.length) < 0 || norm(axis[0]!, x.shape.length) >= x.shape.length) fail(ctx, 'the axis must be one valid axis');
+      return [{ dtype: x.dtype, shape: [...x.shape] }];
+    },
+    flops: elementwiseFlops,
+  },
   ReduceMean: reduceSpec,
   ReduceMax: reduceSpec,
   Reshape: {
@@ -304,9 +315,16 @@ export const OPS = {
         const axis = norm(a, shape.length);
         const n = shape[axis]!;
         if (typeof n !== 'number') fail(ctx, 'slicing a symbolic axis');
-        if (steps[i] !== 1) fail(ctx, 'only step 1 is supported');
-        const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
-        shape[axis] = Math.max(0, clamp(ends[i]!) - clamp(starts[i]!));
+        const step = steps[i]!;
+        if (step === 0) fail(ctx, 'a step of 0');
+        if (step > 0) {
+          const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+          shape[axis] = Math.max(0, Math.ceil((clamp(ends[i]!) - clamp(starts[i]!)) / step));
+        } else {
+          // ONNX: a negative step walks from start (clamped to [0, n − 1]) down to end (clamped to [−1, n − 1])
+          const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + n : v, -1), n - 1);
+          shape[axis] = Math.max(0, Math.ceil((clamp(ends[i]!) - clamp(starts[i]!)) / step));
+        }
       });
       return [{ dtype: x.dtype, shape }];
     },

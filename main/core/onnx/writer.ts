@@ -106,6 +106,8 @@ export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Seria
     body.message(1, (n) => {
       for (const i of node.inputs) n.string(1, i);
       for (const o of node.outputs) n.string(2, o);
+      // named after its first output, so ONNX Runtime's errors and profiles say which node
+      n.string(3, node.outputs[0]!);
       n.string(4, node.op);
       const domain = (OPS[node.op] as OpSpec).domain;
       if (domain) n.string(7, domain);

@@ -24,6 +24,31 @@ export interface StepOutputs {
   tensors: Map<string, Tensor>;
 }
 
+/** Frozen weights above which a train session does not prepack them (see trainSessionOptions). */
+export const PREPACK_LIMIT_BYTES = 256 * 2 ** 20;
+
+/**
+ * How a train-step graph is run (the trainer and the benchmark alike).
+ * - No memory pattern: ONNX Runtime would lay every intermediate of the step out in one block
+ *   planned from the first run, and for a graph whose backward pass holds the forward activations
+ *   that block is far larger than what the arena reuses on demand (hiera_t, batch 4, 352²: 4.2 GB
+ *   peak RSS with it, 2.5 GB without, the same CPU time).
+ * - Prepacked weights only for small frozen trunks: the forward Gemm and the backward one read a
+ *   frozen weight in two layouts, so prepacking keeps two packed copies beside the weight itself.
+ *   That saves ~5 % of a hiera_t step; for hiera_l it is 1.7 GB (peak RSS 7.2 → 6.2 GB at batch 2)
+ *   for ~3 %, and packing on the fly costs little next to GEMMs of thousands of token rows.
+ * - Worker threads that sleep between ops instead of spinning: a step is ~9,000 ops, and spinning
+ *   threads kept both cores busy between them. On this 2-core machine shared with other work
+ *   (load 11–15) spinning cost 25 % more CPU per hiera_t step (7.2–7.7 s against 5.7–6.0 s at
+ *   2 threads) for no shorter step (wall 19–22 s against 16–21 s), and it takes those cores
+ *   from the app's other lanes; on an idle machine waking the threads costs a few percent.
+ */
+export function trainSessionOptions(threads: number, frozenBytes = 0): ort.InferenceSession.SessionOptions {
+  const session: Record<string, unknown> = { intra_op: { allow_spinning: '0' } };
+  if (frozenBytes > PREPACK_LIMIT_BYTES) session.disable_prepacking = '1';
+  return { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'], enableMemPattern: false, extra: { session } };
+}
+
 /**
  * A compiled train step plus the state it updates. `weights` is updated in place after every
  * step (trainable parameters and BatchNorm statistics), so it is always a complete, saveable
@@ -47,11 +72,7 @@ export class TrainStepSession {
   static async create(opts: TrainStepSessionOptions): Promise<TrainStepSession> {
     const plan = buildTrainGraph(opts.config, opts.weights, opts);
     const bytes = joinChunks(serializeModel(plan.graph, { name: 'sam2unet_train_step' }));
-    const session = await ort.InferenceSession.create(bytes, {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.threads ?? 0,
-      executionProviders: ['cpu'],
-    });
+    const session = await ort.InferenceSession.create(bytes, trainSessionOptions(opts.threads ?? 0, plan.frozenCount * 4));
     return new TrainStepSession(plan, session, opts.weights, opts);
   }
 
