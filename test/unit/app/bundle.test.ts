@@ -108,8 +108,11 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
       const code = readFileSync(resolve(root, 'dist/app', name), 'utf8');
       expect([...packagesRequired(code)].every((p) => p === 'onnxruntime-node'), `${name} requires ${[...packagesRequired(code)]}`).toBe(true);
     }
-    // vite: `serve --build` only (a development tool); bufferutil, utf-8-validate: ws's optional accelerators
-    expect(packagesRequired(readFileSync(resolve(root, 'dist/app/cli.cjs'), 'utf8'))).toEqual(new Set(['onnxruntime-node', 'vite', 'bufferutil', 'utf-8-validate']));
+    // vite: `serve --build` only (a development tool); bufferutil, utf-8-validate: ws's optional accelerators;
+    // pg, @valkey/valkey-glide: BullMQ's optional back ends, each required inside a try (the queue uses ioredis)
+    expect(packagesRequired(readFileSync(resolve(root, 'dist/app/cli.cjs'), 'utf8'))).toEqual(
+      new Set(['onnxruntime-node', 'vite', 'bufferutil', 'utf-8-validate', 'pg', '@valkey/valkey-glide']),
+    );
     // the flag that makes startTsWorker pick compiled workers is replaced everywhere
     for (const file of Object.keys(sizes)) expect(readFileSync(resolve(root, 'dist/app', file), 'utf8'), file).not.toContain(BUNDLE_FLAG);
   });

@@ -50,7 +50,8 @@ describe('focus and precision through the service', () => {
     const studyId = studies[0]!.id;
     await expect(service.segment({ studyId, focus: DIMS[2] })).rejects.toThrow(/slice 3 is not in tiny, which has 2 slices/);
     const { jobId } = await service.segment({ studyId, focus: 1 });
-    expect(jobs[0]).toMatchObject({ focus: 1, precision: 'int8' });
+    // jobs start on the turn after the reply that names them (api-service.ts #startJob)
+    await expect.poll(() => jobs[0]).toMatchObject({ focus: 1, precision: 'int8' });
     expect(await service.focusSlice({ jobId, index: 0 })).toEqual({ focused: true });
     await expect(service.focusSlice({ jobId, index: 2 })).rejects.toBeInstanceOf(UserError);
     expect(focusMoves).toEqual([0]);
@@ -60,7 +61,7 @@ describe('focus and precision through the service', () => {
     expect(await service.focusSlice({ jobId: 'job-none', index: 0 })).toEqual({ focused: false });
 
     const second = await service.segment({ studyId, precision: 'float32' });
-    expect(jobs[1]).toMatchObject({ precision: 'float32' });
+    await expect.poll(() => jobs[1]).toMatchObject({ precision: 'float32' });
     expect(jobs[1]!.focus).toBeUndefined();
     await service.cancel({ jobId: second.jobId });
   });
