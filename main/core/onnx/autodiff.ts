@@ -6,7 +6,7 @@
  *
  * Backward graphs need static shapes: training graphs are built for a fixed batch size.
  */
-import type { DType, Graph, Node } from './ir.ts';
+import type { TensorType, Graph, Node } from './ir.ts';
 import type { OpName } from './ops.ts';
 
 export interface VjpArgs {
@@ -35,9 +35,9 @@ export function staticShape(g: Graph, name: string): number[] {
   });
 }
 
-const dtypeOf = (g: Graph, name: string): DType => g.info(name).dtype;
+const dtypeOf = (g: Graph, name: string): TensorType => g.info(name).dtype;
 
-const ELEMENT_ARRAYS: Partial<Record<DType, (n: number, v: number) => Float32Array | Float64Array>> = {
+const ELEMENT_ARRAYS: Partial<Record<TensorType, (n: number, v: number) => Float32Array | Float64Array>> = {
   float32: (n, v) => new Float32Array(n).fill(v),
   float64: (n, v) => new Float64Array(n).fill(v),
 };
@@ -480,7 +480,7 @@ export function defineCustomVjp(g: Graph, output: string, custom: CustomVjp): vo
   rules.set(output, custom);
 }
 
-const DIFFERENTIABLE: ReadonlySet<DType> = new Set<DType>(['float32', 'float64']);
+const DIFFERENTIABLE: ReadonlySet<TensorType> = new Set<TensorType>(['float32', 'float64']);
 
 export interface GradientOptions {
   /** gradient of the loss itself (default: ones of the loss's shape) */

@@ -11,13 +11,13 @@ import type { Tensor } from '../model/tensor.ts';
 import { OPS, type AttrValue, type OpName } from './ops.ts';
 
 /** float16 values are stored as their IEEE half bits (Uint16Array); int8/uint8/int32 come with quantized graphs */
-export type DType = 'float32' | 'float64' | 'int64' | 'bool' | 'float16' | 'int8' | 'uint8' | 'int32';
+export type TensorType = 'float32' | 'float64' | 'int64' | 'bool' | 'float16' | 'int8' | 'uint8' | 'int32';
 export type Dim = number | string;
 export type Shape = Dim[];
 
 export interface ValueInfo {
   name: string;
-  dtype: DType;
+  dtype: TensorType;
   shape: Shape;
 }
 
@@ -34,7 +34,7 @@ export type InitializerData = Float32Array | Float64Array | BigInt64Array | Uint
 
 export interface Initializer {
   name: string;
-  dtype: DType;
+  dtype: TensorType;
   shape: number[];
   data: InitializerData;
 }
@@ -154,7 +154,7 @@ export class Graph {
     return info.name;
   }
 
-  input(name: string, dtype: DType, shape: Shape): string {
+  input(name: string, dtype: TensorType, shape: Shape): string {
     this.define({ name, dtype, shape });
     this.inputs.push(name);
     return name;
@@ -171,7 +171,7 @@ export class Graph {
   }
 
   /** A derived constant (auto-named unless `name` is given; with `reuse`, an existing constant of that name is returned). */
-  constant(data: InitializerData, shape: number[], dtype: DType = 'float32', name?: string, reuse = false): string {
+  constant(data: InitializerData, shape: number[], dtype: TensorType = 'float32', name?: string, reuse = false): string {
     if (name && reuse && this.initializers.has(name)) return name;
     const n = name ?? this.fresh('const');
     this.initializers.set(n, { name: n, dtype, shape, data });

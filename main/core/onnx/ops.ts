@@ -3,7 +3,7 @@
  * FLOP count. Reverse-mode rules are added beside these (one VJP per op) by the autodiff module, so
  * everything an op means lives in one row. Semantics are ONNX opset 20's.
  */
-import { divDims, mulDims, numelOf, sameDim, shapeString, concreteDim, type DType, type Dim, type Graph, type Shape, type ValueInfo } from './ir.ts';
+import { divDims, mulDims, numelOf, sameDim, shapeString, concreteDim, type TensorType, type Dim, type Graph, type Shape, type ValueInfo } from './ir.ts';
 
 export type AttrType = 'int' | 'float' | 'ints' | 'floats' | 'string';
 export type AttrValue = number | number[] | string;
@@ -18,7 +18,7 @@ export interface InferContext {
 }
 
 export interface OutputType {
-  dtype: DType;
+  dtype: TensorType;
   shape: Shape;
 }
 
@@ -205,7 +205,7 @@ export const OPS = {
     attrs: { to: 'int' },
     infer: (ctx) => {
       const to = ctx.attrs.to as number;
-      const dtype = (Object.entries(ONNX_DTYPE).find(([, v]) => v === to)?.[0] as DType | undefined) ?? fail(ctx, `unsupported cast target ${to}`);
+      const dtype = (Object.entries(ONNX_DTYPE).find(([, v]) => v === to)?.[0] as TensorType | undefined) ?? fail(ctx, `unsupported cast target ${to}`);
       return [{ dtype, shape: [...req(ctx, 0).shape] }];
     },
   },
@@ -442,7 +442,7 @@ export const OPS = {
 export type OpName = keyof typeof OPS;
 
 /** ONNX TensorProto.DataType codes. */
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, float64: 11, bool: 9, int64: 7, uint8: 2, int8: 3, int32: 6, float16: 10 };
+export const ONNX_DTYPE: Record<TensorType, number> = { float32: 1, float64: 11, bool: 9, int64: 7, uint8: 2, int8: 3, int32: 6, float16: 10 };
 
 /** FLOPs of a whole graph with its symbolic dims given values (e.g. {batch: 1}). */
 export function graphFlops(graph: Graph, symbols: Record<string, number>): number {
