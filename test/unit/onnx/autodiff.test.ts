@@ -6,9 +6,10 @@
  */
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { VJP, gradients, linearInterpolationMatrix } from '../../../main/core/onnx/autodiff.ts';
-import { Graph, type TensorType } from '../../../main/core/onnx/ir.ts';
-import type { OpName } from '../../../main/core/onnx/ops.ts';
+import { gradients } from '../../../main/core/onnx/autodiff.ts';
+import { Graph } from '../../../main/core/onnx/ir.ts';
+import { OPS, linearInterpolationMatrix, type OpName } from '../../../main/core/onnx/ops.ts';
+import type { TensorType } from '../../../main/core/onnx/shape.ts';
 import { joinChunks, serializeModel } from '../../../main/core/onnx/writer.ts';
 import { mulberry32 } from '../../../main/core/util/random.ts';
 
@@ -256,8 +257,22 @@ describe('vector-Jacobian rules against finite differences', () => {
 
   it('has a finite-difference case for every rule in the table', () => {
     const covered = new Set(CASES.map((c) => c.op));
-    const untested = Object.keys(VJP).filter((op) => !covered.has(op as OpName) && op !== 'Cast');
+    const rules = Object.entries(OPS).filter(([, spec]) => typeof spec.vjp === 'function').map(([op]) => op);
+    const untested = rules.filter((op) => !covered.has(op as OpName) && op !== 'Cast');
     expect(untested).toEqual([]);
+  });
+
+  it("passes no gradient through a 'zero' op and refuses an 'inference-only' one, naming op and node", () => {
+    const g = new Graph();
+    const a = g.input('a', 'float32', [2]);
+    g.output('loss', g.op('ReduceSum', [g.op('Sign', [a])], { keepdims: 0 }));
+    expect(gradients(g, 'loss', [a]).get('a')).toBeUndefined();
+
+    const h = new Graph();
+    const q = h.input('q', 'float32', [1, 4, 8]);
+    const attended = h.op('MultiHeadAttention', [q, q, q], { num_heads: 2, scale: 0.5 }, 'attended');
+    h.output('loss', h.op('ReduceSum', [attended], { keepdims: 0 }));
+    expect(() => gradients(h, 'loss', [q])).toThrow(/MultiHeadAttention is inference-only.*MultiHeadAttention\(q, q, q\) → attended/);
   });
 
   it('interpolation matrices reproduce PyTorch bilinear weights', () => {
