@@ -20,7 +20,7 @@ import { createGunzip, createGzip, gunzipSync, constants as zlibConstants } from
 import { FileError, UserError, errorMessage, fileSystemProblem } from '../errors.ts';
 import { openForReading, readRegularFile, writeFileAtomic } from '../util/fs.ts';
 import { checkDeclaredSize } from '../util/limits.ts';
-import { Volume, affineRAS, geometryFromAffineLPS, type DType, type Vec3, type VolumeMeta, type VoxelArray } from './volume.ts';
+import { Volume, affineRAS, geometryFromAffineLPS, type VoxelType, type Vec3, type VolumeMeta, type VoxelArray } from './volume.ts';
 
 export interface NiftiHeader {
   version: 1 | 2;
@@ -55,7 +55,7 @@ export interface NiftiImage {
 
 interface DatatypeInfo {
   name: string;
-  dtype: DType;
+  dtype: VoxelType;
   bytes: number;
   components: number;
 }
@@ -82,7 +82,7 @@ const UNSUPPORTED_DATATYPES: Record<number, string> = {
   2048: 'complex256',
   2304: 'RGBA32',
 };
-const DTYPE_CODES: Record<DType, number> = {
+const DTYPE_CODES: Record<VoxelType, number> = {
   uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768,
 };
 
@@ -91,7 +91,7 @@ const ARRAY_TYPES = {
   uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array,
 } as const;
 
-const INTEGER_RANGES: Partial<Record<DType, [number, number]>> = {
+const INTEGER_RANGES: Partial<Record<VoxelType, [number, number]>> = {
   uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767],
   uint32: [0, 4294967295], int32: [-2147483648, 2147483647],
 };
@@ -673,7 +673,7 @@ export interface WriteNiftiOptions {
    * intercept as scl_slope/scl_inter. Given: the real values are written in that type (integers
    * rounded and clamped to the type's range) with scl_slope 1, scl_inter 0.
    */
-  dtype?: DType;
+  dtype?: VoxelType;
   description?: string;
   /** sform_code and qform_code; default: the source NIfTI's code when it was 2…5, else 1 (scanner) */
   xformCode?: number;
@@ -681,7 +681,7 @@ export interface WriteNiftiOptions {
   compressionLevel?: number;
 }
 
-function realValuesAs(volume: Volume, dtype: DType): VoxelArray {
+function realValuesAs(volume: Volume, dtype: VoxelType): VoxelArray {
   const { data, slope, intercept } = volume;
   const out = new ARRAY_TYPES[dtype](data.length);
   const range = INTEGER_RANGES[dtype];

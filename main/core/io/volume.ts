@@ -4,7 +4,7 @@
  * here at the boundary; nothing downstream ever sees RAS.
  */
 
-export type DType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
+export type VoxelType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
 
 import type { Vec3, VoxelArray } from '../api.ts';
 import { UserError } from '../errors.ts';
@@ -39,7 +39,7 @@ export interface VolumeMeta {
   extra?: Record<string, unknown>;
 }
 
-export const dtypeOf = (data: VoxelArray): DType => {
+export const dtypeOf = (data: VoxelArray): VoxelType => {
   if (data instanceof Uint8Array) return 'uint8';
   if (data instanceof Int8Array) return 'int8';
   if (data instanceof Uint16Array) return 'uint16';
@@ -96,7 +96,7 @@ export class Volume {
   get dims(): Vec3 {
     return this.geometry.dims;
   }
-  get dtype(): DType {
+  get dtype(): VoxelType {
     return dtypeOf(this.data);
   }
   get isColour(): boolean {

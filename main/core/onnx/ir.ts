@@ -1,107 +1,24 @@
 /**
  * The graph IR: a list of nodes over named values. Every node is one primitive op from the table in
- * ops.ts (which holds each op's attribute schema and shape rule, and is where the reverse-mode rules
- * go); layers are compositions built in the model files. Parameters keep their official PyTorch key
+ * ops.ts (which holds each op's attribute schema, shape rule, FLOPs and vector-Jacobian rule);
+ * layers are compositions built in the model files. Parameters keep their official PyTorch key
  * names as initializer names, so a training graph can turn any of them into a graph input.
- *
- * Shapes are static except for symbolic dims: a symbolic dim is a string, either a bare parameter
- * name ('batch') or `k*name` (e.g. '121*batch' after folding windows into the batch axis).
+ * Element types, shapes and symbolic dims are in shape.ts.
  */
 import type { Tensor } from '../model/tensor.ts';
-import { OPS, type AttrValue, type OpName } from './ops.ts';
-
-/** float16 values are stored as their IEEE half bits (Uint16Array); int8/uint8/int32 come with quantized graphs */
-export type DType = 'float32' | 'float64' | 'int64' | 'bool' | 'float16' | 'int8' | 'uint8' | 'int32';
-export type Dim = number | string;
-export type Shape = Dim[];
-
-export interface ValueInfo {
-  name: string;
-  dtype: DType;
-  shape: Shape;
-}
-
-export type Attrs = Record<string, AttrValue>;
-
-export interface Node {
-  op: OpName;
-  inputs: string[];
-  outputs: string[];
-  attrs: Attrs;
-}
-
-export type InitializerData = Float32Array | Float64Array | BigInt64Array | Uint8Array | Int8Array | Int32Array | Uint16Array;
+import { OPS, type Attrs, type GraphBuilder, type Node, type OpName } from './ops.ts';
+import type { InitializerData, Shape, TensorType, ValueInfo } from './shape.ts';
 
 export interface Initializer {
   name: string;
-  dtype: DType;
+  dtype: TensorType;
   shape: number[];
   data: InitializerData;
 }
 
-// ---- symbolic dims ----
-
-interface SymDim {
-  coef: number;
-  /** undefined for a plain number */
-  sym?: string;
-}
-
-export function parseDim(d: Dim): SymDim {
-  if (typeof d === 'number') return { coef: d };
-  const m = /^(?:(\d+)\*)?([A-Za-z_][\w]*)$/.exec(d);
-  if (!m) throw new Error(`bad symbolic dim "${d}"`);
-  return { coef: m[1] ? Number(m[1]) : 1, sym: m[2] };
-}
-
-export function formatDim(d: SymDim): Dim {
-  if (!d.sym) return d.coef;
-  return d.coef === 1 ? d.sym : `${d.coef}*${d.sym}`;
-}
-
-export function mulDims(a: Dim, b: Dim): Dim {
-  const x = parseDim(a);
-  const y = parseDim(b);
-  if (x.sym && y.sym) throw new Error(`cannot multiply two symbolic dims ${a} and ${b}`);
-  return formatDim({ coef: x.coef * y.coef, sym: x.sym ?? y.sym });
-}
-
-/** a / b when exact, else undefined. */
-export function divDims(a: Dim, b: Dim): Dim | undefined {
-  const x = parseDim(a);
-  const y = parseDim(b);
-  if (y.sym) {
-    if (x.sym !== y.sym || x.coef % y.coef !== 0) return undefined;
-    return x.coef / y.coef;
-  }
-  if (x.coef % y.coef !== 0) return undefined;
-  return formatDim({ coef: x.coef / y.coef, sym: x.sym });
-}
-
-export function sameDim(a: Dim, b: Dim): boolean {
-  return formatDim(parseDim(a)) === formatDim(parseDim(b));
-}
-
-export function numelOf(shape: Shape): Dim {
-  return shape.reduce<Dim>((acc, d) => mulDims(acc, d), 1);
-}
-
-/** A dim with its symbol set to a concrete value (for FLOP counts and buffer sizes). */
-export function concreteDim(d: Dim, symbols: Record<string, number>): number {
-  const p = parseDim(d);
-  if (!p.sym) return p.coef;
-  const v = symbols[p.sym];
-  if (v === undefined) throw new Error(`no value for symbolic dim "${p.sym}"`);
-  return p.coef * v;
-}
-
-export function shapeString(shape: Shape): string {
-  return `[${shape.join(', ')}]`;
-}
-
 // ---- the graph ----
 
-export class Graph {
+export class Graph implements GraphBuilder {
   readonly values = new Map<string, ValueInfo>();
   readonly nodes: Node[] = [];
   readonly initializers = new Map<string, Initializer>();
@@ -110,8 +27,8 @@ export class Graph {
   private counter = 0;
   private prefix = '';
   /**
-   * An inference-only graph: layers may use fused ops that have no VJP rule (ONNX Runtime's
-   * MultiHeadAttention). Training graphs leave this false and get primitive compositions.
+   * An inference-only graph: layers may use fused ops whose row in the op table is
+   * 'inference-only' (ONNX Runtime's MultiHeadAttention). Training graphs leave this false and get primitive compositions.
    */
   inferenceOnly = false;
   /**
@@ -154,7 +71,7 @@ export class Graph {
     return info.name;
   }
 
-  input(name: string, dtype: DType, shape: Shape): string {
+  input(name: string, dtype: TensorType, shape: Shape): string {
     this.define({ name, dtype, shape });
     this.inputs.push(name);
     return name;
@@ -171,7 +88,7 @@ export class Graph {
   }
 
   /** A derived constant (auto-named unless `name` is given; with `reuse`, an existing constant of that name is returned). */
-  constant(data: InitializerData, shape: number[], dtype: DType = 'float32', name?: string, reuse = false): string {
+  constant(data: InitializerData, shape: number[], dtype: TensorType = 'float32', name?: string, reuse = false): string {
     if (name && reuse && this.initializers.has(name)) return name;
     const n = name ?? this.fresh('const');
     this.initializers.set(n, { name: n, dtype, shape, data });

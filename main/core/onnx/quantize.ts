@@ -13,8 +13,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import type { Graph, Node } from './ir.ts';
-import { ONNX_DTYPE } from './ops.ts';
+import type { Graph } from './ir.ts';
+import { ONNX_DTYPE, type Node } from './ops.ts';
 
 export const PRECISIONS = ['float32', 'int8', 'float16'] as const;
 export type Precision = (typeof PRECISIONS)[number];

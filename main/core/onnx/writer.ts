@@ -5,7 +5,8 @@
  */
 import { OPS, ONNX_DTYPE, type AttrType, type AttrValue, type OpSpec } from './ops.ts';
 import { ProtoWriter } from './protobuf.ts';
-import { type Graph, type Initializer, type ValueInfo } from './ir.ts';
+import type { Graph, Initializer } from './ir.ts';
+import type { ValueInfo } from './shape.ts';
 
 /** ORT 1.30 implements the default domain up to opset 21+; 20 is the first with Gelu. */
 export const OPSET = 20;

@@ -4,7 +4,8 @@
  * updated with the unbiased variance and momentum 0.1, exactly as torch.nn.BatchNorm2d does.
  */
 import type { Graph } from '../onnx/ir.ts';
-import { defineCustomVjp, staticShape } from '../onnx/autodiff.ts';
+import { defineCustomVjp } from '../onnx/autodiff.ts';
+import { staticShape } from '../onnx/ops.ts';
 
 export const BN_MOMENTUM = 0.1;
 

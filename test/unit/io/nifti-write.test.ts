@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNiftiHeader, readNifti, writeNifti } from '../../../main/core/io/nifti.ts';
-import { Volume, type DType, type Geometry } from '../../../main/core/io/volume.ts';
+import { Volume, type VoxelType, type Geometry } from '../../../main/core/io/volume.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nifti-write-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -93,7 +93,7 @@ describe('writeNifti', () => {
   });
 
   it('round-trips every supported stored type', async () => {
-    const types: DType[] = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'];
+    const types: VoxelType[] = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'];
     for (const dtype of types) {
       const file = join(tmp, `t-${dtype}.nii.gz`);
       const volume = volumeOf(new Float64Array(7 * 6 * 5).map((_, i) => (i * 37) % 120));

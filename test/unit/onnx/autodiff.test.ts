@@ -6,9 +6,10 @@
  */
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { VJP, gradients, linearInterpolationMatrix } from '../../../main/core/onnx/autodiff.ts';
-import { Graph, type DType } from '../../../main/core/onnx/ir.ts';
-import type { OpName } from '../../../main/core/onnx/ops.ts';
+import { gradients } from '../../../main/core/onnx/autodiff.ts';
+import { Graph } from '../../../main/core/onnx/ir.ts';
+import { OPS, linearInterpolationMatrix, type OpName } from '../../../main/core/onnx/ops.ts';
+import type { TensorType } from '../../../main/core/onnx/shape.ts';
 import { joinChunks, serializeModel } from '../../../main/core/onnx/writer.ts';
 import { mulberry32 } from '../../../main/core/util/random.ts';
 
@@ -19,22 +20,22 @@ interface Case {
   op: OpName;
   shapes: number[][];
   build: Build;
-  dtype?: DType;
+  dtype?: TensorType;
   /** inputs that must stay positive (log, sqrt, pow base, division) */
   positive?: number[];
   /** inputs that are not differentiated (e.g. masks) */
   constant?: number[];
 }
 
-const ortType = (dtype: DType): 'float32' | 'float64' => (dtype === 'float64' ? 'float64' : 'float32');
-const makeArray = (dtype: DType, n: number): Float32Array | Float64Array => (dtype === 'float64' ? new Float64Array(n) : new Float32Array(n));
+const ortType = (dtype: TensorType): 'float32' | 'float64' => (dtype === 'float64' ? 'float64' : 'float32');
+const makeArray = (dtype: TensorType, n: number): Float32Array | Float64Array => (dtype === 'float64' ? new Float64Array(n) : new Float32Array(n));
 
 async function session(g: Graph): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(joinChunks(serializeModel(g)), { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
 }
 
 /** Builds `loss = Σ r ⊙ op(inputs)` with its gradients w.r.t. the differentiable inputs. */
-function buildCase(c: Case, dtype: DType, weights: Float64Array[]) {
+function buildCase(c: Case, dtype: TensorType, weights: Float64Array[]) {
   const g = new Graph();
   const inputs = c.shapes.map((shape, i) => g.input(`x${i}`, dtype, shape));
   const y = c.build(g, inputs);
@@ -57,7 +58,7 @@ function buildCase(c: Case, dtype: DType, weights: Float64Array[]) {
   return { g, wrt, gradNames: names };
 }
 
-function randomInputs(c: Case, dtype: DType, seed: number): (Float32Array | Float64Array)[] {
+function randomInputs(c: Case, dtype: TensorType, seed: number): (Float32Array | Float64Array)[] {
   const rng = mulberry32(seed);
   return c.shapes.map((shape, i) => {
     const a = makeArray(dtype, shape.reduce((p, d) => p * d, 1));
@@ -66,8 +67,8 @@ function randomInputs(c: Case, dtype: DType, seed: number): (Float32Array | Floa
   });
 }
 
-async function check(c: Case): Promise<{ dtype: DType; worst: number }> {
-  let dtype: DType = c.dtype ?? 'float64';
+async function check(c: Case): Promise<{ dtype: TensorType; worst: number }> {
+  let dtype: TensorType = c.dtype ?? 'float64';
   let built;
   let sess: ort.InferenceSession;
   try {
@@ -256,8 +257,22 @@ describe('vector-Jacobian rules against finite differences', () => {
 
   it('has a finite-difference case for every rule in the table', () => {
     const covered = new Set(CASES.map((c) => c.op));
-    const untested = Object.keys(VJP).filter((op) => !covered.has(op as OpName) && op !== 'Cast');
+    const rules = Object.entries(OPS).filter(([, spec]) => typeof spec.vjp === 'function').map(([op]) => op);
+    const untested = rules.filter((op) => !covered.has(op as OpName) && op !== 'Cast');
     expect(untested).toEqual([]);
+  });
+
+  it("passes no gradient through a 'zero' op and refuses an 'inference-only' one, naming op and node", () => {
+    const g = new Graph();
+    const a = g.input('a', 'float32', [2]);
+    g.output('loss', g.op('ReduceSum', [g.op('Sign', [a])], { keepdims: 0 }));
+    expect(gradients(g, 'loss', [a]).get('a')).toBeUndefined();
+
+    const h = new Graph();
+    const q = h.input('q', 'float32', [1, 4, 8]);
+    const attended = h.op('MultiHeadAttention', [q, q, q], { num_heads: 2, scale: 0.5 }, 'attended');
+    h.output('loss', h.op('ReduceSum', [attended], { keepdims: 0 }));
+    expect(() => gradients(h, 'loss', [q])).toThrow(/MultiHeadAttention is inference-only.*MultiHeadAttention\(q, q, q\) → attended/);
   });
 
   it('interpolation matrices reproduce PyTorch bilinear weights', () => {

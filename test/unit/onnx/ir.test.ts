@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Graph, divDims, mulDims } from '../../../main/core/onnx/ir.ts';
+import { Graph } from '../../../main/core/onnx/ir.ts';
+import { divDims, mulDims } from '../../../main/core/onnx/shape.ts';
 import { graphFlops, OPS } from '../../../main/core/onnx/ops.ts';
 
 describe('symbolic dims', () => {
@@ -81,5 +82,11 @@ describe('shape inference', () => {
       expect(typeof spec.infer, name).toBe('function');
       expect(typeof spec.attrs, name).toBe('object');
     }
+  });
+
+  it('says in every row how the op differentiates (a rule, zero or inference-only)', () => {
+    const kinds = Object.entries(OPS).map(([name, spec]) => [name, typeof spec.vjp === 'function' ? 'rule' : spec.vjp]);
+    for (const [name, kind] of kinds) expect(['rule', 'zero', 'inference-only'], name).toContain(kind);
+    expect(kinds.filter(([, k]) => k === 'inference-only').map(([n]) => n)).toContain('MultiHeadAttention');
   });
 });
