@@ -193,6 +193,9 @@ export class WorkstationService implements WorkstationApi {
   }
 
   #emit(event: ApiEvent): void {
+    // a job is over for callers (focusSlice, cancel) from its closing event on, not from the
+    // later turn its body's promise settles in
+    if ((event.type === 'done' || event.type === 'trainDone' || event.type === 'cancelled' || event.type === 'failed') && 'jobId' in event) this.#jobs.delete(event.jobId);
     for (const listener of this.#listeners) {
       try {
         listener(event);

@@ -241,12 +241,16 @@ export class Session {
   async openCohortCase(cohortId: string, caseName: string): Promise<boolean> {
     const opened = await this.#opened(await this.#run(`opening ${caseName}`, () => this.api.openCohortCase({ cohortId, case: caseName })));
     const state = this.current;
-    if (!opened || !state || state.prediction || state.job) return opened;
-    const labels = await this.#quiet(() => this.api.getLabels({ studyId: state.summary.id, source: 'prediction' }), null);
-    if (!labels || this.current !== state) return opened;
+    if (!opened || !state || state.job) return opened;
+    // selecting the study (select) usually fetched the service's prediction already
+    if (!state.prediction) {
+      const labels = await this.#quiet(() => this.api.getLabels({ studyId: state.summary.id, source: 'prediction' }), null);
+      if (!labels || this.current !== state || state.prediction) return opened;
+      state.prediction = labels.data;
+      state.edits.reset(labels.data);
+      state.overlaySource = 'prediction';
+    }
     const slices = state.summary.dims[2];
-    state.prediction = labels.data;
-    state.overlaySource = 'prediction';
     // a finished run as far as the views and the Export dialog are concerned
     state.job = { id: `cohort:${cohortId}`, studyId: state.summary.id, done: slices, total: slices, status: 'done', message: 'segmented with its cohort' };
     this.overlayVisible = true;
