@@ -9,7 +9,7 @@ import { withReadScope } from '../util/fs.ts';
 import { yieldToInteractiveThreads } from '../util/worker.ts';
 import type { JobKind, JobKinds, JobRequest } from './kinds.ts';
 import { releaseModels } from './model-cache.ts';
-import { inspectCheckpoint, runDescribeJob, runOpenJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { inspectCheckpoint, runDescribeJob, runOpenJob, runPacsOpenJob, runRolesJob, runSegmentJob, runTrainJob, settlePacsCaches } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort;
@@ -19,6 +19,8 @@ type Runner<K extends JobKind> = (payload: JobKinds[K]['payload'], context: Call
 
 const runners: { [K in JobKind]: Runner<K> } = {
   open: (payload) => runOpenJob(payload),
+  pacsOpen: (payload, { signal, progress }) => runPacsOpenJob(payload, progress, signal),
+  pacsSettle: ({ cacheDir }) => settlePacsCaches(cacheDir),
   roles: (payload) => runRolesJob(payload),
   describe: (payload) => runDescribeJob(payload),
   inspect: (payload) => inspectCheckpoint(payload),
@@ -40,10 +42,10 @@ const handlers = Object.fromEntries(
 const server = new ChannelServer(nodePortTransport(port, 'the job host'), {
   handlers: {
     ...handlers,
-    /** releases the loaded models, then ends the worker once the reply is on its way */
+    /** releases the loaded models and lets PACS cache writes finish (a few seconds at most), then ends the worker once the reply is on its way */
     async dispose() {
       server.close();
-      await releaseModels();
+      await Promise.all([releaseModels(), Promise.race([settlePacsCaches(), new Promise((done) => setTimeout(done, 4000).unref())])]);
       setImmediate(() => process.exit(0));
       return null;
     },
