@@ -517,8 +517,9 @@ export class DicomWebClient {
           for (const part of parser.write(chunk)) {
             const partType = part.headers['content-type'] ?? 'application/dicom';
             if (!/^application\/dicom\b/i.test(partType)) throw new PacsError('protocol', `${url}: a part of the reply is ${partType}, not application/dicom`);
-            // a part within one chunk is that chunk's view; else its chunks joined once
-            hand(part.content.length === 1 ? part.content[0]! : part.bytes);
+            // a part within one chunk is that chunk's view; else its chunks joined once (not
+            // part.bytes, which zero-fills its buffer before copying into it)
+            hand(part.content.length === 1 ? part.content[0]! : Buffer.concat(part.content));
           }
         } catch (err) {
           void finish(err);
