@@ -13,7 +13,9 @@ import type { BratsSequence, Study } from './io/study.ts';
 import type { Geometry, Volume } from './io/volume.ts';
 import type { JobHost } from './jobs/job-host.ts';
 import type { BundledModel } from './jobs/bundled.ts';
-import type { CheckpointSummary, SegmentationOutcome, TrainJobEvent } from './jobs/kinds.ts';
+import type { CheckpointSummary, PacsOpenJobPayload, SegmentationOutcome, TrainJobEvent } from './jobs/kinds.ts';
+import type { PacsFetchSummary } from './pacs/open-study.ts';
+import type { RetrieveProgress } from './pacs/retrieve.ts';
 import type { TrainOptions, TrainResult } from './train/trainer.ts';
 import type { PostprocessOptions } from './model/postprocess.ts';
 
@@ -58,9 +60,22 @@ export interface TrainingPort {
   run?: (options: TrainOptions, onEvent: (event: TrainJobEvent) => void, signal: AbortSignal) => Promise<TrainResult>;
 }
 
+/** What opening a study from a PACS gives: the studies, notes, and what the fetch did. */
+export interface PacsOpenedStudy {
+  studies: Study[];
+  notes: string[];
+  fetched: PacsFetchSummary;
+}
+
+export type PacsOpenPort = (job: PacsOpenJobPayload, options: { signal: AbortSignal; onProgress: (progress: RetrieveProgress) => void }) => Promise<PacsOpenedStudy>;
+
 export interface Ports {
   /** `segmentations`: DICOM SEG files opened without their images (io/open.ts, segmentationsOnly 'return') */
   openPath(path: string): Promise<{ studies: Study[]; notes: string[]; segmentations?: SegmentationFile[] }>;
+  /** a study fetched from a PACS and opened from the instances fetched (pacs/open-study.ts), off the caller's thread; absent = in-process */
+  openPacsStudy?: PacsOpenPort;
+  /** resolves when the cache writes openPacsStudy left going on in `cacheDir` are done (the files a study names then exist) */
+  pacsCacheSettled?(cacheDir: string): Promise<void>;
   /** a DICOM study with other roles for its series (dicom-study.ts reassignRoles), off the caller's thread; absent = in-process */
   reassignRoles?(study: Study, roles: Record<string, BratsSequence>): Promise<Study>;
   /** a label map's tumour description (metrics/describe.ts) with the study's images, off the caller's thread; absent = in-process */
@@ -110,6 +125,18 @@ export function createDefaultPorts(): Ports {
       const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
       const opened = await host.run('open', { path });
       return { studies: opened.studies.map(studyFromData), notes: opened.notes, segmentations: opened.segmentations };
+    },
+
+    async openPacsStudy(job, { signal, onProgress }) {
+      const [host, { studyFromData }] = await Promise.all([jobs(), import('./jobs/kinds.ts')]);
+      const opened = await host.run('pacsOpen', job, { signal, onEvent: onProgress });
+      return { studies: opened.studies.map(studyFromData), notes: opened.notes, fetched: opened.fetched };
+    },
+
+    async pacsCacheSettled(cacheDir) {
+      // no worker yet: no writes either
+      if (!host) return;
+      await host.run('pacsSettle', { cacheDir });
     },
 
     async reassignRoles(study, roles) {

@@ -257,15 +257,19 @@ export class WorkstationService implements WorkstationApi {
       // a SEG by itself: say what it is and whose images it needs (and whether they are open), not fail
       return { studies: [], notes: opened.notes, segmentations: opened.segmentations.map((seg) => this.#segmentationSummary(seg)) };
     }
-    if (opened.studies.length === 0) throw new UserError(`${path}: no image study found here`);
-    await this.#settings.addRecent(absolute, opened.studies.length === 1 ? opened.studies[0]!.name : basename(absolute));
-    const studies = opened.studies.map((study) => {
+    return { studies: await this.#adopt(absolute, real, opened.studies, path), notes: opened.notes };
+  }
+
+  /** Studies just read from `absolute` become open studies (and the path a recent one). */
+  async #adopt(absolute: string, real: string, studies: Study[], asGiven: string): Promise<StudySummary[]> {
+    if (studies.length === 0) throw new UserError(`${asGiven}: no image study found here`);
+    await this.#settings.addRecent(absolute, studies.length === 1 ? studies[0]!.name : basename(absolute));
+    return studies.map((study) => {
       const id = newId('study');
       const summary = summarize(id, study);
       this.#studies.set(id, { id, realPath: real, study, summary, predictionComplete: false, edits: 0 });
       return summary;
     });
-    return { studies, notes: opened.notes };
   }
 
   async closeStudy({ studyId }: StudyRequest): Promise<{ closed: boolean }> {
@@ -300,6 +304,8 @@ export class WorkstationService implements WorkstationApi {
     const original = study.series?.find((s) => s.role === sequence)?.volume ?? volume;
     const file = original.meta.sources[0];
     if (study.kind !== 'dicom' || !file) throw new UserError(`${study.name}/${sequence} was not read from DICOM; it has no tags to show`);
+    // a study from a PACS names its cache files, written just after it opened
+    if (this.#pacsOrigins.has(studyId)) await (this.#ports.pacsCacheSettled && this.#pacs.cacheDir ? this.#ports.pacsCacheSettled(this.#pacs.cacheDir) : this.#pacs.settled());
     const { readDicomTags } = await import('./io/dicom/tags.ts');
     return { file, tags: await readDicomTags(file) };
   }
@@ -828,13 +834,24 @@ export class WorkstationService implements WorkstationApi {
     return this.#pacs.series(connectionId, studyUid);
   }
 
-  /** Fetched into the cache, then opened as that folder: assembled exactly as the same files on disk. */
+  /**
+   * Fetched into the cache and opened from the instances fetched, in the io worker: assembled
+   * exactly as the same files in a folder (the study is known by its cache folder, which opens
+   * as such later too). A study open already is not fetched again.
+   */
   async pacsOpen(request: PacsOpenRequest): Promise<OpenStudyResult> {
     if (this.#jobs.has(request.jobId)) throw new UserError(`job id ${request.jobId} is in use`);
-    const fetched = await this.#pacs.fetch(request);
-    const opened = await this.openStudy({ path: fetched.folder });
-    for (const study of opened.studies) this.#pacsOrigins.set(study.id, { connectionId: request.connectionId, studyUid: request.studyUid });
-    return { ...opened, notes: [...fetched.notes, ...opened.notes.filter((n) => !/is open already$/.test(n))] };
+    const folder = this.#pacs.folderOf(request);
+    const real = await realpath(folder).catch(() => folder);
+    const open = [...this.#studies.values()].filter((s) => s.realPath === real);
+    let result: OpenStudyResult;
+    if (open.length) result = { studies: open.map((s) => s.summary), notes: [] };
+    else {
+      const opened = await this.#pacs.open(request, this.#ports.openPacsStudy);
+      result = { studies: await this.#adopt(folder, real, opened.studies, folder), notes: opened.notes };
+    }
+    for (const study of result.studies) this.#pacsOrigins.set(study.id, { connectionId: request.connectionId, studyUid: request.studyUid });
+    return result;
   }
 
   /** The finished prediction's DICOM SEG and PDF report, written to a temporary folder, then stored in the source study. */

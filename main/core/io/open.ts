@@ -21,6 +21,7 @@ import { NotRegularFileError, openForReading } from '../util/fs.ts';
 import { findBratsCases, loadBratsCase, type BratsCaseFiles } from './brats.ts';
 import { isNiftiPath, niftiStem, readNifti } from './nifti.ts';
 import { describeSegmentationFile, seriesUidsOf, type SegmentationFile } from './segmentations.ts';
+import type { DicomSource } from './dicom/index.ts';
 import type { Study } from './study.ts';
 import type { Volume } from './volume.ts';
 
@@ -254,6 +255,25 @@ function attachSegmentations(studies: Study[], segmentations: SegmentationFile[]
     }
   }
   return unmatched;
+}
+
+/**
+ * DICOM instances already in hand (parsed from memory, or read by readDicomCandidates) opened as
+ * the folder `location` holding them would be: sorted by file name as a folder walk sorts them,
+ * then the same series assembly (loadDicomSources), study assembly (dicom-study.ts) and series
+ * naming as openPath. A study fetched from a PACS goes through here without being read back
+ * from the cache files it was just written to.
+ */
+export async function openDicomSources(sources: DicomSource[], location: string): Promise<OpenResult> {
+  const [{ loadDicomSources }, { assembleDicomStudies }] = await Promise.all([import('./dicom/index.ts'), import('./dicom-study.ts')]);
+  const notes: string[] = [];
+  const sorted = [...sources].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const result = await loadDicomSources(sorted, location, notes, { segmentations: true });
+  const assembled = result.series.length ? assembleDicomStudies(result.series, location) : { studies: [], notes: [] };
+  notes.push(...assembled.notes);
+  disambiguateIds(assembled.studies);
+  // a SEG stored beside the images (one this app sent, say) is offered as a mask, as in a folder
+  return { studies: assembled.studies, notes, segmentations: attachSegmentations(assembled.studies, result.segmentations, notes) };
 }
 
 /** Like Promise.all over items.map(task), with at most `limit` tasks running; results in order. */

@@ -32,7 +32,7 @@ export interface RunOptions<K extends JobKind> {
  * loaded); training gets its own, ended after the run.
  */
 type Lane = 'io' | 'inference' | 'train';
-const LANE: Record<JobKind, Lane> = { open: 'io', roles: 'io', describe: 'io', segment: 'inference', prepare: 'inference', inspect: 'io', train: 'train', mask: 'io', review: 'io' };
+const LANE: Record<JobKind, Lane> = { open: 'io', pacsOpen: 'io', pacsSettle: 'io', roles: 'io', describe: 'io', segment: 'inference', prepare: 'inference', inspect: 'io', train: 'train', mask: 'io', review: 'io' };
 const PERSISTENT: Record<Lane, boolean> = { io: true, inference: true, train: false };
 
 interface LaneWorker {

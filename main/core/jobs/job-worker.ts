@@ -9,7 +9,7 @@ import { withReadScope } from '../util/fs.ts';
 import { yieldToInteractiveThreads } from '../util/worker.ts';
 import type { JobControl, JobKind, JobKinds, JobRequest } from './kinds.ts';
 import { releaseModels } from './model-cache.ts';
-import { ControlInbox, inspectCheckpoint, runDescribeJob, runMaskJob, runOpenJob, runPrepareJob, runReviewJob, runRolesJob, runSegmentJob, runTrainJob } from './worker-jobs.ts';
+import { ControlInbox, inspectCheckpoint, runDescribeJob, runMaskJob, runOpenJob, runPacsOpenJob, runPrepareJob, runReviewJob, runRolesJob, runSegmentJob, runTrainJob, settlePacsCaches } from './worker-jobs.ts';
 
 yieldToInteractiveThreads();
 const port = parentPort;
@@ -22,6 +22,8 @@ const inboxes = new Map<number, ControlInbox<unknown>>();
 
 const runners: { [K in JobKind]: Runner<K> } = {
   open: (payload) => runOpenJob(payload),
+  pacsOpen: (payload, { signal, progress }) => runPacsOpenJob(payload, progress, signal),
+  pacsSettle: ({ cacheDir }) => settlePacsCaches(cacheDir),
   roles: (payload) => runRolesJob(payload),
   describe: (payload) => runDescribeJob(payload),
   inspect: (payload) => inspectCheckpoint(payload),
@@ -59,10 +61,10 @@ const server = new ChannelServer(nodePortTransport(port, 'the job host'), {
       inboxes.get(key)?.deliver(message);
       return null;
     },
-    /** releases the loaded models, then ends the worker once the reply is on its way */
+    /** releases the loaded models and lets PACS cache writes finish (a few seconds at most), then ends the worker once the reply is on its way */
     async dispose() {
       server.close();
-      await releaseModels();
+      await Promise.all([releaseModels(), Promise.race([settlePacsCaches(), new Promise((done) => setTimeout(done, 4000).unref())])]);
       setImmediate(() => process.exit(0));
       return null;
     },

@@ -13,6 +13,9 @@ import { knownIntensityScaling, seedIntensityScaling, volumeIntensityScaling, ty
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
 import type { StoredRunSettings } from '../model/run-settings.ts';
+import type { PacsAuth } from '../pacs/dicomweb.ts';
+import type { PacsFetchSummary } from '../pacs/open-study.ts';
+import type { RetrieveProgress } from '../pacs/retrieve.ts';
 import type { ReadScope } from '../util/fs.ts';
 import type { PostprocessOptions, PostprocessRecord } from '../model/postprocess.ts';
 import type { StepEvent, TrainEvents, TrainOptions, TrainResult, ValidationResult } from '../train/trainer.ts';
@@ -186,9 +189,27 @@ export interface OpenedStudies {
 
 export type MaskJobPayload = { op: 'inspect'; path: string; target: MaskTarget } | { op: 'load'; path: string; target: MaskTarget; segmentLabels?: Record<string, number> };
 export type ReviewJobPayload = Omit<SaveReviewedInput, 'sequences'> & { sequences: Record<string, VolumeRecord> };
+/** A study (or one series) to fetch from a PACS into the instance cache and open (pacs/open-study.ts). */
+export interface PacsOpenJobPayload {
+  /** the DICOMweb base URL and the credentials for it */
+  baseUrl: string;
+  auth: PacsAuth;
+  /** the instance cache: the worker keeps one per folder, so its index and pending writes persist between opens */
+  cacheDir: string;
+  cacheBytes: number;
+  studyUid: string;
+  seriesUid?: string;
+}
+
+export interface PacsOpenedStudies extends OpenedStudies {
+  fetched: PacsFetchSummary;
+}
 
 export interface JobKinds {
   open: { payload: { path: string }; event: never; result: OpenedStudies };
+  pacsOpen: { payload: PacsOpenJobPayload; event: RetrieveProgress; result: PacsOpenedStudies };
+  /** resolves when the cache writes a pacsOpen left going on in that folder are done */
+  pacsSettle: { payload: { cacheDir: string }; event: never; result: null };
   roles: { payload: RolesJobPayload; event: never; result: StudyData };
   describe: { payload: DescribeJobPayload; event: never; result: TumourDescription };
   segment: { payload: SegmentJobPayload; event: SegmentJobEvent; result: SegmentationOutcome; control: SegmentControl };

@@ -9,6 +9,8 @@ import type { LoadedMask } from '../io/masks.ts';
 import type { SaveReviewedOutcome } from '../review/reviewed.ts';
 import { sliceDiceOf } from '../metrics/slice-dice.ts';
 import type { RegionResults } from '../metrics/evaluate.ts';
+import type { InstanceCache } from '../pacs/cache.ts';
+import type { RetrieveProgress } from '../pacs/retrieve.ts';
 import type { TrainResult } from '../train/trainer.ts';
 import type { TrainOptions } from '../train/trainer.ts';
 import {
@@ -20,6 +22,8 @@ import {
   type MaskJobPayload,
   type ReviewJobPayload,
   type OpenedStudies,
+  type PacsOpenJobPayload,
+  type PacsOpenedStudies,
   type Post,
   type RolesJobPayload,
   type SegmentJobEvent,
@@ -155,6 +159,42 @@ export async function runOpenJob({ path }: { path: string }): Promise<OpenedStud
   const { openPath } = await import('../io/open.ts');
   const opened = await openPath(path, { segmentationsOnly: 'return' });
   return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes, segmentations: opened.segmentations };
+}
+
+/** The PACS instance caches this worker writes to, by folder (one object per folder: its index, pins and pending writes). */
+const pacsCaches = new Map<string, InstanceCache>();
+
+/**
+ * Fetches a study from a PACS and opens it in the worker: the transfer, the parsing of each
+ * instance as it arrives and the assembly never touch the UI's thread, and the study is assembled
+ * from the instances in memory. The cache writes go on here after the reply (settlePacsCaches).
+ */
+export async function runPacsOpenJob(payload: PacsOpenJobPayload, post: Post<RetrieveProgress>, signal: AbortSignal): Promise<PacsOpenedStudies> {
+  const [{ InstanceCache }, { DicomWebClient }, { openPacsStudy }] = await Promise.all([import('../pacs/cache.ts'), import('../pacs/dicomweb.ts'), import('../pacs/open-study.ts')]);
+  let cache = pacsCaches.get(payload.cacheDir);
+  if (!cache || cache.maxBytes !== payload.cacheBytes) {
+    cache = new InstanceCache(payload.cacheDir, payload.cacheBytes);
+    pacsCaches.set(payload.cacheDir, cache);
+  }
+  const client = new DicomWebClient(payload.baseUrl, { auth: payload.auth });
+  const opened = await openPacsStudy(client, cache, {
+    studyUid: payload.studyUid,
+    ...(payload.seriesUid ? { seriesUid: payload.seriesUid } : {}),
+    signal,
+    onProgress: (progress) => post(progress),
+  });
+  try {
+    return { studies: opened.studies.map((study) => studyToData(study, { toShared: true, summarise: true })), notes: opened.notes, segmentations: opened.segmentations, fetched: opened.fetched };
+  } finally {
+    // once the reply is on its way
+    setImmediate(() => void opened.writeCache());
+  }
+}
+
+/** Resolves when the PACS cache writes still going on in this worker (in `cacheDir`, or anywhere) are done. */
+export async function settlePacsCaches(cacheDir?: string): Promise<null> {
+  await Promise.all([...pacsCaches].filter(([dir]) => cacheDir === undefined || dir === cacheDir).map(([, cache]) => cache.settled()));
+  return null;
 }
 
 /** Gives a DICOM study's series other roles in the worker: resampling onto a new grid never blocks the UI's thread. */

@@ -5,7 +5,8 @@
  *
  * - Entries are written with writeFileAtomic (temp file, then rename): an entry exists whole or
  *   not at all, so a cancelled or failed fetch leaves no half-written instance under its name.
- *   They are not fsynced: a cache can be fetched again.
+ *   They are not fsynced: a cache can be fetched again. An open from a PACS writes them after
+ *   the study is open (retrieve.ts `keep`); `settled` waits for writes still going on.
  * - A size limit with least-recently-used eviction (last use = the file's mtime, touched on
  *   every hit, so the order survives restarts). Entries of a retrieval in progress are pinned:
  *   a study bigger than the limit is still fetched whole, then evicted first next time.
@@ -14,7 +15,7 @@
  */
 import { readdir, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
 import { checkUid } from './dicomweb.ts';
 
@@ -44,6 +45,8 @@ export class InstanceCache {
   #scanning?: Promise<Map<string, Entry>>;
   #bytes = 0;
   readonly #pins = new Map<string, number>();
+  /** file → its write in progress */
+  readonly #writing = new Map<string, Promise<unknown>>();
 
   constructor(root: string, maxBytes = DEFAULT_CACHE_BYTES) {
     this.root = resolve(root);
@@ -124,8 +127,24 @@ export class InstanceCache {
 
   /** Stores an instance atomically, then evicts least-recently-used entries beyond the limit. */
   async put(studyUid: string, seriesUid: string, sopInstanceUid: string, bytes: Uint8Array): Promise<string> {
-    const entries = await this.#index();
     const path = this.pathOf(studyUid, seriesUid, sopInstanceUid);
+    const write = this.#put(path, sopInstanceUid, bytes);
+    this.#writing.set(path, write);
+    try {
+      return await write;
+    } finally {
+      if (this.#writing.get(path) === write) this.#writing.delete(path);
+    }
+  }
+
+  /** Resolves once the writes in progress under `dir` (default: the whole cache) are done, whatever their outcome. */
+  async settled(dir = this.root): Promise<void> {
+    const prefix = `${resolve(dir)}${sep}`;
+    await Promise.allSettled([...this.#writing].filter(([path]) => path.startsWith(prefix)).map(([, write]) => write));
+  }
+
+  async #put(path: string, sopInstanceUid: string, bytes: Uint8Array): Promise<string> {
+    const entries = await this.#index();
     // not fsynced: an entry lost to a power cut is fetched again (see WriteOptions.durable)
     await writeFileAtomic(path, bytes, { durable: false });
     const old = entries.get(sopInstanceUid);
@@ -163,17 +182,18 @@ export class InstanceCache {
     const prefix = `${this.seriesDir(studyUid, seriesUid)}/`;
     const found = [...entries].filter(([, entry]) => entry.path.startsWith(prefix));
     const now = new Date();
+    // utimes both checks that the file is there and marks it used (all at once: one pool round trip each)
+    const there = await Promise.all(found.map(([, entry]) => utimes(entry.path, now, now).then(() => true, () => false)));
     const present: { uid: string; path: string; bytes: number }[] = [];
-    for (const [uid, entry] of found) {
-      // utimes both checks that the file is there and marks it used
-      if (await utimes(entry.path, now, now).then(() => true, () => false)) {
+    found.forEach(([uid, entry], i) => {
+      if (there[i]) {
         this.#touch(uid, entry);
         present.push({ uid, path: entry.path, bytes: entry.bytes });
       } else if (entries.get(uid) === entry) {
         entries.delete(uid);
         this.#bytes -= entry.bytes;
       }
-    }
+    });
     return present;
   }
 

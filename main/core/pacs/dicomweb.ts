@@ -13,6 +13,8 @@
  * applies: a PACS need not allow the workstation's origin.
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { MultipartParseError, MultipartParser, getMultipartBoundary } from '@remix-run/multipart-parser';
 import { CancelledError, UserError, errorMessage } from '../errors.ts';
 
@@ -270,6 +272,12 @@ export interface DicomWebOptions {
   fetch?: typeof fetch;
 }
 
+/** A reply whose body is being read; `release` once it is (the caller's signal then no longer reaches it). */
+interface Reply {
+  response: IncomingMessage;
+  release: () => void;
+}
+
 const DICOM_JSON = 'application/dicom+json, application/json;q=0.9';
 const MULTIPART_DICOM = 'multipart/related; type="application/dicom"';
 const FAILURE_REASONS: Record<string, string> = {
@@ -412,77 +420,192 @@ export class DicomWebClient {
   async retrieveInstance(instance: PacsInstance, opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<Uint8Array> {
     const path = `/studies/${checkUid(instance.studyUid, 'StudyInstanceUID')}/series/${checkUid(instance.seriesUid, 'SeriesInstanceUID')}/instances/${checkUid(instance.sopInstanceUid, 'SOPInstanceUID')}`;
     const parts: Uint8Array[] = [];
-    for await (const part of this.#retrieve(path, `instance ${instance.sopInstanceUid} (WADO-RS)`, opts)) parts.push(part);
+    await this.#retrieve(path, `instance ${instance.sopInstanceUid} (WADO-RS)`, (part) => void parts.push(part), { ...opts, maxParts: 16 });
     if (parts.length !== 1) throw new PacsError('protocol', `${this.baseUrl}${path}: the reply holds ${parts.length} DICOM parts, one was expected`);
     return parts[0]!;
   }
 
   /**
    * WADO-RS: every instance of a series in one streamed reply, each handed to `onInstance` as
-   * soon as its part has arrived (the next part is read only after it resolves).
+   * soon as its part has arrived. While 8 of the promises it returns are pending, reading pauses
+   * (the server waits); a rejected one ends the retrieval with its error once the others settle.
+   * Returns the number of instances.
    */
-  async retrieveSeries(studyUid: string, seriesUid: string, onInstance: (bytes: Uint8Array) => Promise<void>, opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<number> {
+  async retrieveSeries(studyUid: string, seriesUid: string, onInstance: (bytes: Uint8Array) => void | Promise<void>, opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<number> {
     const path = `/studies/${checkUid(studyUid, 'StudyInstanceUID')}/series/${checkUid(seriesUid, 'SeriesInstanceUID')}`;
-    let count = 0;
-    for await (const part of this.#retrieve(path, `series ${seriesUid} (WADO-RS)`, { ...opts, maxParts: 100_000 })) {
-      await onInstance(part);
-      count++;
-    }
-    return count;
+    return this.#retrieve(path, `series ${seriesUid} (WADO-RS)`, onInstance, { ...opts, maxParts: 100_000 });
   }
 
-  /** The application/dicom parts of a WADO-RS reply, as they arrive. */
-  async *#retrieve(path: string, what: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void; maxParts?: number }): AsyncGenerator<Uint8Array> {
-    let response: Response;
+  /**
+   * The application/dicom parts of a WADO-RS reply, each handed to `onPart` as it arrives, in the
+   * reply's 'data' events (no await between chunks, no web stream: see #get).
+   */
+  async #retrieve(path: string, what: string, onPart: (bytes: Uint8Array) => void | Promise<void>, opts: { signal?: AbortSignal; onBytes?: (n: number) => void; maxParts: number }): Promise<number> {
+    const url = `${this.baseUrl}${path}`;
+    let reply: Reply;
     try {
-      response = await this.#request(path, { accept: `${MULTIPART_DICOM}; transfer-syntax=*`, what, signal: opts.signal });
+      reply = await this.#get(url, `${MULTIPART_DICOM}; transfer-syntax=*`, what, opts.signal);
     } catch (err) {
       if (!(err instanceof PacsError) || (err.status !== 406 && err.status !== 400)) throw err;
-      response = await this.#request(path, { accept: MULTIPART_DICOM, what, signal: opts.signal });
+      reply = await this.#get(url, MULTIPART_DICOM, what, opts.signal);
     }
-    const url = `${this.baseUrl}${path}`;
-    const type = response.headers.get('content-type') ?? '';
-    const maxBytes = this.#maxBytes * (opts.maxParts ? 64 : 1);
-    const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > maxBytes) throw new PacsError('protocol', `${url}: the reply is ${declared} bytes, more than the ${maxBytes} allowed`);
-    if (!response.body) throw new PacsError('protocol', `${url}: empty reply`);
-    const body = response.body;
-    let received = 0;
-    // chunks counted as they are read (progress in bytes), no TransformStream between: web streams cost more CPU than the parsing
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-        received += chunk.byteLength;
-        if (received > maxBytes) throw new PacsError('protocol', `${url}: the reply is larger than the ${maxBytes} bytes allowed`);
-        opts.onBytes?.(chunk.byteLength);
-        yield chunk;
-      }
-    }
+    const { response, release } = reply;
+    const type = response.headers['content-type'] ?? '';
+    const maxBytes = this.#maxBytes * (opts.maxParts > 16 ? 64 : 1);
+    const declared = Number(response.headers['content-length']);
+    const single = /^application\/dicom\b/i.test(type);
+    const boundary = /^multipart\//i.test(type) ? getMultipartBoundary(type) : null;
     try {
-      if (/^application\/dicom\b/i.test(type)) {
-        const all: Uint8Array[] = [];
-        for await (const chunk of chunks()) all.push(chunk);
-        yield Buffer.concat(all);
-        return;
-      }
-      const boundary = /^multipart\//i.test(type) ? getMultipartBoundary(type) : null;
-      if (!boundary) throw new PacsError('protocol', `${url}: expected multipart/related DICOM, got ${type || 'no content type'}`);
-      const parser = new MultipartParser(boundary, { maxFileSize: this.#maxBytes, maxTotalSize: maxBytes, maxParts: opts.maxParts ?? 16 });
-      for await (const chunk of chunks()) {
-        for (const part of parser.write(chunk)) {
-          const partType = part.headers['content-type'] ?? 'application/dicom';
-          if (!/^application\/dicom\b/i.test(partType)) throw new PacsError('protocol', `${url}: a part of the reply is ${partType}, not application/dicom`);
-          yield part.bytes;
-        }
-      }
-      parser.finish();
+      if (Number.isFinite(declared) && declared > maxBytes) throw new PacsError('protocol', `${url}: the reply is ${declared} bytes, more than the ${maxBytes} allowed`);
+      if (!single && !boundary) throw new PacsError('protocol', `${url}: expected multipart/related DICOM, got ${type || 'no content type'}`);
     } catch (err) {
-      if (opts.signal?.aborted) throw new CancelledError();
-      if (err instanceof PacsError) throw err;
-      if (err instanceof MultipartParseError) throw new PacsError('protocol', `${url}: malformed multipart reply (${err.message})`);
-      throw networkFailure(err, url);
-    } finally {
-      this.#release(response);
+      response.destroy();
+      release();
+      throw err;
     }
+    const parser = boundary ? new MultipartParser(boundary, { maxFileSize: this.#maxBytes, maxTotalSize: maxBytes, maxParts: opts.maxParts }) : undefined;
+    const whole: Uint8Array[] = [];
+    const pending = new Set<Promise<void>>();
+    let received = 0;
+    let count = 0;
+    return new Promise<number>((resolve, reject) => {
+      let failure: unknown;
+      let settled = false;
+      const finish = async (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (err !== undefined) response.destroy();
+        // whatever the outcome, the parts handed over are dealt with before the caller hears of it
+        await Promise.allSettled(pending);
+        release();
+        if (err === undefined && failure === undefined) return resolve(count);
+        // the caller's own failure (a write that failed) is the one to report
+        if (failure !== undefined) return reject(failure);
+        if (opts.signal?.aborted) return reject(new CancelledError());
+        if (err instanceof PacsError) return reject(err);
+        if (err instanceof MultipartParseError) return reject(new PacsError('protocol', `${url}: malformed multipart reply (${err.message})`));
+        reject(networkFailure(err, url));
+      };
+      const hand = (bytes: Uint8Array) => {
+        count++;
+        const result = onPart(bytes);
+        if (!result) return;
+        const tracked: Promise<void> = result.then(
+          () => {
+            pending.delete(tracked);
+            if (pending.size < 8 && !settled) response.resume();
+          },
+          (err: unknown) => {
+            pending.delete(tracked);
+            failure ??= err;
+            void finish(err);
+          },
+        );
+        pending.add(tracked);
+        if (pending.size >= 8) response.pause();
+      };
+      response.on('data', (chunk: Buffer) => {
+        if (settled) return;
+        try {
+          received += chunk.byteLength;
+          if (received > maxBytes) throw new PacsError('protocol', `${url}: the reply is larger than the ${maxBytes} bytes allowed`);
+          opts.onBytes?.(chunk.byteLength);
+          if (!parser) {
+            whole.push(chunk);
+            return;
+          }
+          for (const part of parser.write(chunk)) {
+            const partType = part.headers['content-type'] ?? 'application/dicom';
+            if (!/^application\/dicom\b/i.test(partType)) throw new PacsError('protocol', `${url}: a part of the reply is ${partType}, not application/dicom`);
+            // a part within one chunk is that chunk's view; else its chunks joined once (not
+            // part.bytes, which zero-fills its buffer before copying into it)
+            hand(part.content.length === 1 ? part.content[0]! : Buffer.concat(part.content));
+          }
+        } catch (err) {
+          void finish(err);
+        }
+      });
+      response.on('end', () => {
+        try {
+          if (parser) parser.finish();
+          else hand(Buffer.concat(whole));
+          void finish();
+        } catch (err) {
+          void finish(err);
+        }
+      });
+      response.on('error', (err) => void finish(err));
+      // the server closed the connection before the reply was complete
+      response.on('close', () => {
+        if (!response.complete) void finish(Object.assign(new Error('the connection closed before the reply was complete'), { code: 'ECONNRESET' }));
+      });
+    });
+  }
+
+  /**
+   * A GET whose body is read as it arrives, with node:http(s) rather than fetch: fetch's web
+   * streams cost more than the transfer itself (the 155-instance series, 18 MB from Orthanc on
+   * loopback: 106 ms wall and 57 ms CPU through fetch with the same multipart parsing, 77 ms and
+   * 42 ms this way; curl 44 ms). Same behaviour as #request: credentials, the caller's signal,
+   * the timeout until the headers arrive, redirects followed (credentials only to the same
+   * origin, as fetch does), failures as PacsErrors that say what failed. The caller reads the
+   * body, then calls `release`.
+   */
+  #get(url: string, accept: string, what: string, signal?: AbortSignal, redirects = 0, origin = new URL(url).origin): Promise<Reply> {
+    const target = new URL(url);
+    const controller = new AbortController();
+    const forward = () => controller.abort();
+    if (signal?.aborted) return Promise.reject(new CancelledError());
+    signal?.addEventListener('abort', forward, { once: true });
+    const release = () => signal?.removeEventListener('abort', forward);
+    const headers = target.origin === origin ? this.#headers(accept) : { Accept: accept };
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<Reply>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, this.#timeoutMs);
+      const fail = (err: unknown) => {
+        clearTimeout(timer);
+        release();
+        if (signal?.aborted) reject(new CancelledError());
+        else reject(networkFailure(err, url, timedOut ? this.#timeoutMs : undefined));
+      };
+      const request = send(target, { method: 'GET', headers, signal: controller.signal }, (response) => {
+        clearTimeout(timer);
+        const status = response.statusCode ?? 0;
+        const location = response.headers.location;
+        if (status >= 300 && status < 400 && location && status !== 304) {
+          response.resume();
+          release();
+          if (redirects >= 20) return reject(new PacsError('http', `${withoutQuery(url)}: more than 20 redirects during ${what}`, status));
+          let next: string;
+          try {
+            next = new URL(location, url).toString();
+          } catch {
+            return reject(new PacsError('http', `${withoutQuery(url)}: a redirect to "${location.slice(0, 200)}", which is not a URL`, status));
+          }
+          return resolve(this.#get(next, accept, what, signal, redirects + 1, origin));
+        }
+        if (status >= 200 && status < 300) return resolve({ response, release });
+        // an error status: its body (a few KB at most) says why
+        const body: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (size < 65_536) body.push(chunk);
+          size += chunk.byteLength;
+        });
+        const done = () => {
+          release();
+          reject(statusFailure({ status, statusText: response.statusMessage ?? '' }, url, what, Buffer.concat(body).toString('utf8'), this.#auth));
+        };
+        response.once('end', done);
+        response.once('error', done);
+      });
+      request.once('error', fail);
+      request.end();
+    });
   }
 
   /**
@@ -611,7 +734,7 @@ export function networkFailure(err: unknown, fullUrl: string, timedOutMs?: numbe
 /** A URL as messages show it: the query (QIDO's includefields) says nothing the user needs. */
 const withoutQuery = (url: string) => url.replace(/\?.*$/, '');
 
-function statusFailure(response: Response, fullUrl: string, what: string, body: string, auth: PacsAuth): PacsError {
+function statusFailure(response: { status: number; statusText: string }, fullUrl: string, what: string, body: string, auth: PacsAuth): PacsError {
   const url = withoutQuery(fullUrl);
   const status = response.status;
   const excerpt = body.replace(/\s+/g, ' ').trim().slice(0, 200);

@@ -11,10 +11,11 @@
  * took 270–560 ms where the series in one reply took 70 ms (the server's per-request work
  * dominates); a reopen or a resumed fetch still moves only what is missing.
  * Every instance is checked (a DICOM file of the study and series asked for, with the SOP
- * Instance UID it claims) before it is written, atomically, under its SOP Instance UID.
+ * Instance UID it claims) before it is written, atomically, under its SOP Instance UID; with
+ * `keep`, that one parse is kept so the study opens from memory (open-study.ts).
  */
-import { CancelledError, UserError } from '../errors.ts';
-import { parseDicomBuffer } from '../io/dicom/dataset.ts';
+import { CancelledError, UserError, errorMessage } from '../errors.ts';
+import { DicomDataset, parseDicomBuffer } from '../io/dicom/dataset.ts';
 import type { InstanceCache } from './cache.ts';
 import { PacsError, type DicomWebClient, type PacsInstance, type PacsSeries } from './dicomweb.ts';
 
@@ -40,6 +41,8 @@ export interface RetrieveOptions {
   concurrency?: number;
   /** 'instances': one request per instance even for a series of which nothing is cached (the bench compares both) */
   mode?: 'auto' | 'instances';
+  /** keep the instances fetched now, parsed (RetrieveResult.parsed): opening them then needs no second read */
+  keep?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: RetrieveProgress) => void;
 }
@@ -55,14 +58,32 @@ export interface RetrieveResult {
   cachedInstances: number;
   notes: string[];
   ms: number;
+  /**
+   * With `keep`: the instances fetched by this call, parsed once as they arrived, each named by
+   * its cache file (its bytes are those of the file); the instances found in the cache are in
+   * `files` only.
+   */
+  parsed?: DicomDataset[];
+  /**
+   * With `keep`: writes the fetched instances into the cache, once, when the caller is ready
+   * (after opening them); settles with what could not be written (never rejects). Until then
+   * they stay pinned; the caller must call it.
+   */
+  writeCache?: () => Promise<string[]>;
 }
 
-/** Fetches what is not cached yet; resolves when every instance is in the cache, or throws (CancelledError when cancelled). */
+/**
+ * Fetches what is not cached yet; resolves when every instance is in the cache (with `keep`: in
+ * hand, parsed, their cache writes under way; `written` says when they are done), or throws
+ * (CancelledError when cancelled) once what arrived is in the cache.
+ */
 export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache, options: RetrieveOptions): Promise<RetrieveResult> {
   const started = performance.now();
   const { studyUid, seriesUid, signal } = options;
   const notes: string[] = [];
   const allSeries = await client.searchSeries(studyUid, signal);
+  // an earlier open of this study may still be writing it into the cache: what is cached is then whole
+  await cache.settled(cache.studyDir(studyUid));
   if (allSeries.length === 0) throw new PacsError('not-found', `${client.baseUrl}: no study ${studyUid} (or it has no series)`);
   let series = seriesUid ? allSeries.filter((s) => s.seriesUid === seriesUid) : allSeries;
   if (seriesUid && series.length === 0) throw new PacsError('not-found', `${client.baseUrl}: study ${studyUid} has no series ${seriesUid}`);
@@ -91,6 +112,7 @@ export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache
 
   const progress: RetrieveProgress = { instances: 0, totalInstances: total, bytes: 0, cachedInstances: 0 };
   const files: string[] = [];
+  const parsed: DicomDataset[] = [];
   let fetchedBytes = 0;
   let lastReport = 0;
   const report = (force = false) => {
@@ -116,48 +138,54 @@ export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache
   };
 
   const unpins = [cache.pin(instances.map((i) => i.sopInstanceUid)), cache.pin(wholeFiles.flat().map((e) => e.uid))];
+  const unpinAll = () => {
+    for (const unpin of unpins.splice(0)) unpin();
+  };
   // one controller for this retrieval: the first failure stops the requests still in flight
   const controller = new AbortController();
   const stop = () => controller.abort();
   signal?.addEventListener('abort', stop, { once: true });
-  const store = async (bytes: Uint8Array, studyUid: string, seriesUid: string, sopInstanceUid?: string) => {
-    const sop = checkInstance(bytes, { studyUid, seriesUid, sopInstanceUid }, client.baseUrl);
+  // with `keep`, cache writes wait until the caller has opened the instances, then go on behind
+  // it: creating 155 files costs 0.01–1.5 ms each depending on the file system's load, an open
+  // must not wait for that, and the transfer and the assembly go fastest with nothing else
+  // competing for the cores; a failed write only means a cache miss next time
+  const behind: { studyUid: string; seriesUid: string; sop: string; bytes: Uint8Array }[] = [];
+  let writing: Promise<string[]> | undefined;
+  const writeBehind = () => (writing ??= writeAll());
+  const writeAll = async (): Promise<string[]> => {
+    const failures: string[] = [];
+    const writer = async () => {
+      for (let item = behind.shift(); item; item = behind.shift()) {
+        await cache.put(item.studyUid, item.seriesUid, item.sop, item.bytes).catch((err: unknown) => failures.push(errorMessage(err)));
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, writer));
+    unpinAll();
+    return failures;
+  };
+  /** Checks an instance and takes it: into the cache (the promise), or with `keep` into `parsed`, its write queued. */
+  const store = (bytes: Uint8Array, studyUid: string, seriesUid: string, sopInstanceUid?: string): Promise<void> | undefined => {
+    const ds = checkInstance(bytes, { studyUid, seriesUid, sopInstanceUid }, client.baseUrl);
+    const sop = ds.string('SOPInstanceUID')!;
     if (controller.signal.aborted) throw new CancelledError();
     unpins.push(cache.pin([sop]));
-    files.push(await cache.put(studyUid, seriesUid, sop, bytes));
-    progress.instances++;
-    report();
+    const path = cache.pathOf(studyUid, seriesUid, sop);
+    const taken = () => {
+      files.push(path);
+      progress.instances++;
+      report();
+    };
+    if (!options.keep) return cache.put(studyUid, seriesUid, sop, bytes).then(taken);
+    behind.push({ studyUid, seriesUid, sop, bytes });
+    // the parse that checked it, renamed after the file it becomes (errors and tags name that file)
+    parsed.push(new DicomDataset(ds.raw, path));
+    taken();
+    return undefined;
   };
   const tasks: (() => Promise<void>)[] = [
     ...streamed.map((s) => async () => {
-      // a few writes in flight while the next parts arrive
-      const writing = new Set<Promise<void>>();
-      let writeFailure: unknown;
-      let count: number;
-      try {
-        count = await client.retrieveSeries(
-        studyUid,
-        s.seriesUid,
-        async (bytes) => {
-          if (writeFailure !== undefined) throw writeFailure;
-          const write: Promise<void> = store(bytes, studyUid, s.seriesUid)
-            .catch((err: unknown) => {
-              writeFailure ??= err;
-              controller.abort();
-            })
-            .finally(() => writing.delete(write));
-          writing.add(write);
-          if (writing.size >= 8) await Promise.race(writing);
-        },
-        { signal: controller.signal, onBytes },
-      );
-      } catch (err) {
-        await Promise.all(writing);
-        // a failed write aborted the stream: the write's error is the one to report
-        throw writeFailure ?? err;
-      }
-      await Promise.all(writing);
-      if (writeFailure !== undefined) throw writeFailure;
+      // without `keep`, a few writes are in flight while the next parts arrive (retrieveSeries pauses beyond that)
+      const count = await client.retrieveSeries(studyUid, s.seriesUid, (bytes) => store(bytes, studyUid, s.seriesUid), { signal: controller.signal, onBytes });
       if (count !== s.instances) notes.push(`series "${s.description ?? s.seriesUid}": the PACS listed ${s.instances} instances and sent ${count}`);
     }),
     ...instances.map((instance) => async () => {
@@ -191,10 +219,14 @@ export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache
     await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 6, 32, tasks.length)) }, worker));
     if (signal?.aborted) throw new CancelledError();
     if (failure !== undefined) throw failure;
+  } catch (err) {
+    // cancelled or failed: what arrived is in the cache, whole, before the caller hears of it
+    await writeBehind();
+    throw err;
   } finally {
     signal?.removeEventListener('abort', stop);
-    for (const unpin of unpins) unpin();
   }
+  if (!options.keep) await writeBehind();
   progress.totalInstances = progress.instances;
   report(true);
   // no eviction now: a study bigger than the whole cache stays until the next fetch needs room
@@ -207,14 +239,15 @@ export async function retrieveStudy(client: DicomWebClient, cache: InstanceCache
     cachedInstances: progress.cachedInstances,
     notes,
     ms: performance.now() - started,
+    ...(options.keep ? { parsed, writeCache: writeBehind } : {}),
   };
 }
 
 /**
  * A server answering with another instance than the one asked for (or with something that is
- * not DICOM) must not poison the cache. Returns the SOP Instance UID.
+ * not DICOM) must not poison the cache. Returns the parsed instance (its SOP Instance UID checked).
  */
-function checkInstance(bytes: Uint8Array, expected: { studyUid: string; seriesUid: string; sopInstanceUid?: string }, baseUrl: string): string {
+function checkInstance(bytes: Uint8Array, expected: { studyUid: string; seriesUid: string; sopInstanceUid?: string }, baseUrl: string): DicomDataset {
   const name = `${baseUrl} series ${expected.seriesUid}`;
   let ds;
   try {
@@ -225,5 +258,5 @@ function checkInstance(bytes: Uint8Array, expected: { studyUid: string; seriesUi
   const [sop, study, series] = [ds.string('SOPInstanceUID'), ds.string('StudyInstanceUID'), ds.string('SeriesInstanceUID')];
   if (!sop || (expected.sopInstanceUid && sop !== expected.sopInstanceUid)) throw new PacsError('protocol', `${name}: the server sent instance ${sop ?? '(no SOP Instance UID)'} instead of ${expected.sopInstanceUid ?? 'an instance of the series'}`);
   if (study !== expected.studyUid || series !== expected.seriesUid) throw new PacsError('protocol', `${name}: instance ${sop} belongs to study ${study} series ${series}, not the one asked for`);
-  return sop;
+  return ds;
 }

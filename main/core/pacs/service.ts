@@ -1,18 +1,21 @@
 /**
  * The PACS part of the services behind api.ts: saved connections (settings.json without secrets,
  * the secrets in a SecretStore), the connection test, QIDO-RS search, fetching a study into the
- * instance cache with progress events and cancellation, and sending results back. The api service
- * (api-service.ts) delegates its pacs* methods here and opens what was fetched as a folder.
+ * instance cache and opening it from the instances fetched (in the io worker when the api service
+ * has one: api-ports.ts openPacsStudy) with progress events and cancellation, and sending results
+ * back. The api service (api-service.ts) delegates its pacs* methods here.
  */
 import { randomBytes } from 'node:crypto';
 import type { PacsConnectionInfo, PacsProgressEvent, PacsSearchRequest, PacsSearchResult, PacsSeriesSummary, PacsTestResult, SavePacsConnectionRequest, TestPacsConnectionRequest } from '../api.ts';
 import { CancelledError, UserError, errorMessage } from '../errors.ts';
 import { personName } from '../io/dicom-study.ts';
+import type { PacsOpenedStudy, PacsOpenPort } from '../api-ports.ts';
 import type { SettingsStore } from '../settings.ts';
 import { DEFAULT_CACHE_BYTES, InstanceCache } from './cache.ts';
 import { authOf, checkConnection, MemorySecretStore, type PacsConnection, type SecretStore } from './connection.ts';
 import { DicomWebClient, PacsError, normalizeBaseUrl, parseDateRange } from './dicomweb.ts';
-import { retrieveStudy, type RetrieveResult } from './retrieve.ts';
+import { openPacsStudy } from './open-study.ts';
+import type { RetrieveProgress } from './retrieve.ts';
 
 export interface PacsServiceOptions {
   settings: SettingsStore;
@@ -95,9 +98,14 @@ export class PacsService {
   }
 
   async client(id: string): Promise<{ client: DicomWebClient; connection: PacsConnection }> {
+    const { connection, auth } = await this.#credentials(id);
+    return { client: new DicomWebClient(connection.url, { auth }), connection };
+  }
+
+  async #credentials(id: string) {
     const connection = await this.#connection(id);
     const secret = connection.auth === 'none' ? undefined : await this.#secrets.get(connection.id);
-    return { client: new DicomWebClient(connection.url, { auth: authOf(connection, secret) }), connection };
+    return { connection, auth: authOf(connection, secret) };
   }
 
   async test(request: TestPacsConnectionRequest): Promise<PacsTestResult> {
@@ -156,27 +164,46 @@ export class PacsService {
     return (await client.searchSeries(studyUid)).map(({ studyUid: _study, bodyPart: _body, ...rest }) => rest);
   }
 
-  /** Fetches into the cache, emitting pacsProgress events under `jobId`; cancel(jobId) stops it (CancelledError). */
-  async fetch(request: { connectionId: string; studyUid: string; seriesUid?: string; jobId: string }): Promise<RetrieveResult> {
+  /** Where a study (or one series) opened from a PACS lives in the instance cache: the folder the study is known by. */
+  folderOf(request: { studyUid: string; seriesUid?: string }): string {
+    const cache = this.#requireCache();
+    return request.seriesUid ? cache.seriesDir(request.studyUid, request.seriesUid) : cache.studyDir(request.studyUid);
+  }
+
+  #requireCache(): InstanceCache {
     if (!this.#cache) throw new UserError('opening studies from a PACS needs a data folder for the instance cache (sam2unet serve --data-dir)');
+    return this.#cache;
+  }
+
+  /**
+   * Fetches a study (or a series) into the cache and opens it from the instances fetched, by
+   * `opener` (the io worker) or else here, emitting pacsProgress events under `jobId`;
+   * cancel(jobId) stops it (CancelledError).
+   */
+  async open(request: { connectionId: string; studyUid: string; seriesUid?: string; jobId: string }, opener?: PacsOpenPort): Promise<PacsOpenedStudy> {
+    const cache = this.#requireCache();
     if (this.#jobs.has(request.jobId)) throw new UserError(`a fetch with id ${request.jobId} is running already`);
-    const { client } = await this.client(request.connectionId);
+    const { connection, auth } = await this.#credentials(request.connectionId);
     const controller = new AbortController();
     this.#jobs.set(request.jobId, controller);
+    const onProgress = (p: RetrieveProgress) => this.#options.emit({ type: 'pacsProgress', jobId: request.jobId, ...p });
+    const target = { studyUid: request.studyUid, ...(request.seriesUid ? { seriesUid: request.seriesUid } : {}) };
     try {
-      return await retrieveStudy(client, this.#cache, {
-        studyUid: request.studyUid,
-        ...(request.seriesUid ? { seriesUid: request.seriesUid } : {}),
-        imagesOnly: true,
-        signal: controller.signal,
-        onProgress: (p) => this.#options.emit({ type: 'pacsProgress', jobId: request.jobId, ...p }),
-      });
+      if (opener) return await opener({ baseUrl: connection.url, auth, cacheDir: cache.root, cacheBytes: cache.maxBytes, ...target }, { signal: controller.signal, onProgress });
+      const opened = await openPacsStudy(new DicomWebClient(connection.url, { auth }), cache, { ...target, signal: controller.signal, onProgress });
+      setImmediate(() => void opened.writeCache());
+      return { studies: opened.studies, notes: opened.notes, fetched: opened.fetched };
     } catch (err) {
       if (controller.signal.aborted) throw new CancelledError();
       throw err;
     } finally {
       this.#jobs.delete(request.jobId);
     }
+  }
+
+  /** Resolves when the cache writes of studies opened here (without an opener) are done. */
+  async settled(): Promise<void> {
+    await this.#cache?.settled();
   }
 
   cancel(jobId: string): boolean {

@@ -1,14 +1,18 @@
 /**
  * The DICOMweb client's pieces that need no server: base URLs, date ranges, credentials from the
  * environment, what a network failure means, the multipart/related body STOW-RS sends, the secret
- * file's permissions, and the Encapsulated PDF (checked by dicom3tools' dciodvfy when present).
+ * file's permissions, and the Encapsulated PDF (checked by dicom3tools' dciodvfy when present);
+ * and how WADO-RS replies are read (node:http, not fetch), against a small local server: parts
+ * handed over as they arrive, redirects, a refused transfer-syntax=*, a reply cut short, a part
+ * that is not DICOM, a failing receiver.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseMultipart } from '@remix-run/multipart-parser';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient, encodeMultipartRelated, networkFailure, normalizeBaseUrl, parseDateRange, PacsError } from '../../../main/core/pacs/dicomweb.ts';
 import { authFromEnv, FileSecretStore } from '../../../main/core/pacs/connection.ts';
 import { buildEncapsulatedPdf, readEncapsulatedPdf } from '../../../main/core/io/dicom-pdf.ts';
@@ -132,5 +136,128 @@ describe('STOW-RS bodies, secrets and the Encapsulated PDF', () => {
     }
     const errors = out.split('\n').filter((l) => /^Error/.test(l));
     expect(errors, out).toEqual([]);
+  });
+});
+
+describe('WADO-RS replies, read as they arrive', () => {
+  const boundary = 'wado-b0undary';
+  const parts = [new Uint8Array(300_000).fill(1), new Uint8Array(5).fill(2), new Uint8Array(70_000).fill(3)];
+  const body = Buffer.from(encodeMultipartRelated(parts, boundary));
+  const seen: { url: string; authorization?: string; accept?: string }[] = [];
+  let handle: (request: IncomingMessage, response: ServerResponse) => void = () => undefined;
+  const server = createServer((request, response) => {
+    seen.push({ url: request.url ?? '', ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}), ...(request.headers.accept ? { accept: request.headers.accept } : {}) });
+    handle(request, response);
+  });
+  const other = createServer((request, response) => {
+    seen.push({ url: `other${request.url}`, ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}) });
+    response.writeHead(200, { 'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}` }).end(body);
+  });
+  const origin = (s: typeof server) => `http://127.0.0.1:${(s.address() as { port: number }).port}`;
+  const client = () => new DicomWebClient(`${origin(server)}/dicom-web`, { auth: { kind: 'basic', user: 'jane', password: 'pw' } });
+  const multipart = { 'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}` };
+  const collect = async (onPart?: (bytes: Uint8Array) => void | Promise<void>) => {
+    const got: Uint8Array[] = [];
+    const count = await client().retrieveSeries('1.2', '1.2.3', (bytes) => (got.push(bytes), onPart?.(bytes)));
+    return { count, got };
+  };
+
+  beforeAll(async () => {
+    for (const s of [server, other]) await new Promise<void>((done) => s.listen(0, '127.0.0.1', done));
+  });
+  afterAll(async () => {
+    for (const s of [server, other]) await new Promise((done) => s.close(done));
+  });
+
+  it('hands over each part whole, in order, from a reply sent in small pieces, asking for no transcoding', async () => {
+    handle = (_request, response) => {
+      response.writeHead(200, multipart);
+      // 7-byte writes: boundaries and parts split anywhere
+      let offset = 0;
+      const next = () => {
+        if (offset >= body.length) return void response.end();
+        response.write(body.subarray(offset, (offset += offset < 1000 ? 7 : 65_521)));
+        setImmediate(next);
+      };
+      next();
+    };
+    seen.length = 0;
+    const { count, got } = await collect();
+    expect(count).toBe(3);
+    expect(got.map((b) => Buffer.from(b).equals(Buffer.from(parts[got.indexOf(b)]!)))).toEqual([true, true, true]);
+    expect(seen[0]).toEqual({ url: '/dicom-web/studies/1.2/series/1.2.3', authorization: `Basic ${Buffer.from('jane:pw').toString('base64')}`, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
+  });
+
+  it('pauses while the receiver is busy, and ends with the receiver\'s own error', async () => {
+    // 30 parts of 100 KB at once: at most 8 waiting for the receiver, and the part one more chunk completes
+    const many = Buffer.from(encodeMultipartRelated(Array.from({ length: 30 }, (_, i) => new Uint8Array(100_000).fill(i)), boundary));
+    handle = (_request, response) => response.writeHead(200, multipart).end(many);
+    let busy = 0;
+    let most = 0;
+    const slow = await collect(async () => {
+      most = Math.max(most, ++busy);
+      await new Promise((done) => setTimeout(done, 5));
+      busy--;
+    });
+    expect(slow.count).toBe(30);
+    expect(slow.got.map((b) => b[0])).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(most).toBeGreaterThanOrEqual(8);
+    expect(most).toBeLessThanOrEqual(9);
+    handle = (_request, response) => response.writeHead(200, multipart).end(body);
+    const failing = collect(async (bytes) => {
+      if (bytes.length === 5) throw new Error('disk full');
+    });
+    await expect(failing).rejects.toThrow(/^disk full$/);
+  });
+
+  it('follows redirects, sending the credentials only to the same origin', async () => {
+    handle = (request, response) => {
+      if (request.url!.startsWith('/dicom-web/')) return void response.writeHead(302, { Location: request.url!.replace('/dicom-web/', '/moved/') }).end();
+      if (request.url!.startsWith('/moved/')) return void response.writeHead(307, { Location: `${origin(other)}${request.url}` }).end();
+    };
+    seen.length = 0;
+    expect((await collect()).count).toBe(3);
+    expect(seen.map((s) => [s.url, Boolean(s.authorization)])).toEqual([
+      ['/dicom-web/studies/1.2/series/1.2.3', true],
+      ['/moved/studies/1.2/series/1.2.3', true],
+      ['other/moved/studies/1.2/series/1.2.3', false],
+    ]);
+  });
+
+  it('asks again without transfer-syntax=* when the server refuses it', async () => {
+    handle = (request, response) => {
+      if (/transfer-syntax/.test(request.headers.accept ?? '')) return void response.writeHead(406, { 'Content-Type': 'text/plain' }).end('no universal transfer syntax here');
+      response.writeHead(200, multipart).end(body);
+    };
+    seen.length = 0;
+    expect((await collect()).count).toBe(3);
+    expect(seen.map((s) => s.accept)).toEqual(['multipart/related; type="application/dicom"; transfer-syntax=*', 'multipart/related; type="application/dicom"']);
+  });
+
+  it('says what is wrong with a reply cut short, a part that is not DICOM, an error status', async () => {
+    handle = (request, response) => {
+      response.writeHead(200, multipart);
+      response.write(body.subarray(0, 200_000));
+      setTimeout(() => request.socket.destroy(), 20);
+    };
+    await expect(collect()).rejects.toMatchObject({ name: 'PacsError', failure: expect.stringMatching(/^(connection|protocol)$/) });
+    handle = (_request, response) => response.writeHead(200, multipart).end(Buffer.from(encodeMultipartRelated([new Uint8Array(10)], boundary)).toString('latin1').replace('application/dicom', 'text/html'), 'latin1');
+    await expect(collect()).rejects.toThrow(/a part of the reply is text\/html, not application\/dicom/);
+    handle = (_request, response) => response.writeHead(200, { 'Content-Type': 'text/html' }).end('<html>');
+    await expect(collect()).rejects.toThrow(/expected multipart\/related DICOM, got text\/html/);
+    handle = (_request, response) => response.writeHead(404, { 'Content-Type': 'text/plain' }).end('no such series');
+    await expect(collect()).rejects.toMatchObject({ failure: 'not-found', status: 404 });
+    handle = (_request, response) => response.writeHead(401).end();
+    await expect(collect()).rejects.toThrow(/401 Unauthorized: the user "jane" or the password is wrong/);
+  });
+
+  it('stops when cancelled, with a CancelledError', async () => {
+    handle = (_request, response) => {
+      response.writeHead(200, multipart);
+      response.write(body.subarray(0, 100_000));
+    };
+    const controller = new AbortController();
+    const running = client().retrieveSeries('1.2', '1.2.3', () => undefined, { signal: controller.signal, onBytes: () => controller.abort() });
+    await expect(running).rejects.toMatchObject({ name: 'CancelledError' });
   });
 });

@@ -9,7 +9,10 @@
  *   QIDO-RS and WADO-RS: the SEG equals the labels written, the PDF the report;
  * - a stopped server, a wrong password, a wrong path and https against plain HTTP each say so;
  * - a fetch cancelled half-way leaves only whole instances in the cache (and a new fetch takes
- *   only what is missing).
+ *   only what is missing);
+ * - opening from the PACS (the instances parsed as they arrive, the study assembled in memory,
+ *   the cache written afterwards) gives what the same files give from a folder: series and
+ *   four-sequence study alike, cold, warm and after a cancelled open.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,9 +25,11 @@ import { readDicomSeg } from '../../../main/core/io/dicom-seg.ts';
 import { readNifti } from '../../../main/core/io/nifti.ts';
 import { openPath } from '../../../main/core/io/open.ts';
 import { Volume } from '../../../main/core/io/volume.ts';
+import { parseDicomBuffer } from '../../../main/core/io/dicom/dataset.ts';
 import { CancelledError } from '../../../main/core/errors.ts';
 import { InstanceCache } from '../../../main/core/pacs/cache.ts';
 import { DicomWebClient } from '../../../main/core/pacs/dicomweb.ts';
+import { openPacsStudy } from '../../../main/core/pacs/open-study.ts';
 import { retrieveStudy } from '../../../main/core/pacs/retrieve.ts';
 import { freePort, haveOrthanc, orthancMissing, readFiles, startOrthanc, type OrthancServer } from '../../fixtures/orthanc.ts';
 import { writeMrSeries } from '../../fixtures/dicom/write-series.ts';
@@ -107,6 +112,33 @@ function withCredentials<T>(env: Record<string, string | undefined>, fn: () => P
 }
 const credentials = () => ({ SAM2UNET_PACS_USER: orthanc.user, SAM2UNET_PACS_PASSWORD: orthanc.password, SAM2UNET_PACS_TOKEN: undefined });
 
+/** Every file under `root`, and that each is the whole instance the PACS holds (Orthanc keeps the files as uploaded). */
+function cachedFiles(root: string): string[] {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(join(dir, entry.name));
+      else files.push(join(dir, entry.name));
+    }
+  };
+  if (existsSync(root)) walk(root);
+  expect(files.filter((f) => !f.endsWith('.dcm'))).toEqual([]);
+  for (const file of files) expect(readFileSync(file).equals(flairFiles().get(file.split('/').at(-1)!.slice(0, -4))!), file).toBe(true);
+  return files;
+}
+
+let flairBySop: Map<string, Buffer> | undefined;
+/** the phantom's FLAIR files by SOP Instance UID */
+function flairFiles(): Map<string, Buffer> {
+  if (flairBySop) return flairBySop;
+  flairBySop = new Map();
+  for (const f of readdirSync(flairDir).filter((n) => n.endsWith('.dcm'))) {
+    const bytes = readFileSync(join(flairDir, f));
+    flairBySop.set(parseDicomBuffer(bytes, f).string('SOPInstanceUID')!, bytes);
+  }
+  return flairBySop;
+}
+
 function expectSameVolume(a: Volume, b: Volume): void {
   expect(a.dims).toEqual(b.dims);
   expect(a.geometry.spacing).toEqual(b.geometry.spacing);
@@ -175,6 +207,48 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
     expect(Object.keys(a.sequences)).toEqual(['t1', 't1ce', 't2', 'flair']);
     expect(a.series!.map((s) => [s.description, s.role])).toEqual(b.series!.map((s) => [s.description, s.role]));
     for (const role of Object.keys(b.sequences)) expectSameVolume(a.sequences[role]!, b.sequences[role]!);
+  });
+
+  it('opens the series from the instances as they arrive, as the same files open from a folder, and caches them afterwards', async () => {
+    const root = join(tmp, 'cache-open');
+    const cache = new InstanceCache(root, 2 ** 30);
+    const progress: number[] = [];
+    const opened = await openPacsStudy(client, cache, { studyUid: flairStudyUid, onProgress: (p) => progress.push(p.instances) });
+    const fromDisk = await openPath(flairDir);
+    expect(opened.fetched).toMatchObject({ instances: 155, cachedInstances: 0, series: 1 });
+    expect(progress.at(-1)).toBe(155);
+    expect(opened.notes).toEqual([]);
+    expect(opened.studies).toHaveLength(1);
+    const [a, b] = [opened.studies[0]!, fromDisk.studies[0]!];
+    expect([a.name, a.kind, a.metadata, Object.keys(a.sequences)]).toEqual([b.name, b.kind, b.metadata, Object.keys(b.sequences)]);
+    const [va, vb] = [Object.values(a.sequences)[0]!, Object.values(b.sequences)[0]!];
+    expectSameVolume(va, vb);
+    // the same series metadata (ids, UIDs in slice order, tags kept); only the files differ: the cache's
+    const { sources: fromCache, ...metaA } = va.meta;
+    const { sources: fromFolder, ...metaB } = vb.meta;
+    expect(metaA).toEqual(metaB);
+    expect(fromCache.map((f) => f.split('/').at(-1))).toEqual(fromFolder.map((f) => `${parseDicomBuffer(readFileSync(f), f).string('SOPInstanceUID')}.dcm`));
+    expect(fromCache.every((f) => f.startsWith(`${cache.seriesDir(flairStudyUid, va.meta.id)}/`))).toBe(true);
+    // the open did not wait for the cache; the writes come after, whole
+    expect(cachedFiles(root)).toEqual([]);
+    expect(await opened.writeCache()).toEqual([]);
+    expect(cachedFiles(root).sort()).toEqual([...fromCache].sort());
+    // the next open finds it all cached and reads the files as a folder's
+    const warm = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid });
+    expect(warm.fetched).toMatchObject({ instances: 155, cachedInstances: 155, bytes: 0 });
+    expectSameVolume(Object.values(warm.studies[0]!.sequences)[0]!, vb);
+  });
+
+  it('opens a four-sequence study from the PACS as the same files from a folder', async () => {
+    const opened = await openPacsStudy(client, new InstanceCache(join(tmp, 'cache-open-four'), 2 ** 30), { studyUid: FOUR_STUDY });
+    const fromDisk = await openPath(fourDir);
+    expect(opened.studies).toHaveLength(1);
+    expect(opened.notes).toEqual(fromDisk.notes);
+    const [a, b] = [opened.studies[0]!, fromDisk.studies[0]!];
+    expect([a.name, a.metadata, Object.keys(a.sequences)]).toEqual([b.name, b.metadata, ['t1', 't1ce', 't2', 'flair']]);
+    expect(a.series!.map((s) => [s.id, s.description, s.role, s.recognised, s.resampled])).toEqual(b.series!.map((s) => [s.id, s.description, s.role, s.recognised, s.resampled]));
+    for (const role of Object.keys(b.sequences)) expectSameVolume(a.sequences[role]!, b.sequences[role]!);
+    await opened.writeCache();
   });
 
   it('segments pacs://<study> and stores the DICOM SEG and the PDF report, which read back equal', async () => {
@@ -262,26 +336,7 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
   });
 
   it('a fetch cancelled half-way leaves only whole instances in the cache, and the next fetch takes only what is missing', async () => {
-    const sources = new Map<string, Buffer>();
-    for (const f of readdirSync(flairDir).filter((n) => n.endsWith('.dcm'))) {
-      const bytes = readFileSync(join(flairDir, f));
-      const { parseDicomBuffer } = await import('../../../main/core/io/dicom/dataset.ts');
-      sources.set(parseDicomBuffer(bytes, f).string('SOPInstanceUID')!, bytes);
-    }
-    const checkCache = (root: string) => {
-      const files: string[] = [];
-      const walk = (dir: string) => {
-        for (const entry of readdirSync(dir, { withFileTypes: true })) {
-          if (entry.isDirectory()) walk(join(dir, entry.name));
-          else files.push(join(dir, entry.name));
-        }
-      };
-      if (existsSync(root)) walk(root);
-      expect(files.filter((f) => !f.endsWith('.dcm'))).toEqual([]);
-      // every entry is the whole instance the PACS holds (Orthanc keeps the file as uploaded)
-      for (const file of files) expect(readFileSync(file).equals(sources.get(file.split('/').at(-1)!.slice(0, -4))!), file).toBe(true);
-      return files.length;
-    };
+    const checkCache = (root: string) => cachedFiles(root).length;
     for (const mode of ['auto', 'instances'] as const) {
       const root = join(tmp, `cache-cancel-${mode}`);
       const cache = new InstanceCache(root, 2 ** 30);
@@ -303,6 +358,24 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
       expect([resumed.instances, resumed.cachedInstances]).toEqual([155, kept]);
       expect(checkCache(root)).toBe(155);
     }
+
+    // an open from the PACS, cancelled: what arrived is written, whole, before the cancellation is reported
+    const root = join(tmp, 'cache-cancel-open');
+    const controller = new AbortController();
+    const cancelled = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), {
+      studyUid: flairStudyUid,
+      signal: controller.signal,
+      onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
+    }).catch((err: unknown) => err);
+    expect(cancelled).toBeInstanceOf(CancelledError);
+    const kept = checkCache(root);
+    expect(kept).toBeGreaterThan(10);
+    expect(kept).toBeLessThan(155);
+    const resumed = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid });
+    expect([resumed.fetched.instances, resumed.fetched.cachedInstances]).toEqual([155, kept]);
+    expectSameVolume(Object.values(resumed.studies[0]!.sequences)[0]!, Object.values((await openPath(flairDir)).studies[0]!.sequences)[0]!);
+    await resumed.writeCache();
+    expect(checkCache(root)).toBe(155);
   });
 
   it('keeps the cache within its size limit, least recently used first, never the study being fetched', async () => {

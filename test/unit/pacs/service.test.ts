@@ -66,6 +66,6 @@ describe('PACS connections and their secrets', () => {
     const pacs = new PacsService({ settings: new SettingsStore(), emit: () => undefined });
     await expect(pacs.save({ name: 'x', url: 'ftp://pacs/dicom-web', auth: 'none' })).rejects.toThrow(/http:\/\/ or https:\/\//);
     await expect(pacs.save({ name: 'x', url: 'http://pacs/dicom-web', auth: 'basic' })).rejects.toThrow(/needs a user/);
-    await expect(pacs.fetch({ connectionId: 'nope', studyUid: '1.2', jobId: 'j' })).rejects.toThrow(/needs a data folder/);
+    await expect(pacs.open({ connectionId: 'nope', studyUid: '1.2', jobId: 'j' })).rejects.toThrow(/needs a data folder/);
   });
 });

@@ -94,7 +94,7 @@ export async function loadDicom(paths: string[], options: LoadDicomOptions = {})
     seen.add(key);
     return true;
   });
-  const sources = await readAll(unique, notes);
+  const sources = await readDicomCandidates(unique, notes);
   return loadDicomSources(sources, paths.join(', '), notes, { segmentations: options.segmentations });
 }
 
@@ -155,7 +155,7 @@ async function walk(dir: string): Promise<string[]> {
  * 80–320 ms with concurrent fs.promises reads), and the yields keep a caller's event loop
  * responsive on folders of thousands of files.
  */
-async function readAll(files: { name: string; explicit: boolean }[], notes: string[]): Promise<DicomSource[]> {
+export async function readDicomCandidates(files: { name: string; explicit: boolean }[], notes: string[]): Promise<DicomSource[]> {
   const sources: DicomSource[] = [];
   let batchBytes = 0;
   for (let i = 0; i < files.length; i++) {
