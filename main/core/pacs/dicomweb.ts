@@ -504,8 +504,11 @@ export class DicomWebClient {
         pending.add(tracked);
         if (pending.size >= 8) response.pause();
       };
+      // after the close delimiter comes the epilogue, which RFC 2046 (5.1.1) says to ignore; Orthanc
+      // sends its CRLF in a chunk of its own, and the parser refuses any write once it is done
+      let closed = false;
       response.on('data', (chunk: Buffer) => {
-        if (settled) return;
+        if (settled || closed) return;
         try {
           received += chunk.byteLength;
           if (received > maxBytes) throw new PacsError('protocol', `${url}: the reply is larger than the ${maxBytes} bytes allowed`);
@@ -521,6 +524,7 @@ export class DicomWebClient {
             // part.bytes, which zero-fills its buffer before copying into it)
             hand(part.content.length === 1 ? part.content[0]! : Buffer.concat(part.content));
           }
+          closed = multipartComplete(parser);
         } catch (err) {
           void finish(err);
         }
@@ -753,4 +757,14 @@ function statusFailure(response: { status: number; statusText: string }, fullUrl
   }
   if (/STOW/.test(what) && (status === 409 || status === 400 || status === 202)) storeBodies.set(error, { status, body });
   return error;
+}
+
+/** Whether the parser has met the close delimiter (its finish() throws until then, and says nothing else). */
+function multipartComplete(parser: MultipartParser): boolean {
+  try {
+    parser.finish();
+    return true;
+  } catch {
+    return false;
+  }
 }

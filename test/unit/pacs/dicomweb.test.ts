@@ -188,6 +188,18 @@ describe('WADO-RS replies, read as they arrive', () => {
     expect(seen[0]).toEqual({ url: '/dicom-web/studies/1.2/series/1.2.3', authorization: `Basic ${Buffer.from('jane:pw').toString('base64')}`, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
   });
 
+  it('ignores an epilogue after the close delimiter, sent in a write of its own (as Orthanc does)', async () => {
+    const closeAt = body.lastIndexOf(Buffer.from(`--${boundary}--`)) + boundary.length + 4;
+    handle = (_request, response) => {
+      response.writeHead(200, multipart);
+      response.write(body.subarray(0, closeAt));
+      setTimeout(() => response.end('\r\nan epilogue, ignored\r\n'), 20);
+    };
+    const { count, got } = await collect();
+    expect(count).toBe(3);
+    expect(got.map((b) => b.length)).toEqual(parts.map((p) => p.length));
+  });
+
   it('pauses while the receiver is busy, and ends with the receiver\'s own error', async () => {
     // 30 parts of 100 KB at once: at most 8 waiting for the receiver, and the part one more chunk completes
     const many = Buffer.from(encodeMultipartRelated(Array.from({ length: 30 }, (_, i) => new Uint8Array(100_000).fill(i)), boundary));
