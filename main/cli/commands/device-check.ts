@@ -303,21 +303,13 @@ async function segmentPhantom(provider: Exclude<OrtProviderName, 'tensorrt'>, pr
 }
 
 async function compareLabels(a: Uint8Array, b: Uint8Array): Promise<{ voxel_agreement: number; dice: Record<string, number | null> }> {
-  const { regionLookup, regionsFor } = await import('../../core/metrics/regions.ts');
+  const { regionDice, regionsFor } = await import('../../core/metrics/regions.ts');
   let same = 0;
   for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
   const dice: Record<string, number | null> = {};
   for (const region of regionsFor('brats')) {
-    const lookup = regionLookup(region);
-    let both = 0;
-    let sum = 0;
-    for (let i = 0; i < a.length; i++) {
-      const x = lookup[a[i]!]!;
-      const y = lookup[b[i]!]!;
-      both += x & y;
-      sum += x + y;
-    }
-    dice[region.name] = sum === 0 ? null : round((2 * both) / sum, 5);
+    const d = regionDice(a, b, region);
+    dice[region.name] = d === null ? null : round(d, 5);
   }
   return { voxel_agreement: round(same / a.length, 6), dice };
 }

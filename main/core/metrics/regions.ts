@@ -38,6 +38,20 @@ export function regionLookup(region: RegionDefinition): Uint8Array {
   return table;
 }
 
+/** Whole-volume Dice of one region between two label maps on one grid; null when both lack it. */
+export function regionDice(a: Uint8Array, b: Uint8Array, region: RegionDefinition): number | null {
+  const lookup = regionLookup(region);
+  let both = 0;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = lookup[a[i]!]!;
+    const y = lookup[b[i]!]!;
+    both += x & y;
+    sum += x + y;
+  }
+  return sum === 0 ? null : (2 * both) / sum;
+}
+
 /** The distinct values of a label map, ascending. */
 export function labelsPresent(data: ArrayLike<number>): number[] {
   const seen = new Uint8Array(256);

@@ -4,7 +4,7 @@
  * cohort's prediction over it, and the cohort summary exported.
  */
 import type { ApiEvent, ClientApi, CohortRow, CohortStatus, CohortView, ExportResult } from '../../../main/core/api.ts';
-import { messageOf } from './session.svelte.ts';
+import { runShown } from './study-state.svelte.ts';
 import type { Session } from './session.svelte.ts';
 
 export interface CohortJob {
@@ -88,17 +88,8 @@ export class Cohorts {
     }
   }
 
-  async #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
-    this.busy = label;
-    this.error = null;
-    try {
-      return await action();
-    } catch (err) {
-      this.error = messageOf(err);
-      return undefined;
-    } finally {
-      this.busy = null;
-    }
+  #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
+    return runShown(this, label, action);
   }
 
   async open(path: string): Promise<boolean> {

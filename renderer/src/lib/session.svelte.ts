@@ -33,7 +33,7 @@ import type { LoadedMask, SegmentationSummary } from '../../../main/core/api.ts'
 import { axialSliceDice } from '../../../main/core/metrics/slice-dice.ts';
 import { detectRegionKind, labelsPresent, type RegionKind } from '../../../main/core/metrics/regions.ts';
 import { Editor } from './editor.svelte.ts';
-import { StudyState, messageOf, type JobState, type SliceScore, type ExportRecord } from './study-state.svelte.ts';
+import { StudyState, runShown, type JobState, type SliceScore, type ExportRecord } from './study-state.svelte.ts';
 
 /** What the app shows before (or without) the service's settings: the service's own defaults. */
 export { DEFAULT_SETTINGS };
@@ -177,17 +177,8 @@ export class Session {
   /** Packed label colours for the overlay, from the settings. */
   lut = $derived(labelLut(this.settings.labelColors, this.settings.overlayOpacity, this.editor.hidden));
 
-  async #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
-    this.busy = label;
-    this.error = null;
-    try {
-      return await action();
-    } catch (err) {
-      this.error = messageOf(err);
-      return undefined;
-    } finally {
-      this.busy = null;
-    }
+  #run<T>(label: string, action: () => Promise<T>): Promise<T | undefined> {
+    return runShown(this, label, action);
   }
 
   /** A call whose failure must not interrupt the user (lists, settings): the fallback is used. */

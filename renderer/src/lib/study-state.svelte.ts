@@ -37,6 +37,23 @@ export interface ExportRecord {
 export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
+ * Runs a user action with `label` shown as busy; a failure becomes the holder's error line (the
+ * action's result is then undefined), so a click never ends in an unhandled rejection.
+ */
+export async function runShown<T>(holder: { busy: string | null; error: string | null }, label: string, action: () => Promise<T>): Promise<T | undefined> {
+  holder.busy = label;
+  holder.error = null;
+  try {
+    return await action();
+  } catch (err) {
+    holder.error = messageOf(err);
+    return undefined;
+  } finally {
+    holder.busy = null;
+  }
+}
+
+/**
  * Everything the app shows about one open study: kept while the study is open, so going back
  * to a study brings back its sequence, window, cursor, prediction, chart and exports. A
  * segmentation streams into the state of the study it runs on, whichever study is on screen.

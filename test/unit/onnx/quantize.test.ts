@@ -16,7 +16,7 @@ import { openPath } from '../../../main/core/io/open.ts';
 import { DEFAULT_MODEL_DIR } from '../../../main/core/jobs/bundled.ts';
 import { sliceModelFromCheckpoint } from '../../../main/core/jobs/model.ts';
 import { segmentStudy } from '../../../main/core/jobs/segment.ts';
-import { regionLookup, regionsFor } from '../../../main/core/metrics/regions.ts';
+import { regionDice, regionsFor } from '../../../main/core/metrics/regions.ts';
 import { parseHieraConfig } from '../../../main/core/model/config.ts';
 import { buildGraph, buildModel, cacheKey, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
 import { inputChannels, prepareSlices } from '../../../main/core/model/preprocess.ts';
@@ -170,17 +170,6 @@ describe('int8 against float32', () => {
     try {
       expect(int8.precision).toBe('int8');
       const regions = regionsFor('brats');
-      const dice = (a: Uint8Array, b: Uint8Array, lookup: Uint8Array): number | null => {
-        let both = 0;
-        let sum = 0;
-        for (let i = 0; i < a.length; i++) {
-          const x = lookup[a[i]!]!;
-          const y = lookup[b[i]!]!;
-          both += x & y;
-          sum += x + y;
-        }
-        return sum === 0 ? null : (2 * both) / sum;
-      };
       const lines: string[] = [];
       for (const i of [1, 2, 3, 4]) {
         const study = (await openPath(join(phantoms, `BraTS20_Training_00${i}`))).studies[0]!;
@@ -188,11 +177,10 @@ describe('int8 against float32', () => {
         const [f, q] = await Promise.all([float, int8].map((model) => segmentStudy(study, model, { batchSize: 16, volumeMetrics: false }).then((o) => o.labels.data as Uint8Array)));
         const cells: string[] = [];
         for (const region of regions) {
-          const lookup = regionLookup(region);
           const name = region.name as keyof typeof AGREEMENT;
-          const agreement = dice(f!, q!, lookup);
-          const gtFloat = dice(f!, truth, lookup);
-          const gtInt8 = dice(q!, truth, lookup);
+          const agreement = regionDice(f!, q!, region);
+          const gtFloat = regionDice(f!, truth, region);
+          const gtInt8 = regionDice(q!, truth, region);
           cells.push(`${name} agreement ${agreement?.toFixed(4) ?? 'both empty'}, vs GT ${gtFloat?.toFixed(4) ?? '—'} → ${gtInt8?.toFixed(4) ?? '—'}`);
           if (agreement !== null) expect(agreement, `${study.name} ${name}: int8 vs float32`).toBeGreaterThanOrEqual(AGREEMENT[name]);
           if (gtFloat !== null) expect(gtInt8!, `${study.name} ${name}: Dice against ground truth`).toBeGreaterThanOrEqual(gtFloat - MAX_GT_DICE_DROP);
