@@ -8,7 +8,6 @@
  * Screenshots in test-output/e2e (pacs-*.png).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import { haveChromium, outDir, pageRecordingErrors, root, startWorkstation, type
 import { findBratsCases, loadBratsCase } from '../../main/core/io/brats.ts';
 import { Volume } from '../../main/core/io/volume.ts';
 import { DicomWebClient } from '../../main/core/pacs/dicomweb.ts';
-import { haveOrthanc, orthancMissing, readFiles, startOrthanc, type OrthancServer } from '../fixtures/orthanc.ts';
+import { haveOrthanc, orthancMissing, readFiles, slowLink, startOrthanc, type OrthancServer } from '../fixtures/orthanc.ts';
 import { writeMrSeries } from '../fixtures/dicom/write-series.ts';
 
 const phantoms = join(root, '../shared/data/phantoms');
@@ -164,22 +163,9 @@ describe.skipIf(!haveChromium || !haveOrthanc)('the PACS browser against Orthanc
   });
 
   it('cancels a fetch half-way from the progress line, keeping only whole instances in the cache', async () => {
-    // a slow link to the same Orthanc: each chunk of its replies held back a little
-    const slow: Server = createServer((req, res) => {
-      const up = httpRequest({ host: '127.0.0.1', port: new URL(orthanc.origin).port, path: req.url, method: req.method, headers: req.headers }, (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.on('data', (chunk: Buffer) => {
-          reply.pause();
-          res.write(chunk);
-          setTimeout(() => reply.resume(), 20);
-        });
-        reply.on('end', () => res.end());
-      });
-      req.pipe(up);
-    });
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slow = await slowLink(orthanc.origin);
     try {
-      const url = `http://127.0.0.1:${(slow.address() as { port: number }).port}/dicom-web`;
+      const url = `${slow.origin}/dicom-web`;
       const { id } = await workstation.server.service.savePacsConnection({ name: 'Slow link', url, auth: 'basic', user: orthanc.user, secret: orthanc.password });
       await page.getByTestId('pacs-open').click();
       await expect.poll(() => page.getByTestId('pacs-connection').locator('option').count()).toBe(2);
@@ -214,7 +200,7 @@ describe.skipIf(!haveChromium || !haveOrthanc)('the PACS browser against Orthanc
       expect(flair).toBeLessThan(155);
       await page.getByTestId('pacs-dialog-close').click();
     } finally {
-      await new Promise((resolve) => slow.close(resolve));
+      await slow.close();
     }
   });
 

@@ -31,7 +31,7 @@ import { InstanceCache } from '../../../main/core/pacs/cache.ts';
 import { DicomWebClient } from '../../../main/core/pacs/dicomweb.ts';
 import { openPacsStudy } from '../../../main/core/pacs/open-study.ts';
 import { retrieveStudy } from '../../../main/core/pacs/retrieve.ts';
-import { freePort, haveOrthanc, orthancMissing, readFiles, startOrthanc, type OrthancServer } from '../../fixtures/orthanc.ts';
+import { freePort, haveOrthanc, orthancMissing, readFiles, slowLink, startOrthanc, type OrthancServer } from '../../fixtures/orthanc.ts';
 import { writeMrSeries } from '../../fixtures/dicom/write-series.ts';
 
 const shared = resolve(import.meta.dirname, '../../../../shared/data/phantoms');
@@ -337,45 +337,52 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
 
   it('a fetch cancelled half-way leaves only whole instances in the cache, and the next fetch takes only what is missing', async () => {
     const checkCache = (root: string) => cachedFiles(root).length;
-    for (const mode of ['auto', 'instances'] as const) {
-      const root = join(tmp, `cache-cancel-${mode}`);
-      const cache = new InstanceCache(root, 2 ** 30);
+    // the cancels go through a slow link: on loopback a transfer can end within one 50 ms progress interval
+    const slow = await slowLink(orthanc.origin);
+    const slowClient = new DicomWebClient(`${slow.origin}/dicom-web`, { auth: { kind: 'basic', user: orthanc.user, password: orthanc.password } });
+    try {
+      for (const mode of ['auto', 'instances'] as const) {
+        const root = join(tmp, `cache-cancel-${mode}`);
+        const cache = new InstanceCache(root, 2 ** 30);
+        const controller = new AbortController();
+        const cancelled = await retrieveStudy(slowClient, cache, {
+          studyUid: flairStudyUid,
+          imagesOnly: true,
+          mode,
+          concurrency: 4,
+          signal: controller.signal,
+          // cancelled in the middle of the transfer, while requests (or the stream) are in flight
+          onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
+        }).catch((err: unknown) => err);
+        expect(cancelled).toBeInstanceOf(CancelledError);
+        const kept = checkCache(root);
+        expect(kept).toBeGreaterThan(10);
+        expect(kept).toBeLessThan(155);
+        const resumed = await retrieveStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid, imagesOnly: true });
+        expect([resumed.instances, resumed.cachedInstances]).toEqual([155, kept]);
+        expect(checkCache(root)).toBe(155);
+      }
+
+      // an open from the PACS, cancelled: what arrived is written, whole, before the cancellation is reported
+      const root = join(tmp, 'cache-cancel-open');
       const controller = new AbortController();
-      const cancelled = await retrieveStudy(client, cache, {
+      const cancelled = await openPacsStudy(slowClient, new InstanceCache(root, 2 ** 30), {
         studyUid: flairStudyUid,
-        imagesOnly: true,
-        mode,
-        concurrency: 4,
         signal: controller.signal,
-        // cancelled in the middle of the transfer, while requests (or the stream) are in flight
         onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
       }).catch((err: unknown) => err);
       expect(cancelled).toBeInstanceOf(CancelledError);
       const kept = checkCache(root);
       expect(kept).toBeGreaterThan(10);
       expect(kept).toBeLessThan(155);
-      const resumed = await retrieveStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid, imagesOnly: true });
-      expect([resumed.instances, resumed.cachedInstances]).toEqual([155, kept]);
+      const resumed = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid });
+      expect([resumed.fetched.instances, resumed.fetched.cachedInstances]).toEqual([155, kept]);
+      expectSameVolume(Object.values(resumed.studies[0]!.sequences)[0]!, Object.values((await openPath(flairDir)).studies[0]!.sequences)[0]!);
+      await resumed.writeCache();
       expect(checkCache(root)).toBe(155);
+    } finally {
+      await slow.close();
     }
-
-    // an open from the PACS, cancelled: what arrived is written, whole, before the cancellation is reported
-    const root = join(tmp, 'cache-cancel-open');
-    const controller = new AbortController();
-    const cancelled = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), {
-      studyUid: flairStudyUid,
-      signal: controller.signal,
-      onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
-    }).catch((err: unknown) => err);
-    expect(cancelled).toBeInstanceOf(CancelledError);
-    const kept = checkCache(root);
-    expect(kept).toBeGreaterThan(10);
-    expect(kept).toBeLessThan(155);
-    const resumed = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid });
-    expect([resumed.fetched.instances, resumed.fetched.cachedInstances]).toEqual([155, kept]);
-    expectSameVolume(Object.values(resumed.studies[0]!.sequences)[0]!, Object.values((await openPath(flairDir)).studies[0]!.sequences)[0]!);
-    await resumed.writeCache();
-    expect(checkCache(root)).toBe(155);
   });
 
   it('keeps the cache within its size limit, least recently used first, never the study being fetched', async () => {
