@@ -14,24 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { haveChromium, outDir, pageRecordingErrors, root, startWorkstation, type Workstation } from './harness.ts';
 import { findBratsCases, loadBratsCase } from '../../main/core/io/brats.ts';
-import { Volume } from '../../main/core/io/volume.ts';
 import { DicomWebClient } from '../../main/core/pacs/dicomweb.ts';
 import { haveOrthanc, orthancMissing, readFiles, slowLink, startOrthanc, type OrthancServer } from '../fixtures/orthanc.ts';
-import { writeMrSeries } from '../fixtures/dicom/write-series.ts';
+import { slab, writeMrSeries } from '../fixtures/dicom/write-series.ts';
 
 const phantoms = join(root, '../shared/data/phantoms');
 const STUDY = '1.2.826.0.1.3680043.8.498.5500';
 if (!haveOrthanc) console.warn(orthancMissing);
 
-/** `count` axial slices from `first` on, the origin moved to match. */
-function slab(volume: Volume, first: number, count: number): Volume {
-  const [nx, ny] = volume.dims;
-  const { geometry } = volume;
-  const d = geometry.direction;
-  const shift = first * geometry.spacing[2];
-  const origin: [number, number, number] = [geometry.origin[0] + d[2]! * shift, geometry.origin[1] + d[5]! * shift, geometry.origin[2] + d[8]! * shift];
-  return new Volume({ geometry: { ...geometry, dims: [nx, ny, count], origin }, data: volume.data.slice(first * nx * ny, (first + count) * nx * ny), meta: { ...volume.meta }, slope: volume.slope, intercept: volume.intercept });
-}
 
 describe.skipIf(!haveChromium || !haveOrthanc)('the PACS browser against Orthanc', () => {
   let orthanc: OrthancServer;

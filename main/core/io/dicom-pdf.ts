@@ -5,13 +5,10 @@
  */
 import dcmjs from 'dcmjs';
 import { UserError } from '../errors.ts';
-import { newUid } from './dicom-seg.ts';
+import { encodePart10, newUid } from './dicom-seg.ts';
 import type { Volume } from './volume.ts';
 
 export const ENCAPSULATED_PDF_STORAGE = '1.2.840.10008.5.1.4.1.1.104.1';
-const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
-const IMPLEMENTATION_CLASS_UID = '2.25.264839294823118090196406203305437398052';
-const IMPLEMENTATION_VERSION = 'SAM2UNET_WS_0_1';
 
 export interface EncapsulatedPdfOptions {
   pdf: Uint8Array;
@@ -84,19 +81,7 @@ export function buildEncapsulatedPdf(options: EncapsulatedPdfOptions): { bytes: 
     EncapsulatedDocument: document.buffer,
     _vrMap: { EncapsulatedDocument: 'OB' },
   };
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
-  const dict = new DicomDict(
-    DicomMetaDictionary.denaturalizeDataset({
-      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-      MediaStorageSOPClassUID: ENCAPSULATED_PDF_STORAGE,
-      MediaStorageSOPInstanceUID: sopInstanceUid,
-      TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-      ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-      ImplementationVersionName: IMPLEMENTATION_VERSION,
-    }),
-  );
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return { bytes: new Uint8Array(dict.write()), sopInstanceUid, seriesInstanceUid };
+  return { bytes: encodePart10(dataset, ENCAPSULATED_PDF_STORAGE, sopInstanceUid), sopInstanceUid, seriesInstanceUid };
 }
 
 /** The PDF inside an Encapsulated PDF file (for tests and for reading a report back). */

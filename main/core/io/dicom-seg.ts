@@ -86,6 +86,26 @@ export interface DicomSegSummary {
   segments: { number: number; label: number; name: string; frames: number; voxels: number }[];
 }
 
+/**
+ * A naturalized dataset as a DICOM Part 10 file (explicit VR little endian) with this
+ * application's file meta header: every DICOM object the workstation writes goes through here.
+ */
+export function encodePart10(dataset: Record<string, unknown>, sopClassUid: string, sopInstanceUid: string): Uint8Array {
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const dict = new DicomDict(
+    DicomMetaDictionary.denaturalizeDataset({
+      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+      MediaStorageSOPClassUID: sopClassUid,
+      MediaStorageSOPInstanceUID: sopInstanceUid,
+      TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
+      ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+      ImplementationVersionName: IMPLEMENTATION_VERSION,
+    }),
+  );
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return new Uint8Array(dict.write());
+}
+
 /** A new UID under the 2.25 root (a UUID as a decimal integer), as PS3.5 B.2 allows. */
 export function newUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
@@ -357,18 +377,7 @@ export function buildDicomSeg(options: DicomSegOptions): { dataset: Record<strin
 /** Writes a BINARY DICOM SEG for `labels` on the grid of the DICOM volume `source` (atomically). */
 export async function writeDicomSeg(path: string, options: DicomSegOptions): Promise<DicomSegSummary> {
   const { dataset, summary } = buildDicomSeg(options);
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
-  const metaHeader = DicomMetaDictionary.denaturalizeDataset({
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: SEGMENTATION_STORAGE,
-    MediaStorageSOPInstanceUID: summary.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION,
-  });
-  const dict = new DicomDict(metaHeader);
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  const bytes = new Uint8Array(dict.write());
+  const bytes = encodePart10(dataset, SEGMENTATION_STORAGE, summary.sopInstanceUid);
   await writeFileAtomic(path, bytes);
   return summary;
 }

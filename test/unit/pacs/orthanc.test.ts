@@ -32,7 +32,7 @@ import { DicomWebClient } from '../../../main/core/pacs/dicomweb.ts';
 import { openPacsStudy } from '../../../main/core/pacs/open-study.ts';
 import { retrieveStudy } from '../../../main/core/pacs/retrieve.ts';
 import { freePort, haveOrthanc, orthancMissing, readFiles, slowLink, startOrthanc, type OrthancServer } from '../../fixtures/orthanc.ts';
-import { writeMrSeries } from '../../fixtures/dicom/write-series.ts';
+import { slab, writeMrSeries } from '../../fixtures/dicom/write-series.ts';
 
 const shared = resolve(import.meta.dirname, '../../../../shared/data/phantoms');
 const flairDir = join(shared, 'BraTS20_Training_001_flair_dicom');
@@ -79,16 +79,6 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** `count` axial slices of a volume from `first` on, with the origin moved to match. */
-function slab(volume: Volume, first: number, count: number): Volume {
-  const [nx, ny] = volume.dims;
-  const { geometry } = volume;
-  const d = geometry.direction;
-  const shift = first * geometry.spacing[2];
-  const origin: [number, number, number] = [geometry.origin[0] + d[2]! * shift, geometry.origin[1] + d[5]! * shift, geometry.origin[2] + d[8]! * shift];
-  const data = volume.data.slice(first * nx * ny, (first + count) * nx * ny);
-  return new Volume({ geometry: { ...geometry, dims: [nx, ny, count], origin }, data, meta: { ...volume.meta }, slope: volume.slope, intercept: volume.intercept });
-}
 
 async function cli(...argv: string[]) {
   let stdout = '';
