@@ -9,11 +9,12 @@ import { basename, join } from 'node:path';
 import { Graph } from '../onnx/ir.ts';
 import { RandomWeights, Weights } from '../onnx/layers.ts';
 import { graphFlops } from '../onnx/ops.ts';
-import { convertToFloat16, defaultWeightBits, quantizeInt8, type Precision } from '../onnx/quantize.ts';
+import { convertToFloat16, defaultWeightBits, quantizeInt8, splitProjections, type Precision } from '../onnx/quantize.ts';
 import { joinChunks, serializeModel, OPSET } from '../onnx/writer.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { UserError } from '../errors.ts';
 import type { HieraConfig } from './config.ts';
+import { CALIBRATION_ID, calibrateStaticRanges } from './calibrate.ts';
 import { buildHieraTrunk } from './hiera.ts';
 import { BARE_TRUNK_KEYS } from './keys.ts';
 import { buildSam2UNet } from './sam2unet.ts';
@@ -39,6 +40,11 @@ export interface BuildOptions {
   precision?: Precision;
   /** int8 weight range (default: 8 bits where the CPU has VNNI, else 7; see defaultWeightBits) */
   weightBits?: 7 | 8;
+  /**
+   * int8: calibrated ranges of the maps only convolutions read (model/calibrate.ts); buildModel
+   * computes them, and without them every activation is quantized per run
+   */
+  int8Ranges?: ReadonlyMap<string, readonly [number, number]>;
 }
 
 export const MODEL_INPUT = 'input';
@@ -96,7 +102,9 @@ export function buildGraphCounted(kind: ModelKind, config: HieraConfig, weights:
   const flops = graphFlops(graph, { batch: 1 });
   const precision = opts.precision ?? 'float32';
   if (precision !== 'float32' && opts.primitiveOnly) throw new Error(`a ${precision} graph is for inference; training graphs stay float32`);
-  if (precision === 'int8') quantizeInt8(graph, { keepFloat: keepFloatInInt8, weightBits: opts.weightBits ?? defaultWeightBits() });
+  // every precision: one Linear per part is faster than a Linear and a Split on the CPU (and no slower elsewhere)
+  if (graph.inferenceOnly) splitProjections(graph);
+  if (precision === 'int8') quantizeInt8(graph, { keepFloat: keepFloatInInt8, weightBits: opts.weightBits ?? defaultWeightBits(), ...(opts.int8Ranges ? { ranges: opts.int8Ranges } : {}) });
   else if (precision === 'float16') convertToFloat16(graph);
   return { graph, flops };
 }
@@ -104,7 +112,7 @@ export function buildGraphCounted(kind: ModelKind, config: HieraConfig, weights:
 // ---- cache ----
 
 /** Bumped whenever the graph a given (config, size, weights) builds changes. */
-const GRAPH_VERSION = 6;
+const GRAPH_VERSION = 7;
 
 /** Cache size limit: $SAM2UNET_CACHE_MAX_MB, default 8 GB (a hiera_l model is ≈ 0.9 GB). */
 export function cacheLimitBytes(): number {
@@ -162,7 +170,9 @@ export function weightsHash(weights: StateDict): string {
 export function cacheKey(kind: ModelKind, config: HieraConfig, opts: BuildOptions, weightsSha: string): string {
   const precision = opts.precision ?? 'float32';
   const bits = precision === 'int8' ? (opts.weightBits ?? defaultWeightBits()) : null;
-  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha, precision, bits });
+  // ranges given by the caller (none: every activation quantized per run) make another graph than the calibration's
+  const calibration = precision !== 'int8' ? null : opts.int8Ranges ? createHash('sha256').update(JSON.stringify([...opts.int8Ranges])).digest('hex') : CALIBRATION_ID;
+  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha, precision, bits, calibration });
   return createHash('sha256').update(identity).digest('hex').slice(0, 32);
 }
 
@@ -210,7 +220,13 @@ export async function buildModel(kind: ModelKind, config: HieraConfig, weights: 
       }
     }
   }
-  const { graph, flops } = buildGraphCounted(kind, config, weights, opts);
+  let buildOpts: BuildOptions = opts;
+  if (kind === 'sam2unet' && (opts.precision ?? 'float32') === 'int8' && !opts.int8Ranges) {
+    const float = buildSam2UNetGraph(config, weights, opts);
+    splitProjections(float);
+    buildOpts = { ...opts, int8Ranges: await calibrateStaticRanges(float, MODEL_INPUT, keepFloatInInt8, opts.height, opts.width) };
+  }
+  const { graph, flops } = buildGraphCounted(kind, config, weights, buildOpts);
   const docString = `${kind} ${opts.height}x${opts.width} ${opts.precision ?? 'float32'}`;
   if (file) {
     // weights in a side file that ONNX Runtime memory-maps: no protobuf parse of ~1 GB, no copy

@@ -100,7 +100,8 @@ export class Graph implements GraphBuilder {
   ints(values: readonly number[]): string {
     const key = values.join(',');
     const hit = this.int64Cache.get(key);
-    if (hit) return hit;
+    // a rewrite may have pruned it since (pruneUnusedInitializers)
+    if (hit && this.initializers.has(hit)) return hit;
     const name = this.constant(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], 'int64', `i64[${key}]`);
     this.int64Cache.set(key, name);
     return name;
@@ -110,7 +111,7 @@ export class Graph implements GraphBuilder {
   /** A float32 scalar constant (shape []), deduplicated. */
   scalar(value: number): string {
     const hit = this.scalarCache.get(value);
-    if (hit) return hit;
+    if (hit && this.initializers.has(hit)) return hit;
     const name = this.constant(Float32Array.of(value), [], 'float32', `f32(${value})`);
     this.scalarCache.set(value, name);
     return name;

@@ -959,11 +959,47 @@ export const OPS = {
     flops: (i, o, a, sym) => matmul.flops!(i, o, a, sym),
     vjp: 'inference-only',
   },
+  /**
+   * ONNX Runtime's (A − a_zp)(B − b_zp) · a_scale · b_scale (+ bias) in float (com.microsoft, CPU): the
+   * fused form of MatMulInteger → Cast → Mul, emitted directly where a_scale is a constant (ONNX
+   * Runtime folds a constant Mul(a_scale, b_scale) before its fusion could see it). Inputs: A, B,
+   * a_scale, b_scale, a_zero_point, b_zero_point, bias.
+   */
+  MatMulIntegerToFloat: {
+    domain: 'com.microsoft',
+    attrs: {},
+    infer: (ctx) => [{ dtype: 'float32', shape: (matmul.infer(ctx)[0]!).shape }],
+    flops: (i, o, a, sym) => matmul.flops!(i, o, a, sym),
+    vjp: 'inference-only',
+  },
   /** Conv of integer tensors, int32 out; counted as the Conv it replaces */
   ConvInteger: {
     attrs: conv.attrs,
     infer: (ctx) => [{ dtype: 'int32', shape: conv.infer(ctx)[0]!.shape }],
     flops: conv.flops,
+    vjp: 'inference-only',
+  },
+  /**
+   * ONNX Runtime's QLinearConv (com.microsoft, CPU) on channels-last maps: uint8 x (N, H, W, C) at
+   * (x_scale, x_zero_point), int8 w (O, C, kh, kw) with per-channel w_scale, int32 bias, output
+   * requantized to uint8 (N, H', W', O) at (y_scale, y_zero_point); a zero point of 0 clamps at
+   * zero, which is a ReLU. Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B.
+   */
+  QLinearConv: {
+    domain: 'com.microsoft',
+    attrs: { ...conv.attrs, channels_last: 'int' },
+    infer: (ctx) => {
+      const x = req(ctx, 0).shape;
+      if (x.length !== 4 || ctx.attrs.channels_last !== 1) fail(ctx, 'x must be a channels-last (N, H, W, C) map');
+      const asNchw = { ...req(ctx, 0), shape: [x[0]!, x[3]!, x[1]!, x[2]!] };
+      const [n, o, h, w] = conv.infer({ ...ctx, inputs: [asNchw, ctx.inputs[3]] })[0]!.shape;
+      return [{ dtype: 'uint8', shape: [n!, h!, w!, o!] }];
+    },
+    flops: (i, o, a, sym) => {
+      const [n, h, w, c] = i[0]!;
+      const [on, oh, ow, oc] = o[0]!;
+      return conv.flops!([[n!, c!, h!, w!], i[3]!], [[on!, oc!, oh!, ow!]], a, sym);
+    },
     vjp: 'inference-only',
   },
   QuantizeLinear: {

@@ -2,14 +2,21 @@
  * int8 inference graphs: a rewrite of a built float32 inference graph (never a training graph)
  * in which every Linear (Gemm, or MatMul with a constant matrix) and every Conv reads int8
  * weights quantized per output channel (symmetric: zero point 0, scale = max|w| / 127) and
- * int8 activations quantized per tensor at run time from the tensor's own range
- * (DynamicQuantizeLinear, uint8 with a zero point). Everything else — LayerNorm, softmax inside
+ * int8 activations quantized per tensor, at run time from the tensor's own range
+ * (DynamicQuantizeLinear, uint8 with a zero point), or at a calibrated scale for the maps only
+ * convolutions read (`ranges`, model/calibrate.ts). Everything else — LayerNorm, softmax inside
  * attention, GELU, the residual adds, the layers the caller keeps — stays float32.
  *
- * Only standard ONNX ops are emitted, in the shapes ONNX Runtime's CPU provider fuses:
+ * The dynamic parts are standard ONNX ops in the shapes ONNX Runtime's CPU provider fuses:
  * DynamicQuantizeLinear → MatMulInteger → Cast → Mul(Mul(a_scale, b_scale)) → Add(bias) becomes
- * one DynamicQuantizeMatMul kernel (MLAS u8s8, VNNI where the CPU has it), and a Conv becomes
- * DynamicQuantizeLinear → ConvInteger → Cast → Mul → Add.
+ * one DynamicQuantizeMatMul kernel (MLAS u8s8, VNNI where the CPU has it), or MatMulIntegerToFloat
+ * where several layers share the quantized input; a Conv becomes an im2col Gather on the
+ * quantized NHWC bytes and the same integer product. The calibrated parts use ONNX Runtime's
+ * contrib kernels directly (channels-last QLinearConv, MatMulIntegerToFloat), which have no
+ * standard form.
+ *
+ * Also here, because it is a rewrite of built inference graphs of every precision: the split of a
+ * Linear's output into parts (attention's q/k/v) becomes one Linear per part (splitProjections).
  */
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
@@ -34,6 +41,12 @@ export interface Int8Options {
    * instruction (VPMADDUBSW) saturates 16-bit pair sums with full-range weights
    */
   weightBits?: 7 | 8;
+  /**
+   * calibrated [min, max] of values calibrationTargets names: those maps stay uint8 at a fixed scale
+   * from the conv that makes them to the convs that read them (QLinearConv where both ends are
+   * fixed), with no float copy and no run-time range pass in between
+   */
+  ranges?: ReadonlyMap<string, readonly [number, number]>;
 }
 
 export interface QuantizeSummary {
@@ -41,6 +54,8 @@ export interface QuantizeSummary {
   convs: number;
   /** weights of layers left float32 */
   keptFloat: string[];
+  /** convolutions whose output stays uint8 at a calibrated scale */
+  staticConvs: number;
   /** bytes of weights before and after */
   weightBytes: { before: number; after: number };
 }
@@ -103,22 +118,26 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   if (!g.inferenceOnly) throw new Error('int8 quantization applies to inference graphs only');
   const keep = opts.keepFloat ?? (() => false);
   const bits = opts.weightBits ?? 8;
-  const summary: QuantizeSummary = { matmuls: 0, convs: 0, keptFloat: [], weightBytes: { before: 0, after: 0 } };
+  const summary: QuantizeSummary = { matmuls: 0, convs: 0, staticConvs: 0, keptFloat: [], weightBytes: { before: 0, after: 0 } };
+  const ranges = opts.ranges ?? new Map<string, readonly [number, number]>();
+  /** NHWC uint8 maps at a calibrated scale: bytes, scale and zero point (values), and the scale as a number */
+  const fixedNhwc = new Map<string, { q: [string, string, string]; scale: number }>();
   const floatsOf = (name: string | undefined): Float32Array | undefined => (name ? g.constantFloats(name) : undefined);
-  // convolutions reading the same activation share its quantization; MatMuls each get their own,
-  // since ONNX Runtime fuses a DynamicQuantizeLinear into a MatMul only when it feeds that one
+  // layers reading the same activation share its quantization (q, k and v; the RFB branches): ONNX
+  // Runtime then runs MatMulIntegerToFloat on the shared bytes instead of fusing one
+  // DynamicQuantizeLinear into each DynamicQuantizeMatMul
   const quantizedInputs = new Map<string, [string, string, string]>();
-  const quantizeInput = (x: string, share: boolean): [string, string, string] => {
-    const hit = share ? quantizedInputs.get(x) : undefined;
+  const quantizeInput = (x: string): [string, string, string] => {
+    const hit = quantizedInputs.get(x);
     if (hit) return hit;
     const outs = g.node('DynamicQuantizeLinear', [x], {}, 3) as [string, string, string];
-    if (share) quantizedInputs.set(x, outs);
+    quantizedInputs.set(x, outs);
     return outs;
   };
   const im2colIndices = (hp: number, wp: number, ho: number, wo: number, kh: number, kw: number, dh: number, dw: number): string => {
     const name = `im2col[${hp}x${wp}>${ho}x${wo},k${kh}x${kw},d${dh}x${dw}]`;
     if (g.initializers.has(name)) return name;
-    return g.constant(im2colIndicesData(wp, ho, wo, kh, kw, dh, dw), [ho * wo, kh * kw], 'int64', name);
+    return g.constant(im2colIndicesData(wp, ho, wo, kh, kw, dh, dw), [ho, wo, kh * kw], 'int64', name);
   };
   /**
    * A conv input (NCHW float) as quantized NHWC bytes with its scale and zero point. Where the
@@ -144,27 +163,46 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     return form;
   };
   const quantizedNhwc = (x: string): [string, string, string] => {
+    const fixed = fixedNhwc.get(x);
+    if (fixed) return fixed.q;
     const hit = nhwcInputs.get(x);
     if (hit) return hit;
     const nhwcFloat = nhwcFormOf(x);
     let result: [string, string, string];
     if (nhwcFloat) result = g.node('DynamicQuantizeLinear', [nhwcFloat], {}, 3) as [string, string, string];
     else {
-      const [xq, xs, xz] = quantizeInput(x, true);
+      const [xq, xs, xz] = quantizeInput(x);
       result = [g.transpose(xq, [0, 2, 3, 1]), xs, xz];
     }
     nhwcInputs.set(x, result);
     return result;
   };
 
+  const staticTargets = new Set(opts.ranges ? staticConvTargets(g, keep) : []);
   const old = g.nodes.splice(0, g.nodes.length);
   const producers = new Map<string, Node>();
   for (const node of old) for (const o of node.outputs) producers.set(o, node);
+  const readersOf = new Map<string, Node[]>();
+  for (const node of old) for (const i of node.inputs) readersOf.set(i, [...(readersOf.get(i) ?? []), node]);
+  // maps one conv reads concatenated are held at the range of them all (one scale for the bytes)
+  const commonRanges = new Map<string, readonly [number, number]>();
   for (const node of old) {
+    if (node.op !== 'Concat' || !node.inputs.every((i) => staticTargets.has(i) && ranges.has(i))) continue;
+    const all = node.inputs.map((i) => ranges.get(i)!);
+    const union = [Math.min(...all.map((r) => r[0])), Math.max(...all.map((r) => r[1]))] as const;
+    for (const i of node.inputs) commonRanges.set(i, union);
+  }
+  /** nodes a rewrite made redundant (the reshape back after a Linear) */
+  const absorbed = new Set<Node>();
+  for (const node of old) {
+    if (absorbed.has(node)) continue;
     if (!rewrite(node)) g.nodes.push(node);
   }
   // a Concat whose parts the convolutions now read one by one is left without readers
   pruneDeadNodes(g);
+  // the float maps held as uint8 instead (their shapes were read above) are made by no node now
+  const made = new Set([...g.inputs, ...g.initializers.keys(), ...g.nodes.flatMap((n) => n.outputs)]);
+  for (const name of [...g.values.keys()]) if (!made.has(name)) g.values.delete(name);
   pruneUnusedInitializers(g);
   return summary;
 
@@ -209,11 +247,27 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   }
 
   function emitMatMul(node: Node, x: string, wName: string, q: QuantizedWeight, k: number, n: number, bias: string | undefined): void {
-    const out = node.outputs[0]!;
+    let out = node.outputs[0]!;
+    // MatMulInteger broadcasts over leading axes, unlike Gemm: read the N-D tensor the Gemm's 2-D
+    // input was reshaped from and write the N-D value the Gemm's output is reshaped to, so both
+    // reshapes go (a Linear in the trunk is otherwise three nodes)
+    const flattened = producers.get(x);
+    const source = flattened?.op === 'Reshape' ? flattened.inputs[0]! : undefined;
+    const unflatten = readersOf.get(out);
+    if (source && unflatten?.length === 1 && unflatten[0]!.op === 'Reshape' && !g.outputs.includes(out)) {
+      const from = g.shape(source);
+      const to = g.shape(unflatten[0]!.outputs[0]!);
+      if (from.length > 2 && from.length === to.length && from.at(-1) === k && to.at(-1) === n && from.slice(1, -1).every((d, i) => typeof d === 'number' && d === to[i + 1])) {
+        absorbed.add(unflatten[0]!);
+        g.values.delete(out);
+        out = unflatten[0]!.outputs[0]!;
+        x = source;
+      }
+    }
     g.values.delete(out);
     const wq = g.constant(q.data, [k, n], 'int8', `${wName}@int8`);
     const ws = g.constant(q.scales, [n], 'float32', `${wName}@int8scale`);
-    const [xq, xs, xz] = quantizeInput(x, false);
+    const [xq, xs, xz] = quantizeInput(x);
     const acc = g.op('MatMulInteger', [xq, wq, xz]);
     const scale = g.mul(xs, ws);
     const scaled = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), scale);
@@ -232,8 +286,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   function rewriteConv(node: Node): boolean {
     const [x, wName, bias] = node.inputs as [string, string, string | undefined];
     const w = floatsOf(wName);
-    const strides = (node.attrs.strides as number[] | undefined) ?? [1, 1];
-    if (!w || (node.attrs.group ?? 1) !== 1 || strides.some((s) => s !== 1) || node.attrs.auto_pad !== undefined) return false;
+    if (!w || !integerConvShape(node)) return false;
     if (keep(wName)) {
       summary.keptFloat.push(wName);
       return false;
@@ -259,19 +312,91 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     if (parts.length === 0) parts.push({ value: x, from: 0, channels: c });
     const out = node.outputs[0]!;
     const [, , ho, wo] = g.shape(out) as [unknown, number, number, number];
+    const target = fixedTarget(out);
+    const input = target ? fixedInput(parts, x) : undefined;
+    const held = target && staticTargets.has(target.value);
+    if (target && (input || held)) {
+      const [scale, zeroPoint] = fixedScale(target.range);
+      const ys = g.scalar(scale);
+      const yz = g.constant(Uint8Array.of(zeroPoint), [], 'uint8', `u8(${zeroPoint})`, true);
+      let yq: string;
+      if (input) yq = qlinearConv(node, input, w, b, [o, c, kh, kw], wName, ys, yz);
+      else {
+        // the float sum of the parts, quantized at the calibrated scale (a zero point of 0 saturates
+        // at zero: the ReLU a target behind one needs)
+        const partial = parts.map((part, i) => convPart(node, part.value, w, [o, c, kh, kw], [ho, wo], part.from, part.channels, parts.length === 1 ? wName : `${wName}[${part.from}:${part.from + part.channels}]`, i === 0 ? bias : undefined));
+        yq = g.op('QuantizeLinear', [partial.reduce((acc, y) => g.add(acc, y)), ys, yz]);
+      }
+      if (target.relu) absorbed.add(target.relu);
+      if (held) fixedNhwc.set(target.value, { q: [yq, ys, yz], scale });
+      else {
+        // read by other ops too: back to float once, at the end of the integer run
+        g.values.delete(target.value);
+        g.op('Transpose', [g.op('DequantizeLinear', [yq, ys, yz])], { perm: [0, 3, 1, 2] }, target.value);
+        producers.set(target.value, g.nodes[g.nodes.length - 1]!);
+      }
+      summary.convs++;
+      summary.staticConvs++;
+      summary.weightBytes.before += 4 * w.length;
+      summary.weightBytes.after += w.length + 4 * o * (input ? 1 : parts.length);
+      return true;
+    }
     g.values.delete(out);
     const partial = parts.map((part, i) => {
       const name = parts.length === 1 ? wName : `${wName}[${part.from}:${part.from + part.channels}]`;
       return convPart(node, part.value, w, [o, c, kh, kw], [ho, wo], part.from, part.channels, name, i === 0 ? bias : undefined);
     });
     const sum = partial.reduce((acc, y) => g.add(acc, y));
-    g.op('Transpose', [g.reshape(sum, [-1, ho, wo, o])], { perm: [0, 3, 1, 2] }, out);
+    g.op('Transpose', [sum], { perm: [0, 3, 1, 2] }, out);
     // a conv reading this output finds its NHWC form (quantizedNhwc)
     producers.set(out, g.nodes[g.nodes.length - 1]!);
     summary.convs++;
     summary.weightBytes.before += 4 * w.length;
     summary.weightBytes.after += w.length + 4 * o * parts.length;
     return true;
+  }
+
+  /**
+   * The calibrated range of `out`, or of the ReLU that alone reads it; maps concatenated for one
+   * conv share the range of them all, so that their bytes concatenate.
+   */
+  function fixedTarget(out: string): { value: string; range: readonly [number, number]; relu?: Node } | undefined {
+    const readers = readersOf.get(out);
+    const relu = readers?.length === 1 && readers[0]!.op === 'Relu' && !ranges.has(out) ? readers[0]! : undefined;
+    const value = relu ? relu.outputs[0]! : out;
+    const range = commonRanges.get(value) ?? ranges.get(value);
+    if (!range) return undefined;
+    return relu ? { value, range, relu } : { value, range };
+  }
+
+  /** The conv input as one uint8 map at a fixed scale: a held map, or held maps of one scale concatenated. */
+  function fixedInput(parts: { value: string }[], x: string): { q: [string, string, string]; scale: number } | undefined {
+    if (parts.length === 1) return fixedNhwc.get(parts[0]!.value);
+    const held = parts.map((p) => fixedNhwc.get(p.value));
+    const first = held[0];
+    if (!first || held.some((h) => !h || h.scale !== first.scale || h.q[2] !== first.q[2])) return undefined;
+    const hit = fixedNhwc.get(x);
+    if (hit) return hit;
+    const joined = { q: [g.concat(held.map((h) => h!.q[0]), 3), first.q[1], first.q[2]] as [string, string, string], scale: first.scale };
+    fixedNhwc.set(x, joined);
+    return joined;
+  }
+
+  /**
+   * A Conv from uint8 NHWC at a fixed scale to uint8 NHWC at a fixed scale: ONNX Runtime's
+   * channels-last QLinearConv (MLAS's indirect u8×s8 convolution, no im2col copy), the bias in
+   * int32 at the product's scale.
+   */
+  function qlinearConv(node: Node, input: { q: [string, string, string]; scale: number }, w: Float32Array, b: Float32Array | undefined, [o, c, kh, kw]: [number, number, number, number], wName: string, ys: string, yz: string): string {
+    const q = quantizePerChannel(w, o, { bits });
+    const wq = g.constant(q.data, [o, c, kh, kw], 'int8', `${wName}@int8`);
+    const wsc = g.constant(q.scales, [o], 'float32', `${wName}@int8scale`);
+    const wzp = g.constant(new Int8Array(o), [o], 'int8', `int8zeros[${o}]`, true);
+    const biasQ = Int32Array.from({ length: o }, (_, oc) => Math.round((b?.[oc] ?? 0) / (input.scale * q.scales[oc]!)));
+    const [xq, xs, xz] = input.q;
+    const attrs: Record<string, number | number[]> = { kernel_shape: [kh, kw], channels_last: 1 };
+    for (const key of ['pads', 'dilations', 'strides'] as const) if (node.attrs[key] !== undefined) attrs[key] = node.attrs[key] as number[];
+    return g.op('QLinearConv', [xq, xs, xz, wq, wsc, wzp, ys, yz, g.constant(biasQ, [o], 'int32', `${wName}@int32bias`)], attrs);
   }
 
   /**
@@ -302,13 +427,89 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
       // one Gather copies every tap's run of channels into place: im2col in a single pass
       col = g.op('Gather', [g.reshape(padded, [-1, hp * wp, channels]), im2colIndices(hp, wp, ho, wo, kh, kw, dh!, dw!)], { axis: 1 });
     }
-    const acc = g.op('MatMulInteger', [g.reshape(col, [-1, k]), wq, xz]);
+    // (B, ho, wo, K) × (K, O): MatMulInteger broadcasts over the leading axes, no flattening
+    if (col !== nhwc) col = g.reshape(col, [-1, ho, wo, k]);
+    if (fixedNhwc.has(x)) return g.op('MatMulIntegerToFloat', bias ? [col, wq, xs, ws, xz, '', bias] : [col, wq, xs, ws, xz]);
+    const acc = g.op('MatMulInteger', [col, wq, xz]);
     const y = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), g.mul(xs, ws));
     return bias ? g.add(y, bias) : y;
   }
 }
 
-/** Row indices into a (hp·wp) padded map for each output position and tap: (ho·wo, kh·kw). */
+/** A Conv the int8 rewrite handles: stride 1, one group, explicit pads, a constant weight. */
+function integerConvShape(node: Node): boolean {
+  const strides = (node.attrs.strides as number[] | undefined) ?? [1, 1];
+  return node.op === 'Conv' && (node.attrs.group ?? 1) === 1 && strides.every((s) => s === 1) && node.attrs.auto_pad === undefined;
+}
+
+/** Scale and zero point of uint8 over [min, max] widened to hold 0, as DynamicQuantizeLinear picks them. */
+export function fixedScale([min, max]: readonly [number, number]): [number, number] {
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0);
+  const scale = hi > lo ? (hi - lo) / 255 : 1;
+  return [scale, Math.min(255, Math.max(0, Math.round(-lo / scale)))];
+}
+
+/**
+ * Values only int8 convolutions read — a conv's output, or the ReLU that alone reads it, read by
+ * convs directly or through a channel Concat that only convs read (the RFB branches, the decoder's
+ * first conv): with a calibrated range, quantizeInt8 keeps them uint8 between the convs.
+ */
+export function staticConvTargets(g: Graph, keepFloat: (weightName: string) => boolean = () => false): string[] {
+  const readers = new Map<string, Node[]>();
+  for (const node of g.nodes) for (const i of node.inputs) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const convertible = (n: Node): boolean => integerConvShape(n) && !!g.constantFloats(n.inputs[1]!) && !keepFloat(n.inputs[1]!);
+  const readsAsInput = (n: Node, v: string): boolean => convertible(n) && n.inputs[0] === v && !n.inputs.slice(1).includes(v);
+  const outputs = new Set(g.outputs);
+  const targets: string[] = [];
+  for (const node of g.nodes) {
+    if (!convertible(node)) continue;
+    let v = node.outputs[0]!;
+    let rs = readers.get(v) ?? [];
+    if (rs.length === 1 && rs[0]!.op === 'Relu' && !outputs.has(v)) {
+      v = rs[0]!.outputs[0]!;
+      rs = readers.get(v) ?? [];
+    }
+    if (outputs.has(v) || rs.length === 0) continue;
+    const onlyConvs = rs.every((r) => {
+      if (readsAsInput(r, v)) return true;
+      if (r.op !== 'Concat' || (r.attrs.axis !== 1 && r.attrs.axis !== -3) || outputs.has(r.outputs[0]!)) return false;
+      const cat = readers.get(r.outputs[0]!) ?? [];
+      return cat.length > 0 && cat.every((c) => readsAsInput(c, r.outputs[0]!));
+    });
+    if (onlyConvs) targets.push(v);
+  }
+  return targets;
+}
+
+/**
+ * The values whose ranges the int8 graph uses: the maps held as uint8 (staticConvTargets) and the
+ * outputs (or their ReLU) of the convs that read them, which run as QLinearConv and return to float.
+ */
+export function calibrationTargets(g: Graph, keepFloat: (weightName: string) => boolean = () => false): string[] {
+  const held = staticConvTargets(g, keepFloat);
+  const heldSet = new Set(held);
+  const readers = new Map<string, Node[]>();
+  for (const node of g.nodes) for (const i of node.inputs) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const producers = new Map<string, Node>();
+  for (const node of g.nodes) for (const o of node.outputs) producers.set(o, node);
+  const outputs = new Set(g.outputs);
+  const extra: string[] = [];
+  for (const node of g.nodes) {
+    if (!integerConvShape(node) || !g.constantFloats(node.inputs[1]!) || keepFloat(node.inputs[1]!)) continue;
+    const x = node.inputs[0]!;
+    const p = producers.get(x);
+    const fixedIn = heldSet.has(x) || (p?.op === 'Concat' && p.inputs.every((i) => heldSet.has(i)));
+    if (!fixedIn) continue;
+    let v = node.outputs[0]!;
+    const rs = readers.get(v) ?? [];
+    if (rs.length === 1 && rs[0]!.op === 'Relu' && !outputs.has(v)) v = rs[0]!.outputs[0]!;
+    if (!heldSet.has(v)) extra.push(v);
+  }
+  return [...held, ...extra];
+}
+
+/** Row indices into a (hp·wp) padded map for each output position and tap: (ho, wo, kh·kw). */
 function im2colIndicesData(wp: number, ho: number, wo: number, kh: number, kw: number, dh: number, dw: number): BigInt64Array {
   const out = new BigInt64Array(ho * wo * kh * kw);
   let i = 0;
@@ -321,6 +522,97 @@ function transposedColumns(w: Float32Array, k: number, n: number, bits: 7 | 8): 
   const t = new Float32Array(w.length);
   for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) t[c * k + r] = w[r * n + c]!;
   return quantizePerChannel(t, n, { transpose: true, bits });
+}
+
+/**
+ * A Linear whose output is only split along the channel axis (attention's packed q/k/v), possibly
+ * after channel-preserving reshapes, transposes and zero pads, becomes one Linear per part with the
+ * chain replayed on each: the parts are produced where they are needed and the Split's copy of
+ * the whole product is gone. Returns how many Splits were removed.
+ */
+export function splitProjections(g: Graph): number {
+  const producers = new Map<string, Node>();
+  const readers = new Map<string, number>();
+  for (const node of g.nodes) {
+    for (const o of node.outputs) producers.set(o, node);
+    for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  for (const o of g.outputs) readers.set(o, (readers.get(o) ?? 0) + 1);
+  const readOnce = (v: string): boolean => readers.get(v) === 1;
+  const old = g.nodes.splice(0, g.nodes.length);
+  let removed = 0;
+  for (const node of old) {
+    if (node.op !== 'Split' || !rewriteSplit(node)) g.nodes.push(node);
+  }
+  pruneDeadNodes(g);
+  pruneUnusedInitializers(g);
+  return removed;
+
+  function rewriteSplit(split: Node): boolean {
+    const rank = g.shape(split.inputs[0]!).length;
+    const axis = (split.attrs.axis as number | undefined) ?? 0;
+    if (axis !== -1 && axis !== rank - 1) return false;
+    const sizes = g.constantInts(split.inputs[1] ?? '');
+    if (!sizes) return false;
+    // walk back to the Linear through channel-preserving ops
+    const chain: Node[] = [];
+    let v = split.inputs[0]!;
+    let p = producers.get(v);
+    while (p && readOnce(v) && channelPreserving(p)) {
+      chain.unshift(p);
+      v = p.inputs[0]!;
+      p = producers.get(v);
+    }
+    if (p?.op !== 'Gemm' || !readOnce(v) || p.attrs.transB !== 1 || p.attrs.transA === 1 || (p.attrs.alpha ?? 1) !== 1 || (p.attrs.beta ?? 1) !== 1) return false;
+    const [flat, wName, bias] = p.inputs as [string, string, string | undefined];
+    const w = g.constantFloats(wName);
+    const b = bias ? g.constantFloats(bias) : undefined;
+    if (!w || (bias && (!b || g.shape(bias).length !== 1))) return false;
+    const [channels, k] = g.shape(wName) as [number, number];
+    if (sizes.reduce((a, c) => a + c, 0) !== channels) return false;
+    let from = 0;
+    sizes.forEach((size, part) => {
+      const range = `[${from}:${from + size}]`;
+      const wPart = g.constant(w.slice(from * k, (from + size) * k), [size, k], 'float32', `${wName}${range}`);
+      const inputs = [flat, wPart];
+      if (b) inputs.push(g.constant(b.slice(from, from + size), [size], 'float32', `${bias}${range}`));
+      let y = g.op('Gemm', inputs, { transB: 1 });
+      for (const link of chain) y = replay(link, y, size);
+      const out = split.outputs[part]!;
+      g.values.delete(out);
+      g.op('Identity', [y], {}, out);
+      from += size;
+    });
+    removed++;
+    return true;
+  }
+
+  /** Reshape, Transpose or zero Pad that keeps the last axis as the channel axis, untouched. */
+  function channelPreserving(node: Node): boolean {
+    const inShape = g.shape(node.inputs[0]!);
+    const outShape = g.shape(node.outputs[0]!);
+    if (inShape.at(-1) !== outShape.at(-1) || typeof outShape.at(-1) !== 'number') return false;
+    if (node.op === 'Reshape') return g.constantInts(node.inputs[1]!)?.at(-1) === outShape.at(-1);
+    if (node.op === 'Transpose') {
+      const perm = node.attrs.perm as number[] | undefined;
+      return !!perm && perm.at(-1) === perm.length - 1;
+    }
+    if (node.op === 'Pad') {
+      const pads = g.constantInts(node.inputs[1]!);
+      const mode = (node.attrs.mode as string | undefined) ?? 'constant';
+      return !!pads && mode === 'constant' && !node.inputs[2] && pads[pads.length / 2 - 1] === 0 && pads[pads.length - 1] === 0;
+    }
+    return false;
+  }
+
+  function replay(node: Node, x: string, channels: number): string {
+    if (node.op === 'Reshape') {
+      const shape = g.constantInts(node.inputs[1]!)!;
+      return g.reshape(x, [...shape.slice(0, -1), channels]);
+    }
+    if (node.op === 'Transpose') return g.transpose(x, node.attrs.perm as number[]);
+    return g.op('Pad', [x, node.inputs[1]!], node.attrs);
+  }
 }
 
 /** Drops nodes none of whose outputs is read or a graph output, until none is left. */

@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPath } from '../../../main/core/io/open.ts';
 import { DEFAULT_MODEL_DIR } from '../../../main/core/jobs/bundled.ts';
@@ -18,10 +19,12 @@ import { sliceModelFromCheckpoint } from '../../../main/core/jobs/model.ts';
 import { segmentStudy } from '../../../main/core/jobs/segment.ts';
 import { regionDice, regionsFor } from '../../../main/core/metrics/regions.ts';
 import { parseHieraConfig } from '../../../main/core/model/config.ts';
-import { buildGraph, buildModel, cacheKey, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
+import { buildGraph, buildModel, buildSam2UNetGraph, cacheKey, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
+import { calibrateStaticRanges, calibrationInput } from '../../../main/core/model/calibrate.ts';
 import { inputChannels, prepareSlices } from '../../../main/core/model/preprocess.ts';
 import { RandomWeights } from '../../../main/core/onnx/layers.ts';
-import { convertToFloat16, parsePrecision, quantizePerChannel, toHalfBits } from '../../../main/core/onnx/quantize.ts';
+import { calibrationTargets, convertToFloat16, fixedScale, parsePrecision, quantizePerChannel, splitProjections, staticConvTargets, toHalfBits } from '../../../main/core/onnx/quantize.ts';
+import { joinChunks, serializeModel } from '../../../main/core/onnx/writer.ts';
 import { SessionClient } from '../../../main/core/onnx/session.ts';
 
 const phantoms = resolve(process.cwd(), '../shared/data/phantoms');
@@ -80,14 +83,27 @@ describe('int8 and float16 graphs of SAM2-UNet', () => {
       .reduce((sum, n) => sum + (producer.get(n.inputs[0]!)?.op === 'Concat' ? producer.get(n.inputs[0]!)!.inputs.length - 1 : 0), 0);
     expect(extraParts).toBeGreaterThan(0);
     expect(count(int8, 'MatMulInteger')).toBe(linears + convs - 4 + extraParts);
-    // every Linear's output is still produced under its name (a conv's NCHW output may be gone when
-    // only convs read it: they read its NHWC form), and every node reads values made before it
+    // every Linear's output is still produced under its name, or the N-D value it was reshaped to
+    // (a conv's NCHW output may be gone when only convs read it: they read its NHWC form), and every
+    // node reads values made before it
     const available = new Set([...int8.inputs, ...int8.initializers.keys()]);
     for (const n of int8.nodes) {
       for (const i of n.inputs) if (i) expect(available.has(i), `${n.op} reads ${i} before it is made`).toBe(true);
       for (const o of n.outputs) available.add(o);
     }
-    for (const n of float.nodes.filter((n) => n.op === 'Gemm')) expect(available.has(n.outputs[0]!)).toBe(true);
+    const readers = (v: string) => float.nodes.filter((n) => n.inputs.includes(v));
+    let unflattened = 0;
+    for (const n of float.nodes.filter((n) => n.op === 'Gemm')) {
+      const out = n.outputs[0]!;
+      if (available.has(out)) continue;
+      const [reshape, ...others] = readers(out);
+      expect(others, `${out} has one reader`).toEqual([]);
+      expect(reshape?.op).toBe('Reshape');
+      expect(available.has(reshape!.outputs[0]!), `${out} or its reshape is produced`).toBe(true);
+      unflattened++;
+    }
+    // the trunk's Linears read and write their N-D tensors: no reshapes around them
+    expect(unflattened).toBeGreaterThan(linears / 2);
     for (const o of int8.outputs) expect(available.has(o)).toBe(true);
     const kept = int8.nodes.filter((n) => n.op === 'Conv').map((n) => n.inputs[1]!);
     expect(kept.every(keepFloatInInt8)).toBe(true);
@@ -96,6 +112,97 @@ describe('int8 and float16 graphs of SAM2-UNet', () => {
     const floatWeights = [...int8.initializers.values()].filter((i) => i.dtype === 'float32' && i.data.length > 4096 && !keepFloatInInt8(i.name) && !i.name.includes('pos_embed'));
     expect(floatWeights.map((i) => i.name)).toEqual([]);
     expect(int8.outputs.map((o) => int8.info(o))).toEqual(float.outputs.map((o) => float.info(o)));
+  });
+
+  it('q, k and v are three Linears (no Split of a packed product), computing the same numbers', async () => {
+    const packed = buildSam2UNetGraph(config, new RandomWeights(3, 'signal'), { height: 64, width: 64, outChannels: 3 });
+    const splits = packed.nodes.filter((n) => n.op === 'Split').length;
+    const gemms = packed.nodes.filter((n) => n.op === 'Gemm').length;
+    expect(splits).toBe(12);
+    const parts = buildSam2UNetGraph(config, new RandomWeights(3, 'signal'), { height: 64, width: 64, outChannels: 3 });
+    expect(splitProjections(parts)).toBe(12);
+    expect(parts.nodes.filter((n) => n.op === 'Split').length).toBe(0);
+    expect(parts.nodes.filter((n) => n.op === 'Gemm').length).toBe(gemms + 2 * splits);
+    expect(build('float32').nodes.filter((n) => n.op === 'Split').length).toBe(0);
+    const input = new ort.Tensor('float32', Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i * 0.37)), [1, 3, 64, 64]);
+    const run = async (g: typeof packed) => {
+      const session = await ort.InferenceSession.create(joinChunks(serializeModel(g)), { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+      try {
+        return ((await session.run({ input })).out!.data as Float32Array);
+      } finally {
+        await session.release();
+      }
+    };
+    const [a, b] = [await run(packed), await run(parts)];
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) [worst, scale] = [Math.max(worst, Math.abs(a[i]! - b[i]!)), Math.max(scale, Math.abs(a[i]!))];
+    // the same products in another grouping: float32 rounding only
+    expect(worst / scale).toBeLessThan(1e-5);
+  });
+
+  it('int8 with calibrated ranges: the RFB branches and the decoder hold uint8 maps between convs (QLinearConv), and back to float once', () => {
+    const float = build('float32');
+    const held = staticConvTargets(float, keepFloatInInt8);
+    const all = calibrationTargets(float, keepFloatInInt8);
+    // per RFB: branch0.0 and branch1–3 .0–.3; per Up block: the ReLU after its first conv
+    expect(held.length).toBe(4 * 13 + 3);
+    // and the convs reading them: each RFB's conv_cat, each Up block's second conv (after its ReLU)
+    expect(all.length - held.length).toBe(4 + 3);
+    const ranges = new Map(all.map((v, i) => [v, [-0.5 - (i % 3), 1 + (i % 5)] as const]));
+    const dynamic = buildGraph('sam2unet', config, new RandomWeights(3), { height: 64, width: 64, outChannels: 3, precision: 'int8' });
+    const fixed = buildGraph('sam2unet', config, new RandomWeights(3), { height: 64, width: 64, outChannels: 3, precision: 'int8', int8Ranges: ranges });
+    const count = (g: typeof float, op: string) => g.nodes.filter((n) => n.op === op).length;
+    // branch1–3 .1–.3 read a held map and make one; each conv_cat reads its four branches as one
+    // map (one scale) and each second Up conv its held ReLU: QLinearConv, dequantized after
+    expect(count(fixed, 'QLinearConv')).toBe(4 * 9 + 4 + 3);
+    expect(count(fixed, 'DequantizeLinear')).toBe(4 + 3);
+    // held maps are made by QLinearConv or quantized once at their calibrated scale: fewer range passes
+    expect(count(fixed, 'QuantizeLinear')).toBe(held.length - 4 * 9);
+    expect(count(fixed, 'DynamicQuantizeLinear')).toBeLessThan(count(dynamic, 'DynamicQuantizeLinear') - 20);
+    expect(count(dynamic, 'QLinearConv')).toBe(0);
+    // the branch maps a conv_cat reads share one scale: their bytes are concatenated
+    const concats = fixed.nodes.filter((n) => n.op === 'Concat' && fixed.info(n.outputs[0]!).dtype === 'uint8');
+    expect(concats.length).toBe(4);
+    for (const c of concats) expect(new Set(c.inputs.map((i) => fixed.nodes.find((n) => n.outputs.includes(i))!.op))).toEqual(new Set(['QLinearConv', 'QuantizeLinear']));
+    // every node reads values made before it, and the outputs are unchanged
+    const available = new Set([...fixed.inputs, ...fixed.initializers.keys()]);
+    for (const n of fixed.nodes) {
+      for (const i of n.inputs) if (i) expect(available.has(i), `${n.op} reads ${i} before it is made`).toBe(true);
+      for (const o of n.outputs) available.add(o);
+    }
+    expect(fixed.outputs.map((o) => fixed.info(o))).toEqual(float.outputs.map((o) => float.info(o)));
+    // a calibrated range is a uint8 scale as DynamicQuantizeLinear would pick it, holding 0
+    const [scale, zeroPoint] = fixedScale([-1, 1.55]);
+    expect([scale / (2.55 / 255), zeroPoint]).toEqual([1, 100]);
+    const [positive, zero] = fixedScale([0.5, 2.55]);
+    expect(positive).toBeCloseTo(0.01, 12);
+    expect(zero).toBe(0);
+    expect(fixedScale([0, 0])).toEqual([1, 0]);
+  });
+
+  it('calibration: every target gets the finite range it takes on slices of a generated phantom', async () => {
+    const float = buildSam2UNetGraph(config, new RandomWeights(3, 'signal'), { height: 64, width: 64, outChannels: 3 });
+    splitProjections(float);
+    const nodes = float.nodes.length;
+    const ranges = await calibrateStaticRanges(float, 'input', keepFloatInInt8, 64, 64);
+    expect([...ranges.keys()].sort()).toEqual(calibrationTargets(float, keepFloatInInt8).sort());
+    for (const [name, [lo, hi]] of ranges) {
+      expect(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi, `${name}: [${lo}, ${hi}]`).toBe(true);
+      // a ReLU's map is never negative; a BasicConv's (no activation) has both signs
+      if (name.includes('Relu')) expect(lo).toBeGreaterThanOrEqual(0);
+    }
+    expect([...ranges.values()].some(([lo]) => lo < 0)).toBe(true);
+    // the graph is left as it was
+    expect(float.nodes.length).toBe(nodes);
+    expect(float.outputs).toEqual(['out', 'out1', 'out2']);
+    // the same slices every time: the int8 model is a function of the weights alone
+    expect(calibrationInput(64, 64).data).toEqual(calibrationInput(64, 64).data);
+  });
+
+  it('the int8 cache key names the calibration: ranges given by the caller make another model', () => {
+    const key = (int8Ranges?: Map<string, readonly [number, number]>) => cacheKey('sam2unet', config, { height: 64, width: 64, precision: 'int8', ...(int8Ranges ? { int8Ranges } : {}) }, 'w');
+    expect(new Set([key(), key(new Map()), key(new Map([['a', [0, 1] as const]]))]).size).toBe(3);
   });
 
   it('float16: half weights and activations, LayerNorm in float32, float32 in and out', () => {
