@@ -29,7 +29,8 @@ export function calibrationInput(height: number, width: number): { data: Float32
 
 /**
  * [min, max] of every calibration target of the float32 inference graph `graph` over the
- * calibration slices (the graph is not changed); empty when the graph has none.
+ * calibration slices (the graph is not changed); empty when the graph has none. A target whose
+ * map was constant there is left out, and stays dynamically quantized.
  */
 export async function calibrateStaticRanges(graph: Graph, inputName: string, keepFloat: (weightName: string) => boolean, height: number, width: number): Promise<Map<string, [number, number]>> {
   const ranges = new Map<string, [number, number]>();
@@ -63,5 +64,7 @@ export async function calibrateStaticRanges(graph: Graph, inputName: string, kee
   } finally {
     await session.dispose();
   }
+  // a map that took one value only (or none that is finite) gives no scale: it stays dynamic
+  for (const [name, [lo, hi]] of ranges) if (!(hi > lo) || !Number.isFinite(lo) || !Number.isFinite(hi)) ranges.delete(name);
   return ranges;
 }
