@@ -143,6 +143,15 @@ export class CohortService {
     cohort.job = job.id;
     cohort.run = { ...thread.fingerprint, model: thread.choice.name, checkpoint: thread.choice.checkpoint };
     const emitRow = (row: CaseRow) => this.#host.emit({ type: 'cohortCase', cohortId: cohort.id, jobId: job.id, row: tableRow(row, cohort.running.has(row.case)) });
+    /** studies still marked running go back to what they were (pending when never written), before the job's closing event */
+    const settleRunning = () => {
+      const stopped = [...cohort.running];
+      cohort.running.clear();
+      for (const name of stopped) {
+        const entry = cohort.scan.cases.find((c) => c.name === name);
+        if (entry) emitRow(cohort.rows.get(name) ?? rowFromCase(entry, 'pending'));
+      }
+    };
     let toRun = 0;
     let finished = 0;
     let lastProgress = 0;
@@ -181,20 +190,18 @@ export class CohortService {
           },
         });
         for (const row of result.summary.cases) if (row.status === 'pending') cohort.rows.set(row.case, row);
+        settleRunning();
         if (result.cancelled) this.#host.emit({ type: 'cancelled', jobId: job.id });
         else this.#host.emit({ type: 'cohortDone', cohortId: cohort.id, jobId: job.id, counts: result.summary.counts });
       } catch (err) {
+        settleRunning();
         if (err instanceof CancelledError || job.signal.aborted) this.#host.emit({ type: 'cancelled', jobId: job.id });
         else {
           this.#host.log?.(`cohort ${cohort.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
           this.#host.emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
         }
       } finally {
-        for (const name of cohort.running) {
-          const entry = cohort.scan.cases.find((c) => c.name === name);
-          if (entry) emitRow((cohort.rows.get(name) ?? rowFromCase(entry, 'pending')));
-        }
-        cohort.running.clear();
+        settleRunning();
         cohort.job = undefined;
         await thread.dispose().catch(() => undefined);
         job.finish();
