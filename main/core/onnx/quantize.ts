@@ -182,8 +182,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   const old = g.nodes.splice(0, g.nodes.length);
   const producers = new Map<string, Node>();
   for (const node of old) for (const o of node.outputs) producers.set(o, node);
-  const readersOf = new Map<string, Node[]>();
-  for (const node of old) for (const i of node.inputs) readersOf.set(i, [...(readersOf.get(i) ?? []), node]);
+  const readersByValue = readersOf(old);
   // maps one conv reads concatenated are held at the range of them all (one scale for the bytes)
   const commonRanges = new Map<string, readonly [number, number]>();
   for (const node of old) {
@@ -253,7 +252,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     // reshapes go (a Linear in the trunk is otherwise three nodes)
     const flattened = producers.get(x);
     const source = flattened?.op === 'Reshape' ? flattened.inputs[0]! : undefined;
-    const unflatten = readersOf.get(out);
+    const unflatten = readersByValue.get(out);
     if (source && unflatten?.length === 1 && unflatten[0]!.op === 'Reshape' && !g.outputs.includes(out)) {
       const from = g.shape(source);
       const to = g.shape(unflatten[0]!.outputs[0]!);
@@ -361,7 +360,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
    * conv share the range of them all, so that their bytes concatenate.
    */
   function fixedTarget(out: string): { value: string; range: readonly [number, number]; relu?: Node } | undefined {
-    const readers = readersOf.get(out);
+    const readers = readersByValue.get(out);
     const relu = readers?.length === 1 && readers[0]!.op === 'Relu' && !ranges.has(out) ? readers[0]! : undefined;
     const value = relu ? relu.outputs[0]! : out;
     const range = commonRanges.get(value) ?? ranges.get(value);
@@ -436,10 +435,28 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
   }
 }
 
-/** A Conv the int8 rewrite handles: stride 1, one group, explicit pads, a constant weight. */
+/** A Conv the int8 rewrite handles: stride 1, one group, explicit pads. */
 function integerConvShape(node: Node): boolean {
   const strides = (node.attrs.strides as number[] | undefined) ?? [1, 1];
   return node.op === 'Conv' && (node.attrs.group ?? 1) === 1 && strides.every((s) => s === 1) && node.attrs.auto_pad === undefined;
+}
+
+/** A Conv the int8 rewrite turns into integer arithmetic: the right shape, a constant weight the caller does not keep float. */
+function convertibleConv(g: Graph, node: Node, keepFloat: (weightName: string) => boolean): boolean {
+  return integerConvShape(node) && !!g.constantFloats(node.inputs[1]!) && !keepFloat(node.inputs[1]!);
+}
+
+/** The nodes reading each value, in graph order. */
+function readersOf(nodes: readonly Node[]): Map<string, Node[]> {
+  const readers = new Map<string, Node[]>();
+  for (const node of nodes) {
+    for (const i of node.inputs) {
+      const list = readers.get(i);
+      if (list) list.push(node);
+      else readers.set(i, [node]);
+    }
+  }
+  return readers;
 }
 
 /** Scale and zero point of uint8 over [min, max] widened to hold 0, as DynamicQuantizeLinear picks them. */
@@ -456,9 +473,8 @@ export function fixedScale([min, max]: readonly [number, number]): [number, numb
  * first conv): with a calibrated range, quantizeInt8 keeps them uint8 between the convs.
  */
 export function staticConvTargets(g: Graph, keepFloat: (weightName: string) => boolean = () => false): string[] {
-  const readers = new Map<string, Node[]>();
-  for (const node of g.nodes) for (const i of node.inputs) readers.set(i, [...(readers.get(i) ?? []), node]);
-  const convertible = (n: Node): boolean => integerConvShape(n) && !!g.constantFloats(n.inputs[1]!) && !keepFloat(n.inputs[1]!);
+  const readers = readersOf(g.nodes);
+  const convertible = (n: Node): boolean => convertibleConv(g, n, keepFloat);
   const readsAsInput = (n: Node, v: string): boolean => convertible(n) && n.inputs[0] === v && !n.inputs.slice(1).includes(v);
   const outputs = new Set(g.outputs);
   const targets: string[] = [];
@@ -489,14 +505,13 @@ export function staticConvTargets(g: Graph, keepFloat: (weightName: string) => b
 export function calibrationTargets(g: Graph, keepFloat: (weightName: string) => boolean = () => false): string[] {
   const held = staticConvTargets(g, keepFloat);
   const heldSet = new Set(held);
-  const readers = new Map<string, Node[]>();
-  for (const node of g.nodes) for (const i of node.inputs) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const readers = readersOf(g.nodes);
   const producers = new Map<string, Node>();
   for (const node of g.nodes) for (const o of node.outputs) producers.set(o, node);
   const outputs = new Set(g.outputs);
   const extra: string[] = [];
   for (const node of g.nodes) {
-    if (!integerConvShape(node) || !g.constantFloats(node.inputs[1]!) || keepFloat(node.inputs[1]!)) continue;
+    if (!convertibleConv(g, node, keepFloat)) continue;
     const x = node.inputs[0]!;
     const p = producers.get(x);
     const fixedIn = heldSet.has(x) || (p?.op === 'Concat' && p.inputs.every((i) => heldSet.has(i)));
