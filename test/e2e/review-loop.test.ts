@@ -95,7 +95,11 @@ describe.skipIf(!haveChromium)('segment, correct, save as reviewed, fine-tune', 
     expect(trained).not.toMatch(/models[\\/]default/);
     await page.getByTestId('review-use-base').click();
     expect(await models.inputValue()).toMatch(/models[\\/]default[\\/]model\.safetensors$/);
-    expect(await page.getByTestId('model-provenance').count()).toBe(0);
+    // the bundled model shows its own record (a full fine-tune on generated studies), not the new run's
+    await expect.poll(() => page.getByTestId('model-provenance').textContent()).toMatch(/full, \d+ steps/);
+    expect(await page.getByTestId('model-provenance').textContent()).not.toMatch(/adapter/);
+    expect(await page.getByTestId('model-provenance-studies').textContent()).toMatch(/^Phantom_001, Phantom_002, Phantom_003, Phantom_004, Phantom_005 and \d+ more$/);
+    await page.getByTestId('model-provenance').screenshot({ path: join(outDir, 'review-base-provenance.png') });
     await page.getByTestId('review-use-new').click();
     expect(await models.inputValue()).toBe(trained);
     const provenance = page.getByTestId('model-provenance');

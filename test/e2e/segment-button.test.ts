@@ -100,7 +100,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     expect((await model.locator('option:checked').textContent())?.trim()).toBe('bundled default model');
     await model.selectOption(bundledCheckpoint);
     // how it runs, and which sequence feeds each channel
-    expect(await page.getByTestId('model-input-size').textContent()).toMatch(/128 × 128\s+from the checkpoint/);
+    expect(await page.getByTestId('model-input-size').textContent()).toMatch(/256 × 256\s+from the checkpoint/);
     expect(await page.getByTestId('model-regions').textContent()).toMatch(/brats\s+from the checkpoint/);
     expect(await page.getByTestId('model-defaults').count()).toBe(0);
     for (const [channel, sequence] of [[1, 'flair'], [2, 't1ce'], [3, 't2']] as const) {
@@ -120,7 +120,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     await page.getByTestId('export-report').click();
     await expect.poll(() => existsSync(join(exportDir, 'BraTS20_Training_004_report', 'metrics.json')), { timeout: 60_000 }).toBe(true);
     const settings = JSON.parse(readFileSync(join(exportDir, 'BraTS20_Training_004_report', 'metrics.json'), 'utf8')).settings;
-    expect(settings).toMatchObject({ model: 'bundled default model', checkpoint: bundledCheckpoint, inputSize: 128, notes: [] });
+    expect(settings).toMatchObject({ model: 'bundled default model', checkpoint: bundledCheckpoint, inputSize: 256, notes: [] });
     await page.getByTestId('export-dialog-close').click();
     expect(consoleErrors).toEqual([]);
   });
@@ -133,7 +133,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     await expect.poll(() => page.getByTestId('model').inputValue(), { timeout: 30_000 }).toBe(copy);
     expect((await page.getByTestId('model').locator('option:checked').textContent())?.trim()).toBe('my-model (file)');
     // a plain file, but it says how it must be run
-    expect(await page.getByTestId('model-input-size').textContent()).toMatch(/128 × 128\s+from the checkpoint/);
+    expect(await page.getByTestId('model-input-size').textContent()).toMatch(/256 × 256\s+from the checkpoint/);
     const app = await segmentAndExport();
     const cli = await cliLabels(study004, join(tmp, 'cli-copy'), '--checkpoint', copy);
     expect(differing(app, cli), 'voxels that differ between the app and sam2unet segment --checkpoint').toBe(0);

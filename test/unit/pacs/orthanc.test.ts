@@ -331,23 +331,19 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
     const slow = await slowLink(orthanc.origin);
     const slowClient = new DicomWebClient(`${slow.origin}/dicom-web`, { auth: { kind: 'basic', user: orthanc.user, password: orthanc.password } });
     try {
-      for (const mode of ['auto', 'instances'] as const) {
-        const root = join(tmp, `cache-cancel-${mode}`);
-        const cache = new InstanceCache(root, 2 ** 30);
+      /** runs a fetch into a fresh cache at `root`, cancels it in the middle of the transfer (while requests or the stream are in flight), and returns how many instances it kept */
+      const cancelHalfWay = async (root: string, fetch: (cache: InstanceCache, cancel: { signal: AbortSignal; onProgress: (p: { bytes: number }) => void }) => Promise<unknown>) => {
         const controller = new AbortController();
-        const cancelled = await retrieveStudy(slowClient, cache, {
-          studyUid: flairStudyUid,
-          imagesOnly: true,
-          mode,
-          concurrency: 4,
-          signal: controller.signal,
-          // cancelled in the middle of the transfer, while requests (or the stream) are in flight
-          onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
-        }).catch((err: unknown) => err);
+        const cancelled = await fetch(new InstanceCache(root, 2 ** 30), { signal: controller.signal, onProgress: (p) => p.bytes > 8_000_000 && controller.abort() }).catch((err: unknown) => err);
         expect(cancelled).toBeInstanceOf(CancelledError);
         const kept = checkCache(root);
         expect(kept).toBeGreaterThan(10);
         expect(kept).toBeLessThan(155);
+        return kept;
+      };
+      for (const mode of ['auto', 'instances'] as const) {
+        const root = join(tmp, `cache-cancel-${mode}`);
+        const kept = await cancelHalfWay(root, (cache, cancel) => retrieveStudy(slowClient, cache, { studyUid: flairStudyUid, imagesOnly: true, mode, concurrency: 4, ...cancel }));
         const resumed = await retrieveStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid, imagesOnly: true });
         expect([resumed.instances, resumed.cachedInstances]).toEqual([155, kept]);
         expect(checkCache(root)).toBe(155);
@@ -355,16 +351,7 @@ describe.skipIf(!haveOrthanc)('a PACS (Orthanc + DICOMweb) started by the test',
 
       // an open from the PACS, cancelled: what arrived is written, whole, before the cancellation is reported
       const root = join(tmp, 'cache-cancel-open');
-      const controller = new AbortController();
-      const cancelled = await openPacsStudy(slowClient, new InstanceCache(root, 2 ** 30), {
-        studyUid: flairStudyUid,
-        signal: controller.signal,
-        onProgress: (p) => p.bytes > 8_000_000 && controller.abort(),
-      }).catch((err: unknown) => err);
-      expect(cancelled).toBeInstanceOf(CancelledError);
-      const kept = checkCache(root);
-      expect(kept).toBeGreaterThan(10);
-      expect(kept).toBeLessThan(155);
+      const kept = await cancelHalfWay(root, (cache, cancel) => openPacsStudy(slowClient, cache, { studyUid: flairStudyUid, ...cancel }));
       const resumed = await openPacsStudy(client, new InstanceCache(root, 2 ** 30), { studyUid: flairStudyUid });
       expect([resumed.fetched.instances, resumed.fetched.cachedInstances]).toEqual([155, kept]);
       expectSameVolume(Object.values(resumed.studies[0]!.sequences)[0]!, Object.values((await openPath(flairDir)).studies[0]!.sequences)[0]!);
