@@ -4,6 +4,7 @@
  * model sees exactly what it was trained on.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { FileError, UserError } from '../errors.ts';
 import type { Study } from '../io/study.ts';
@@ -11,6 +12,7 @@ import type { Volume } from '../io/volume.ts';
 import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { resizeBicubic } from '../model/hiera.ts';
 import { inputChannels, isEmptySlice, prepareSlices } from '../model/preprocess.ts';
+import { formatBytes } from '../util/limits.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
 
 export interface TrainingStudy {
@@ -32,6 +34,18 @@ export interface DataOptions {
   /** sequences used as the three input channels (default FLAIR, T1ce, T2 for BraTS) */
   channels?: readonly string[];
   regions: RegionKind;
+  /** bytes the kept volumes may take in all (default: trainingDataBudget()) */
+  memoryBudget?: number;
+}
+
+/**
+ * The studies stay in memory for the whole run, so their total is checked while they load: past
+ * this, the kernel's OOM killer would end the run with no message (263 BraTS-sized studies, about
+ * 23 GB with every sequence kept, did on a 24 GB machine). Half the physical memory leaves room for
+ * the model, its gradients and the optimiser state.
+ */
+export function trainingDataBudget(): number {
+  return Math.floor(totalmem() * 0.5);
 }
 
 /** The study folders below `root`: `root` itself if it is a study, else each sub-folder that is one. */
@@ -49,6 +63,8 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   const { openPath } = await import('../io/open.ts');
   const folders = roots.flatMap(studyFolders);
   if (!folders.length) throw new UserError(`no studies found in ${roots.join(', ')}`);
+  const budget = opts.memoryBudget ?? trainingDataBudget();
+  let kept = 0;
   const studies: TrainingStudy[] = [];
   for (const folder of folders) {
     const { studies: opened } = await openPath(folder);
@@ -56,6 +72,17 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
       if (!study.seg) throw new FileError(folder, `study ${study.name} has no ground truth (<case>_seg.nii.gz) to train on`);
       const channels = inputChannels(study, opts.channels);
       const seg = study.seg;
+      // a sequence no channel reads (T1 for FLAIR/T1ce/T2) is let go: a quarter of a BraTS study
+      const read = Object.fromEntries(Object.entries(study.sequences).filter(([, v]) => channels.includes(v)));
+      kept += [...new Set([...channels, seg])].reduce((sum, v) => sum + v.data.byteLength, 0);
+      if (kept > budget) {
+        const each = kept / (studies.length + 1);
+        throw new UserError(
+          `the training data does not fit in memory: ${studies.length + 1} of ${folders.length} studies already take ${formatBytes(kept)}, ` +
+            `more than ${formatBytes(budget)} (half the physical memory), at about ${formatBytes(each)} a study. ` +
+            `Train on at most about ${Math.floor(budget / each)} studies of this size at a time (then --checkpoint the result and go on with the rest).`,
+        );
+      }
       const [nx, ny, nz] = seg.dims;
       const tumourSlices: number[] = [];
       const emptySlices: number[] = [];
@@ -71,7 +98,7 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
         if (tumour) tumourSlices.push(k);
         else if (!isEmptySlice(channels, k)) emptySlices.push(k);
       }
-      studies.push({ study, channels, seg, tumourSlices, emptySlices });
+      studies.push({ study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices });
     }
   }
   return studies;

@@ -73,6 +73,18 @@ describe('training data', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('keeps only the sequences the channels read, and refuses data past its memory budget with the figures', async () => {
+    expect(Object.keys(studies[0]!.study.sequences).sort()).toEqual(['flair', 't1ce', 't2']);
+    const { sequences } = studies[0]!.study;
+    expect(studies[0]!.channels).toEqual([sequences.flair, sequences.t1ce, sequences.t2]);
+    // three int16 sequences and a uint8 label map: 7 bytes a voxel
+    const bytes = 7 * NX * NY * NZ;
+    expect(await loadTrainingStudies([dir], { regions: 'brats', memoryBudget: bytes })).toHaveLength(1);
+    await expect(loadTrainingStudies([dir], { regions: 'brats', memoryBudget: bytes - 1 })).rejects.toThrow(
+      /^the training data does not fit in memory: 1 of 1 studies already take .*, more than .* \(half the physical memory\), at about .* a study\. Train on at most about 0 studies/,
+    );
+  });
+
   it('classifies slices: tumour, brain without tumour, and air (left out)', () => {
     expect(studies).toHaveLength(1);
     expect(studies[0]!.tumourSlices).toEqual(TUMOUR_SLICES);
