@@ -201,7 +201,6 @@ export class CohortService {
           this.#host.emit({ type: 'failed', jobId: job.id, message: errorMessage(err) });
         }
       } finally {
-        settleRunning();
         cohort.job = undefined;
         await thread.dispose().catch(() => undefined);
         job.finish();
