@@ -13,14 +13,14 @@ function parseSize(raw: string | undefined): [number, number, number] | undefine
 export default defineCommand({
   name: 'phantom',
   summary: 'generate seeded BraTS-like phantom studies (t1, t1ce, t2, flair + ground truth) as NIfTI',
-  usage: 'phantom --out <dir> [--cases N] [--seed S] [--size 240,240,155] [--variety classic|broad] [--json]',
+  usage: 'phantom --out <dir> [--cases N] [--seed S] [--size 240,240,155] [--variety classic|broad|focal] [--json]',
   options: {
     out: { type: 'string', description: 'output folder (one sub-folder per case)', valueName: 'dir' },
     cases: { type: 'string', description: 'number of cases (default 1)', valueName: 'N' },
     seed: { type: 'string', description: 'random seed, an integer (default 1); same seed → byte-identical files', valueName: 'S' },
     first: { type: 'string', description: 'index of the first case (default 1 → Phantom_001)', valueName: 'I' },
     size: { type: 'string', description: 'grid x,y,z (default 240,240,155; the field of view stays 240×240×155 mm)', valueName: 'x,y,z' },
-    variety: { type: 'string', description: 'classic (default: one hemispheric lesion, calibrated contrasts) or broad (1–100 ml anywhere, 1–3 foci, wider contrast/noise/bias)', valueName: 'name' },
+    variety: { type: 'string', description: 'classic (default: one hemispheric lesion, calibrated contrasts), broad (1–100 ml anywhere, 1–3 foci, wider contrast/noise/bias) or focal (0.5–10 ml high in the cerebrum, by the midline or on the convexity; broad\'s ranges)', valueName: 'name' },
     json: { type: 'boolean', description: 'print a JSON summary on stdout' },
   },
   details: [

@@ -36,11 +36,15 @@ export interface PhantomOptions {
    * every lobe, deep, occasionally the cerebellum), 1–3 separate foci, more cases without
    * enhancement or necrosis, and wider contrast, noise and bias-field variation: training and
    * held-out data for a model that must not hallucinate on studies unlike the shared phantoms.
+   * `focal`: the broad contrast, noise and bias ranges, with small tumours (0.5–10 ml in all, 1–3
+   * foci) high in the cerebrum, half of the foci on or beside the midline: where the cortex, its
+   * sulci and the interhemispheric fissure fill most of the slice and a small bright focus is
+   * easily taken for one of them (the miss the broad set's held-out case 021 showed).
    */
   variety?: PhantomVariety;
 }
 
-export const PHANTOM_VARIETIES = ['classic', 'broad'] as const;
+export const PHANTOM_VARIETIES = ['classic', 'broad', 'focal'] as const;
 export type PhantomVariety = (typeof PHANTOM_VARIETIES)[number];
 
 export interface PhantomInfo {
@@ -94,7 +98,7 @@ const DEEP = 3;
 const EDEMA = 4;
 const ET = 5;
 const NEC = 6;
-/** solid non-enhancing tumour (broad variety only): FLAIR and T2 bright like tumour, not fluid like necrosis */
+/** solid non-enhancing tumour (broad and focal varieties only): FLAIR and T2 bright like tumour, not fluid like necrosis */
 const NET = 7;
 const TISSUES = 8;
 
@@ -190,7 +194,7 @@ interface Lesion {
   necrosisRadius: number;
   enhancing: boolean;
   necrosis: boolean;
-  /** the tissue of a non-enhancing core: NEC (classic) or NET (broad) */
+  /** the tissue of a non-enhancing core: NEC (classic) or NET (broad, focal) */
   coreTissue?: number;
   satellites: { centre: Vec3; radius: number }[];
   /** half the side of the cube around the centre that holds the whole tumour */
@@ -318,10 +322,47 @@ function siteCentre(rng: Rng, site: (typeof SITES)[number]['name'], r: number): 
   return site === 'cerebellum' ? [MID_X + side * 18, 172, 34] : [MID_X + side * 30, 110, 95];
 }
 
-/** The lesions of a broad-variety case: 1–3 foci sharing a whole-tumour volume of 1–100 ml. */
-function planBroadLesions(rng: Rng, options: PhantomOptions): Lesion[] {
-  const totalMl = rng.logUniform(1, 100);
-  const foci = rng.chance(0.22) ? (rng.chance(0.6) ? 2 : 3) : 1;
+/** How a variety with several foci sizes and places them. */
+interface FocusPlan {
+  /** whole-tumour volume range (ml), drawn log-uniform */
+  totalMl: [number, number];
+  /** chance that a case has more than one focus */
+  multifocal: number;
+  /** the centre of focus `index` of edema radius `r` mm */
+  centre(rng: Rng, index: number, r: number): Vec3;
+}
+
+const BROAD_FOCI: FocusPlan = {
+  totalMl: [1, 100],
+  multifocal: 0.22,
+  centre: (rng, index, r) => siteCentre(rng, index > 0 && rng.chance(0.4) ? 'anywhere' : pickSite(rng), r),
+};
+
+const FOCAL_FOCI: FocusPlan = {
+  totalMl: [0.5, 10],
+  multifocal: 0.35,
+  centre: highCentre,
+};
+
+/**
+ * A centre high in the cerebrum (above the ventricles, up to the vertex) for a focus of edema radius
+ * `r` mm: half beside or across the midline, half out on the convexity, within reach of the cortex.
+ */
+function highCentre(rng: Rng, _index: number, r: number): Vec3 {
+  const side = rng.chance(0.5) ? -1 : 1;
+  const offset = rng.chance(0.5) ? [0, 12] : [12, 60];
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const c: Vec3 = [MID_X + side * rng.uniform(offset[0]!, offset[1]!), rng.uniform(35, 200), rng.uniform(95, 142)];
+    const depth = radius(CEREBRUM, ...c);
+    if (depth > 0.6 && depth < 0.95 - r / 90) return c;
+  }
+  return [MID_X + side * 8, 90, 115];
+}
+
+/** The lesions of a broad or focal case: 1–3 foci sharing one whole-tumour volume. */
+function planLesions(rng: Rng, options: PhantomOptions, plan: FocusPlan): Lesion[] {
+  const totalMl = rng.logUniform(...plan.totalMl);
+  const foci = rng.chance(plan.multifocal) ? (rng.chance(0.6) ? 2 : 3) : 1;
   const shares = Array.from({ length: foci }, () => rng.uniform(0.4, 1));
   const sum = shares.reduce((a, b) => a + b, 0);
   // enhancement and necrosis are properties of the case (one tumour, several foci)
@@ -335,8 +376,7 @@ function planBroadLesions(rng: Rng, options: PhantomOptions): Lesion[] {
     // sphere of that volume, corrected for the stretch; the irregular boundary and clipping by
     // the brain surface and the ventricles move the actual volume by some tens of per cent
     const edemaRadius = Math.cbrt((3 * ml * 1000) / (4 * Math.PI) / (axes[0] * axes[1] * axes[2]));
-    const site = f > 0 && lesionRng.chance(0.4) ? 'anywhere' : pickSite(lesionRng);
-    const centre = siteCentre(lesionRng, site, edemaRadius);
+    const centre = plan.centre(lesionRng, f, edemaRadius);
     // the core's share of the lesion radius: from a core hardly larger than a voxel inside wide
     // edema to a solid tumour with a thin rim of edema
     const coreShare = enhancing ? lesionRng.uniform(0.3, 0.85) : lesionRng.uniform(0.25, 0.92);
@@ -531,15 +571,17 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   // --- tumour
   const variety = options.variety ?? 'classic';
   if (!(PHANTOM_VARIETIES as readonly string[]).includes(variety)) throw new RangeError(`phantom variety must be one of ${PHANTOM_VARIETIES.join(', ')}, got ${variety}`);
-  const broad = variety === 'broad';
+  // focal shares broad's contrast, noise and bias ranges; only its lesions differ
+  const wideRanges = variety !== 'classic';
   const tumourRng = master.fork(3);
-  const lesions = broad ? planBroadLesions(tumourRng, options) : [planClassicLesion(tumourRng, options)];
+  const lesions =
+    variety === 'broad' ? planLesions(tumourRng, options, BROAD_FOCI) : variety === 'focal' ? planLesions(tumourRng, options, FOCAL_FOCI) : [planClassicLesion(tumourRng, options)];
 
   // --- contrasts, scales, bias and noise per sequence
   const contrastRng = master.fork(4);
   const tables = PHANTOM_SEQUENCES.map((name) => {
     const base = CONTRAST[name];
-    const jitter = base.map((v, t) => v * (1 + contrastRng.uniform(-1, 1) * (t >= EDEMA ? (broad ? 0.16 : 0.08) : broad ? 0.08 : 0.05)));
+    const jitter = base.map((v, t) => v * (1 + contrastRng.uniform(-1, 1) * (t >= EDEMA ? (wideRanges ? 0.16 : 0.08) : wideRanges ? 0.08 : 0.05)));
     const top = contrastRng.logUniform(330, 2000);
     const floor = FLOOR[name] * contrastRng.uniform(0.85, 1.15);
     // raw = top · (floor + (1 − floor) · normalised)
@@ -549,15 +591,15 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   const biasFields = [0, 1].map((f) => smoothNoise(contrastRng.fork(20 + f), FRAME_LO, FRAME_HI, 6, 90));
   // everything sampled at the output position: channels 0–2 warp, 3–4 bias
   const frame = stackFields([...warpFields, ...biasFields]);
-  // broad: bias fields up to about ±30 % across the brain and noise from clean to grainy
-  const bias = broad ? 0.3 : 0.12;
+  // broad and focal: bias fields up to about ±30 % across the brain and noise from clean to grainy
+  const bias = wideRanges ? 0.3 : 0.12;
   const biasMix = PHANTOM_SEQUENCES.map(() => [contrastRng.uniform(-bias, bias), contrastRng.uniform(-bias, bias)]);
-  const noiseSigma = tables.map((t) => t.top * (broad ? contrastRng.uniform(0.015, 0.06) : contrastRng.uniform(0.022, 0.038)));
+  const noiseSigma = tables.map((t) => t.top * (wideRanges ? contrastRng.uniform(0.015, 0.06) : contrastRng.uniform(0.022, 0.038)));
   const noiseRng = master.fork(5);
   // the non-enhancing tumour tissue draws from a stream forked last, so classic cases keep their voxels
   const netRng = master.fork(6);
   for (const table of tables) {
-    const v = broad ? NET_CONTRAST[table.name] * (1 + netRng.uniform(-1, 1) * 0.12) : 0;
+    const v = wideRanges ? NET_CONTRAST[table.name] * (1 + netRng.uniform(-1, 1) * 0.12) : 0;
     table.raw.push(table.top * (table.floor + (1 - table.floor) * v));
   }
 

@@ -64,6 +64,7 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   const folders = roots.flatMap(studyFolders);
   if (!folders.length) throw new UserError(`no studies found in ${roots.join(', ')}`);
   const budget = opts.memoryBudget ?? trainingDataBudget();
+  const budgetName = opts.memoryBudget === undefined ? 'half the physical memory' : 'the memory budget given';
   let kept = 0;
   const studies: TrainingStudy[] = [];
   for (const folder of folders) {
@@ -79,7 +80,7 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
         const each = kept / (studies.length + 1);
         throw new UserError(
           `the training data does not fit in memory: ${studies.length + 1} of ${folders.length} studies already take ${formatBytes(kept)}, ` +
-            `more than ${formatBytes(budget)} (half the physical memory), at about ${formatBytes(each)} a study. ` +
+            `more than ${formatBytes(budget)} (${budgetName}), at about ${formatBytes(each)} a study. ` +
             `Train on at most about ${Math.floor(budget / each)} studies of this size at a time (then --checkpoint the result and go on with the rest).`,
         );
       }

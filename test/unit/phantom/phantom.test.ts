@@ -15,6 +15,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'phantom-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+// broad case (seed 5, index 3) at SMALL, as generated before the focal variety shared its planner
+const BROAD_5_3_SEG = '2e2656716d874a36d9f98270899cd15b80d69d8c4c73a99b5e4c5cd1f057349a';
+const BROAD_5_3_FLAIR = 'f1bf30db6d3146304f98c0f1d4290b4b16eaed7bb4f4edbd5f87055b0b676ed5';
 
 /** value at percentile p (0…1) of the positive values of an int16 volume (by histogram) */
 function percentile(values: ArrayLike<number>, p: number): number {
@@ -149,7 +152,7 @@ describe('phantom generator', () => {
     expect(classic.info).toMatchObject({ variety: 'classic', foci: 1 });
     const explicit = generatePhantomCase(2, 3, { size: SMALL, variety: 'classic' });
     expect(sha(explicit.seg.data as Uint8Array)).toBe(sha(classic.seg.data as Uint8Array));
-    expect(() => generatePhantomCase(2, 3, { size: SMALL, variety: 'wild' as never })).toThrow(/variety must be one of classic, broad/);
+    expect(() => generatePhantomCase(2, 3, { size: SMALL, variety: 'wild' as never })).toThrow(/variety must be one of classic, broad, focal/);
   });
 
   it('broad variety: 1–100 ml, several foci, cases without ET or necrosis, anywhere in the brain', () => {
@@ -193,6 +196,29 @@ describe('phantom generator', () => {
     expect(sha(determinism.seg.data as Uint8Array)).toBe(sha(cases[2]!.seg.data as Uint8Array));
   });
 
+  it('focal variety: small tumours high in the cerebrum, on or beside the midline or out on the convexity', () => {
+    const cases = Array.from({ length: 10 }, (_, i) => generatePhantomCase(7, i + 1, { size: SMALL, variety: 'focal' }));
+    for (const c of cases) {
+      expect(c.info.variety).toBe('focal');
+      // planned 0.5–10 ml; the irregular edge and clipping by the brain move it a little
+      expect(c.info.wholeTumourMl).toBeGreaterThan(0.2);
+      expect(c.info.wholeTumourMl).toBeLessThan(15);
+      // above the ventricles: canonical z 95–142 of 155 mm, moved a few mm by the pose and warp
+      expect(c.info.tumourCentroid[2] / SMALL[2]).toBeGreaterThan(0.55);
+    }
+    const fromMidline = cases.map((c) => Math.abs(c.info.tumourCentroid[0] / SMALL[0] - 0.5));
+    expect(fromMidline.filter((d) => d < 0.06).length).toBeGreaterThan(1);
+    expect(fromMidline.filter((d) => d > 0.1).length).toBeGreaterThan(1);
+    expect(cases.some((c) => c.info.foci > 1)).toBe(true);
+  });
+
+  it('broad cases keep their voxels: the held-out and training sets of models/README.md regenerate unchanged', () => {
+    // pinned when the focal variety was added beside broad (both share the lesion planner)
+    const broad = generatePhantomCase(5, 3, { size: SMALL, variety: 'broad' });
+    expect(sha(broad.seg.data as Uint8Array)).toBe(BROAD_5_3_SEG);
+    expect(sha(new Uint8Array(broad.sequences.flair.data.buffer, broad.sequences.flair.data.byteOffset, broad.sequences.flair.data.byteLength))).toBe(BROAD_5_3_FLAIR);
+  });
+
   it('writes NIfTI files whose header matches the shared BraTS-like phantoms', async () => {
     const [t1File, , , , segFile] = await writePhantomCase(join(tmp, 'full'), full);
     const ours = await readNiftiHeader(t1File!);
@@ -224,7 +250,7 @@ describe('phantom generator', () => {
     expect(err.join('')).toContain('--size expects');
     const badVariety = await main(['phantom', '--out', join(tmp, 'cli'), '--variety', 'wild'], { stdout: () => {}, stderr: (t) => err.push(t), interactive: false });
     expect(badVariety).toBe(2);
-    expect(err.join('')).toContain('--variety must be one of classic, broad');
+    expect(err.join('')).toContain('--variety must be one of classic, broad, focal');
     const broadOut: string[] = [];
     expect(await main(['phantom', '--out', join(tmp, 'broad'), '--seed', '5', '--size', '64,64,40', '--variety', 'broad', '--json'], { stdout: (t) => broadOut.push(t), stderr: () => {}, interactive: false })).toBe(0);
     expect(JSON.parse(broadOut.join('')).cases[0]).toMatchObject({ variety: 'broad', foci: 2 });

@@ -81,7 +81,7 @@ describe('training data', () => {
     const bytes = 7 * NX * NY * NZ;
     expect(await loadTrainingStudies([dir], { regions: 'brats', memoryBudget: bytes })).toHaveLength(1);
     await expect(loadTrainingStudies([dir], { regions: 'brats', memoryBudget: bytes - 1 })).rejects.toThrow(
-      /^the training data does not fit in memory: 1 of 1 studies already take .*, more than .* \(half the physical memory\), at about .* a study\. Train on at most about 0 studies/,
+      /^the training data does not fit in memory: 1 of 1 studies already take .*, more than .* \(the memory budget given\), at about .* a study\. Train on at most about 0 studies/,
     );
   });
 
