@@ -344,6 +344,9 @@ const FOCAL_FOCI: FocusPlan = {
   centre: highCentre,
 };
 
+/** the varieties whose lesions planLesions places (classic has its own single-lesion planner) */
+const FOCUS_PLANS: Partial<Record<PhantomVariety, FocusPlan>> = { broad: BROAD_FOCI, focal: FOCAL_FOCI };
+
 /**
  * A centre high in the cerebrum (above the ventricles, up to the vertex) for a focus of edema radius
  * `r` mm: half beside or across the midline, half out on the convexity, within reach of the cortex.
@@ -574,8 +577,8 @@ export function generatePhantomCase(seed: number, index: number, options: Phanto
   // focal shares broad's contrast, noise and bias ranges; only its lesions differ
   const wideRanges = variety !== 'classic';
   const tumourRng = master.fork(3);
-  const lesions =
-    variety === 'broad' ? planLesions(tumourRng, options, BROAD_FOCI) : variety === 'focal' ? planLesions(tumourRng, options, FOCAL_FOCI) : [planClassicLesion(tumourRng, options)];
+  const focusPlan = FOCUS_PLANS[variety];
+  const lesions = focusPlan ? planLesions(tumourRng, options, focusPlan) : [planClassicLesion(tumourRng, options)];
 
   // --- contrasts, scales, bias and noise per sequence
   const contrastRng = master.fork(4);
