@@ -353,11 +353,12 @@ const FOCUS_PLANS: Partial<Record<PhantomVariety, FocusPlan>> = { broad: BROAD_F
  */
 function highCentre(rng: Rng, _index: number, r: number): Vec3 {
   const side = rng.chance(0.5) ? -1 : 1;
-  const offset = rng.chance(0.5) ? [0, 12] : [12, 60];
+  const [nearest, farthest] = rng.chance(0.5) ? [0, 12] : [12, 60];
   for (let attempt = 0; attempt < 200; attempt++) {
-    const c: Vec3 = [MID_X + side * rng.uniform(offset[0]!, offset[1]!), rng.uniform(35, 200), rng.uniform(95, 142)];
-    const depth = radius(CEREBRUM, ...c);
-    if (depth > 0.6 && depth < 0.95 - r / 90) return c;
+    const c: Vec3 = [MID_X + side * rng.uniform(nearest, farthest), rng.uniform(35, 200), rng.uniform(95, 142)];
+    // 0 at the cerebrum's centre, 1 at its surface: outside the deep white matter, the whole focus inside
+    const fromCentre = radius(CEREBRUM, ...c);
+    if (fromCentre > 0.6 && fromCentre < 0.95 - r / 90) return c;
   }
   return [MID_X + side * 8, 90, 115];
 }
