@@ -8,10 +8,10 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { FileError, UserError } from '../errors.ts';
 import type { Study } from '../io/study.ts';
-import type { Volume } from '../io/volume.ts';
+import { Volume } from '../io/volume.ts';
 import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { resizeBicubic } from '../model/hiera.ts';
-import { inputChannels, isEmptySlice, prepareSlices } from '../model/preprocess.ts';
+import { inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import { formatBytes } from '../util/limits.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
 
@@ -23,6 +23,19 @@ export interface TrainingStudy {
   tumourSlices: number[];
   /** axial slices with brain but no tumour */
   emptySlices: number[];
+  /**
+   * Set when the volumes hold only the slices the run draws (see DataOptions.draws): axial slice
+   * k of the study is stored at index `stored.get(k)`. Read slices through `storedSlice`.
+   */
+  stored?: ReadonlyMap<number, number>;
+}
+
+/** Where axial slice `k` of a training study is held in its (possibly slice-only) volumes. */
+export function storedSlice(s: TrainingStudy, k: number): number {
+  if (!s.stored) return k;
+  const index = s.stored.get(k);
+  if (index === undefined) throw new RangeError(`slice ${k} of ${s.study.name} is not one the run draws, so it was not kept`);
+  return index;
 }
 
 export interface SliceRef {
@@ -36,6 +49,14 @@ export interface DataOptions {
   regions: RegionKind;
   /** bytes the kept volumes may take in all (default: trainingDataBudget()) */
   memoryBudget?: number;
+  /**
+   * How the run will draw its slices: the sampling options and how many epochs it spans given the
+   * slices of one epoch. With it, studies that do not fit in the budget whole keep only the slices
+   * some epoch of the run draws; the others could never reach a batch, so the run trains exactly as
+   * if every study were whole. Without it (validation, held-out studies, which are segmented
+   * whole) data past the budget is refused.
+   */
+  draws?: { sampling: SamplingOptions; epochs(slicesPerEpoch: number): number };
 }
 
 /**
@@ -58,7 +79,51 @@ export function studyFolders(root: string): string[] {
   return entries.filter((e) => e.isDirectory()).map((e) => join(root, e.name)).sort();
 }
 
-/** Opens every labelled study under `roots`; a study without ground truth is an error (it can't teach anything). */
+/** The bytes a training study keeps in memory: each volume once (two channels may read one sequence). */
+function keptBytes(s: Pick<TrainingStudy, 'channels' | 'seg'>): number {
+  return [...new Set([...s.channels, s.seg])].reduce((sum, v) => sum + v.data.byteLength, 0);
+}
+
+/** A labelled study as training data: its channel volumes and label map, and its axial slices sorted into tumour and brain without tumour. */
+function trainingStudy(study: Study, folder: string, channelNames: readonly string[] | undefined): TrainingStudy {
+  if (!study.seg) throw new FileError(folder, `study ${study.name} has no ground truth (<case>_seg.nii.gz) to train on`);
+  const channels = inputChannels(study, channelNames);
+  const seg = study.seg;
+  // a sequence no channel reads (T1 for FLAIR/T1ce/T2) is let go: a quarter of a BraTS study
+  const read = Object.fromEntries(Object.entries(study.sequences).filter(([, v]) => channels.includes(v)));
+  const [nx, ny, nz] = seg.dims;
+  const tumourSlices: number[] = [];
+  const emptySlices: number[] = [];
+  for (let k = 0; k < nz; k++) {
+    const view = seg.sliceView(k);
+    let tumour = false;
+    for (let i = 0; i < nx * ny; i++) {
+      if (view[i] !== 0) {
+        tumour = true;
+        break;
+      }
+    }
+    if (tumour) tumourSlices.push(k);
+    else if (!isEmptySlice(channels, k)) emptySlices.push(k);
+  }
+  return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices };
+}
+
+/** A study past the memory budget, remembered by its slice lists until the run's draws are known. */
+interface DeferredStudy {
+  folder: string;
+  name: string;
+  tumourSlices: number[];
+  emptySlices: number[];
+}
+
+/**
+ * Opens every labelled study under `roots`; a study without ground truth is an error (it can't
+ * teach anything). Studies are kept whole while they fit in the memory budget. Past it, with
+ * `opts.draws`, the slice lists of the remaining studies are taken and their voxels let go; once
+ * every list is known, each study keeps only the slices the run draws (the remaining ones read a
+ * second time), which is what lets a run span more studies than fit in memory whole.
+ */
 export async function loadTrainingStudies(roots: readonly string[], opts: DataOptions): Promise<TrainingStudy[]> {
   const { openPath } = await import('../io/open.ts');
   const folders = roots.flatMap(studyFolders);
@@ -66,44 +131,138 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   const budget = opts.memoryBudget ?? trainingDataBudget();
   const budgetName = opts.memoryBudget === undefined ? 'half the physical memory' : 'the memory budget given';
   let kept = 0;
-  const studies: TrainingStudy[] = [];
+  const loaded: (TrainingStudy | DeferredStudy)[] = [];
+  let deferring = false;
   for (const folder of folders) {
     const { studies: opened } = await openPath(folder);
     for (const study of opened) {
-      if (!study.seg) throw new FileError(folder, `study ${study.name} has no ground truth (<case>_seg.nii.gz) to train on`);
-      const channels = inputChannels(study, opts.channels);
-      const seg = study.seg;
-      // a sequence no channel reads (T1 for FLAIR/T1ce/T2) is let go: a quarter of a BraTS study
-      const read = Object.fromEntries(Object.entries(study.sequences).filter(([, v]) => channels.includes(v)));
-      kept += [...new Set([...channels, seg])].reduce((sum, v) => sum + v.data.byteLength, 0);
-      if (kept > budget) {
-        const each = kept / (studies.length + 1);
+      const s = trainingStudy(study, folder, opts.channels);
+      const bytes = keptBytes(s);
+      if (!deferring && kept + bytes <= budget) {
+        kept += bytes;
+        loaded.push(s);
+        continue;
+      }
+      if (!opts.draws) {
+        const each = (kept + bytes) / (loaded.length + 1);
         throw new UserError(
-          `the training data does not fit in memory: ${studies.length + 1} of ${folders.length} studies already take ${formatBytes(kept)}, ` +
+          `the training data does not fit in memory: ${loaded.length + 1} of ${folders.length} studies already take ${formatBytes(kept + bytes)}, ` +
             `more than ${formatBytes(budget)} (${budgetName}), at about ${formatBytes(each)} a study. ` +
             `Train on at most about ${Math.floor(budget / each)} studies of this size at a time (then --checkpoint the result and go on with the rest).`,
         );
       }
-      const [nx, ny, nz] = seg.dims;
-      const tumourSlices: number[] = [];
-      const emptySlices: number[] = [];
-      for (let k = 0; k < nz; k++) {
-        const view = seg.sliceView(k);
-        let tumour = false;
-        for (let i = 0; i < nx * ny; i++) {
-          if (view[i] !== 0) {
-            tumour = true;
-            break;
-          }
-        }
-        if (tumour) tumourSlices.push(k);
-        else if (!isEmptySlice(channels, k)) emptySlices.push(k);
-      }
-      studies.push({ study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices });
+      deferring = true;
+      loaded.push({ folder, name: study.name, tumourSlices: s.tumourSlices, emptySlices: s.emptySlices });
     }
+  }
+  if (!deferring) return loaded as TrainingStudy[];
+
+  const drawn = drawnSlices(loaded, opts.draws!);
+  const totalDrawn = drawn.reduce((sum, d) => sum + d.length, 0);
+  const totalSlices = loaded.reduce((sum, s) => sum + s.tumourSlices.length + s.emptySlices.length, 0);
+  kept = 0;
+  const studies: TrainingStudy[] = [];
+  for (let i = 0; i < loaded.length; i++) {
+    const entry = loaded[i]!;
+    const whole = 'seg' in entry ? entry : await reopen(entry, openPath, opts.channels);
+    const subset = keepSlices(whole, drawn[i]!);
+    // the whole volumes go as soon as their subset exists
+    loaded[i] = subset;
+    kept += keptBytes(subset);
+    if (kept > budget) {
+      throw new UserError(
+        `the training data does not fit in memory even as the ${totalDrawn} slices the run draws (of ${totalSlices} with brain): ` +
+          `those of ${i + 1} of ${loaded.length} studies already take ${formatBytes(kept)}, more than ${formatBytes(budget)} (${budgetName}). ` +
+          `Train on fewer studies or fewer steps at a time (then --checkpoint the result and go on with the rest).`,
+      );
+    }
+    studies.push(subset);
   }
   return studies;
 }
+
+type OpenPath = (typeof import('../io/open.ts'))['openPath'];
+
+/** A deferred study read again; its slices must sort as they did the first time. */
+async function reopen(entry: DeferredStudy, openPath: OpenPath, channelNames: readonly string[] | undefined): Promise<TrainingStudy> {
+  const study = (await openPath(entry.folder)).studies.find((s) => s.name === entry.name);
+  if (!study) throw new FileError(entry.folder, `study ${entry.name} is gone: it was there when the training data was first read`);
+  const s = trainingStudy(study, entry.folder, channelNames);
+  if (s.tumourSlices.join() !== entry.tumourSlices.join() || s.emptySlices.join() !== entry.emptySlices.join()) {
+    throw new FileError(entry.folder, `study ${entry.name} changed while the training data was loading (its slices no longer sort as they did)`);
+  }
+  return s;
+}
+
+/** Per study, the sorted slices that some epoch of the run draws. */
+function drawnSlices(plans: readonly SlicePlan[], draws: NonNullable<DataOptions['draws']>): number[][] {
+  const sets = plans.map(() => new Set<number>());
+  const drawable = plans.reduce((sum, s) => sum + s.tumourSlices.length + s.emptySlices.length, 0);
+  let found = 0;
+  const epochs = draws.epochs(epochSamples(plans, 0, draws.sampling).length);
+  // a long run draws every slice long before its last epoch: stop looking then
+  for (let epoch = 0; epoch < epochs && found < drawable; epoch++) {
+    for (const ref of epochSamples(plans, epoch, draws.sampling)) {
+      const set = sets[ref.study]!;
+      if (!set.has(ref.slice)) {
+        set.add(ref.slice);
+        found++;
+      }
+    }
+  }
+  return sets.map((set) => [...set].sort((a, b) => a - b));
+}
+
+/**
+ * The study with only `slices` kept, in that order. Each channel keeps the intensity scaling of
+ * its whole volume, which is what inference computes, so a batch is the same as from the whole.
+ */
+function keepSlices(s: TrainingStudy, slices: readonly number[]): TrainingStudy {
+  const subsets = new Map<Volume, Volume>();
+  const subsetOf = (v: Volume): Volume => {
+    let subset = subsets.get(v);
+    if (!subset) {
+      subset = volumeSlices(v, slices);
+      if (s.channels.includes(v)) seedIntensityScaling(subset, volumeIntensityScaling(v));
+      subsets.set(v, subset);
+    }
+    return subset;
+  };
+  const channels = s.channels.map(subsetOf) as unknown as readonly [Volume, Volume, Volume];
+  const seg = subsetOf(s.seg);
+  const sequences = Object.fromEntries(Object.entries(s.study.sequences).map(([name, v]) => [name, subsetOf(v)]));
+  return {
+    study: { ...s.study, sequences, seg },
+    channels,
+    seg,
+    tumourSlices: s.tumourSlices,
+    emptySlices: s.emptySlices,
+    stored: new Map(slices.map((k, i) => [k, i])),
+  };
+}
+
+/**
+ * A volume of the given axial slices only. Its geometry keeps the in-plane grid but no longer
+ * places slices in space (they need not be adjacent): it is for reading slices, nothing else.
+ */
+function volumeSlices(v: Volume, slices: readonly number[]): Volume {
+  const n = v.voxelsPerSlice * v.components;
+  const Data = v.data.constructor as new (length: number) => typeof v.data;
+  const data = new Data(n * slices.length);
+  slices.forEach((k, i) => data.set(v.sliceView(k) as never, i * n));
+  const [nx, ny] = v.dims;
+  return new Volume({
+    geometry: { ...v.geometry, dims: [nx, ny, slices.length] },
+    data,
+    slope: v.slope,
+    intercept: v.intercept,
+    components: v.components,
+    meta: v.meta,
+  });
+}
+
+/** What the sampling plan reads of a study. */
+export type SlicePlan = Pick<TrainingStudy, 'tumourSlices' | 'emptySlices'>;
 
 export interface SamplingOptions {
   /** how many slices without tumour per slice with tumour (the rest of the empty ones are left out) */
@@ -122,7 +281,7 @@ export interface SamplingOptions {
  * the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes resuming
  * replay the same order.
  */
-export function epochSamples(studies: readonly TrainingStudy[], epoch: number, opts: SamplingOptions): SliceRef[] {
+export function epochSamples(studies: readonly SlicePlan[], epoch: number, opts: SamplingOptions): SliceRef[] {
   const random = rngAt(opts.seed, 1, epoch);
   const samples: SliceRef[] = [];
   studies.forEach((s, study) => {
@@ -162,9 +321,10 @@ export function makeBatch(
   const mask = new Float32Array(refs.length * c * plane);
   refs.forEach((ref, b) => {
     const s = studies[ref.study]!;
-    prepareSlices(s.channels, [ref.slice], { size, out: input.subarray(b * 3 * plane, (b + 1) * 3 * plane) });
+    const slice = storedSlice(s, ref.slice);
+    prepareSlices(s.channels, [slice], { size, out: input.subarray(b * 3 * plane, (b + 1) * 3 * plane) });
     const [nx, ny] = s.seg.dims;
-    const labels = s.seg.sliceView(ref.slice);
+    const labels = s.seg.sliceView(slice);
     const binary = new Float32Array(c * nx * ny);
     for (let r = 0; r < c; r++) {
       const table = lookups[r]!;

@@ -18,7 +18,7 @@ import { expandChannels } from '../model/run-settings.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { ADAMW_DEFAULTS } from './adamw.ts';
-import { epochSamples, loadTrainingStudies, makeBatch, type TrainingStudy } from './data.ts';
+import { epochSamples, loadTrainingStudies, makeBatch, type SamplingOptions, type TrainingStudy } from './data.ts';
 import { initLora, initSam2UNetWeights, mergeLora } from './init.ts';
 import type { LossVariant } from './loss.ts';
 import { cosineLearningRate } from './schedule.ts';
@@ -63,6 +63,8 @@ export interface TrainOptions {
   heldOut?: string[];
   /** what the checkpoint's provenance names as the starting model (default its path) */
   baseModel?: string;
+  /** bytes the training studies may take in memory (default: half the physical memory; data.ts) */
+  memoryBudget?: number;
 }
 
 
@@ -139,6 +141,12 @@ function fingerprintDifferences(saved: Record<string, unknown>, now: Record<stri
   return Object.keys(now).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(now[k])).map((k) => `${k} was ${JSON.stringify(saved[k] ?? null)}, now ${JSON.stringify(now[k])}`);
 }
 
+/** Steps per epoch and in the whole run, given the slices one epoch draws. */
+function runLength(o: Pick<TrainOptions, 'batch' | 'steps' | 'epochs'>, slicesPerEpoch: number): { stepsPerEpoch: number; totalSteps: number } {
+  const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
+  return { stepsPerEpoch, totalSteps: o.steps ?? (o.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch };
+}
+
 /**
  * The sequences the model was trained on, in channel order, as the study names them: what every
  * checkpoint records so that segmenting feeds the same (--channels, else the first study's choice).
@@ -171,15 +179,28 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   const checkpointDir = join(o.out, 'checkpoints');
   await mkdir(checkpointDir, { recursive: true });
 
-  const studies = await loadTrainingStudies(o.data, { channels: o.channels, regions: o.regions });
+  const sampling: SamplingOptions = { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed };
+  const draws = {
+    sampling,
+    epochs(slicesPerEpoch: number): number {
+      const { stepsPerEpoch, totalSteps } = runLength(o, slicesPerEpoch);
+      return stepsPerEpoch < 1 ? 1 : Math.ceil(totalSteps / stepsPerEpoch);
+    },
+  };
+  const studies = await loadTrainingStudies(o.data, { channels: o.channels, regions: o.regions, memoryBudget: o.memoryBudget, draws });
+  const partial = studies.filter((s) => s.stored);
+  if (partial.length) {
+    const drawn = partial.reduce((sum, s) => sum + s.stored!.size, 0);
+    const brain = partial.reduce((sum, s) => sum + s.tumourSlices.length + s.emptySlices.length, 0);
+    events.message?.(`the studies do not fit in memory whole: ${partial.length} of ${studies.length} keep only the slices this run draws (${drawn} of their ${brain} with brain)`);
+  }
   const valStudies = o.val?.length ? await loadTrainingStudies(o.val, { channels: o.channels, regions: o.regions }) : [];
   const heldOutStudies = o.heldOut?.length ? await loadTrainingStudies(o.heldOut, { channels: o.channels, regions: o.regions }) : [];
   const overlap = heldOutStudies.filter((h) => studies.some((s) => s.study.name === h.study.name)).map((h) => h.study.name);
   if (overlap.length) throw new UserError(`held-out studies must not be trained on: ${overlap.join(', ')} ${overlap.length === 1 ? 'is' : 'are'} in both`);
-  const slicesPerEpoch = epochSamples(studies, 0, { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed }).length;
-  const stepsPerEpoch = Math.floor(slicesPerEpoch / o.batch);
+  const slicesPerEpoch = epochSamples(studies, 0, sampling).length;
+  const { stepsPerEpoch, totalSteps } = runLength(o, slicesPerEpoch);
   if (stepsPerEpoch < 1) throw new UserError(`the data gives ${slicesPerEpoch} training slices per epoch, fewer than one batch of ${o.batch}`);
-  const totalSteps = o.steps ?? (o.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch;
 
   const initial = await initialWeights(o, outChannels);
   const { config } = initial;
@@ -250,7 +271,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   const logCsv = ['step,epoch,lr,loss,loss_out,loss_out1,loss_out2,images_per_second,seconds'];
   let lastValidation: ValidationResult | undefined;
   const started = performance.now();
-  let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed });
+  let samples = epochSamples(studies, Math.floor(startStep / stepsPerEpoch), sampling);
   let samplesEpoch = Math.floor(startStep / stepsPerEpoch);
 
   let stepsDone = totalSteps;
@@ -289,7 +310,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
       }
       const epoch = Math.floor(step / stepsPerEpoch);
       if (epoch !== samplesEpoch) {
-        samples = epochSamples(studies, epoch, { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed });
+        samples = epochSamples(studies, epoch, sampling);
         samplesEpoch = epoch;
       }
       const within = step - epoch * stepsPerEpoch;

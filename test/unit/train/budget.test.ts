@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseHieraConfig } from '../../../main/core/model/config.ts';
-import { readSafetensorsHeader } from '../../../main/core/model/safetensors.ts';
+import { readSafetensors, readSafetensorsHeader } from '../../../main/core/model/safetensors.ts';
 import { provenanceFromMetadata } from '../../../main/core/train/provenance.ts';
 import { train, type TrainOptions } from '../../../main/core/train/trainer.ts';
 
@@ -62,6 +62,23 @@ describe('training within a time budget, with held-out studies', () => {
     expect(Object.keys(provenance.heldOutDice!.before).sort()).toEqual(['ET', 'TC', 'WT']);
     expect(provenance.heldOutDice!.after).toEqual(result.heldOut!.after.meanDice);
     expect(metadata.steps).toBe(String(result.steps));
+  }, 240_000);
+
+  it('with more studies than fit in its memory budget, keeps only the slices it draws and ends with the same weights', async () => {
+    const data = ['BraTS20_Training_001', 'BraTS20_Training_002'].map((name) => join(phantoms, name));
+    const run = { data, steps: 6, tumourSlicesPerStudy: 4, emptyRatio: 0.5 };
+    const roomy = await train(options(join(tmp, 'roomy'), run));
+    const messages: string[] = [];
+    // about one whole study (62.5 MB): the first is read whole, the second for its slice lists first
+    const tight = await train(options(join(tmp, 'tight'), { ...run, memoryBudget: 80e6 }), { message: (text) => messages.push(text) });
+    expect(messages.filter((m) => m.startsWith('the studies do not fit in memory whole'))).toEqual([
+      expect.stringMatching(/^the studies do not fit in memory whole: 2 of 2 keep only the slices this run draws \((\d+) of their \d+ with brain\)$/),
+    ]);
+    const [a, b] = await Promise.all([readSafetensors(roomy.model), readSafetensors(tight.model)]);
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    const bytes = (t: Float32Array): Buffer => Buffer.from(t.buffer, t.byteOffset, t.byteLength);
+    for (const [key, t] of a) expect(bytes(b.get(key)!.data).equals(bytes(t.data)), key).toBe(true);
+    await expect(train(options(join(tmp, 'cramped'), { ...run, memoryBudget: 1e6 }))).rejects.toThrow(/does not fit in memory even as the \d+ slices the run draws/);
   }, 240_000);
 
   it('refuses a held-out study that is also trained on', async () => {

@@ -85,6 +85,49 @@ describe('training data', () => {
     );
   });
 
+  it('past its budget, given the run\'s draws, keeps only the slices the run draws: batches equal to those of whole studies', async () => {
+    const many = join(dir, 'many');
+    for (const name of ['Synth_A', 'Synth_B', 'Synth_C']) {
+      mkdirSync(join(many, name), { recursive: true });
+      for (const [role, volume] of Object.entries(syntheticCase())) await writeNifti(join(many, name, `${name}_${role}.nii`), volume);
+    }
+    const whole = await loadTrainingStudies([many], { regions: 'brats' });
+    expect(whole.some((s) => s.stored)).toBe(false);
+    const wholeBytes = 7 * NX * NY * NZ;
+    const sampling = { emptyRatio: 0.5, seed: 7 };
+    for (const epochs of [1, 2]) {
+      // two studies fit whole; the third is read for its slice lists, then again for its drawn slices
+      const partial = await loadTrainingStudies([many], { regions: 'brats', memoryBudget: 2.5 * wholeBytes, draws: { sampling, epochs: () => epochs } });
+      expect(partial.map((s) => s.study.name)).toEqual(whole.map((s) => s.study.name));
+      const drawn = partial.map(() => new Set<number>());
+      for (let epoch = 0; epoch < epochs; epoch++) {
+        const refs = epochSamples(partial, epoch, sampling);
+        expect(refs, `epoch ${epoch}: the same plan as from whole studies`).toEqual(epochSamples(whole, epoch, sampling));
+        for (const ref of refs) drawn[ref.study]!.add(ref.slice);
+        for (const size of [[NY, NX], [32, 32]] as const) {
+          const augment = { seed: 5, step: epoch };
+          expect(makeBatch(partial, refs, size, 'brats', augment), `epoch ${epoch}, ${size.join('×')}`).toEqual(makeBatch(whole, refs, size, 'brats', augment));
+        }
+      }
+      partial.forEach((s, i) => {
+        expect([...s.stored!.keys()], `${s.study.name}: exactly the drawn slices are kept`).toEqual([...drawn[i]!].sort((a, b) => a - b));
+        expect(s.seg.data.byteLength + s.channels.reduce((sum, v) => sum + v.data.byteLength, 0)).toBe(7 * NX * NY * drawn[i]!.size);
+        // sequences and channels stay the same volume objects: what trainedChannels matches on
+        ['flair', 't1ce', 't2'].forEach((name, c) => expect(s.channels[c], `${s.study.name}: channel ${c}`).toBe(s.study.sequences[name]));
+      });
+      if (epochs === 1) {
+        // one epoch draws the 3 tumour slices and round(0.5 × 3) = 2 of the 5 empty ones
+        expect(partial.map((s) => s.stored!.size)).toEqual([5, 5, 5]);
+        const undrawn = BRAIN_SLICES.find((k) => !drawn[0]!.has(k))!;
+        expect(() => makeBatch(partial, [{ study: 0, slice: undrawn }], [NY, NX], 'brats', undefined)).toThrow(`slice ${undrawn} of Synth_A is not one the run draws`);
+        // the drawn slices themselves must fit: 3 × 5 slices of 7 bytes a voxel, given room for 14
+        await expect(
+          loadTrainingStudies([many], { regions: 'brats', memoryBudget: 14 * 7 * NX * NY, draws: { sampling, epochs: () => 1 } }),
+        ).rejects.toThrow(/^the training data does not fit in memory even as the 15 slices the run draws \(of 24 with brain\): those of 3 of 3 studies already take/);
+      }
+    }
+  });
+
   it('classifies slices: tumour, brain without tumour, and air (left out)', () => {
     expect(studies).toHaveLength(1);
     expect(studies[0]!.tumourSlices).toEqual(TUMOUR_SLICES);
