@@ -15,7 +15,7 @@ export default defineCommand({
   summary: 'fine-tune SAM2-UNet on labelled studies (adapter, LoRA or full), with validation, checkpoints and resume',
   usage: 'train --data <folder of studies> [--val <folder>] --checkpoint <init> --out <dir> [--strategy adapter|lora|full] [--epochs N | --steps N] [--batch 12] [--lr 1e-3] [--size 352] [--channels flair,t1ce,t2] [--regions brats|binary] [--resume] [--max-seconds N] [--held-out <folder>]',
   options: {
-    data: { type: 'string', description: 'folder of labelled studies (BraTS folders with <case>_seg), or one study; several separated by commas', valueName: 'folder' },
+    data: { type: 'string', description: 'folder of labelled studies (BraTS folders with <case>_seg), or one study; several separated by commas. Studies are kept in memory; past half the physical memory each keeps only the slices the run draws', valueName: 'folder' },
     val: { type: 'string', description: 'folder of validation studies: Dice per volume after every epoch', valueName: 'folder' },
     checkpoint: { type: 'string', description: 'SAM2-UNet checkpoint to start from (.pth or .safetensors)', valueName: 'file' },
     config: { type: 'string', description: 'Hiera preset or JSON: with --checkpoint, its configuration; without, start from fresh weights of this configuration', valueName: 'preset|file' },
