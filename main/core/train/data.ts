@@ -162,9 +162,19 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   const totalSlices = loaded.reduce((sum, s) => sum + s.tumourSlices.length + s.emptySlices.length, 0);
   kept = 0;
   const studies: TrainingStudy[] = [];
+  // a folder holding several studies (a DICOM folder) is read once for all of them
+  let reread: { folder: string; studies: Study[] } | undefined;
   for (let i = 0; i < loaded.length; i++) {
     const entry = loaded[i]!;
-    const whole = 'seg' in entry ? entry : await reopen(entry, openPath, opts.channels);
+    let whole: TrainingStudy;
+    if ('seg' in entry) whole = entry;
+    else {
+      if (reread?.folder !== entry.folder) {
+        reread = undefined; // the last folder's volumes go before the next folder's arrive
+        reread = { folder: entry.folder, studies: (await openPath(entry.folder)).studies };
+      }
+      whole = reopen(entry, reread.studies, opts.channels);
+    }
     const subset = keepSlices(whole, drawn[i]!);
     // the whole volumes go as soon as their subset exists
     loaded[i] = subset;
@@ -181,11 +191,9 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   return studies;
 }
 
-type OpenPath = (typeof import('../io/open.ts'))['openPath'];
-
-/** A deferred study read again; its slices must sort as they did the first time. */
-async function reopen(entry: DeferredStudy, openPath: OpenPath, channelNames: readonly string[] | undefined): Promise<TrainingStudy> {
-  const study = (await openPath(entry.folder)).studies.find((s) => s.name === entry.name);
+/** A deferred study read again (`studies`: its folder, opened anew); its slices must sort as they did the first time. */
+function reopen(entry: DeferredStudy, studies: readonly Study[], channelNames: readonly string[] | undefined): TrainingStudy {
+  const study = studies.find((s) => s.name === entry.name);
   if (!study) throw new FileError(entry.folder, `study ${entry.name} is gone: it was there when the training data was first read`);
   const s = trainingStudy(study, entry.folder, channelNames);
   if (s.tumourSlices.join() !== entry.tumourSlices.join() || s.emptySlices.join() !== entry.emptySlices.join()) {
