@@ -2,7 +2,10 @@
  * int8 and float16 inference graphs (onnx/quantize.ts), issue 19's agreement acceptance:
  * - with the bundled model on the four shared phantoms, int8 label maps agree with float32 ones at
  *   Dice ≥ 0.99 (WT) and ≥ 0.98 (TC, ET), and the Dice against ground truth drops by at most 0.005;
- * - with random-weight hiera_l on a phantom slice, int8 logits correlate with float32 at ≥ 0.999.
+ * - with random-weight hiera_l on a phantom slice, int8 logits correlate with float32 at ≥ 0.999
+ *   with 8-bit weights. On x86 CPUs without VNNI the engine quantizes weights to 7 bits instead
+ *   (defaultWeightBits: their u8×s8 instruction saturates with full-range weights); a step twice as
+ *   large has four times the error variance, so the bound there is 1 − 4 × 0.001 = 0.996.
  *   At 128×128, not 352: the same 48 blocks, weights and quantized layers (every layer sees a
  *   smaller token grid only), at a ninth of the FLOPs, so the test stays within seconds; the random
  *   weights are 'signal' weights (RandomWeights), whose logits vary across the image as a trained
@@ -23,7 +26,7 @@ import { buildGraph, buildModel, buildSam2UNetGraph, cacheKey, keepFloatInInt8 }
 import { calibrateStaticRanges, calibrationInput } from '../../../main/core/model/calibrate.ts';
 import { inputChannels, prepareSlices } from '../../../main/core/model/preprocess.ts';
 import { RandomWeights } from '../../../main/core/onnx/layers.ts';
-import { calibrationTargets, convertToFloat16, fixedScale, parsePrecision, quantizePerChannel, splitProjections, staticConvTargets, toHalfBits } from '../../../main/core/onnx/quantize.ts';
+import { calibrationTargets, convertToFloat16, defaultWeightBits, fixedScale, parsePrecision, quantizePerChannel, splitProjections, staticConvTargets, toHalfBits } from '../../../main/core/onnx/quantize.ts';
 import { joinChunks, serializeModel } from '../../../main/core/onnx/writer.ts';
 import { SessionClient } from '../../../main/core/onnx/session.ts';
 
@@ -34,7 +37,8 @@ afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
 const AGREEMENT = { WT: 0.99, TC: 0.98, ET: 0.98 } as const;
 const MAX_GT_DICE_DROP = 0.005;
-const MIN_CORRELATION = 0.999;
+const WEIGHT_BITS = defaultWeightBits();
+const MIN_CORRELATION = WEIGHT_BITS === 8 ? 0.999 : 0.996;
 
 describe('quantizePerChannel', () => {
   it('scales each output channel by its own largest weight, symmetric, rounding to the nearest step', () => {
@@ -257,7 +261,7 @@ function pearson(a: Float32Array, b: Float32Array): number {
 }
 
 describe('int8 against float32', () => {
-  it(`random-weight hiera_l on a phantom slice: logits correlate at ≥ ${MIN_CORRELATION}`, async () => {
+  it(`random-weight hiera_l on a phantom slice: logits correlate at ≥ ${MIN_CORRELATION} (${WEIGHT_BITS}-bit weights on this CPU)`, async () => {
     // one set of weights for both graphs (the float graph is built, run and released first)
     const weights = new RandomWeights(5, 'signal');
     const float = await forward('hiera_l', 'float32', 128, weights);
@@ -266,7 +270,7 @@ describe('int8 against float32', () => {
     const overall = pearson(float, int8);
     // per channel: a channel's offset cannot carry the correlation
     const channels = [0, 1, 2].map((c) => pearson(float.subarray(c * plane, (c + 1) * plane), int8.subarray(c * plane, (c + 1) * plane)));
-    console.log(`hiera_l (random 'signal' weights, 128²) int8 vs float32 logits: correlation ${overall.toFixed(6)}; per channel ${channels.map((c) => c.toFixed(6)).join(', ')}`);
+    console.log(`hiera_l (random 'signal' weights, 128²) int8 (${WEIGHT_BITS}-bit weights) vs float32 logits: correlation ${overall.toFixed(6)}; per channel ${channels.map((c) => c.toFixed(6)).join(', ')}`);
     expect(overall).toBeGreaterThanOrEqual(MIN_CORRELATION);
     for (const c of channels) expect(c).toBeGreaterThanOrEqual(MIN_CORRELATION);
   });
