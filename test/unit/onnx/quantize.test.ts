@@ -233,10 +233,17 @@ describe('int8 and float16 graphs of SAM2-UNet', () => {
   });
 });
 
+// the study is read once, though forward runs several times per test; the slice is prepared per
+// run because the session transfers (detaches) its input buffer
+let phantom001: ReturnType<typeof openPath> | undefined;
+async function phantomStudy() {
+  phantom001 ??= openPath(join(phantoms, 'BraTS20_Training_001'));
+  return (await phantom001).studies[0]!;
+}
+
 /** The `out` logits of random-weight ('signal') SAM2-UNet on slice 80 of phantom 001. */
 async function forward(preset: string, precision: 'float32' | 'int8' | 'float16', size: number, weights = new RandomWeights(5, 'signal'), weightBits?: 7 | 8): Promise<Float32Array> {
-  const study = (await openPath(join(phantoms, 'BraTS20_Training_001'))).studies[0]!;
-  const input = prepareSlices(inputChannels(study), [79], { size: [size, size] });
+  const input = prepareSlices(inputChannels(await phantomStudy()), [79], { size: [size, size] });
   const built = await buildModel('sam2unet', parseHieraConfig(preset, 'test'), weights, { height: size, width: size, outChannels: 3, cache, precision, ...(weightBits ? { weightBits } : {}) });
   const session = await SessionClient.create(built.source, { device: 'cpu' });
   try {
