@@ -17,7 +17,7 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 export default defineCommand({
   name: 'bench',
   summary: 'time the SAM2-UNet forward pass of a preset with random weights',
-  usage: 'bench --preset <name> | --config <JSON file> [--size 352] [--batch 1] [--runs 5] [--precision float32|int8|float16] [--no-baseline] [--device auto] [--channels 1] [--trunk] [--json]',
+  usage: 'bench --preset <name> | --config <JSON file> [--size 352] [--batch 1] [--runs 5] [--precision float32|int8|float16] [--int8-weights s8,s7,u8] [--no-baseline] [--device auto] [--channels 1] [--trunk] [--json]',
   options: {
     preset: { type: 'string', description: 'hiera_t, hiera_s, hiera_b+ or hiera_l', valueName: 'name' },
     config: { type: 'string', description: 'a custom Hiera configuration (JSON file or inline JSON) instead of a preset', valueName: 'file' },
@@ -25,6 +25,7 @@ export default defineCommand({
     batch: { type: 'string', description: 'images per run (default 1)', valueName: 'n' },
     runs: { type: 'string', description: 'timed runs after one warm-up run (default 5)', valueName: 'n' },
     precision: { type: 'string', description: 'float32 (default), int8 (CPU integer kernels) or float16 (GPU providers)', valueName: 'p' },
+    'int8-weights': { type: 'string', description: 'with --precision int8: how weights are stored, s8, s7 (±63) or u8 (zero point 128); several separated by commas are timed in the same alternating run, the first reported as the result (default: this CPU\'s choice)', valueName: 'list' },
     'no-baseline': { type: 'boolean', description: 'with --precision int8 or float16: do not time float32 alongside' },
     device: { type: 'string', description: 'auto, cpu, cuda, dml, coreml or webgpu (default auto)', valueName: 'device' },
     channels: { type: 'string', description: 'output channels of the heads (default 1)', valueName: 'n' },
@@ -49,8 +50,13 @@ export default defineCommand({
     const channels = intOption(numberOption(args, 'channels', 1), 'channels', 1, 64);
     const threadsArg = numberOption(args, 'threads');
     const threads = threadsArg === undefined ? undefined : intOption(threadsArg, 'threads', 1, 256);
-    const [{ parseHieraConfig }, { parsePrecision }] = await Promise.all([import('../../core/model/config.ts'), import('../../core/onnx/quantize.ts')]);
+    const [{ parseHieraConfig }, { parsePrecision, defaultWeightEncoding, WEIGHT_ENCODINGS }] = await Promise.all([import('../../core/model/config.ts'), import('../../core/onnx/quantize.ts')]);
     const precision = parsePrecision(stringOption(args, 'precision'));
+    const encodingsArg = stringOption(args, 'int8-weights');
+    if (encodingsArg !== undefined && precision !== 'int8') throw new UserError('--int8-weights applies to --precision int8 only');
+    const encodings = (encodingsArg ?? defaultWeightEncoding()).split(',').map((e) => e.trim());
+    for (const e of encodings) if (!(WEIGHT_ENCODINGS as readonly string[]).includes(e)) throw new UserError(`--int8-weights: unknown encoding "${e}"; choose from ${WEIGHT_ENCODINGS.join(', ')}`);
+    if (new Set(encodings).size !== encodings.length) throw new UserError(`--int8-weights: "${encodingsArg}" names an encoding twice`);
     const config = configArg === undefined ? parseHieraConfig(presetArg, '--preset') : hieraConfigOption(configArg)!;
     const [{ mkdtemp, rm }, { tmpdir }, { join }, engine, { RandomWeights }, session] = await Promise.all([
       import('node:fs/promises'),
@@ -66,7 +72,10 @@ export default defineCommand({
     const say = (line: string): void => {
       if (!json) io.stdout(`${line}\n`);
     };
-    const precisions = precision === 'float32' || args.values['no-baseline'] === true ? [precision] : [precision, 'float32' as const];
+    type Variant = { precision: typeof precision; weights?: (typeof WEIGHT_ENCODINGS)[number] };
+    const variants: Variant[] = precision === 'int8' ? encodings.map((weights) => ({ precision, weights: weights as Variant['weights'] })) : [{ precision }];
+    if (precision !== 'float32' && args.values['no-baseline'] !== true) variants.push({ precision: 'float32' });
+    const label = (v: Variant): string => (v.weights ? `${v.precision} (${v.weights} weights)` : v.precision);
 
     // the models go to a private temporary cache: streamed to disk without joining, so the main
     // thread never holds a second copy of the weights, and ONNX Runtime reads the files itself
@@ -74,15 +83,16 @@ export default defineCommand({
     const clients: Awaited<ReturnType<typeof session.SessionClient.create>>[] = [];
     try {
       const models = [];
-      for (const p of precisions) {
-        const built = await engine.buildModel(kind, config, new RandomWeights(1), { height: size, width: size, outChannels: channels, cache: dir, precision: p });
-        io.stderr(`built ${presetArg} ${kind} ${size}×${size} ${p} in ${built.buildMs.toFixed(0)} ms (${(built.flops / 1e9).toFixed(2)} GFLOP per image)\n`);
+      for (const v of variants) {
+        const p = v.precision;
+        const built = await engine.buildModel(kind, config, new RandomWeights(1), { height: size, width: size, outChannels: channels, cache: dir, precision: p, ...(v.weights ? { weightEncoding: v.weights } : {}) });
+        io.stderr(`built ${presetArg} ${kind} ${size}×${size} ${label(v)} in ${built.buildMs.toFixed(0)} ms (${(built.flops / 1e9).toFixed(2)} GFLOP per image)\n`);
         const t0 = performance.now();
         const client = await session.SessionClient.create(built.source, { device, threads, spinning: args.values.spin === true || session.sessionSpinning(), onMessage: (m) => io.stderr(`note: ${m}\n`) });
         clients.push(client);
         const sessionMs = performance.now() - t0;
-        io.stderr(`${p} session on ${session.PROVIDER_LABEL[client.provider]} (${client.threads} threads) ready in ${sessionMs.toFixed(0)} ms\n`);
-        models.push({ precision: p, built, client, sessionMs, times: [] as number[] });
+        io.stderr(`${label(v)} session on ${session.PROVIDER_LABEL[client.provider]} (${client.threads} threads) ready in ${sessionMs.toFixed(0)} ms\n`);
+        models.push({ ...v, label: label(v), built, client, sessionMs, times: [] as number[] });
       }
       const n = batch * 3 * size * size;
       const input = new Float32Array(n);
@@ -93,10 +103,10 @@ export default defineCommand({
           const started = performance.now();
           await m.client.run({ input: { dims: [batch, 3, size, size], data: input } }, { copy: true });
           const ms = performance.now() - started;
-          if (r === 0) io.stderr(`${m.precision} warm-up ${ms.toFixed(0)} ms\n`);
+          if (r === 0) io.stderr(`${m.label} warm-up ${ms.toFixed(0)} ms\n`);
           else {
             m.times.push(ms);
-            io.stderr(`${m.precision} run ${r}/${runs}: ${ms.toFixed(0)} ms\n`);
+            io.stderr(`${m.label} run ${r}/${runs}: ${ms.toFixed(0)} ms\n`);
           }
         }
       }
@@ -104,6 +114,7 @@ export default defineCommand({
         const med = median(m.times);
         return {
           precision: m.precision,
+          ...(m.weights ? { weights: m.weights } : {}),
           median_ms: round1(med),
           min_ms: round1(Math.min(...m.times)),
           per_slice_ms: round1(med / batch),
@@ -112,7 +123,10 @@ export default defineCommand({
           session_ms: Math.round(m.sessionMs),
         };
       });
-      const [main, baseline] = figures as [(typeof figures)[0], (typeof figures)[0] | undefined];
+      const main = figures[0]!;
+      const baseline = figures.length > 1 && figures.at(-1)!.precision === 'float32' && main.precision !== 'float32' ? figures.at(-1) : undefined;
+      // the other int8 encodings, timed in the same alternating run
+      const alternatives = figures.slice(1).filter((f) => f !== baseline);
       const client = models[0]!.client;
       const result = {
         preset: presetArg,
@@ -126,9 +140,10 @@ export default defineCommand({
         model_gflop: Math.round((models[0]!.built.flops / 1e9) * 100) / 100,
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
         ...(baseline ? { baseline, ratio: Math.round((main.median_ms / baseline.median_ms) * 1000) / 1000 } : {}),
+        ...(alternatives.length ? { alternatives: alternatives.map((f) => ({ ...f, ratio_to_main: Math.round((f.median_ms / main.median_ms) * 1000) / 1000 })) } : {}),
       };
       for (const f of figures) {
-        say(`${presetArg} ${kind} ${size}² batch ${batch} ${f.precision}: median ${f.median_ms} ms, min ${f.min_ms} ms, ${f.gflops} GFLOP/s${f.precision === 'int8' ? '-equivalent' : ''} on ${client.provider}`);
+        say(`${presetArg} ${kind} ${size}² batch ${batch} ${f.precision}${'weights' in f ? ` (${f.weights} weights)` : ''}: median ${f.median_ms} ms, min ${f.min_ms} ms, ${f.gflops} GFLOP/s${f.precision === 'int8' ? '-equivalent' : ''} on ${client.provider}`);
       }
       if (baseline) say(`${precision} / float32 median: ${result.ratio}× (min ${(main.min_ms / baseline.min_ms).toFixed(3)}×); peak RSS ${result.peak_rss_mb} MB`);
       else say(`peak RSS ${result.peak_rss_mb} MB`);

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { Graph } from '../onnx/ir.ts';
 import { RandomWeights, Weights } from '../onnx/layers.ts';
 import { graphFlops } from '../onnx/ops.ts';
-import { convertToFloat16, defaultWeightBits, quantizeInt8, splitProjections, type Precision } from '../onnx/quantize.ts';
+import { convertToFloat16, defaultWeightEncoding, quantizeInt8, splitProjections, type Precision, type WeightEncoding } from '../onnx/quantize.ts';
 import { joinChunks, serializeModel, OPSET } from '../onnx/writer.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { UserError } from '../errors.ts';
@@ -38,8 +38,8 @@ export interface BuildOptions {
    * CPU's integer kernels (onnx/quantize.ts); float16: half-precision weights and activations for GPU providers
    */
   precision?: Precision;
-  /** int8 weight range (default: 8 bits where the CPU has VNNI, else 7; see defaultWeightBits) */
-  weightBits?: 7 | 8;
+  /** how int8 weights are stored (default: defaultWeightEncoding, for this CPU) */
+  weightEncoding?: WeightEncoding;
   /**
    * int8: calibrated ranges of the maps only convolutions read (model/calibrate.ts); buildModel
    * computes them, and without them every activation is quantized per run
@@ -104,7 +104,7 @@ export function buildGraphCounted(kind: ModelKind, config: HieraConfig, weights:
   if (precision !== 'float32' && opts.primitiveOnly) throw new Error(`a ${precision} graph is for inference; training graphs stay float32`);
   // every precision: one Linear per part is faster than a Linear and a Split on the CPU (and no slower elsewhere)
   if (graph.inferenceOnly) splitProjections(graph);
-  if (precision === 'int8') quantizeInt8(graph, { keepFloat: keepFloatInInt8, weightBits: opts.weightBits ?? defaultWeightBits(), ...(opts.int8Ranges ? { ranges: opts.int8Ranges } : {}) });
+  if (precision === 'int8') quantizeInt8(graph, { keepFloat: keepFloatInInt8, weights: opts.weightEncoding ?? defaultWeightEncoding(), ...(opts.int8Ranges ? { ranges: opts.int8Ranges } : {}) });
   else if (precision === 'float16') convertToFloat16(graph);
   return { graph, flops };
 }
@@ -169,10 +169,10 @@ export function weightsHash(weights: StateDict): string {
 
 export function cacheKey(kind: ModelKind, config: HieraConfig, opts: BuildOptions, weightsSha: string): string {
   const precision = opts.precision ?? 'float32';
-  const bits = precision === 'int8' ? (opts.weightBits ?? defaultWeightBits()) : null;
+  const weights = precision === 'int8' ? (opts.weightEncoding ?? defaultWeightEncoding()) : null;
   // ranges given by the caller (none: every activation quantized per run) make another graph than the calibration's
   const calibration = precision !== 'int8' ? null : opts.int8Ranges ? createHash('sha256').update(JSON.stringify([...opts.int8Ranges])).digest('hex') : CALIBRATION_ID;
-  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha, precision, bits, calibration });
+  const identity = JSON.stringify({ v: GRAPH_VERSION, opset: OPSET, kind, config, h: opts.height, w: opts.width, outChannels: opts.outChannels ?? null, fold: opts.foldBatchNorm ?? true, primitive: opts.primitiveOnly ?? false, weightsSha, precision, weights, calibration });
   return createHash('sha256').update(identity).digest('hex').slice(0, 32);
 }
 

@@ -9,7 +9,7 @@
  *
  * The dynamic parts are standard ONNX ops in the shapes ONNX Runtime's CPU provider fuses:
  * DynamicQuantizeLinear → MatMulInteger → Cast → Mul(Mul(a_scale, b_scale)) → Add(bias) becomes
- * one DynamicQuantizeMatMul kernel (MLAS u8s8, VNNI where the CPU has it), or MatMulIntegerToFloat
+ * one DynamicQuantizeMatMul kernel (MLAS u8s8, VNNI where the CPU has it; u8u8 for `u8` weights), or MatMulIntegerToFloat
  * where several layers share the quantized input; a Conv becomes an im2col Gather on the
  * quantized NHWC bytes and the same integer product. The calibrated parts use ONNX Runtime's
  * contrib kernels directly (channels-last QLinearConv, MatMulIntegerToFloat), which have no
@@ -36,11 +36,8 @@ export function parsePrecision(value: string | undefined, what = '--precision'):
 export interface Int8Options {
   /** layers whose weight (initializer name) is kept float32 */
   keepFloat?: (weightName: string) => boolean;
-  /**
-   * weight range: 8 bits (±127) by default; 7 bits (±63) for x86 CPUs without VNNI, whose u8×s8
-   * instruction (VPMADDUBSW) saturates 16-bit pair sums with full-range weights
-   */
-  weightBits?: 7 | 8;
+  /** how the weights are stored (default s8; see WeightEncoding and defaultWeightEncoding) */
+  weights?: WeightEncoding;
   /**
    * calibrated [min, max] of values calibrationTargets names: those maps stay uint8 at a fixed scale
    * from the conv that makes them to the convs that read them (QLinearConv where both ends are
@@ -96,18 +93,38 @@ export function quantizePerChannel(w: Float32Array, channels: number, opts: { tr
 const FLOAT_CODE = ONNX_DTYPE.float32;
 
 /**
- * 8-bit weights where the CPU multiplies u8×s8 without saturating (VNNI or AMX on x86, any arm64),
- * 7 bits elsewhere on x86, as ONNX Runtime's own quantizer advises (its reduce_range).
+ * How int8 weights are stored, each per output channel at scale max|w| / range:
+ * - `s8`: int8, ±127, zero point 0: MLAS's u8×s8 kernels (VNNI's VPDPBUSD on x86, any arm64);
+ * - `s7`: int8 limited to ±63: the same kernels on x86 without VNNI, whose VPMADDUBSW adds two
+ *   u8×s8 products into a saturating int16 (255 · 127 · 2 overflows it; 255 · 63 · 2 does not):
+ *   ONNX Runtime's reduce_range;
+ * - `u8`: uint8 with zero point 128, so ±127 as `s8`: MLAS widens u8×u8 operands to int16 and
+ *   multiplies with VPMADDWD, which cannot saturate: `s8`'s precision on x86 without VNNI, at a
+ *   cost in speed (`sam2unet bench --precision int8 --int8-weights u8,s7` times both).
  */
-export function defaultWeightBits(): 7 | 8 {
-  if (process.arch !== 'x64' && process.arch !== 'ia32') return 8;
+export const WEIGHT_ENCODINGS = ['s8', 's7', 'u8'] as const;
+export type WeightEncoding = (typeof WEIGHT_ENCODINGS)[number];
+
+/** whether this x86 CPU multiplies u8×s8 without saturating (VNNI, AMX) */
+function hasInt8DotProduct(): boolean {
   try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8');
-    return /\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(flags) ? 8 : 7;
+    return /\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
   } catch {
-    // no /proc (Windows, macOS): the safe range
-    return 7;
+    // no /proc (Windows, macOS): assume the saturating instruction
+    return false;
   }
+}
+
+/**
+ * `s8` where the CPU multiplies u8×s8 without saturating (VNNI or AMX on x86, any arm64), `s7`
+ * elsewhere on x86. Not `u8` there, although it is as precise as `s8`: MLAS's u8×u8 kernels took
+ * the int8 gain away (AVX2 EPYC, 2 threads, 352²: hiera_l u8 1,956 ms against s7 1,407 ms and
+ * float32 2,035 ms; hiera_t 308 / 245 / 370 ms), and where int8 is not faster float32 is the
+ * precise choice.
+ */
+export function defaultWeightEncoding(): WeightEncoding {
+  if (process.arch !== 'x64' && process.arch !== 'ia32') return 's8';
+  return hasInt8DotProduct() ? 's8' : 's7';
 }
 
 /**
@@ -117,7 +134,16 @@ export function defaultWeightBits(): 7 | 8 {
 export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary {
   if (!g.inferenceOnly) throw new Error('int8 quantization applies to inference graphs only');
   const keep = opts.keepFloat ?? (() => false);
-  const bits = opts.weightBits ?? 8;
+  const encoding = opts.weights ?? 's8';
+  const bits = encoding === 's7' ? 7 : 8;
+  /** a weight matrix as the encoding stores it, with its zero point ('' for int8: zero) */
+  const weightConstant = (q: QuantizedWeight, shape: number[], name: string, perChannelZero = false): [string, string] => {
+    if (encoding !== 'u8') return [g.constant(q.data, shape, 'int8', `${name}@int8`), ''];
+    const u8 = new Uint8Array(q.data.length);
+    for (let i = 0; i < u8.length; i++) u8[i] = q.data[i]! + 128;
+    const zero = perChannelZero ? g.constant(new Uint8Array(q.scales.length).fill(128), [q.scales.length], 'uint8', `u8x${q.scales.length}(128)`, true) : g.constant(Uint8Array.of(128), [], 'uint8', 'u8(128)', true);
+    return [g.constant(u8, shape, 'uint8', `${name}@uint8`), zero];
+  };
   const summary: QuantizeSummary = { matmuls: 0, convs: 0, staticConvs: 0, keptFloat: [], weightBytes: { before: 0, after: 0 } };
   const ranges = opts.ranges ?? new Map<string, readonly [number, number]>();
   /** NHWC uint8 maps at a calibrated scale: bytes, scale and zero point (values), and the scale as a number */
@@ -264,10 +290,10 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
       }
     }
     g.values.delete(out);
-    const wq = g.constant(q.data, [k, n], 'int8', `${wName}@int8`);
+    const [wq, wz] = weightConstant(q, [k, n], wName);
     const ws = g.constant(q.scales, [n], 'float32', `${wName}@int8scale`);
     const [xq, xs, xz] = quantizeInput(x);
-    const acc = g.op('MatMulInteger', [xq, wq, xz]);
+    const acc = g.op('MatMulInteger', wz ? [xq, wq, xz, wz] : [xq, wq, xz]);
     const scale = g.mul(xs, ws);
     const scaled = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), scale);
     if (bias) g.op('Add', [scaled, bias], {}, out);
@@ -388,9 +414,9 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
    */
   function qlinearConv(node: Node, input: { q: [string, string, string]; scale: number }, w: Float32Array, b: Float32Array | undefined, [o, c, kh, kw]: [number, number, number, number], wName: string, ys: string, yz: string): string {
     const q = quantizePerChannel(w, o, { bits });
-    const wq = g.constant(q.data, [o, c, kh, kw], 'int8', `${wName}@int8`);
+    const [wq, wz] = weightConstant(q, [o, c, kh, kw], wName, true);
     const wsc = g.constant(q.scales, [o], 'float32', `${wName}@int8scale`);
-    const wzp = g.constant(new Int8Array(o), [o], 'int8', `int8zeros[${o}]`, true);
+    const wzp = wz || g.constant(new Int8Array(o), [o], 'int8', `int8zeros[${o}]`, true);
     const biasQ = Int32Array.from({ length: o }, (_, oc) => Math.round((b?.[oc] ?? 0) / (input.scale * q.scales[oc]!)));
     const [xq, xs, xz] = input.q;
     const attrs: Record<string, number | number[]> = { kernel_shape: [kh, kw], channels_last: 1 };
@@ -414,7 +440,7 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
       }
     }
     const q = quantizePerChannel(reordered, o, { transpose: true, bits });
-    const wq = g.constant(q.data, [k, o], 'int8', `${name}@int8`);
+    const [wq, wz] = weightConstant(q, [k, o], name);
     const ws = g.constant(q.scales, [o], 'float32', `${name}@int8scale`);
     const [nhwc, xs, xz] = quantizedNhwc(x);
     let col: string;
@@ -428,8 +454,8 @@ export function quantizeInt8(g: Graph, opts: Int8Options = {}): QuantizeSummary 
     }
     // (B, ho, wo, K) × (K, O): MatMulInteger broadcasts over the leading axes, no flattening
     if (col !== nhwc) col = g.reshape(col, [-1, ho, wo, k]);
-    if (fixedNhwc.has(x)) return g.op('MatMulIntegerToFloat', bias ? [col, wq, xs, ws, xz, '', bias] : [col, wq, xs, ws, xz]);
-    const acc = g.op('MatMulInteger', [col, wq, xz]);
+    if (fixedNhwc.has(x)) return g.op('MatMulIntegerToFloat', bias ? [col, wq, xs, ws, xz, wz, bias] : wz ? [col, wq, xs, ws, xz, wz] : [col, wq, xs, ws, xz]);
+    const acc = g.op('MatMulInteger', wz ? [col, wq, xz, wz] : [col, wq, xz]);
     const y = g.mul(g.op('Cast', [acc], { to: FLOAT_CODE }), g.mul(xs, ws));
     return bias ? g.add(y, bias) : y;
   }

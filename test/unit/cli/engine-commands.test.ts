@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../../main/cli/index.ts';
 import type { CommandIO } from '../../../main/cli/command.ts';
 import { readSafetensors, writeSafetensors } from '../../../main/core/model/safetensors.ts';
+import { defaultWeightEncoding } from '../../../main/core/onnx/quantize.ts';
 
 const GOLDEN = resolve(process.cwd(), '../shared/golden');
 const tmp = mkdtempSync(join(tmpdir(), 'sam2unet-cli-engine-'));
@@ -102,8 +103,25 @@ describe('sam2unet bench', () => {
     const roundingError = (f: { gflops: number; median_ms: number }) => 0.05 * f.median_ms + 0.05 * f.gflops + 0.0025;
     expect(Math.abs(last.gflops * last.median_ms - last.baseline.gflops * last.baseline.median_ms)).toBeLessThanOrEqual(roundingError(last) + roundingError(last.baseline));
     expect(io.out).toMatch(/int8 \/ float32 median: [\d.]+×/);
-    expect(io.err).toMatch(/int8 run 2\/2/);
+    expect(io.err).toMatch(/int8 \((s8|s7) weights\) run 2\/2/);
+    expect(last.weights).toBe(defaultWeightEncoding());
     expect(await main(['bench', '--preset', 'hiera_t', '--precision', 'int4'], capture())).toBe(2);
+  });
+
+  it('--int8-weights times several weight encodings in the same alternating run, the first as the result', async () => {
+    const io = capture();
+    const small = JSON.stringify({ embed_dim: 8, num_heads: 1, stages: [1, 2, 7, 2], global_att_blocks: [5, 7, 9], window_pos_embed_bkg_spatial_size: [7, 7], window_spec: [8, 4, 14, 7] });
+    expect(await main(['bench', '--config', small, '--size', '64', '--runs', '2', '--device', 'cpu', '--precision', 'int8', '--int8-weights', 'u8,s7', '--no-baseline'], io)).toBe(0);
+    const last = JSON.parse(io.out.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ precision: 'int8', weights: 'u8', alternatives: [{ precision: 'int8', weights: 's7' }] });
+    expect(last).not.toHaveProperty('baseline');
+    expect(last.alternatives[0].ratio_to_main).toBeCloseTo(last.alternatives[0].median_ms / last.median_ms, 2);
+    expect(io.out).toMatch(/int8 \(u8 weights\): median/);
+    expect(io.err).toMatch(/int8 \(s7 weights\) run 2\/2/);
+    const refused = capture();
+    expect(await main(['bench', '--preset', 'hiera_t', '--precision', 'int8', '--int8-weights', 'u4'], refused)).toBe(2);
+    expect(refused.err).toMatch(/--int8-weights: unknown encoding "u4"; choose from s8, s7, u8/);
+    expect(await main(['bench', '--preset', 'hiera_t', '--int8-weights', 'u8'], capture())).toBe(2);
   });
 
   it('refuses a size that is not a multiple of 32', async () => {
