@@ -143,7 +143,7 @@ export default defineCommand({
         ...(alternatives.length ? { alternatives: alternatives.map((f) => ({ ...f, ratio_to_main: Math.round((f.median_ms / main.median_ms) * 1000) / 1000 })) } : {}),
       };
       for (const f of figures) {
-        say(`${presetArg} ${kind} ${size}² batch ${batch} ${f.precision}${'weights' in f ? ` (${f.weights} weights)` : ''}: median ${f.median_ms} ms, min ${f.min_ms} ms, ${f.gflops} GFLOP/s${f.precision === 'int8' ? '-equivalent' : ''} on ${client.provider}`);
+        say(`${presetArg} ${kind} ${size}² batch ${batch} ${label(f)}: median ${f.median_ms} ms, min ${f.min_ms} ms, ${f.gflops} GFLOP/s${f.precision === 'int8' ? '-equivalent' : ''} on ${client.provider}`);
       }
       if (baseline) say(`${precision} / float32 median: ${result.ratio}× (min ${(main.min_ms / baseline.min_ms).toFixed(3)}×); peak RSS ${result.peak_rss_mb} MB`);
       else say(`peak RSS ${result.peak_rss_mb} MB`);

@@ -167,6 +167,13 @@ export function weightsHash(weights: StateDict): string {
   return h.digest('hex');
 }
 
+/** The calibrated ranges an int8 SAM2-UNet graph of these weights holds its uint8 maps at (model/calibrate.ts). */
+export async function int8Calibration(config: HieraConfig, weights: StateDict | Weights, opts: BuildOptions): Promise<Map<string, readonly [number, number]>> {
+  const float = buildSam2UNetGraph(config, weights, opts);
+  splitProjections(float);
+  return calibrateStaticRanges(float, MODEL_INPUT, keepFloatInInt8, opts.height, opts.width);
+}
+
 export function cacheKey(kind: ModelKind, config: HieraConfig, opts: BuildOptions, weightsSha: string): string {
   const precision = opts.precision ?? 'float32';
   const weights = precision === 'int8' ? (opts.weightEncoding ?? defaultWeightEncoding()) : null;
@@ -221,11 +228,7 @@ export async function buildModel(kind: ModelKind, config: HieraConfig, weights: 
     }
   }
   let buildOpts: BuildOptions = opts;
-  if (kind === 'sam2unet' && (opts.precision ?? 'float32') === 'int8' && !opts.int8Ranges) {
-    const float = buildSam2UNetGraph(config, weights, opts);
-    splitProjections(float);
-    buildOpts = { ...opts, int8Ranges: await calibrateStaticRanges(float, MODEL_INPUT, keepFloatInInt8, opts.height, opts.width) };
-  }
+  if (kind === 'sam2unet' && (opts.precision ?? 'float32') === 'int8' && !opts.int8Ranges) buildOpts = { ...opts, int8Ranges: await int8Calibration(config, weights, opts) };
   const { graph, flops } = buildGraphCounted(kind, config, weights, buildOpts);
   const docString = `${kind} ${opts.height}x${opts.width} ${opts.precision ?? 'float32'}`;
   if (file) {

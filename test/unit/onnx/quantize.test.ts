@@ -25,7 +25,7 @@ import { sliceModelFromCheckpoint } from '../../../main/core/jobs/model.ts';
 import { segmentStudy } from '../../../main/core/jobs/segment.ts';
 import { regionDice, regionsFor } from '../../../main/core/metrics/regions.ts';
 import { parseHieraConfig } from '../../../main/core/model/config.ts';
-import { buildGraph, buildModel, buildSam2UNetGraph, cacheKey, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
+import { buildGraph, buildModel, buildSam2UNetGraph, cacheKey, int8Calibration, keepFloatInInt8 } from '../../../main/core/model/engine.ts';
 import { calibrateStaticRanges, calibrationInput } from '../../../main/core/model/calibrate.ts';
 import { inputChannels, prepareSlices } from '../../../main/core/model/preprocess.ts';
 import { RandomWeights } from '../../../main/core/onnx/layers.ts';
@@ -42,8 +42,7 @@ const AGREEMENT = { WT: 0.99, TC: 0.98, ET: 0.98 } as const;
 const MAX_GT_DICE_DROP = 0.005;
 const WEIGHT_ENCODING = defaultWeightEncoding();
 const MIN_CORRELATION_8_BIT = 0.999;
-const minCorrelation = (encoding: WeightEncoding): number => (encoding === 's7' ? 0.996 : MIN_CORRELATION_8_BIT);
-const MIN_CORRELATION = minCorrelation(WEIGHT_ENCODING);
+const MIN_CORRELATION = WEIGHT_ENCODING === 's7' ? 0.996 : MIN_CORRELATION_8_BIT;
 
 describe('quantizePerChannel', () => {
   it('scales each output channel by its own largest weight, symmetric, rounding to the nearest step', () => {
@@ -278,9 +277,7 @@ describe('int8 against float32', () => {
     const weights = new RandomWeights(5, 'signal');
     const float = await forward('hiera_l', 'float32', 128, weights);
     // calibrated once, as buildModel would for each int8 graph: the encodings differ in weights only
-    const floatGraph = buildSam2UNetGraph(parseHieraConfig('hiera_l', 'test'), weights, { height: 128, width: 128, outChannels: 3 });
-    splitProjections(floatGraph);
-    const ranges = await calibrateStaticRanges(floatGraph, 'input', keepFloatInInt8, 128, 128);
+    const ranges = await int8Calibration(parseHieraConfig('hiera_l', 'test'), weights, { height: 128, width: 128, outChannels: 3 });
     const int8 = await forward('hiera_l', 'int8', 128, weights, WEIGHT_ENCODING, ranges);
     const plane = 128 * 128;
     const overall = pearson(float, int8);
