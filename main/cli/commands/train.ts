@@ -1,5 +1,5 @@
 import { UserError } from '../../core/errors.ts';
-import { TRAIN_DEFAULTS } from '../../core/train/defaults.ts';
+import { EDGE_SLICE_AREA, TRAIN_DEFAULTS } from '../../core/train/defaults.ts';
 import { defineCommand, listOption, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { createProgress } from '../progress.ts';
@@ -7,6 +7,18 @@ import { createProgress } from '../progress.ts';
 function positiveInt(args: ParsedArgs, name: string, fallback?: number): number | undefined {
   const value = numberOption(args, name, fallback);
   if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new UserError(`--${name} must be a positive whole number`);
+  return value;
+}
+
+function nonNegative(args: ParsedArgs, name: string, fallback: number): number {
+  const value = numberOption(args, name, fallback)!;
+  if (value < 0) throw new UserError(`--${name} must be 0 or more`);
+  return value;
+}
+
+function shareOption(args: ParsedArgs, name: string): number | undefined {
+  const value = numberOption(args, name);
+  if (value !== undefined && !(value >= 0 && value <= 1)) throw new UserError(`--${name} must be a share between 0 and 1`);
   return value;
 }
 
@@ -33,6 +45,7 @@ export default defineCommand({
     regions: { type: 'string', description: 'brats (WT/TC/ET, 3 channels) or binary (1 channel) (default: what --checkpoint says, else brats)', valueName: 'kind' },
     seed: { type: 'string', description: `seed of sampling, augmentation and fresh weights (default ${TRAIN_DEFAULTS.seed})`, valueName: 'N' },
     'empty-ratio': { type: 'string', description: `slices without tumour per tumour slice in each epoch (default ${TRAIN_DEFAULTS.emptyRatio})`, valueName: 'r' },
+    'edge-share': { type: 'string', description: `share (0-1) of the slices without tumour drawn from the edge slices, where the brain is under ${EDGE_SLICE_AREA * 100}% of its largest cross-section: vertex, skull base (default: drawn like the others)`, valueName: 's' },
     'tumour-slices': { type: 'string', description: 'at most N tumour slices of each study per epoch, so small tumours weigh as much as large ones (default: all)', valueName: 'N' },
     'checkpoint-every': { type: 'string', description: `write a checkpoint every N steps (default ${TRAIN_DEFAULTS.checkpointEvery})`, valueName: 'N' },
     'validate-every': { type: 'string', description: 'validate every N epochs (default 1; 0 = never)', valueName: 'N' },
@@ -111,8 +124,9 @@ export default defineCommand({
           channels: run.from.channels === 'default' ? undefined : run.channels,
           regions,
           seed: numberOption(args, 'seed', TRAIN_DEFAULTS.seed)!,
-          emptyRatio: numberOption(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio)!,
+          emptyRatio: nonNegative(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio),
           tumourSlicesPerStudy: positiveInt(args, 'tumour-slices'),
+          edgeShare: shareOption(args, 'edge-share'),
           checkpointEvery: positiveInt(args, 'checkpoint-every', TRAIN_DEFAULTS.checkpointEvery)!,
           validateEvery: numberOption(args, 'validate-every', 1),
           loss: loss as 'official' | 'weighted-bce',

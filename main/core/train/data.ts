@@ -13,6 +13,7 @@ import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts
 import { resizeBicubic } from '../model/hiera.ts';
 import { inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import { formatBytes } from '../util/limits.ts';
+import { EDGE_SLICE_AREA } from './defaults.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
 
 export interface TrainingStudy {
@@ -23,6 +24,8 @@ export interface TrainingStudy {
   tumourSlices: number[];
   /** axial slices with brain but no tumour */
   emptySlices: number[];
+  /** those of `emptySlices` where the brain is a thin patch (`EDGE_SLICE_AREA`): the vertex, the skull base */
+  edgeSlices: number[];
   /**
    * Set when the volumes hold only the slices the run draws (see DataOptions.draws): axial slice
    * k of the study is stored at index `stored.get(k)`. Read slices through `storedSlice`.
@@ -106,7 +109,29 @@ function trainingStudy(study: Study, folder: string, channelNames: readonly stri
     if (tumour) tumourSlices.push(k);
     else if (!isEmptySlice(channels, k)) emptySlices.push(k);
   }
-  return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices };
+  const area = brainAreas(channels, nz);
+  const largest = Math.max(...area);
+  const edgeSlices = emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest);
+  return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices, edgeSlices };
+}
+
+/** Per axial slice, the voxels with signal in some channel: the brain's cross-section in a skull-stripped study. */
+function brainAreas(channels: readonly Volume[], nz: number): number[] {
+  const volumes = [...new Set(channels)];
+  const area: number[] = [];
+  for (let k = 0; k < nz; k++) {
+    const signal = new Uint8Array(volumes[0]!.voxelsPerSlice);
+    for (const volume of volumes) {
+      const view = volume.sliceView(k);
+      const { slope, intercept } = volume;
+      for (let i = 0; i < signal.length; i++) {
+        const v = view[i]! * slope + intercept;
+        if (v !== 0 && v === v) signal[i] = 1;
+      }
+    }
+    area.push(signal.reduce((sum, x) => sum + x, 0));
+  }
+  return area;
 }
 
 /** A study past the memory budget, remembered by its slice lists until the run's draws are known. */
@@ -115,6 +140,7 @@ interface DeferredStudy {
   name: string;
   tumourSlices: number[];
   emptySlices: number[];
+  edgeSlices: number[];
 }
 
 /**
@@ -152,7 +178,7 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
         );
       }
       deferring = true;
-      loaded.push({ folder, name: study.name, tumourSlices: s.tumourSlices, emptySlices: s.emptySlices });
+      loaded.push({ folder, name: study.name, tumourSlices: s.tumourSlices, emptySlices: s.emptySlices, edgeSlices: s.edgeSlices });
     }
   }
   if (!deferring) return loaded as TrainingStudy[];
@@ -196,7 +222,7 @@ function reopen(entry: DeferredStudy, studies: readonly Study[], channelNames: r
   const study = studies.find((s) => s.name === entry.name);
   if (!study) throw new FileError(entry.folder, `study ${entry.name} is gone: it was there when the training data was first read`);
   const s = trainingStudy(study, entry.folder, channelNames);
-  if (s.tumourSlices.join() !== entry.tumourSlices.join() || s.emptySlices.join() !== entry.emptySlices.join()) {
+  if (s.tumourSlices.join() !== entry.tumourSlices.join() || s.emptySlices.join() !== entry.emptySlices.join() || s.edgeSlices.join() !== entry.edgeSlices.join()) {
     throw new FileError(entry.folder, `study ${entry.name} changed while the training data was loading (its slices no longer sort as they did)`);
   }
   return s;
@@ -245,6 +271,7 @@ function keepSlices(s: TrainingStudy, slices: readonly number[]): TrainingStudy 
     seg,
     tumourSlices: s.tumourSlices,
     emptySlices: s.emptySlices,
+    edgeSlices: s.edgeSlices,
     stored: new Map(slices.map((k, i) => [k, i])),
   };
 }
@@ -270,7 +297,7 @@ function volumeSlices(v: Volume, slices: readonly number[]): Volume {
 }
 
 /** What the sampling plan reads of a study. */
-export type SlicePlan = Pick<TrainingStudy, 'tumourSlices' | 'emptySlices'>;
+export type SlicePlan = Pick<TrainingStudy, 'tumourSlices' | 'emptySlices' | 'edgeSlices'>;
 
 export interface SamplingOptions {
   /** how many slices without tumour per slice with tumour (the rest of the empty ones are left out) */
@@ -280,13 +307,30 @@ export interface SamplingOptions {
    * study with a small tumour weighs as much as one with a large tumour; absent: every tumour slice
    */
   tumourSlicesPerStudy?: number;
+  /**
+   * the share of each study's empty draws taken from its edge slices (`edgeSlices`), the rest
+   * from the other empty slices; absent: all empty slices alike. Edge slices are few (about a
+   * fifth of a brain's empty slices) and unlike the rest, a small partial-volume patch of cortex
+   * or cerebellum; a model that rarely sees them calls part of them tumour.
+   */
+  edgeShare?: number;
   seed: number;
+}
+
+/** `take` empty slices of a study, `edgeShare` of them (as far as there are) from its edge slices. */
+function drawEmptySlices(s: SlicePlan, take: number, edgeShare: number, random: () => number): number[] {
+  const isEdge = new Set(s.edgeSlices);
+  const edge = shuffleInPlace([...s.edgeSlices], random);
+  const inner = shuffleInPlace(s.emptySlices.filter((k) => !isEdge.has(k)), random);
+  const fromEdge = Math.min(edge.length, Math.max(take - inner.length, Math.round(take * edgeShare)));
+  return [...edge.slice(0, fromEdge), ...inner.slice(0, take - fromEdge)];
 }
 
 /**
  * The slices of one epoch, shuffled: every tumour slice (or a draw of `tumourSlicesPerStudy` of
- * them), plus empty brain slices at `emptyRatio` per tumour slice taken (a different draw each epoch), so the model learns to say "nothing" without
- * the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes resuming
+ * them), plus empty brain slices at `emptyRatio` per tumour slice taken (a different draw each
+ * epoch; `edgeShare` of them from the edge slices), so the model learns to say "nothing"
+ * without the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes resuming
  * replay the same order.
  */
 export function epochSamples(studies: readonly SlicePlan[], epoch: number, opts: SamplingOptions): SliceRef[] {
@@ -296,9 +340,10 @@ export function epochSamples(studies: readonly SlicePlan[], epoch: number, opts:
     const cap = opts.tumourSlicesPerStudy ?? Infinity;
     const tumour = s.tumourSlices.length > cap ? shuffleInPlace([...s.tumourSlices], random).slice(0, cap) : s.tumourSlices;
     for (const slice of tumour) samples.push({ study, slice });
-    const empties = shuffleInPlace([...s.emptySlices], random);
-    const take = Math.min(empties.length, Math.round(tumour.length * opts.emptyRatio));
-    for (const slice of empties.slice(0, take)) samples.push({ study, slice });
+    const take = Math.min(s.emptySlices.length, Math.round(tumour.length * opts.emptyRatio));
+    // without edgeShare the draw stays the one every earlier run made (resuming replays it)
+    const empties = opts.edgeShare === undefined ? shuffleInPlace([...s.emptySlices], random).slice(0, take) : drawEmptySlices(s, take, opts.edgeShare, random);
+    for (const slice of empties) samples.push({ study, slice });
   });
   return shuffleInPlace(samples, random);
 }

@@ -21,3 +21,10 @@ export const TRAIN_DEFAULTS = {
   loraRank: LORA_DEFAULTS.rank,
   loraAlpha: LORA_DEFAULTS.alpha,
 } as const;
+
+/**
+ * An empty training slice is an edge slice (data.ts) when its brain cross-section is under this
+ * share of the study's largest: the vertex and the skull base, where a slice holds a thin patch of
+ * cortex or cerebellum (about the outer 10 mm of a 1 mm study at each end).
+ */
+export const EDGE_SLICE_AREA = 0.2;

@@ -48,6 +48,8 @@ export interface TrainOptions {
   emptyRatio: number;
   /** at most this many tumour slices per study and epoch (data.ts SamplingOptions) */
   tumourSlicesPerStudy?: number;
+  /** the share of empty draws from the edge slices (data.ts SamplingOptions) */
+  edgeShare?: number;
   checkpointEvery: number;
   loss: LossVariant;
   resume: boolean;
@@ -131,6 +133,7 @@ function fingerprint(o: TrainOptions): Record<string, unknown> {
     seed: o.seed,
     emptyRatio: o.emptyRatio,
     tumourSlicesPerStudy: o.tumourSlicesPerStudy ?? null,
+    edgeShare: o.edgeShare ?? null,
     loss: o.loss,
     epochs: o.steps === undefined ? (o.epochs ?? null) : null,
     steps: o.steps ?? null,
@@ -179,7 +182,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
   const checkpointDir = join(o.out, 'checkpoints');
   await mkdir(checkpointDir, { recursive: true });
 
-  const sampling: SamplingOptions = { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, seed: o.seed };
+  const sampling: SamplingOptions = { emptyRatio: o.emptyRatio, tumourSlicesPerStudy: o.tumourSlicesPerStudy, edgeShare: o.edgeShare, seed: o.seed };
   const draws = {
     sampling,
     epochs(slicesPerEpoch: number): number {

@@ -202,10 +202,15 @@ describe('checkpoints carry their run settings', () => {
     expect(kept.code, kept.stderr).toBe(0);
     expect(kept.stderr).toContain('input 64×64 from the checkpoint; channels t2, FLAIR, t1ce from the checkpoint; regions brats from the checkpoint');
     expect(await readStoredRunSettings(join(tmp, 'fine-tuned', 'model.safetensors'))).toEqual({ size: [64, 64], channels: ['t2', 'FLAIR', 't1ce'], regions: 'brats' });
-    const changed = await run(...common, '--out', join(tmp, 'fine-tuned-96'), '--size', '96', '--channels', 'flair,t1ce,t2');
+    const changed = await run(...common, '--out', join(tmp, 'fine-tuned-96'), '--size', '96', '--channels', 'flair,t1ce,t2', '--edge-share', '0.5');
     expect(changed.code, changed.stderr).toBe(0);
     expect(changed.stderr).toContain('input 96×96 as chosen; channels flair, t1ce, t2 as chosen; regions brats from the checkpoint');
     expect(await readStoredRunSettings(join(tmp, 'fine-tuned-96', 'model.safetensors'))).toEqual({ size: [96, 96], channels: ['flair', 't1ce', 't2'], regions: 'brats' });
+    for (const [option, message] of [['--edge-share=1.5', '--edge-share must be a share between 0 and 1'], ['--empty-ratio=-1', '--empty-ratio must be 0 or more']] as const) {
+      const refused = await run(...common, '--out', join(tmp, 'refused'), option);
+      expect(refused.code, option).not.toBe(0);
+      expect(refused.stderr).toContain(message);
+    }
   }, 300_000);
 });
 

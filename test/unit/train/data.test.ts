@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNifti } from '../../../main/core/io/nifti.ts';
 import { Volume, type Vec3, type VoxelArray } from '../../../main/core/io/volume.ts';
+import { EDGE_SLICE_AREA } from '../../../main/core/train/defaults.ts';
 import { epochSamples, loadTrainingStudies, makeBatch, type SliceRef, type TrainingStudy } from '../../../main/core/train/data.ts';
 import { cosineLearningRate } from '../../../main/core/train/schedule.ts';
 
@@ -17,6 +18,9 @@ const NY = 20;
 const NZ = 10;
 const BRAIN_SLICES = [1, 2, 3, 4, 5, 6, 7, 8]; // slices 0 and 9 are air: neither tumour nor brain
 const TUMOUR_SLICES = [3, 4, 5];
+// the brain's top and bottom slices hold a thin patch (x, y < 4: 16 of 480 voxels), like a vertex
+const EDGE_SLICES = [1, 8];
+const inBrain = (x: number, y: number, z: number): boolean => BRAIN_SLICES.includes(z) && (!EDGE_SLICES.includes(z) || (x < 4 && y < 4));
 
 /**
  * Tumour in the top-left corner of the image (small x = column, small y = row): oedema (2) in
@@ -45,7 +49,7 @@ function syntheticCase(): Record<string, Volume> {
     for (const z of BRAIN_SLICES) {
       for (let y = 0; y < NY; y++) {
         // an intensity ramp along x and y (so any flip of the input is visible), brighter in the tumour
-        for (let x = 0; x < NX; x++) data[(z * NY + y) * NX + x] = 100 + 7 * x + 3 * y + 11 * s + (labelAt(x, y, z) ? 400 : 0);
+        for (let x = 0; x < NX; x++) if (inBrain(x, y, z)) data[(z * NY + y) * NX + x] = 100 + 7 * x + 3 * y + 11 * s + (labelAt(x, y, z) ? 400 : 0);
       }
     }
   });
@@ -56,7 +60,7 @@ function syntheticCase(): Record<string, Volume> {
 }
 
 /** A study stand-in for the sampling plan, which reads only the slice lists. */
-const planOnly = (tumourSlices: number[], emptySlices: number[]): TrainingStudy => ({ tumourSlices, emptySlices }) as unknown as TrainingStudy;
+const planOnly = (tumourSlices: number[], emptySlices: number[], edgeSlices: number[] = []): TrainingStudy => ({ tumourSlices, emptySlices, edgeSlices }) as unknown as TrainingStudy;
 
 const key = (r: SliceRef): string => `${r.study}:${r.slice}`;
 
@@ -132,6 +136,7 @@ describe('training data', () => {
     expect(studies).toHaveLength(1);
     expect(studies[0]!.tumourSlices).toEqual(TUMOUR_SLICES);
     expect(studies[0]!.emptySlices).toEqual(BRAIN_SLICES.filter((z) => !TUMOUR_SLICES.includes(z)));
+    expect(studies[0]!.edgeSlices, `under ${EDGE_SLICE_AREA} of the largest cross-section`).toEqual(EDGE_SLICES);
   });
 
   it('epochSamples: deterministic in (seed, epoch), every tumour slice once, round(ratio × tumour) empty slices per study', () => {
@@ -156,6 +161,27 @@ describe('training data', () => {
     // the order is shuffled across studies, not study by study
     const order = epochSamples(plan, 3, { emptyRatio: 1, seed: 42 }).map((r) => r.study);
     expect(order.some((s, i) => i > 0 && s < order[i - 1]!)).toBe(true);
+  });
+
+  it('epochSamples with edgeShare: that share of the empty draws from the edge slices, the count unchanged', () => {
+    // brain on slices 0-99, tumour on 40-59, edge slices 0-11 and 88-99 (24 of the 80 empty ones)
+    const brain = Array.from({ length: 100 }, (_, k) => k);
+    const tumourSlices = brain.filter((k) => k >= 40 && k < 60);
+    const isEdge = (k: number): boolean => k < 12 || k >= 88;
+    const plan = [planOnly(tumourSlices, brain.filter((k) => !tumourSlices.includes(k)), brain.filter(isEdge))];
+    for (const [edgeShare, emptyRatio, expected] of [[0, 1, 0], [0.5, 1, 10], [1, 1, 20], [0.5, 2, 20], [0.5, 3, 24], [0.5, 4, 24]] as const) {
+      const a = epochSamples(plan, 2, { emptyRatio, edgeShare, seed: 7 });
+      expect(epochSamples(plan, 2, { emptyRatio, edgeShare, seed: 7 }), 'deterministic').toEqual(a);
+      const empties = a.filter((r) => !tumourSlices.includes(r.slice)).map((r) => r.slice);
+      expect(empties.length, `share ${edgeShare}, ratio ${emptyRatio}: as many empty slices as without edgeShare`).toBe(Math.min(80, 20 * emptyRatio));
+      expect(new Set(empties).size, 'no slice twice').toBe(empties.length);
+      // ratio 3 wants 30 edge slices of 24 (all taken, the rest from between); ratio 4 takes every empty slice
+      expect(empties.filter(isEdge).length, `share ${edgeShare}, ratio ${emptyRatio}: from the edge slices`).toBe(expected);
+    }
+    // uniform draws put about 24/80 of the empty slices at the edges; share 0.9 puts 18 of 20 there
+    const uniform = [0, 1, 2, 3, 4, 5, 6, 7].map((e) => epochSamples(plan, e, { emptyRatio: 1, seed: 7 }).filter((r) => isEdge(r.slice)).length);
+    expect(Math.max(...uniform)).toBeLessThan(18);
+    expect(epochSamples(plan, 0, { emptyRatio: 1, edgeShare: 0.9, seed: 7 }).filter((r) => isEdge(r.slice)).length).toBe(18);
   });
 
   it('makeBatch at the slice size (no resizing): WT ⊇ TC ⊇ ET per pixel, exactly the BraTS label groups', () => {
