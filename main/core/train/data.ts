@@ -11,7 +11,7 @@ import type { Study } from '../io/study.ts';
 import { Volume } from '../io/volume.ts';
 import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { resizeBicubic } from '../model/hiera.ts';
-import { inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
+import { headAreaMm2, inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import { formatBytes } from '../util/limits.ts';
 import { EDGE_SLICE_AREA } from './defaults.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
@@ -24,7 +24,7 @@ export interface TrainingStudy {
   tumourSlices: number[];
   /** axial slices with brain but no tumour */
   emptySlices: number[];
-  /** those of `emptySlices` where the brain is a thin patch (`EDGE_SLICE_AREA`): the vertex, the skull base */
+  /** those of `emptySlices` where the head is a thin patch (`EDGE_SLICE_AREA` of its largest section): the vertex, the skull base */
   edgeSlices: number[];
   /**
    * Set when the volumes hold only the slices the run draws (see DataOptions.draws): axial slice
@@ -109,29 +109,11 @@ function trainingStudy(study: Study, folder: string, channelNames: readonly stri
     if (tumour) tumourSlices.push(k);
     else if (!isEmptySlice(channels, k)) emptySlices.push(k);
   }
-  const area = brainAreas(channels, nz);
+  // the head-area rule of inference (preprocess.ts), so that unstripped heads have edge slices too
+  const area = Array.from({ length: nz }, (_, k) => headAreaMm2(channels, k));
   const largest = Math.max(...area);
   const edgeSlices = emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest);
   return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices, edgeSlices };
-}
-
-/** Per axial slice, the voxels with signal in some channel: the brain's cross-section in a skull-stripped study. */
-function brainAreas(channels: readonly Volume[], nz: number): number[] {
-  const volumes = [...new Set(channels)];
-  const area: number[] = [];
-  for (let k = 0; k < nz; k++) {
-    const signal = new Uint8Array(volumes[0]!.voxelsPerSlice);
-    for (const volume of volumes) {
-      const view = volume.sliceView(k);
-      const { slope, intercept } = volume;
-      for (let i = 0; i < signal.length; i++) {
-        const v = view[i]! * slope + intercept;
-        if (v !== 0 && v === v) signal[i] = 1;
-      }
-    }
-    area.push(signal.reduce((sum, x) => sum + x, 0));
-  }
-  return area;
 }
 
 /** A study past the memory budget, remembered by its slice lists until the run's draws are known. */
