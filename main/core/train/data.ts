@@ -13,8 +13,8 @@ import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts
 import { resizeBicubic } from '../model/hiera.ts';
 import { headAreaMm2, inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import { formatBytes } from '../util/limits.ts';
-import { EDGE_SLICE_AREA } from './defaults.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
+import { EDGE_SLICE_AREA } from './defaults.ts';
 
 export interface TrainingStudy {
   study: Study;
@@ -292,7 +292,7 @@ export interface SamplingOptions {
   /**
    * the share of each study's empty draws taken from its edge slices (`edgeSlices`), the rest
    * from the other empty slices; absent: all empty slices alike. Edge slices are few (about a
-   * fifth of a brain's empty slices) and unlike the rest, a small partial-volume patch of cortex
+   * quarter of a brain's empty slices) and unlike the rest, a small partial-volume patch of cortex
    * or cerebellum; a model that rarely sees them calls part of them tumour.
    */
   edgeShare?: number;
@@ -312,8 +312,8 @@ function drawEmptySlices(s: SlicePlan, take: number, edgeShare: number, random: 
  * The slices of one epoch, shuffled: every tumour slice (or a draw of `tumourSlicesPerStudy` of
  * them), plus empty brain slices at `emptyRatio` per tumour slice taken (a different draw each
  * epoch; `edgeShare` of them from the edge slices), so the model learns to say "nothing"
- * without the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes resuming
- * replay the same order.
+ * without the many empty slices drowning the tumour. Deterministic in (seed, epoch), which makes
+ * resuming replay the same order.
  */
 export function epochSamples(studies: readonly SlicePlan[], epoch: number, opts: SamplingOptions): SliceRef[] {
   const random = rngAt(opts.seed, 1, epoch);
