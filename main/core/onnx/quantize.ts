@@ -1,7 +1,7 @@
 /**
  * int8 inference graphs: a rewrite of a built float32 inference graph (never a training graph)
  * in which every Linear (Gemm, or MatMul with a constant matrix) and every Conv reads int8
- * weights quantized per output channel (symmetric: zero point 0, scale = max|w| / 127) and
+ * weights quantized per output channel (symmetric, scale = max|w| / 127; stored as WeightEncoding says) and
  * int8 activations quantized per tensor, at run time from the tensor's own range
  * (DynamicQuantizeLinear, uint8 with a zero point), or at a calibrated scale for the maps only
  * convolutions read (`ranges`, model/calibrate.ts). Everything else — LayerNorm, softmax inside

@@ -24,7 +24,11 @@ export interface TrainingStudy {
   tumourSlices: number[];
   /** axial slices with brain but no tumour */
   emptySlices: number[];
-  /** those of `emptySlices` where the head is a thin patch (`EDGE_SLICE_AREA` of its largest section): the vertex, the skull base */
+  /**
+   * those of `emptySlices` where the head is a thin patch (`EDGE_SLICE_AREA` of its largest
+   * section): the vertex, the skull base. Found only for a run that draws from them (`edgeShare`):
+   * the head areas take about 0.15 s a study, a minute of start-up for a 378-study run; else empty.
+   */
   edgeSlices: number[];
   /**
    * Set when the volumes hold only the slices the run draws (see DataOptions.draws): axial slice
@@ -88,7 +92,7 @@ function keptBytes(s: Pick<TrainingStudy, 'channels' | 'seg'>): number {
 }
 
 /** A labelled study as training data: its channel volumes and label map, and its axial slices sorted into tumour and brain without tumour. */
-function trainingStudy(study: Study, folder: string, channelNames: readonly string[] | undefined): TrainingStudy {
+function trainingStudy(study: Study, folder: string, channelNames: readonly string[] | undefined, findEdges: boolean): TrainingStudy {
   if (!study.seg) throw new FileError(folder, `study ${study.name} has no ground truth (<case>_seg.nii.gz) to train on`);
   const channels = inputChannels(study, channelNames);
   const seg = study.seg;
@@ -110,9 +114,9 @@ function trainingStudy(study: Study, folder: string, channelNames: readonly stri
     else if (!isEmptySlice(channels, k)) emptySlices.push(k);
   }
   // the head-area rule of inference (preprocess.ts), so that unstripped heads have edge slices too
-  const area = Array.from({ length: nz }, (_, k) => headAreaMm2(channels, k));
+  const area = findEdges ? Array.from({ length: nz }, (_, k) => headAreaMm2(channels, k)) : [];
   const largest = Math.max(...area);
-  const edgeSlices = emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest);
+  const edgeSlices = findEdges ? emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest) : [];
   return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices, edgeSlices };
 }
 
@@ -141,10 +145,11 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
   let kept = 0;
   const loaded: (TrainingStudy | DeferredStudy)[] = [];
   let deferring = false;
+  const findEdges = opts.draws?.sampling.edgeShare !== undefined;
   for (const folder of folders) {
     const { studies: opened } = await openPath(folder);
     for (const study of opened) {
-      const s = trainingStudy(study, folder, opts.channels);
+      const s = trainingStudy(study, folder, opts.channels, findEdges);
       const bytes = keptBytes(s);
       if (!deferring && kept + bytes <= budget) {
         kept += bytes;
@@ -181,7 +186,7 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
         reread = undefined; // the last folder's volumes go before the next folder's arrive
         reread = { folder: entry.folder, studies: (await openPath(entry.folder)).studies };
       }
-      whole = reopen(entry, reread.studies, opts.channels);
+      whole = reopen(entry, reread.studies, opts.channels, findEdges);
     }
     const subset = keepSlices(whole, drawn[i]!);
     // the whole volumes go as soon as their subset exists
@@ -200,10 +205,10 @@ export async function loadTrainingStudies(roots: readonly string[], opts: DataOp
 }
 
 /** A deferred study read again (`studies`: its folder, opened anew); its slices must sort as they did the first time. */
-function reopen(entry: DeferredStudy, studies: readonly Study[], channelNames: readonly string[] | undefined): TrainingStudy {
+function reopen(entry: DeferredStudy, studies: readonly Study[], channelNames: readonly string[] | undefined, findEdges: boolean): TrainingStudy {
   const study = studies.find((s) => s.name === entry.name);
   if (!study) throw new FileError(entry.folder, `study ${entry.name} is gone: it was there when the training data was first read`);
-  const s = trainingStudy(study, entry.folder, channelNames);
+  const s = trainingStudy(study, entry.folder, channelNames, findEdges);
   if (s.tumourSlices.join() !== entry.tumourSlices.join() || s.emptySlices.join() !== entry.emptySlices.join() || s.edgeSlices.join() !== entry.edgeSlices.join()) {
     throw new FileError(entry.folder, `study ${entry.name} changed while the training data was loading (its slices no longer sort as they did)`);
   }
