@@ -4,7 +4,7 @@
  * per study as it ends, the summary files at the end, Ctrl-C to stop (a rerun resumes).
  */
 import type { CommandIO, ParsedArgs } from './command.ts';
-import { listOption, numberOption, stringOption } from './command.ts';
+import { listOption, rangedOption, stringOption } from './command.ts';
 import { UserError } from '../core/errors.ts';
 import type { Cohort } from '../core/cohort/find.ts';
 import type { CohortRunSettings } from '../core/cohort/case-run.ts';
@@ -19,12 +19,10 @@ export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
 export function postprocessOptions(args: ParsedArgs): PostprocessOptions {
-  const read = (flag: string, fallback: number): number => {
-    const value = numberOption(args, flag, fallback)!;
-    if (!Number.isFinite(value) || value < 0) throw new UserError(`--${flag} expects a volume in ml ≥ 0 (0 switches it off), got ${value}`);
-    return value;
+  return {
+    minComponentMl: rangedOption(args, 'min-component-ml', { min: 0 }, POSTPROCESS_DEFAULTS.minComponentMl),
+    minEtMl: rangedOption(args, 'min-et-ml', { min: 0 }, POSTPROCESS_DEFAULTS.minEtMl),
   };
-  return { minComponentMl: read('min-component-ml', POSTPROCESS_DEFAULTS.minComponentMl), minEtMl: read('min-et-ml', POSTPROCESS_DEFAULTS.minEtMl) };
 }
 
 /** --size: "352" or "352x320" (H×W). */
@@ -52,8 +50,7 @@ export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOpti
   ]);
   const regions = parseRegions(stringOption(args, 'regions'));
   const size = parseSize(stringOption(args, 'size'));
-  const batch = numberOption(args, 'batch');
-  if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 64)) throw new UserError(`--batch expects an integer 1…64, got ${batch}`);
+  const batch = rangedOption(args, 'batch', { integer: true, min: 1, max: 64 });
   const channels = listOption(args, 'channels');
   const postprocess = postprocessOptions(args);
   const device = parseDevice(stringOption(args, 'device'));

@@ -49,6 +49,40 @@ export function numberOption(args: ParsedArgs, name: string, fallback?: number):
   return value;
 }
 
+/** The values a numeric flag accepts, stated in its refusal so the user sees what would do. */
+export interface NumberRange {
+  integer?: boolean;
+  min?: number;
+  /** an exclusive lower bound: a learning rate must be above 0, not 0 */
+  above?: number;
+  max?: number;
+}
+
+/** Seeds are hashed as unsigned 32-bit words (util/random.ts): others would alias silently. */
+export const SEED_RANGE: NumberRange = { integer: true, min: 0, max: 0xffffffff };
+
+function describeRange(range: NumberRange): string {
+  const kind = range.integer ? 'an integer' : 'a number';
+  if (range.min !== undefined && range.max !== undefined) return `${kind} ${range.min}…${range.max}`;
+  const bounds = [range.min !== undefined ? `≥ ${range.min}` : '', range.above !== undefined ? `> ${range.above}` : '', range.max !== undefined ? `≤ ${range.max}` : ''];
+  return [kind, bounds.filter(Boolean).join(' and ')].filter(Boolean).join(' ');
+}
+
+/** A numeric flag checked against its range; the one place every command's numeric flags are refused. */
+export function rangedOption(args: ParsedArgs, name: string, range: NumberRange, fallback: number): number;
+export function rangedOption(args: ParsedArgs, name: string, range: NumberRange, fallback?: number): number | undefined;
+export function rangedOption(args: ParsedArgs, name: string, range: NumberRange, fallback?: number): number | undefined {
+  const value = numberOption(args, name, fallback);
+  if (value === undefined) return undefined;
+  const outside =
+    (range.integer && !Number.isInteger(value)) ||
+    (range.min !== undefined && value < range.min) ||
+    (range.above !== undefined && !(value > range.above)) ||
+    (range.max !== undefined && value > range.max);
+  if (outside) throw new UserError(`--${name} expects ${describeRange(range)}, got ${stringOption(args, name) ?? value}`);
+  return value;
+}
+
 /** A comma-separated list (`--data a,b`), blanks dropped. */
 export function listOption(args: ParsedArgs, name: string): string[] | undefined {
   return stringOption(args, name)

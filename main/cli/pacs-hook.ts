@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { Volume } from '../core/io/volume.ts';
-import { stringOption, numberOption, type CommandIO, type OptionSpec, type ParsedArgs } from './command.ts';
+import { stringOption, rangedOption, type CommandIO, type OptionSpec, type ParsedArgs } from './command.ts';
 
 export const PACS_URL_OPTION: Record<string, OptionSpec> = {
   pacs: { type: 'string', valueName: 'url', description: 'DICOMweb base URL, e.g. http://localhost:8042/dicom-web (default $SAM2UNET_PACS_URL); credentials from $SAM2UNET_PACS_USER + $SAM2UNET_PACS_PASSWORD or $SAM2UNET_PACS_TOKEN' },
@@ -42,8 +42,7 @@ export async function fetchWithProgress(args: ParsedArgs, io: CommandIO, studyUi
     import('./progress.ts'),
     import('../core/util/limits.ts'),
   ]);
-  const concurrency = numberOption(args, 'concurrency', 6)!;
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new UserError(`--concurrency expects an integer 1…32, got ${concurrency}`);
+  const concurrency = rangedOption(args, 'concurrency', { integer: true, min: 1, max: 32 }, 6);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);

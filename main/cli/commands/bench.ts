@@ -1,11 +1,6 @@
 import { UserError } from '../../core/errors.ts';
-import { defineCommand, numberOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
-
-function intOption(value: number | undefined, name: string, min: number, max: number): number {
-  if (value === undefined || !Number.isInteger(value) || value < min || value > max) throw new UserError(`--${name} expects an integer ${min}…${max}, got ${value}`);
-  return value;
-}
 
 function median(times: number[]): number {
   const sorted = [...times].sort((a, b) => a - b);
@@ -43,13 +38,12 @@ export default defineCommand({
   async run(args, io) {
     const configArg = stringOption(args, 'config');
     const presetArg = configArg === undefined ? requireOption(args, 'preset') : (stringOption(args, 'preset') ?? 'custom');
-    const size = intOption(numberOption(args, 'size', 352), 'size', 32, 4096);
+    const size = rangedOption(args, 'size', { integer: true, min: 32, max: 4096 }, 352);
     if (size % 32) throw new UserError(`--size must be a multiple of 32, got ${size}`);
-    const batch = intOption(numberOption(args, 'batch', 1), 'batch', 1, 256);
-    const runs = intOption(numberOption(args, 'runs', 5), 'runs', 1, 1000);
-    const channels = intOption(numberOption(args, 'channels', 1), 'channels', 1, 64);
-    const threadsArg = numberOption(args, 'threads');
-    const threads = threadsArg === undefined ? undefined : intOption(threadsArg, 'threads', 1, 256);
+    const batch = rangedOption(args, 'batch', { integer: true, min: 1, max: 256 }, 1);
+    const runs = rangedOption(args, 'runs', { integer: true, min: 1, max: 1000 }, 5);
+    const channels = rangedOption(args, 'channels', { integer: true, min: 1, max: 64 }, 1);
+    const threads = rangedOption(args, 'threads', { integer: true, min: 1, max: 256 });
     const [{ parseHieraConfig }, { parsePrecision, defaultWeightEncoding, WEIGHT_ENCODINGS }] = await Promise.all([import('../../core/model/config.ts'), import('../../core/onnx/quantize.ts')]);
     const precision = parsePrecision(stringOption(args, 'precision'));
     const encodingsArg = stringOption(args, 'int8-weights');

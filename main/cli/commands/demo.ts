@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../../core/errors.ts';
-import { defineCommand, numberOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, SEED_RANGE, stringOption } from '../command.ts';
 
 /**
  * The README's first command: a BraTS-like study made by the project's own phantom generator,
@@ -22,7 +22,7 @@ export default defineCommand({
   async run(args, io) {
     const [{ runCommand }, { default: phantom }, { default: segment }] = await Promise.all([import('../run.ts'), import('./phantom.ts'), import('./segment.ts')]);
     const out = resolve(stringOption(args, 'out') ?? 'demo-output');
-    const seed = numberOption(args, 'seed', 2026)!;
+    const seed = rangedOption(args, 'seed', SEED_RANGE, 2026);
     let study = stringOption(args, 'study');
     if (!study) {
       const studyRoot = join(out, 'study');

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError, errorMessage } from '../../core/errors.ts';
 import type { OrtProviderName, ProbeResult, ProviderCandidate } from '../../core/onnx/devices.ts';
 import type { Precision } from '../../core/onnx/quantize.ts';
-import { defineCommand, numberOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, stringOption } from '../command.ts';
 
 const LAUNCHER = fileURLToPath(new URL('../../../bin/sam2unet.mjs', import.meta.url));
 const PHANTOM = resolve(fileURLToPath(new URL('../../../', import.meta.url)), '../shared/data/phantoms/BraTS20_Training_001');
@@ -99,15 +99,10 @@ export default defineCommand({
       io.stdout(`${JSON.stringify(await devices.probeProvider(probe as OrtProviderName))}\n`);
       return 0;
     }
-    const int = (name: string, fallback: number, min: number, max: number): number => {
-      const v = numberOption(args, name, fallback)!;
-      if (!Number.isInteger(v) || v < min || v > max) throw new UserError(`--${name} expects an integer ${min}…${max}, got ${v}`);
-      return v;
-    };
-    const runs = int('runs', 2, 1, 100);
-    const size = int('size', 352, 32, 2048);
-    const cpuBatchSize = int('cpu-batch-size', 128, 32, 2048);
-    const cpuTrainSize = int('cpu-train-size', 64, 32, 2048);
+    const runs = rangedOption(args, 'runs', { integer: true, min: 1, max: 100 }, 2);
+    const size = rangedOption(args, 'size', { integer: true, min: 32, max: 2048 }, 352);
+    const cpuBatchSize = rangedOption(args, 'cpu-batch-size', { integer: true, min: 32, max: 2048 }, 128);
+    const cpuTrainSize = rangedOption(args, 'cpu-train-size', { integer: true, min: 32, max: 2048 }, 64);
     for (const [flag, v] of [['size', size], ['cpu-batch-size', cpuBatchSize], ['cpu-train-size', cpuTrainSize]] as const) if (v % 32) throw new UserError(`--${flag} must be a multiple of 32, got ${v}`);
     const json = args.values.json === true;
     const say = (line: string): void => {

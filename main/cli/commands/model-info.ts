@@ -1,5 +1,4 @@
-import { UserError } from '../../core/errors.ts';
-import { defineCommand, numberOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 
 export default defineCommand({
@@ -16,8 +15,7 @@ export default defineCommand({
   async run(args, io) {
     const path = requireOption(args, 'checkpoint');
     const config = hieraConfigOption(stringOption(args, 'config'));
-    const rank = numberOption(args, 'lora-rank', 8)!;
-    if (!Number.isInteger(rank) || rank < 1) throw new UserError(`--lora-rank expects a positive integer, got ${rank}`);
+    const rank = rangedOption(args, 'lora-rank', { integer: true, min: 1 }, 8);
     const [{ readCheckpoint }, { parameterCounts }, { presetName, featureChannels }, { numel }] = await Promise.all([
       import('../../core/model/checkpoint.ts'),
       import('../../core/model/keys.ts'),

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { defineCommand, numberOption, requireOption, stringOption, type CommandIO, type ParsedArgs } from '../command.ts';
+import { defineCommand, rangedOption, requireOption, stringOption, type CommandIO, type ParsedArgs } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 import { PACS_CACHE_OPTIONS, PACS_URL_OPTION, fetchWithProgress, pacsClient } from '../pacs-hook.ts';
 import type { PacsStudy } from '../../core/pacs/dicomweb.ts';
@@ -15,10 +15,8 @@ function studyLine(s: PacsStudy, personName: (pn: string) => string | undefined)
 
 async function search(args: ParsedArgs, io: CommandIO): Promise<number> {
   const [client, { personName }] = await Promise.all([pacsClient(args), import('../../core/io/dicom-study.ts')]);
-  const limit = numberOption(args, 'limit', 50)!;
-  const offset = numberOption(args, 'offset', 0)!;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UserError(`--limit expects 1…1000, got ${limit}`);
-  if (!Number.isInteger(offset) || offset < 0) throw new UserError(`--offset expects an integer ≥ 0, got ${offset}`);
+  const limit = rangedOption(args, 'limit', { integer: true, min: 1, max: 1000 }, 50);
+  const offset = rangedOption(args, 'offset', { integer: true, min: 0 }, 0);
   const base = {
     ...(stringOption(args, 'study-date') ? { studyDate: stringOption(args, 'study-date') } : {}),
     ...(stringOption(args, 'modality') ? { modality: stringOption(args, 'modality') } : {}),

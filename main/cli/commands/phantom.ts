@@ -1,4 +1,4 @@
-import { defineCommand, numberOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, SEED_RANGE, requireOption, stringOption } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 
 function parseSize(raw: string | undefined): [number, number, number] | undefined {
@@ -31,12 +31,9 @@ export default defineCommand({
   ].join('\n'),
   async run(args, io) {
     const out = requireOption(args, 'out');
-    const cases = numberOption(args, 'cases', 1)!;
-    const seed = numberOption(args, 'seed', 1)!;
-    const first = numberOption(args, 'first', 1)!;
-    if (!Number.isInteger(cases) || cases < 1 || cases > 100000) throw new UserError(`--cases expects a positive integer, got ${cases}`);
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`--seed expects an integer 0…4294967295, got ${seed}`);
-    if (!Number.isInteger(first) || first < 0 || first > 999999) throw new UserError(`--first expects an integer 0…999999, got ${first}`);
+    const cases = rangedOption(args, 'cases', { integer: true, min: 1, max: 100000 }, 1);
+    const seed = rangedOption(args, 'seed', SEED_RANGE, 1);
+    const first = rangedOption(args, 'first', { integer: true, min: 0, max: 999999 }, 1);
     const size = parseSize(stringOption(args, 'size'));
     const { writePhantoms, PHANTOM_VARIETIES } = await import('../../core/phantom/index.ts');
     const variety = stringOption(args, 'variety') ?? 'classic';

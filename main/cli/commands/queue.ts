@@ -1,4 +1,4 @@
-import { defineCommand, numberOption, requireOption, stringOption, type OptionSpec } from '../command.ts';
+import { defineCommand, rangedOption, requireOption, stringOption, type OptionSpec } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 import segment from './segment.ts';
 import { RUN_FLAGS } from '../cohort.ts';
@@ -38,10 +38,8 @@ export default defineCommand({
         if (rest.length !== 1) throw new UserError('queue submit takes one cohort folder (see --help)');
         const out = requireOption(args, 'out');
         const redis = requireOption(args, 'redis');
-        const attempts = numberOption(args, 'attempts');
-        if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)) throw new UserError(`--attempts expects an integer 1…100, got ${attempts}`);
-        const backoff = numberOption(args, 'backoff');
-        if (backoff !== undefined && !(backoff >= 0)) throw new UserError(`--backoff expects a delay in ms ≥ 0, got ${backoff}`);
+        const attempts = rangedOption(args, 'attempts', { integer: true, min: 1, max: 100 });
+        const backoff = rangedOption(args, 'backoff', { min: 0 });
         const [{ findCohort }, { runFlags }] = await Promise.all([import('../../core/cohort/find.ts'), import('../cohort.ts')]);
         const flags = await runFlags(args);
         const cohort = (await findCohort(rest[0]!, { explicit: true }))!;

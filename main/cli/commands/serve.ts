@@ -1,4 +1,4 @@
-import { defineCommand, listOption, numberOption, stringOption } from '../command.ts';
+import { defineCommand, listOption, rangedOption, stringOption } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
 
 export default defineCommand({
@@ -22,8 +22,7 @@ export default defineCommand({
     const { fileURLToPath } = await import('node:url');
     const { existsSync } = await import('node:fs');
     const { startWebServer } = await import('../../web/server.ts');
-    const port = numberOption(args, 'port', 8080)!;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port must be an integer 0…65535, got ${port}`);
+    const port = rangedOption(args, 'port', { integer: true, min: 0, max: 65535 }, 8080);
     const root = fileURLToPath(new URL('../../../', import.meta.url));
     const open = stringOption(args, 'open');
     if (open !== undefined && !existsSync(open)) throw new UserError(`${open}: no such file or folder`);

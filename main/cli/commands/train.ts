@@ -1,26 +1,10 @@
 import { UserError } from '../../core/errors.ts';
 import { EDGE_SLICE_AREA, TRAIN_DEFAULTS } from '../../core/train/defaults.ts';
-import { defineCommand, listOption, numberOption, requireOption, stringOption, type ParsedArgs } from '../command.ts';
+import { defineCommand, listOption, rangedOption, requireOption, SEED_RANGE, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { createProgress } from '../progress.ts';
 
-function positiveInt(args: ParsedArgs, name: string, fallback?: number): number | undefined {
-  const value = numberOption(args, name, fallback);
-  if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new UserError(`--${name} must be a positive whole number`);
-  return value;
-}
-
-function nonNegative(args: ParsedArgs, name: string, fallback: number): number {
-  const value = numberOption(args, name, fallback)!;
-  if (value < 0) throw new UserError(`--${name} must be 0 or more`);
-  return value;
-}
-
-function shareOption(args: ParsedArgs, name: string): number | undefined {
-  const value = numberOption(args, name);
-  if (value !== undefined && !(value >= 0 && value <= 1)) throw new UserError(`--${name} must be a share between 0 and 1`);
-  return value;
-}
+const POSITIVE_INT = { integer: true, min: 1 };
 
 export default defineCommand({
   name: 'train',
@@ -74,7 +58,7 @@ export default defineCommand({
     const config = hieraConfigOption(stringOption(args, 'config'));
     const checkpoint = stringOption(args, 'checkpoint');
     if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
-    const sizeFlag = positiveInt(args, 'size');
+    const sizeFlag = rangedOption(args, 'size', POSITIVE_INT);
     if (sizeFlag !== undefined && sizeFlag % 32) throw new UserError('--size must be a multiple of 32');
     const channelsFlag = listOption(args, 'channels');
     // a checkpoint says how it was trained: fine-tuning goes on that way unless a flag says otherwise
@@ -113,26 +97,26 @@ export default defineCommand({
           init: checkpoint ? { checkpoint, config: config ?? bundled?.config } : { fresh: config! },
           out,
           strategy: strategy as 'adapter' | 'lora' | 'full',
-          lora: { rank: positiveInt(args, 'lora-rank', TRAIN_DEFAULTS.loraRank)!, alpha: numberOption(args, 'lora-alpha', TRAIN_DEFAULTS.loraAlpha)! },
-          epochs: positiveInt(args, 'epochs'),
-          steps: positiveInt(args, 'steps'),
-          batch: positiveInt(args, 'batch', TRAIN_DEFAULTS.batch)!,
-          lr: numberOption(args, 'lr', TRAIN_DEFAULTS.lr)!,
-          weightDecay: numberOption(args, 'weight-decay', TRAIN_DEFAULTS.weightDecay)!,
+          lora: { rank: rangedOption(args, 'lora-rank', POSITIVE_INT, TRAIN_DEFAULTS.loraRank), alpha: rangedOption(args, 'lora-alpha', { above: 0 }, TRAIN_DEFAULTS.loraAlpha) },
+          epochs: rangedOption(args, 'epochs', POSITIVE_INT),
+          steps: rangedOption(args, 'steps', POSITIVE_INT),
+          batch: rangedOption(args, 'batch', POSITIVE_INT, TRAIN_DEFAULTS.batch),
+          lr: rangedOption(args, 'lr', { above: 0 }, TRAIN_DEFAULTS.lr),
+          weightDecay: rangedOption(args, 'weight-decay', { min: 0 }, TRAIN_DEFAULTS.weightDecay),
           size: [size, size],
           // default channels stay unset: the data loader's own rule picks them per study
           channels: run.from.channels === 'default' ? undefined : run.channels,
           regions,
-          seed: numberOption(args, 'seed', TRAIN_DEFAULTS.seed)!,
-          emptyRatio: nonNegative(args, 'empty-ratio', TRAIN_DEFAULTS.emptyRatio),
-          tumourSlicesPerStudy: positiveInt(args, 'tumour-slices'),
-          edgeShare: shareOption(args, 'edge-share'),
-          checkpointEvery: positiveInt(args, 'checkpoint-every', TRAIN_DEFAULTS.checkpointEvery)!,
-          validateEvery: numberOption(args, 'validate-every', 1),
+          seed: rangedOption(args, 'seed', SEED_RANGE, TRAIN_DEFAULTS.seed),
+          emptyRatio: rangedOption(args, 'empty-ratio', { min: 0 }, TRAIN_DEFAULTS.emptyRatio),
+          tumourSlicesPerStudy: rangedOption(args, 'tumour-slices', POSITIVE_INT),
+          edgeShare: rangedOption(args, 'edge-share', { min: 0, max: 1 }),
+          checkpointEvery: rangedOption(args, 'checkpoint-every', POSITIVE_INT, TRAIN_DEFAULTS.checkpointEvery),
+          validateEvery: rangedOption(args, 'validate-every', { integer: true, min: 0 }, 1),
           loss: loss as 'official' | 'weighted-bce',
           resume: args.values.resume === true,
-          threads: positiveInt(args, 'threads'),
-          maxSeconds: positiveInt(args, 'max-seconds'),
+          threads: rangedOption(args, 'threads', POSITIVE_INT),
+          maxSeconds: rangedOption(args, 'max-seconds', POSITIVE_INT),
           heldOut: listOption(args, 'held-out'),
         },
         {

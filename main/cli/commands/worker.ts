@@ -1,10 +1,5 @@
-import { defineCommand, numberOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
 import { UserError } from '../../core/errors.ts';
-
-const positiveInt = (value: number | undefined, flag: string, max: number): number | undefined => {
-  if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > max)) throw new UserError(`--${flag} expects an integer 1…${max}, got ${value}`);
-  return value;
-};
 
 export default defineCommand({
   name: 'worker',
@@ -28,9 +23,9 @@ export default defineCommand({
   async run(args, io) {
     if (args.positionals.length) throw new UserError('worker takes no positional arguments (see --help)');
     const redis = requireOption(args, 'redis');
-    const concurrency = positiveInt(numberOption(args, 'concurrency'), 'concurrency', 64) ?? 1;
-    const lockDuration = positiveInt(numberOption(args, 'lock-duration'), 'lock-duration', 3_600_000);
-    const stalledInterval = positiveInt(numberOption(args, 'stalled-interval'), 'stalled-interval', 3_600_000);
+    const concurrency = rangedOption(args, 'concurrency', { integer: true, min: 1, max: 64 }, 1);
+    const lockDuration = rangedOption(args, 'lock-duration', { integer: true, min: 1, max: 3_600_000 });
+    const stalledInterval = rangedOption(args, 'stalled-interval', { integer: true, min: 1, max: 3_600_000 });
     const { parseDevice } = await import('../../core/onnx/session.ts');
     const deviceFlag = stringOption(args, 'device');
     const device = deviceFlag === undefined ? undefined : parseDevice(deviceFlag);

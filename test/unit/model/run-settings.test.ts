@@ -206,7 +206,12 @@ describe('checkpoints carry their run settings', () => {
     expect(changed.code, changed.stderr).toBe(0);
     expect(changed.stderr).toContain('input 96×96 as chosen; channels flair, t1ce, t2 as chosen; regions brats from the checkpoint');
     expect(await readStoredRunSettings(join(tmp, 'fine-tuned-96', 'model.safetensors'))).toEqual({ size: [96, 96], channels: ['flair', 't1ce', 't2'], regions: 'brats' });
-    for (const [option, message] of [['--edge-share=1.5', '--edge-share must be a share between 0 and 1'], ['--empty-ratio=-1', '--empty-ratio must be 0 or more']] as const) {
+    for (const [option, message] of [
+      ['--edge-share=1.5', '--edge-share expects a number 0…1, got 1.5'],
+      ['--empty-ratio=-1', '--empty-ratio expects a number ≥ 0, got -1'],
+      ['--lr=0', '--lr expects a number > 0, got 0'],
+      ['--seed=1.5', '--seed expects an integer 0…4294967295, got 1.5'],
+    ] as const) {
       const refused = await run(...common, '--out', join(tmp, 'refused'), option);
       expect(refused.code, option).not.toBe(0);
       expect(refused.stderr).toContain(message);
