@@ -58,6 +58,8 @@ export interface NumberRange {
   max?: number;
 }
 
+export const POSITIVE_INT: NumberRange = { integer: true, min: 1 };
+
 /** Seeds are hashed as unsigned 32-bit words (util/random.ts): others would alias silently. */
 export const SEED_RANGE: NumberRange = { integer: true, min: 0, max: 0xffffffff };
 

@@ -56,7 +56,7 @@ import { createDefaultPorts } from './api-ports.ts';
 import type { CheckpointSummary } from './jobs/kinds.ts';
 import { suggestedExportName } from './export/index.ts';
 import { SettingsStore } from './settings.ts';
-import { BUNDLED_MODEL_NAME, modelName } from './jobs/bundled.ts';
+import { BUNDLED_MODEL_NAME, checkInputSize, modelName } from './jobs/bundled.ts';
 import { mapChannels, requireChannels, resolveRunSettings, type RunSettings } from './model/run-settings.ts';
 import { displayWindow } from './io/display-window.ts';
 import { rgbData } from './io/colour.ts';
@@ -627,7 +627,7 @@ export class WorkstationService implements WorkstationApi {
     const init = { checkpoint: initPath, config: initIsBundled ? bundled?.config : undefined };
     const { TRAIN_DEFAULTS } = await import('./train/defaults.ts');
     const size = request.size ?? (run.from.size === 'default' ? TRAIN_DEFAULTS.size : run.size[0]);
-    if (size % 32 !== 0) throw new UserError(`input size ${size}: must be a multiple of 32`);
+    checkInputSize([size, size]);
     const regions = run.regions;
 
     const job: RunningJob = { id: newId('train'), studyId: '', controller: new AbortController() };

@@ -1,5 +1,5 @@
 import { UserError } from '../../core/errors.ts';
-import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, numberOption, rangedOption, requireOption, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 
 function median(times: number[]): number {
@@ -38,8 +38,8 @@ export default defineCommand({
   async run(args, io) {
     const configArg = stringOption(args, 'config');
     const presetArg = configArg === undefined ? requireOption(args, 'preset') : (stringOption(args, 'preset') ?? 'custom');
-    const size = rangedOption(args, 'size', { integer: true, min: 32, max: 4096 }, 352);
-    if (size % 32) throw new UserError(`--size must be a multiple of 32, got ${size}`);
+    const size = numberOption(args, 'size', 352)!;
+    (await import('../../core/jobs/bundled.ts')).checkInputSize([size, size]);
     const batch = rangedOption(args, 'batch', { integer: true, min: 1, max: 256 }, 1);
     const runs = rangedOption(args, 'runs', { integer: true, min: 1, max: 1000 }, 5);
     const channels = rangedOption(args, 'channels', { integer: true, min: 1, max: 64 }, 1);

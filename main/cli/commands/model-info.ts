@@ -1,4 +1,4 @@
-import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, POSITIVE_INT, rangedOption, requireOption, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 
 export default defineCommand({
@@ -15,7 +15,7 @@ export default defineCommand({
   async run(args, io) {
     const path = requireOption(args, 'checkpoint');
     const config = hieraConfigOption(stringOption(args, 'config'));
-    const rank = rangedOption(args, 'lora-rank', { integer: true, min: 1 }, 8);
+    const rank = rangedOption(args, 'lora-rank', POSITIVE_INT, 8);
     const [{ readCheckpoint }, { parameterCounts }, { presetName, featureChannels }, { numel }] = await Promise.all([
       import('../../core/model/checkpoint.ts'),
       import('../../core/model/keys.ts'),

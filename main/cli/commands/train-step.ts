@@ -1,5 +1,5 @@
 import { FileError, UserError } from '../../core/errors.ts';
-import { defineCommand, rangedOption, requireOption, stringOption } from '../command.ts';
+import { defineCommand, POSITIVE_INT, rangedOption, requireOption, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 
 export default defineCommand({
@@ -45,7 +45,7 @@ export default defineCommand({
     }
     const ckpt = await readCheckpoint(checkpointPath, config ? { config } : {});
     if (ckpt.kind !== 'sam2unet') throw new FileError(checkpointPath, 'a trunk-only checkpoint has no decoder to train; start from a SAM2-UNet checkpoint');
-    const lora = { rank: rangedOption(args, 'lora-rank', { integer: true, min: 1 }, LORA_DEFAULTS.rank), alpha: rangedOption(args, 'lora-alpha', { above: 0 }, LORA_DEFAULTS.alpha) };
+    const lora = { rank: rangedOption(args, 'lora-rank', POSITIVE_INT, LORA_DEFAULTS.rank), alpha: rangedOption(args, 'lora-alpha', { above: 0 }, LORA_DEFAULTS.alpha) };
     if (strategy === 'lora') initLora(ckpt.weights, ckpt.config, lora, 0);
     const started = performance.now();
     const result = await runTrainStep({

@@ -1,10 +1,8 @@
 import { UserError } from '../../core/errors.ts';
 import { EDGE_SLICE_AREA, TRAIN_DEFAULTS } from '../../core/train/defaults.ts';
-import { defineCommand, listOption, rangedOption, requireOption, SEED_RANGE, stringOption } from '../command.ts';
+import { defineCommand, listOption, numberOption, POSITIVE_INT, rangedOption, requireOption, SEED_RANGE, stringOption } from '../command.ts';
 import { hieraConfigOption } from '../config-option.ts';
 import { createProgress } from '../progress.ts';
-
-const POSITIVE_INT = { integer: true, min: 1 };
 
 export default defineCommand({
   name: 'train',
@@ -58,15 +56,15 @@ export default defineCommand({
     const config = hieraConfigOption(stringOption(args, 'config'));
     const checkpoint = stringOption(args, 'checkpoint');
     if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
-    const sizeFlag = rangedOption(args, 'size', POSITIVE_INT);
-    if (sizeFlag !== undefined && sizeFlag % 32) throw new UserError('--size must be a multiple of 32');
     const channelsFlag = listOption(args, 'channels');
     // a checkpoint says how it was trained: fine-tuning goes on that way unless a flag says otherwise
-    const [{ readStoredRunSettings }, { bundledFor }, { resolveRunSettings, describeRunSettings }] = await Promise.all([
+    const [{ readStoredRunSettings }, { bundledFor, checkInputSize }, { resolveRunSettings, describeRunSettings }] = await Promise.all([
       import('../../core/model/checkpoint.ts'),
       import('../../core/jobs/bundled.ts'),
       import('../../core/model/run-settings.ts'),
     ]);
+    const sizeFlag = numberOption(args, 'size');
+    if (sizeFlag !== undefined) checkInputSize([sizeFlag, sizeFlag]);
     const [stored, bundled] = checkpoint ? await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]) : [{}, null];
     const run = resolveRunSettings({
       user: {

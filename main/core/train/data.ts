@@ -114,9 +114,12 @@ function trainingStudy(study: Study, folder: string, channelNames: readonly stri
     else if (!isEmptySlice(channels, k)) emptySlices.push(k);
   }
   // the head-area rule of inference (preprocess.ts), so that unstripped heads have edge slices too
-  const area = findEdges ? Array.from({ length: nz }, (_, k) => headAreaMm2(channels, k)) : [];
-  const largest = Math.max(...area);
-  const edgeSlices = findEdges ? emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest) : [];
+  let edgeSlices: number[] = [];
+  if (findEdges) {
+    const area = Array.from({ length: nz }, (_, k) => headAreaMm2(channels, k));
+    const largest = Math.max(...area);
+    edgeSlices = emptySlices.filter((k) => area[k]! < EDGE_SLICE_AREA * largest);
+  }
   return { study: { ...study, sequences: read }, channels, seg, tumourSlices, emptySlices, edgeSlices };
 }
 

@@ -211,6 +211,7 @@ describe('checkpoints carry their run settings', () => {
       ['--empty-ratio=-1', '--empty-ratio expects a number ≥ 0, got -1'],
       ['--lr=0', '--lr expects a number > 0, got 0'],
       ['--seed=1.5', '--seed expects an integer 0…4294967295, got 1.5'],
+      ['--size=100', 'model input size 100×100: each side must be a multiple of 32 between 32 and 4096'],
     ] as const) {
       const refused = await run(...common, '--out', join(tmp, 'refused'), option);
       expect(refused.code, option).not.toBe(0);
