@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError, errorMessage } from '../../core/errors.ts';
 import type { OrtProviderName, ProbeResult, ProviderCandidate } from '../../core/onnx/devices.ts';
+import { INPUT_SIDE_RULE, isInputSide } from '../../core/model/run-settings.ts';
 import type { Precision } from '../../core/onnx/quantize.ts';
 import { defineCommand, rangedOption, stringOption } from '../command.ts';
 
@@ -103,7 +104,9 @@ export default defineCommand({
     const size = rangedOption(args, 'size', { integer: true, min: 32, max: 2048 }, 352);
     const cpuBatchSize = rangedOption(args, 'cpu-batch-size', { integer: true, min: 32, max: 2048 }, 128);
     const cpuTrainSize = rangedOption(args, 'cpu-train-size', { integer: true, min: 32, max: 2048 }, 64);
-    for (const [flag, v] of [['size', size], ['cpu-batch-size', cpuBatchSize], ['cpu-train-size', cpuTrainSize]] as const) if (v % 32) throw new UserError(`--${flag} must be a multiple of 32, got ${v}`);
+    for (const [flag, v] of [['size', size], ['cpu-batch-size', cpuBatchSize], ['cpu-train-size', cpuTrainSize]] as const) {
+      if (!isInputSide(v)) throw new UserError(`--${flag} must be ${INPUT_SIDE_RULE}, got ${v}`);
+    }
     const json = args.values.json === true;
     const say = (line: string): void => {
       if (!json) io.stdout(`${line}\n`);

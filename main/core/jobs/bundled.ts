@@ -9,14 +9,10 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileError, UserError } from '../errors.ts';
 import { type HieraConfig, parseHieraConfig } from '../model/config.ts';
-import { parseRunSettingsJson, type StoredRunSettings } from '../model/run-settings.ts';
+import { INPUT_SIDE_RULE, isInputSide, parseRunSettingsJson, type StoredRunSettings } from '../model/run-settings.ts';
 
 export function checkInputSize(size: readonly [number, number]): void {
-  for (const d of size) {
-    if (!Number.isInteger(d) || d < 32 || d % 32 !== 0 || d > 4096) {
-      throw new UserError(`model input size ${size.join('×')}: each side must be a multiple of 32 between 32 and 4096`);
-    }
-  }
+  if (!size.every(isInputSide)) throw new UserError(`model input size ${size.join('×')}: each side must be ${INPUT_SIDE_RULE}`);
 }
 
 /** Where the bundled model lives: models/default/ at the project root. */

@@ -18,6 +18,17 @@ import { UserError } from '../errors.ts';
 import type { RegionKind } from '../metrics/regions.ts';
 
 export const DEFAULT_RUN_SIZE: readonly [number, number] = [352, 352];
+
+/**
+ * The input-size rule, one place for the CLI's flags, stored settings and the app's requests:
+ * Hiera's four stages and the patch embedding reduce by 32 in all, so each side is a multiple of
+ * 32; the upper bound keeps a mistyped or hostile request from asking the engine for tens of
+ * gigabytes of activations.
+ */
+export const INPUT_SIDE_RULE = 'a multiple of 32 between 32 and 4096';
+export function isInputSide(d: unknown): boolean {
+  return Number.isInteger(d) && (d as number) >= 32 && (d as number) % 32 === 0 && (d as number) <= 4096;
+}
 export const DEFAULT_RUN_CHANNELS: readonly string[] = ['flair', 't1ce', 't2'];
 
 /** safetensors metadata keys (beside hiera_config, out_channels and kind, see checkpoint.ts) */
@@ -208,8 +219,8 @@ export type Fail = (problem: string) => never;
 
 function parseSize(value: unknown, fail: Fail): [number, number] {
   const pair = typeof value === 'number' ? [value, value] : value;
-  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((d) => Number.isInteger(d) && d >= 32 && d % 32 === 0 && d <= 4096)) {
-    fail(`input size ${JSON.stringify(value)} must be N or [height, width], multiples of 32 between 32 and 4096`);
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every(isInputSide)) {
+    fail(`input size ${JSON.stringify(value)} must be N or [height, width], each ${INPUT_SIDE_RULE}`);
   }
   return [(pair as number[])[0]!, (pair as number[])[1]!];
 }

@@ -74,7 +74,7 @@ describe('which setting wins', () => {
     const stored = runSettingsFromMetadata(runSettingsMetadata({ size: [128, 96], channels: ['t2'], regions: 'binary' }), fail);
     expect(stored).toEqual({ size: [128, 96], channels: ['t2', 't2', 't2'], regions: 'binary' });
     expect(runSettingsFromMetadata({}, fail)).toEqual({});
-    expect(() => runSettingsFromMetadata({ input_size: '[100,100]' }, fail)).toThrow(/metadata: input size \[100,100\] must be N or \[height, width\], multiples of 32/);
+    expect(() => runSettingsFromMetadata({ input_size: '[100,100]' }, fail)).toThrow(/metadata: input size \[100,100\] must be N or \[height, width\], each a multiple of 32 between 32 and 4096/);
     expect(() => runSettingsFromMetadata({ input_channels: '["a","b"]' }, fail)).toThrow(/input channels \["a","b"\] must be a list of one or three/);
     expect(() => runSettingsFromMetadata({ regions: 'lungs' }, fail)).toThrow(/regions "lungs" must be "brats" or "binary"/);
     expect(() => runSettingsFromMetadata({ input_size: '128x128' }, fail)).toThrow(/metadata "input_size" is not JSON/);

@@ -38,4 +38,11 @@ describe('device survey', () => {
     expect(await main(['device-check', '--probe', 'quantum'], io)).toBe(2);
     expect(err).toMatch(/unknown provider "quantum"/);
   });
+
+  it('refuses an input size off the input-size rule before it loads anything', async () => {
+    let err = '';
+    const io = { stdout: () => {}, stderr: (t: string) => void (err += t), interactive: false };
+    expect(await main(['device-check', '--cpu-train-size', '48'], io)).toBe(2);
+    expect(err).toMatch(/--cpu-train-size must be a multiple of 32 between 32 and 4096, got 48/);
+  });
 });
