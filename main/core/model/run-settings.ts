@@ -18,18 +18,18 @@ import { UserError } from '../errors.ts';
 import type { RegionKind } from '../metrics/regions.ts';
 
 export const DEFAULT_RUN_SIZE: readonly [number, number] = [352, 352];
+export const DEFAULT_RUN_CHANNELS: readonly string[] = ['flair', 't1ce', 't2'];
 
 /**
  * The input-size rule, one place for the CLI's flags, stored settings and the app's requests:
- * Hiera's four stages and the patch embedding reduce by 32 in all, so each side is a multiple of
- * 32; the upper bound keeps a mistyped or hostile request from asking the engine for tens of
- * gigabytes of activations.
+ * the patch embedding (stride 4) and the three 2× poolings between Hiera's four stages reduce by
+ * 32 in all, so each side is a multiple of 32; the upper bound keeps a mistyped or hostile
+ * request from asking the engine for tens of gigabytes of activations.
  */
 export const INPUT_SIDE_RULE = 'a multiple of 32 between 32 and 4096';
 export function isInputSide(d: unknown): boolean {
   return Number.isInteger(d) && (d as number) >= 32 && (d as number) % 32 === 0 && (d as number) <= 4096;
 }
-export const DEFAULT_RUN_CHANNELS: readonly string[] = ['flair', 't1ce', 't2'];
 
 /** safetensors metadata keys (beside hiera_config, out_channels and kind, see checkpoint.ts) */
 export const METADATA_INPUT_SIZE = 'input_size';

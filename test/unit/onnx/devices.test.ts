@@ -39,7 +39,7 @@ describe('device survey', () => {
     expect(err).toMatch(/unknown provider "quantum"/);
   });
 
-  it('refuses an input size off the input-size rule before it loads anything', async () => {
+  it('refuses an input size off the input-size rule, naming the flag', async () => {
     let err = '';
     const io = { stdout: () => {}, stderr: (t: string) => void (err += t), interactive: false };
     expect(await main(['device-check', '--cpu-train-size', '48'], io)).toBe(2);
