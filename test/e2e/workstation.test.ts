@@ -343,6 +343,10 @@ describe.skipIf(!haveChromium)('workstation in the browser (web bridge + rendere
       await expect.poll(() => page.getByTestId('dice-point').count()).toBe(155);
       await page.locator('[data-testid=dice-point][data-slice="60"]').click();
       await expect.poll(rendered(page, 'axial')).toBe('60');
+      // the run panel names the model the link ran, not the bundled one, and its substitutes
+      expect(await page.getByTestId('model').inputValue()).toBe(miniCheckpoint);
+      for (const channel of [1, 2, 3]) expect(await page.getByTestId(`channel-${channel}`).getAttribute('data-sequence')).toMatch(/^flair$/i);
+      expect(await page.getByTestId('channels-missing').count()).toBe(0);
       await shot(page, 'dicom-03-segmented.png');
 
       await page.getByTestId('export-open').click();

@@ -3,6 +3,7 @@
  * one place, so a shortcut and its menu item cannot do different things.
  */
 import type { MenuAction } from '../../../main/core/api.ts';
+import { expandChannels } from '../../../main/core/model/run-settings.ts';
 import type { Session } from './session.svelte.ts';
 import type { Training } from './training.svelte.ts';
 import type { EditLabel, EditTool } from './editor.svelte.ts';
@@ -137,7 +138,21 @@ export async function followDeepLink(search: string, session: Session): Promise<
   if (!open || !(await session.open(open))) return;
   const segment = params.get('segment');
   if (segment === null) return;
+  // the run panel must show what ran, as after the Segment button: the link's checkpoint joins the
+  // model list and is selected (a refused one stops here with its error shown), and its channels
+  // become the panel's substitutes
+  if (segment === 'default' || segment === '') session.selectBundledModel();
+  else if (!(await session.addModel(segment))) return;
   const raw = params.get('channels');
-  const channels = raw ? raw.split(',').map((c) => c.trim()) : [];
-  await session.segment(segment === 'default' || segment === '' ? '' : segment, channels);
+  if (raw) {
+    let picks: string[];
+    try {
+      picks = expandChannels(raw.split(','));
+    } catch (err) {
+      session.error = `the link's channels: ${err instanceof Error ? err.message : String(err)}`;
+      return;
+    }
+    picks.forEach((sequence, channel) => session.chooseChannel(channel, sequence));
+  }
+  await session.segment(session.model);
 }

@@ -491,17 +491,24 @@ export class Session {
     return sources;
   }
 
-  async addModel(path: string): Promise<void> {
+  /** Adds a checkpoint to the model list and selects it; false (with the error shown) when it is refused. */
+  async addModel(path: string): Promise<boolean> {
     const trimmed = path.trim();
     if (!trimmed) {
       this.error = 'type the path of a checkpoint first';
-      return;
+      return false;
     }
     const added = await this.#run('checking the checkpoint', () => this.api.addModel({ path: trimmed }));
-    if (!added) return;
+    if (!added) return false;
     await this.refreshModels();
     if (!this.models.some((m) => m.id === added.id)) this.models = [...this.models, added];
     this.model = added.id;
+    return true;
+  }
+
+  /** Selects the bundled model in the run panel. */
+  selectBundledModel(): void {
+    this.model = this.models.find((m) => m.kind === 'bundled')?.id ?? '';
   }
 
   /** Electron: pick a checkpoint in the native dialog, then add it */
