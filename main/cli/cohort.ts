@@ -45,7 +45,7 @@ export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOpti
   const [{ hieraConfigOption }, { parseDevice }, { checkInputSize }, { parsePrecision }] = await Promise.all([
     import('./config-option.ts'),
     import('../core/onnx/session.ts'),
-    import('../core/jobs/bundled.ts'),
+    import('../core/model/run-settings.ts'),
     import('../core/onnx/quantize.ts'),
   ]);
   const regions = parseRegions(stringOption(args, 'regions'));

@@ -39,7 +39,7 @@ export default defineCommand({
     const configArg = stringOption(args, 'config');
     const presetArg = configArg === undefined ? requireOption(args, 'preset') : (stringOption(args, 'preset') ?? 'custom');
     const size = numberOption(args, 'size', 352)!;
-    (await import('../../core/jobs/bundled.ts')).checkInputSize([size, size]);
+    (await import('../../core/model/run-settings.ts')).checkInputSize([size, size]);
     const batch = rangedOption(args, 'batch', { integer: true, min: 1, max: 256 }, 1);
     const runs = rangedOption(args, 'runs', { integer: true, min: 1, max: 1000 }, 5);
     const channels = rangedOption(args, 'channels', { integer: true, min: 1, max: 64 }, 1);

@@ -58,7 +58,7 @@ export default defineCommand({
     if (!checkpoint && !config) throw new UserError('give --checkpoint to fine-tune, or --config to start from fresh weights');
     const channelsFlag = listOption(args, 'channels');
     // a checkpoint says how it was trained: fine-tuning goes on that way unless a flag says otherwise
-    const [{ readStoredRunSettings }, { bundledFor, checkInputSize }, { resolveRunSettings, describeRunSettings }] = await Promise.all([
+    const [{ readStoredRunSettings }, { bundledFor }, { checkInputSize, resolveRunSettings, describeRunSettings }] = await Promise.all([
       import('../../core/model/checkpoint.ts'),
       import('../../core/jobs/bundled.ts'),
       import('../../core/model/run-settings.ts'),

@@ -1,5 +1,5 @@
 /**
- * The bundled default model's location and settings, and the input-size rule. Kept apart from
+ * The bundled default model's location and settings. Kept apart from
  * model.ts (which pulls in the whole engine) because the UI's process asks these questions and
  * must not load the engine to answer them.
  */
@@ -9,11 +9,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileError, UserError } from '../errors.ts';
 import { type HieraConfig, parseHieraConfig } from '../model/config.ts';
-import { INPUT_SIDE_RULE, isInputSide, parseRunSettingsJson, type StoredRunSettings } from '../model/run-settings.ts';
-
-export function checkInputSize(size: readonly [number, number]): void {
-  if (!size.every(isInputSide)) throw new UserError(`model input size ${size.join('×')}: each side must be ${INPUT_SIDE_RULE}`);
-}
+import { parseRunSettingsJson, type StoredRunSettings } from '../model/run-settings.ts';
 
 /** Where the bundled model lives: models/default/ at the project root. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/default/', import.meta.url));

@@ -6,10 +6,10 @@ import { FileError } from '../errors.ts';
 import { readCheckpoint } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { buildSam2UNetModel } from '../model/engine.ts';
-import { resolveRunSettings, type RunSettings, type StoredRunSettings } from '../model/run-settings.ts';
+import { checkInputSize, resolveRunSettings, type RunSettings, type StoredRunSettings } from '../model/run-settings.ts';
 import { type Device, providerCandidates, providerUnavailable, SessionClient } from '../onnx/session.ts';
 import type { Precision } from '../onnx/quantize.ts';
-import { bundledFor, checkInputSize } from './bundled.ts';
+import { bundledFor } from './bundled.ts';
 import { type SliceModel, sliceModelFromSession } from './slice-model.ts';
 
 export interface CheckpointModelOptions {

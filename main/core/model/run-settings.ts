@@ -31,6 +31,11 @@ export function isInputSide(d: unknown): boolean {
   return Number.isInteger(d) && (d as number) >= 32 && (d as number) % 32 === 0 && (d as number) <= 4096;
 }
 
+/** Refuses a [height, width] off the input-size rule (flags, requests). */
+export function checkInputSize(size: readonly [number, number]): void {
+  if (!size.every(isInputSide)) throw new UserError(`model input size ${size.join('×')}: each side must be ${INPUT_SIDE_RULE}`);
+}
+
 /** safetensors metadata keys (beside hiera_config, out_channels and kind, see checkpoint.ts) */
 export const METADATA_INPUT_SIZE = 'input_size';
 export const METADATA_INPUT_CHANNELS = 'input_channels';

@@ -201,8 +201,7 @@ export class Session {
 
   async refreshModels(): Promise<void> {
     this.models = await this.#quiet(() => this.api.listModels({}), []);
-    const bundled = this.models.find((m) => m.kind === 'bundled');
-    if (!this.models.some((m) => m.id === this.model)) this.model = bundled?.id ?? '';
+    if (!this.models.some((m) => m.id === this.model)) this.selectBundledModel();
   }
 
   async updateSettings(change: Partial<Settings>): Promise<void> {
