@@ -154,5 +154,5 @@ export async function followDeepLink(search: string, session: Session): Promise<
     }
     picks.forEach((sequence, channel) => session.chooseChannel(channel, sequence));
   }
-  await session.segment(session.model);
+  await session.segment();
 }
