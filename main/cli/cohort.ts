@@ -13,9 +13,10 @@ import type { ModelRequest } from '../core/cohort/study-run.ts';
 import type { RegionKind } from '../core/metrics/regions.ts';
 import { POSTPROCESS_DEFAULTS } from '../core/model/postprocess.ts';
 import type { PostprocessOptions } from '../core/model/postprocess.ts';
+import { TEST_TIME_AUGMENTATIONS, type TestTimeAugmentation } from '../core/model/run-settings.ts';
 
 /** The flags of `segment` that say how each study is run (shared with `queue submit`). */
-export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device', 'precision', 'batch', 'size', 'dicom-seg', 'min-component-ml', 'min-et-ml'] as const;
+export const RUN_FLAGS = ['checkpoint', 'config', 'regions', 'channels', 'device', 'precision', 'batch', 'size', 'tta', 'dicom-seg', 'min-component-ml', 'min-et-ml'] as const;
 
 /** --min-component-ml / --min-et-ml: volumes in ml ≥ 0 (0 switches the step off). */
 export function postprocessOptions(args: ParsedArgs): PostprocessOptions {
@@ -34,6 +35,13 @@ export function parseSize(value: string | undefined): [number, number] | undefin
   return [h, m[2] ? Number(m[2]) : h];
 }
 
+/** --tta: none or mirror (run-settings.ts TEST_TIME_AUGMENTATIONS). */
+export function parseTta(value: string | undefined): TestTimeAugmentation | undefined {
+  if (value === undefined) return undefined;
+  if (!TEST_TIME_AUGMENTATIONS.includes(value as TestTimeAugmentation)) throw new UserError(`--tta expects ${TEST_TIME_AUGMENTATIONS.join(' or ')}, got "${value}"`);
+  return value as TestTimeAugmentation;
+}
+
 export function parseRegions(value: string | undefined): RegionKind | undefined {
   if (value === undefined) return undefined;
   if (value !== 'brats' && value !== 'binary') throw new UserError(`--regions expects brats or binary, got "${value}"`);
@@ -50,6 +58,7 @@ export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOpti
   ]);
   const regions = parseRegions(stringOption(args, 'regions'));
   const size = parseSize(stringOption(args, 'size'));
+  const tta = parseTta(stringOption(args, 'tta'));
   const batch = rangedOption(args, 'batch', { integer: true, min: 1, max: 64 });
   const channels = listOption(args, 'channels');
   const postprocess = postprocessOptions(args);
@@ -57,7 +66,7 @@ export async function runFlags(args: ParsedArgs): Promise<Omit<CohortCommandOpti
   const config = hieraConfigOption(stringOption(args, 'config'));
   if (size) checkInputSize(size);
   return {
-    model: { checkpoint: stringOption(args, 'checkpoint'), size, regions, config, device, precision: parsePrecision(stringOption(args, 'precision')) },
+    model: { checkpoint: stringOption(args, 'checkpoint'), size, regions, ...(tta ? { tta } : {}), config, device, precision: parsePrecision(stringOption(args, 'precision')) },
     channels,
     batch,
     postprocess,

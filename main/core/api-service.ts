@@ -655,6 +655,8 @@ export class WorkstationService implements WorkstationApi {
             size: [size, size],
             ...(run.from.channels === 'default' ? {} : { channels: run.channels }),
             regions,
+            // a fine-tune runs as its starting model did (the bundled model's mirroring included)
+            ...(run.from.tta === 'default' ? {} : { tta: run.tta }),
             seed: TRAIN_DEFAULTS.seed,
             emptyRatio: TRAIN_DEFAULTS.emptyRatio,
             checkpointEvery: TRAIN_DEFAULTS.checkpointEvery,
@@ -689,7 +691,7 @@ export class WorkstationService implements WorkstationApi {
           job.controller.signal,
         );
         if (job.controller.signal.aborted) throw new CancelledError();
-        const trainedRun = { ...run, size: [size, size] as [number, number], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } as const };
+        const trainedRun: RunSettings = { ...run, size: [size, size], from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint', tta: run.from.tta === 'default' ? 'default' : 'checkpoint' } };
         const model = modelInfo(result.model, 'trained', { ...summary, kind: 'sam2unet', outChannels: regions === 'brats' ? 3 : 1, provenance: result.provenance }, trainedRun, name, `trained here: ${result.steps} steps (${request.strategy}) from ${basename(init.checkpoint)}${result.stoppedByBudget ? `, stopped by the ${request.maxSeconds} s budget` : ''}`);
         const { finiteOnly } = await import('./train/provenance.ts');
         const heldOutComparison = result.heldOut
@@ -941,6 +943,7 @@ export class WorkstationService implements WorkstationApi {
         preset: record.preset,
         device: record.device,
         inputSize: record.run.size[0],
+        ...(record.run.tta === 'mirror' || record.run.tta === 'none' ? { tta: record.run.tta } : {}),
         regions: record.run.regions === 'binary' ? 'binary' : 'brats',
         channels: record.channels,
         notes: record.notes,
@@ -1118,7 +1121,7 @@ function modelInfo(path: string, kind: ModelInfo['kind'], summary: CheckpointSum
     kind,
     regions: summary.kind === 'trunk' || summary.outChannels === 3 ? ['WT', 'TC', 'ET'] : ['WT'],
     description: description ?? `${what}: ${path}`,
-    run: { size: run.size, channels: run.channels, regions: run.regions, from: run.from },
+    run: { size: run.size, channels: run.channels, regions: run.regions, tta: run.tta, from: run.from },
     ...(summary.provenance ? { provenance: summary.provenance } : {}),
   };
 }

@@ -12,6 +12,7 @@
  */
 
 import { s, type Infer, type Schema } from './schema.ts';
+import { TEST_TIME_AUGMENTATIONS } from './model/run-settings.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -349,7 +350,9 @@ export const ModelRunInfo = s.object({
   /** the sequence each input channel takes, in channel order */
   channels: s.array(s.string({ max: 64 }), { max: 16 }),
   regions: regionKind,
-  from: s.object({ size: runSettingSource, channels: runSettingSource, regions: runSettingSource }),
+  /** test-time augmentation (run-settings.ts TEST_TIME_AUGMENTATIONS) */
+  tta: s.literal(TEST_TIME_AUGMENTATIONS),
+  from: s.object({ size: runSettingSource, channels: runSettingSource, regions: runSettingSource, tta: runSettingSource }),
 });
 export type ModelRunInfo = Infer<typeof ModelRunInfo>;
 

@@ -105,6 +105,8 @@ export default defineCommand({
           // default channels stay unset: the data loader's own rule picks them per study
           channels: run.from.channels === 'default' ? undefined : run.channels,
           regions,
+          // a fine-tune runs as its starting model did (the bundled model's mirroring included)
+          ...(run.from.tta === 'default' ? {} : { tta: run.tta }),
           seed: rangedOption(args, 'seed', SEED_RANGE, TRAIN_DEFAULTS.seed),
           emptyRatio: rangedOption(args, 'empty-ratio', { min: 0 }, TRAIN_DEFAULTS.emptyRatio),
           tumourSlicesPerStudy: rangedOption(args, 'tumour-slices', POSITIVE_INT),

@@ -109,6 +109,7 @@ export class CaseRunner implements CaseExecutor {
       size: [...choice.expected.size] as [number, number],
       channels: [...choice.expected.channels],
       regions: choice.expected.regions,
+      tta: choice.expected.tta,
       channels_chosen: settings.channels ?? [],
       config: choice.config ?? choice.bundled?.config ?? null,
       postprocess: { minComponentMl: settings.postprocess.minComponentMl, minEtMl: settings.postprocess.minEtMl },

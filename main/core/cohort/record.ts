@@ -33,6 +33,8 @@ export interface RunFingerprint {
   size: [number, number];
   channels: string[];
   regions: string;
+  /** test-time augmentation (run-settings.ts): changes every voxel's logits, so a change reruns */
+  tta: string;
   /** the user's choice of sequences for the channels (empty: the model's own) */
   channels_chosen: string[];
   /** the trunk configuration when given (the bundled model's config.json, --config) */

@@ -12,7 +12,7 @@ import type { Volume } from '../io/volume.ts';
 import type { RegionKind } from '../metrics/regions.ts';
 import type { HieraConfig } from '../model/config.ts';
 import type { PostprocessOptions } from '../model/postprocess.ts';
-import type { ChannelMapping, RunSettings, StoredRunSettings } from '../model/run-settings.ts';
+import type { ChannelMapping, RunSettings, StoredRunSettings, TestTimeAugmentation } from '../model/run-settings.ts';
 import type { Device } from '../onnx/session.ts';
 import type { Precision } from '../onnx/quantize.ts';
 import type { BundledModel } from '../jobs/bundled.ts';
@@ -26,6 +26,8 @@ export interface ModelRequest {
   /** model input [H, W]; default what the checkpoint says */
   size?: [number, number];
   regions?: RegionKind;
+  /** test-time augmentation; default what the checkpoint says */
+  tta?: TestTimeAugmentation;
   config?: HieraConfig;
   device?: Device;
   /** the inference graph's arithmetic (default float32) */
@@ -37,9 +39,9 @@ export interface ModelChoice {
   checkpoint: string;
   /** the bundled model's record when the checkpoint is the bundled file */
   bundled: BundledModel | null;
-  /** the user's overrides (size, regions) */
+  /** the user's overrides (size, regions, test-time augmentation) */
   user: StoredRunSettings;
-  /** size, channels and regions as the loaded model will have them */
+  /** size, channels, regions and test-time augmentation as the loaded model will have them */
   expected: RunSettings;
   config?: HieraConfig;
   device?: Device;
@@ -57,9 +59,13 @@ export async function chooseModel(request: ModelRequest): Promise<ModelChoice> {
   ]);
   const checkpoint = request.checkpoint ?? (await bundledModel()).checkpoint;
   if (!existsSync(checkpoint)) throw new FileError(checkpoint, 'no such file');
-  // size and regions override what the checkpoint says; channels are what each study feeds to
-  // the channels the checkpoint names (a substitution when they differ)
-  const user: StoredRunSettings = { ...(request.size ? { size: request.size } : {}), ...(request.regions ? { regions: request.regions } : {}) };
+  // size, regions and tta override what the checkpoint says; channels are what each study feeds
+  // to the channels the checkpoint names (a substitution when they differ)
+  const user: StoredRunSettings = {
+    ...(request.size ? { size: request.size } : {}),
+    ...(request.regions ? { regions: request.regions } : {}),
+    ...(request.tta ? { tta: request.tta } : {}),
+  };
   const [stored, bundled] = await Promise.all([readStoredRunSettings(checkpoint), bundledFor(checkpoint)]);
   const expected = resolveRunSettings({ user, checkpoint: stored, bundled: bundled?.run });
   return { checkpoint, bundled, user, expected, config: request.config, device: request.device, ...(request.precision ? { precision: request.precision } : {}), name: modelName(checkpoint, bundled !== null) };

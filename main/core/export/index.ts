@@ -88,7 +88,7 @@ function reportImage(study: Study): Volume {
 export async function buildPredictionReport(input: ExportInput): Promise<MetricsReport> {
   const { run } = input;
   if (input.source !== 'prediction' || !run) throw new UserError('a report describes a segmentation run: export the prediction, not the ground truth');
-  const [{ buildReport }, { postprocessingSteps }] = await Promise.all([import('../report/index.ts'), import('../model/postprocess.ts')]);
+  const [{ buildReport }, { postprocessingSteps }, { describeTta }] = await Promise.all([import('../report/index.ts'), import('../model/postprocess.ts'), import('../model/run-settings.ts')]);
   const truth = input.groundTruth === undefined ? input.study.seg : input.groundTruth;
   return buildReport({
     study: input.study.name,
@@ -98,6 +98,7 @@ export async function buildPredictionReport(input: ExportInput): Promise<Metrics
       preset: run.preset,
       device: run.device,
       inputSize: run.inputSize,
+      ...(run.tta ? { testTimeAugmentation: describeTta(run.tta) } : {}),
       threshold: 0.5,
       notes: run.notes,
       ...(run.postprocessing ? { postprocessing: postprocessingSteps(run.postprocessing) } : {}),

@@ -45,7 +45,7 @@ export async function bundledModel(dir = DEFAULT_MODEL_DIR): Promise<BundledMode
   } catch (err) {
     throw new FileError(configFile, `not valid JSON (${(err as Error).message})`);
   }
-  const record = value && typeof value === 'object' ? (value as { config?: unknown; size?: unknown; channels?: unknown; regions?: unknown }) : {};
+  const record = value && typeof value === 'object' ? (value as { config?: unknown; size?: unknown; channels?: unknown; regions?: unknown; tta?: unknown }) : {};
   const run = parseRunSettingsJson(record, (problem) => {
     throw new FileError(configFile, problem);
   });

@@ -12,7 +12,7 @@ import { displayWindow, seedDisplayWindow } from '../io/display-window.ts';
 import { knownIntensityScaling, seedIntensityScaling, volumeIntensityScaling, type IntensityScaling } from '../model/preprocess.ts';
 import type { BratsSequence, Study, StudySeries } from '../io/study.ts';
 import { Volume, type Geometry, type VolumeInit } from '../io/volume.ts';
-import type { StoredRunSettings } from '../model/run-settings.ts';
+import type { StoredRunSettings, TestTimeAugmentation } from '../model/run-settings.ts';
 import type { PacsAuth } from '../pacs/dicomweb.ts';
 import type { PacsFetchSummary } from '../pacs/open-study.ts';
 import type { RetrieveProgress } from '../pacs/retrieve.ts';
@@ -111,6 +111,8 @@ export interface PredictionRun {
   device: string;
   inputSize: number;
   regions: RegionKind;
+  /** test-time augmentation the slices ran with (absent: not recorded, e.g. an older cohort record) */
+  tta?: TestTimeAugmentation;
   /** model channel ← study sequence, e.g. "flair ← flair, t1ce ← flair (substitute), t2 ← flair (substitute)" */
   channels: string;
   /** substitutions and assumed defaults, for the report (run-settings.ts runNotes) */

@@ -10,7 +10,7 @@ import { checkInputSize, resolveRunSettings, type RunSettings, type StoredRunSet
 import { type Device, providerCandidates, providerUnavailable, SessionClient } from '../onnx/session.ts';
 import type { Precision } from '../onnx/quantize.ts';
 import { bundledFor } from './bundled.ts';
-import { type SliceModel, sliceModelFromSession } from './slice-model.ts';
+import { mirrorAveraged, type SliceModel, sliceModelFromSession } from './slice-model.ts';
 
 export interface CheckpointModelOptions {
   /** the trunk configuration; default: the bundled model's config.json, stored in the file or detected from its shapes */
@@ -20,7 +20,7 @@ export interface CheckpointModelOptions {
    * config.json) says, else 352×352 (run-settings.ts)
    */
   size?: readonly [number, number];
-  /** the user's channels and regions (and size): above what the checkpoint says */
+  /** the user's channels, regions, test-time augmentation (and size): above what the checkpoint says */
   user?: StoredRunSettings;
   device?: Device;
   /** the graph's arithmetic (default float32; onnx/quantize.ts) */
@@ -37,7 +37,7 @@ export interface CheckpointModel extends SliceModel {
   /** the checkpoint is the bundled default model */
   bundled: boolean;
   config: HieraConfig;
-  /** how it runs: input size (= inputSize), channels and regions, each with where it came from */
+  /** how it runs: input size (= inputSize), channels, regions and test-time augmentation, each with where it came from */
   settings: RunSettings;
   /** ms to read the weights, build or load the graph, and open the session */
   loadMs: number;
@@ -83,6 +83,7 @@ export async function sliceModelFromCheckpoint(path: string, opts: CheckpointMod
     precision = 'float32';
     session = await open(precision);
   }
-  const model = sliceModelFromSession(session, { inputSize: size, outChannels: checkpoint.outChannels });
+  const single = sliceModelFromSession(session, { inputSize: size, outChannels: checkpoint.outChannels });
+  const model = run.tta === 'mirror' ? mirrorAveraged(single) : single;
   return Object.assign(model, { checkpoint: path, bundled: bundled !== null, config: checkpoint.config, settings: run, loadMs: performance.now() - started, cached, precision });
 }

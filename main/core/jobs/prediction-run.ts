@@ -16,6 +16,7 @@ export function predictionRun(model: CheckpointModel, mapping: ChannelMapping, s
     preset: presetName(model.config) ?? `custom (embed_dim ${model.config.embed_dim})`,
     device: model.provider,
     inputSize: model.inputSize[0],
+    tta: model.settings.tta,
     regions: summary.regions,
     channels: describeMapping(mapping),
     notes: runNotes(model.settings, mapping),

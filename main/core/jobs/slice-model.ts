@@ -18,6 +18,7 @@ export interface SliceModel {
   dispose(): Promise<void> | void;
 }
 
+import { flipPlanes } from '../model/preprocess.ts';
 import type { TensorData } from '../onnx/session.ts';
 
 /** The engine's session client as the job uses it (main/core/onnx/session.ts offers this shape). */
@@ -58,5 +59,53 @@ export function sliceModelFromSession(session: SessionLike, opts: SessionModelOp
       return out.data;
     },
     dispose: () => session.dispose(),
+  };
+}
+
+/** The views of test-time mirroring, in the order their logits are summed: [flip x, flip y]. */
+const MIRROR_VIEWS: readonly (readonly [boolean, boolean])[] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+/**
+ * `model` with test-time mirroring (run-settings.ts 'mirror'): each batch also runs flipped
+ * left-right, front-back and both; the logits are flipped back and averaged. Logits, not
+ * probabilities, are averaged so that the label rule downstream (sigmoid > threshold) and the
+ * single-view path stay one code path. The views run one after another: on a CPU a batch four
+ * times larger runs no faster (see jobs/segment.ts defaultBatchSize), and it would hold four
+ * times the activations at once.
+ */
+export function mirrorAveraged(model: SliceModel): SliceModel {
+  const [h, w] = model.inputSize;
+  return {
+    inputSize: model.inputSize,
+    outChannels: model.outChannels,
+    get provider() {
+      return model.provider;
+    },
+    async run(batch, n) {
+      const size = n * 3 * h * w;
+      if (batch.length < size) throw new RangeError(`batch holds ${batch.length} values, ${n}×3×${h}×${w} needs ${size}`);
+      // every view gets its own copy: the inner model may transfer what it is given
+      const inputs = MIRROR_VIEWS.map(([fx, fy]) => {
+        const input = batch.slice(0, size);
+        flipPlanes(input, n * 3, h, w, fx, fy);
+        return input;
+      });
+      let sum: Float32Array | undefined;
+      for (let v = 0; v < MIRROR_VIEWS.length; v++) {
+        const [fx, fy] = MIRROR_VIEWS[v]!;
+        const out = Float32Array.from(await model.run(inputs[v]!, n));
+        flipPlanes(out, n * model.outChannels, h, w, fx, fy);
+        if (!sum) sum = out;
+        else for (let i = 0; i < sum.length; i++) sum[i]! += out[i]!;
+      }
+      for (let i = 0; i < sum!.length; i++) sum![i]! /= MIRROR_VIEWS.length;
+      return sum!;
+    },
+    dispose: () => model.dispose(),
   };
 }

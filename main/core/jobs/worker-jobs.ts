@@ -109,8 +109,8 @@ export async function runSegmentJob(payload: SegmentJobPayload, post: Post<Segme
     const sequences = Object.keys(study.sequences);
     const mapping = runSettings.mapChannels(study.name, sequences, model.settings.channels, payload.channels);
     const channels = runSettings.requireChannels(study.name, sequences, mapping, 'Choose a sequence to feed instead of each missing one in the run panel; the substitution is written into the report.');
-    const [sizeWords, , regionWords] = runSettings.describeRunSettings(model.settings);
-    progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}`);
+    const [sizeWords, , regionWords, ttaWords] = runSettings.describeRunSettings(model.settings);
+    progress(`${sizeWords}; ${regionWords}; channels ${runSettings.describeMapping(mapping)}; ${ttaWords}`);
     const outcome = await segmentStudy(study, model, { signal, channels, regions: model.settings.regions, postprocess: payload.postprocess, ...(focus ? { focus } : {}) }, {
       slice: (result) => post({ kind: 'slice', index: result.index, mask: result.mask, dice: sliceDiceOf(result.regions), ms: result.ms }, [result.mask.buffer as ArrayBuffer]),
     });

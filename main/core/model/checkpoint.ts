@@ -20,7 +20,7 @@ import {
   validateStateDict,
   type KeySpec,
 } from './keys.ts';
-import { runSettingsFromMetadata, runSettingsMetadata, type RunSettings, type StoredRunSettings } from './run-settings.ts';
+import { runSettingsFromMetadata, runSettingsMetadata, type RunSettings, type StoredRunSettings, type TestTimeAugmentation } from './run-settings.ts';
 import { readSafetensorsFile, readSafetensorsHeader, writeSafetensors } from './safetensors.ts';
 import { numel, type StateDict } from './tensor.ts';
 import { readTorchStateDict } from './torch-pickle.ts';
@@ -68,7 +68,7 @@ export const METADATA_KIND = 'kind';
  * how it must be run (input size, input sequences, regions; run-settings.ts), so that segment,
  * the app and train --checkpoint need no flags to use it as it was trained.
  */
-export function sam2UNetMetadata(config: HieraConfig, outChannels: number, run: Pick<RunSettings, 'size' | 'channels' | 'regions'>, extra: Record<string, string> = {}): Record<string, string> {
+export function sam2UNetMetadata(config: HieraConfig, outChannels: number, run: Pick<RunSettings, 'size' | 'channels' | 'regions'> & { tta?: TestTimeAugmentation }, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ...extra,
     [METADATA_KIND]: 'sam2unet',
@@ -244,7 +244,7 @@ export async function writeSam2UNetCheckpoint(
   weights: StateDict,
   config: HieraConfig,
   outChannels: number,
-  run: Pick<RunSettings, 'size' | 'channels' | 'regions'>,
+  run: Pick<RunSettings, 'size' | 'channels' | 'regions'> & { tta?: TestTimeAugmentation },
   extraMetadata: Record<string, string> = {},
 ): Promise<void> {
   validateStateDict(weights, expectedSam2UNetKeys(config, outChannels), path, { allowMissingBatchCounters: true });

@@ -437,6 +437,23 @@ export function prepareSlices(
   return out;
 }
 
+/**
+ * Flips each of `planes` h×w planes of `data` in place: left-right (x) and/or front-back (y).
+ * The trainer's augmentation and test-time mirroring share it, so both mean the same flips.
+ */
+export function flipPlanes(data: Float32Array, planes: number, h: number, w: number, flipX: boolean, flipY: boolean): void {
+  if (!flipX && !flipY) return;
+  const tmp = new Float32Array(h * w);
+  for (let p = 0; p < planes; p++) {
+    const plane = data.subarray(p * h * w, (p + 1) * h * w);
+    tmp.set(plane);
+    for (let y = 0; y < h; y++) {
+      const sy = flipY ? h - 1 - y : y;
+      for (let x = 0; x < w; x++) plane[y * w + x] = tmp[sy * w + (flipX ? w - 1 - x : x)]!;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model output
 

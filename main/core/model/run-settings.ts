@@ -1,12 +1,12 @@
 /**
- * How a model must be run: its input size, the sequences fed to its input channels and how its
- * output channels are read (regions). The one place that decides, for the CLI, the app's service
- * and the renderer alike:
+ * How a model must be run: its input size, the sequences fed to its input channels, how its
+ * output channels are read (regions) and whether each slice is also run mirrored (test-time
+ * augmentation). The one place that decides, for the CLI, the app's service and the renderer alike:
  *
  * - Precedence, per setting: what the user says (--size / --channels / --regions, or the app's
  *   request) > what the checkpoint says (safetensors metadata the trainer writes) > what the
  *   bundled model's config.json says > defaults (352×352; FLAIR, T1ce, T2; regions by the number
- *   of output channels, 3 → brats, 1 → binary). Official `.pth` and SAM2 `.pt` files say nothing,
+ *   of output channels, 3 → brats, 1 → binary; no test-time augmentation). Official `.pth` and SAM2 `.pt` files say nothing,
  *   so they get the defaults, and the run panel says they are defaults.
  * - Sequence → channel mapping: model channel i takes the study sequence named as the model's
  *   channel i (case-insensitive). A study lacking one is refused unless the user names a
@@ -36,16 +36,33 @@ export function checkInputSize(size: readonly [number, number]): void {
   if (!size.every(isInputSide)) throw new UserError(`model input size ${size.join('×')}: each side must be ${INPUT_SIDE_RULE}`);
 }
 
+/**
+ * Test-time augmentation. 'mirror' is nnU-Net's mirroring at inference: each slice also goes to
+ * the model flipped left-right, front-back and both, and the four logit maps, flipped back, are
+ * averaged (jobs/slice-model.ts mirrorAveraged). It costs four model runs per slice, so it is a
+ * setting of the model (the bundled one, small and fast, has it on) and not a default for all:
+ * a 352×352 hiera_t would take four times its 0.5 s per slice on a CPU.
+ */
+export const TEST_TIME_AUGMENTATIONS = ['none', 'mirror'] as const;
+export type TestTimeAugmentation = (typeof TEST_TIME_AUGMENTATIONS)[number];
+
+/** "four views averaged (as is, mirrored left-right, front-back, both)": what a report and a panel say. */
+export function describeTta(tta: TestTimeAugmentation): string {
+  return tta === 'mirror' ? 'mirroring: 4 views averaged (as is, flipped left-right, front-back, both)' : 'none (one view)';
+}
+
 /** safetensors metadata keys (beside hiera_config, out_channels and kind, see checkpoint.ts) */
 export const METADATA_INPUT_SIZE = 'input_size';
 export const METADATA_INPUT_CHANNELS = 'input_channels';
 export const METADATA_REGIONS = 'regions';
+export const METADATA_TTA = 'test_time_augmentation';
 
 /** What one source (a checkpoint, config.json, the user) says; absent = says nothing. */
 export interface StoredRunSettings {
   size?: [number, number];
   channels?: string[];
   regions?: RegionKind;
+  tta?: TestTimeAugmentation;
 }
 
 export type RunSettingSource = 'user' | 'checkpoint' | 'bundled' | 'default';
@@ -55,7 +72,8 @@ export interface RunSettings {
   /** the sequence each input channel takes, in channel order (three names) */
   channels: string[];
   regions: RegionKind;
-  from: { size: RunSettingSource; channels: RunSettingSource; regions: RunSettingSource };
+  tta: TestTimeAugmentation;
+  from: { size: RunSettingSource; channels: RunSettingSource; regions: RunSettingSource; tta: RunSettingSource };
 }
 
 export interface RunSettingLayers {
@@ -88,11 +106,13 @@ export function resolveRunSettings(layers: RunSettingLayers, outChannels = 3): R
   const size = pick(layers, 'size');
   const channels = pick(layers, 'channels');
   const regions = pick(layers, 'regions');
+  const tta = pick(layers, 'tta');
   return {
     size: size ? [...size.value!] : [...DEFAULT_RUN_SIZE],
     channels: channels ? expandChannels(channels.value!) : [...DEFAULT_RUN_CHANNELS],
     regions: regions ? regions.value! : (regionsForOutChannels(outChannels) ?? 'brats'),
-    from: { size: size?.from ?? 'default', channels: channels?.from ?? 'default', regions: regions?.from ?? 'default' },
+    tta: tta ? tta.value! : 'none',
+    from: { size: size?.from ?? 'default', channels: channels?.from ?? 'default', regions: regions?.from ?? 'default', tta: tta?.from ?? 'default' },
   };
 }
 
@@ -121,6 +141,7 @@ export function describeRunSettings(s: RunSettings): string[] {
     `input ${s.size[0]}×${s.size[1]} ${sourceWords(s.from.size)}`,
     `channels ${s.channels.join(', ')} ${sourceWords(s.from.channels)}`,
     `regions ${s.regions} ${sourceWords(s.from.regions)}`,
+    `test-time augmentation ${describeTta(s.tta)} ${sourceWords(s.from.tta)}`,
   ];
 }
 
@@ -237,17 +258,23 @@ function parseChannels(value: unknown, fail: Fail): string[] {
   return expandChannels(value as string[]);
 }
 
+function parseTta(value: unknown, fail: Fail): TestTimeAugmentation {
+  if (!TEST_TIME_AUGMENTATIONS.includes(value as TestTimeAugmentation)) fail(`test-time augmentation ${JSON.stringify(value)} must be ${TEST_TIME_AUGMENTATIONS.map((t) => `"${t}"`).join(' or ')}`);
+  return value as TestTimeAugmentation;
+}
+
 function parseRegions(value: unknown, fail: Fail): RegionKind {
   if (value !== 'brats' && value !== 'binary') fail(`regions ${JSON.stringify(value)} must be "brats" or "binary"`);
   return value as RegionKind;
 }
 
-/** Run settings from a JSON object with any of "size", "channels", "regions" (config.json). */
-export function parseRunSettingsJson(record: { size?: unknown; channels?: unknown; regions?: unknown }, fail: Fail): StoredRunSettings {
+/** Run settings from a JSON object with any of "size", "channels", "regions", "tta" (config.json). */
+export function parseRunSettingsJson(record: { size?: unknown; channels?: unknown; regions?: unknown; tta?: unknown }, fail: Fail): StoredRunSettings {
   return {
     ...(record.size !== undefined ? { size: parseSize(record.size, fail) } : {}),
     ...(record.channels !== undefined ? { channels: parseChannels(record.channels, fail) } : {}),
     ...(record.regions !== undefined ? { regions: parseRegions(record.regions, fail) } : {}),
+    ...(record.tta !== undefined ? { tta: parseTta(record.tta, fail) } : {}),
   };
 }
 
@@ -262,13 +289,18 @@ export function runSettingsFromMetadata(metadata: Record<string, string>, fail: 
       return fail(`metadata "${key}" is not JSON (${text.slice(0, 40)})`);
     }
   };
-  return parseRunSettingsJson({ size: json(METADATA_INPUT_SIZE), channels: json(METADATA_INPUT_CHANNELS), regions: metadata[METADATA_REGIONS] }, (problem) => fail(`metadata: ${problem}`));
+  return parseRunSettingsJson(
+    { size: json(METADATA_INPUT_SIZE), channels: json(METADATA_INPUT_CHANNELS), regions: metadata[METADATA_REGIONS], tta: metadata[METADATA_TTA] },
+    (problem) => fail(`metadata: ${problem}`),
+  );
 }
 
-export function runSettingsMetadata(s: { size: readonly [number, number]; channels: readonly string[]; regions: RegionKind }): Record<string, string> {
+/** `tta` is written only when given: a checkpoint that does not say runs with one view. */
+export function runSettingsMetadata(s: { size: readonly [number, number]; channels: readonly string[]; regions: RegionKind; tta?: TestTimeAugmentation }): Record<string, string> {
   return {
     [METADATA_INPUT_SIZE]: JSON.stringify([s.size[0], s.size[1]]),
     [METADATA_INPUT_CHANNELS]: JSON.stringify(expandChannels(s.channels)),
     [METADATA_REGIONS]: s.regions,
+    ...(s.tta ? { [METADATA_TTA]: s.tta } : {}),
   };
 }

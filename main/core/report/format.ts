@@ -56,6 +56,7 @@ export function settingsRows(report: MetricsReport): [string, string][] {
     ['Preset', s.preset],
     ['Device', s.device],
     ['Input size', `${s.inputSize} × ${s.inputSize}`],
+    ...(s.testTimeAugmentation ? [['Test-time augmentation', s.testTimeAugmentation] as [string, string]] : []),
     ['Threshold', String(s.threshold)],
     ['Regions', s.regions.join(', ')],
     ['Grid', `${report.dims.join(' × ')} voxels, ${report.spacing.map((v) => +v.toFixed(4)).join(' × ')} mm`],

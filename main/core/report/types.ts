@@ -13,6 +13,8 @@ export interface ReportSettings {
   device: string;
   /** model input side in pixels (e.g. 352) */
   inputSize: number;
+  /** test-time augmentation in words (run-settings.ts describeTta); absent: not recorded */
+  testTimeAugmentation?: string;
   /** probability threshold of the mask */
   threshold: number;
   /** region names, in display order */

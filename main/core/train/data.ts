@@ -11,7 +11,7 @@ import type { Study } from '../io/study.ts';
 import { Volume } from '../io/volume.ts';
 import { regionLookup, regionsFor, type RegionKind } from '../metrics/regions.ts';
 import { resizeBicubic } from '../model/hiera.ts';
-import { headAreaMm2, inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
+import { flipPlanes, headAreaMm2, inputChannels, isEmptySlice, prepareSlices, seedIntensityScaling, volumeIntensityScaling } from '../model/preprocess.ts';
 import { formatBytes } from '../util/limits.ts';
 import { rngAt, shuffleInPlace } from '../util/random.ts';
 import { EDGE_SLICE_AREA } from './defaults.ts';
@@ -385,17 +385,4 @@ export function makeBatch(
     }
   });
   return { input, mask };
-}
-
-function flipPlanes(data: Float32Array, planes: number, h: number, w: number, flipX: boolean, flipY: boolean): void {
-  if (!flipX && !flipY) return;
-  const tmp = new Float32Array(h * w);
-  for (let p = 0; p < planes; p++) {
-    const plane = data.subarray(p * h * w, (p + 1) * h * w);
-    tmp.set(plane);
-    for (let y = 0; y < h; y++) {
-      const sy = flipY ? h - 1 - y : y;
-      for (let x = 0; x < w; x++) plane[y * w + x] = tmp[sy * w + (flipX ? w - 1 - x : x)]!;
-    }
-  }
 }

@@ -14,7 +14,7 @@ import { readCheckpoint, sam2UNetMetadata } from '../model/checkpoint.ts';
 import type { HieraConfig } from '../model/config.ts';
 import { parameterCounts, trunkKeyToSam2UNet } from '../model/keys.ts';
 import { readSafetensorsFile, writeSafetensors } from '../model/safetensors.ts';
-import { expandChannels } from '../model/run-settings.ts';
+import { expandChannels, type TestTimeAugmentation } from '../model/run-settings.ts';
 import { tensor, type StateDict, type Tensor } from '../model/tensor.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { ADAMW_DEFAULTS } from './adamw.ts';
@@ -44,6 +44,8 @@ export interface TrainOptions {
   size: [number, number];
   channels?: string[];
   regions: RegionKind;
+  /** written into the checkpoints as the run setting (run-settings.ts); absent = not written (one view) */
+  tta?: TestTimeAugmentation;
   seed: number;
   emptyRatio: number;
   /** at most this many tumour slices per study and epoch (data.ts SamplingOptions) */
@@ -214,7 +216,7 @@ export async function train(o: TrainOptions, events: TrainEvents = {}, signal?: 
     heldOutBefore = await validate(config, initial.weights, undefined, heldOutStudies, o, 0, 0);
     events.heldOut?.('before', heldOutBefore);
   }
-  const run = { size: o.size, channels: trainedChannels(o, studies), regions: o.regions };
+  const run = { size: o.size, channels: trainedChannels(o, studies), regions: o.regions, ...(o.tta ? { tta: o.tta } : {}) };
   const checkpointMetadata = (extra: Record<string, string>) => sam2UNetMetadata(config, outChannels, run, extra);
   let { weights } = initial;
   const lora = o.strategy === 'lora' ? (o.lora ?? LORA_DEFAULTS) : undefined;

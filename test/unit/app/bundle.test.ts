@@ -46,7 +46,7 @@ describe('Electron bundles (scripts/build-app.mjs)', () => {
     const invocations: unknown[][] = [];
     // the main process's side of the handshake: a port whose other end answers every call
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', (m: { kind: string; id: number; method: string }) => port1.postMessage({ kind: 'reply', id: m.id, ok: true, value: [{ id: `/${m.method}.pth`, name: 'm', kind: 'file', regions: ['WT'], description: '', run: { size: [352, 352], channels: ['flair'], regions: 'binary', from: { size: 'default', channels: 'default', regions: 'default' } } }] }));
+    port1.on('message', (m: { kind: string; id: number; method: string }) => port1.postMessage({ kind: 'reply', id: m.id, ok: true, value: [{ id: `/${m.method}.pth`, name: 'm', kind: 'file', regions: ['WT'], description: '', run: { size: [352, 352], channels: ['flair'], regions: 'binary', tta: 'none', from: { size: 'default', channels: 'default', regions: 'default', tta: 'default' } } }] }));
     let deliverPort: ((event: { ports: unknown[] }) => void) | undefined;
     const electron = {
       contextBridge: { exposeInMainWorld: (key: string, value: Record<string, unknown>) => (exposed[key] = value) },

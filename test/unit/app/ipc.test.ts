@@ -317,7 +317,7 @@ describe('preload API', () => {
   });
 
   it('sends each call on the one channel and unwraps replies; the handshake is the only invoke', async () => {
-    const { ipc, calls } = fakeIpc({ listModels: async () => [{ id: '/m.pth', name: 'm', kind: 'file', regions: ['WT'], description: 'd', run: { size: [352, 352], channels: ['flair'], regions: 'binary', from: { size: 'default', channels: 'default', regions: 'default' } } }] });
+    const { ipc, calls } = fakeIpc({ listModels: async () => [{ id: '/m.pth', name: 'm', kind: 'file', regions: ['WT'], description: 'd', run: { size: [352, 352], channels: ['flair'], regions: 'binary', tta: 'none', from: { size: 'default', channels: 'default', regions: 'default', tta: 'default' } } }] });
     const api = createPreloadApi(ipc);
     expect((await api.listModels({})).map((m) => m.id)).toEqual(['/m.pth']);
     expect(calls).toEqual([['listModels', {}]]);

@@ -63,6 +63,9 @@ describe('sam2unet segment', () => {
     expect(badPrecision.stderr).toMatch(/--precision: unknown precision "int4"; choose one of float32, int8, float16/);
     const badRegions = await run(image, '--out', out, '--checkpoint', checkpoint, '--regions', 'lungs');
     expect(badRegions.stderr).toMatch(/--regions expects brats or binary/);
+    const badTta = await run(image, '--out', out, '--checkpoint', checkpoint, '--tta', 'rotate');
+    expect(badTta.code).toBe(2);
+    expect(badTta.stderr).toMatch(/--tta expects none or mirror, got "rotate"/);
     const badGt = await run(image, '--out', out, '--checkpoint', checkpoint, '--channels', 'image', '--gt', join(shared, 'data/external/nifti/anatomical.nii'));
     expect(badGt.code).toBe(2);
     expect(badGt.stderr).toMatch(/anatomical\.nii: the ground truth .* is not on the study's grid/);
@@ -83,7 +86,7 @@ describe('sam2unet segment', () => {
     expect(lacking.stderr).toMatch(/case7: the model takes flair, t1ce, t2; the study has no flair \(channel 1\), t1ce \(channel 2\), t2 \(channel 3\) \(it has image\)\. To feed another sequence instead, pass --channels image,image,image/);
     const unknown = await run(image, '--out', out, '--checkpoint', checkpoint, '--channels', 'image,t2,image');
     expect(unknown.stderr).toMatch(/case7: no sequence "t2" to feed channel 2 \(it has image\)/);
-    for (const r of [noOut, dicomSeg, noModel, badSize, badRegions, badGt, badConfig, badJson, lacking, unknown]) expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^sam2unet: /);
+    for (const r of [noOut, dicomSeg, noModel, badSize, badRegions, badTta, badGt, badConfig, badJson, lacking, unknown]) expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^sam2unet: /);
   });
 
   it('segments a NIfTI study against --gt: JSON lines per slice in order, a summary, the label NIfTI on the study grid', async () => {
@@ -126,6 +129,16 @@ describe('sam2unet segment', () => {
     for (const v of new Set(written.data)) expect([0, 1]).toContain(v);
     // progress went to stderr, not stdout
     expect(r.stderr).toMatch(/segmenting case7 100% 12\/12 slices/);
+    expect(r.stderr).toMatch(/test-time augmentation none \(one view\) by default/);
+    expect(metrics.settings.testTimeAugmentation).toBe('none (one view)');
+
+    // --tta mirror: four views averaged (mirror.test.ts checks the arithmetic), said on stderr and in the reports
+    const m = await run(image, '--out', join(out, 'mirrored'), '--checkpoint', checkpoint, '--channels', 'image', '--gt', seg, '--size', '64', '--tta', 'mirror');
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.stderr).toMatch(/test-time augmentation mirroring: 4 views averaged \(as is, flipped left-right, front-back, both\) as chosen/);
+    const mirroredMetrics = JSON.parse(readFileSync(join(out, 'mirrored', 'metrics.json'), 'utf8'));
+    expect(mirroredMetrics.settings.testTimeAugmentation).toBe('mirroring: 4 views averaged (as is, flipped left-right, front-back, both)');
+    expect(readFileSync(join(out, 'mirrored', 'report.html'), 'utf8')).toContain('Test-time augmentation');
   });
 
   it('writes a DICOM SEG for a DICOM series that reads back as the predicted labels', async () => {

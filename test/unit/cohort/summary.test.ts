@@ -10,7 +10,7 @@ import { buildSummary, renderCohortCsv, rowFromCase, rowFromDisk, rowFromRecord 
 const tmp = mkdtempSync(join(tmpdir(), 'sam2unet-cohort-summary-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const run: RunFingerprint = { model_hash: 'a'.repeat(64), size: [128, 128], channels: ['flair', 't1ce', 't2'], regions: 'brats', channels_chosen: [], config: null, postprocess: { minComponentMl: 0.2, minEtMl: 0.2 }, dicom_seg: false };
+const run: RunFingerprint = { model_hash: 'a'.repeat(64), size: [128, 128], channels: ['flair', 't1ce', 't2'], regions: 'brats', tta: 'none', channels_chosen: [], config: null, postprocess: { minComponentMl: 0.2, minEtMl: 0.2 }, dicom_seg: false };
 
 function record(name: string, over: Partial<CaseRecord> = {}): CaseRecord {
   return {

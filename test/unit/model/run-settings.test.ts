@@ -55,17 +55,25 @@ describe('which setting wins', () => {
       size: [128, 128],
       channels: ['flair', 't1ce', 't2'],
       regions: 'binary',
-      from: { size: 'checkpoint', channels: 'checkpoint', regions: 'bundled' },
+      tta: 'none',
+      from: { size: 'checkpoint', channels: 'checkpoint', regions: 'bundled', tta: 'default' },
     });
     expect(resolveRunSettings({ user: { size: [64, 96] }, checkpoint, bundled }, 3)).toMatchObject({ size: [64, 96], from: { size: 'user', channels: 'checkpoint' } });
     // nothing said: 352, FLAIR/T1ce/T2, regions by the number of output channels
-    expect(resolveRunSettings({}, 1)).toEqual({ size: [352, 352], channels: ['flair', 't1ce', 't2'], regions: 'binary', from: { size: 'default', channels: 'default', regions: 'default' } });
+    expect(resolveRunSettings({}, 1)).toEqual({ size: [352, 352], channels: ['flair', 't1ce', 't2'], regions: 'binary', tta: 'none', from: { size: 'default', channels: 'default', regions: 'default', tta: 'default' } });
     expect(resolveRunSettings({ checkpoint: {} }, 3).regions).toBe('brats');
+    // test-time mirroring: the same precedence, one view when nobody says
+    expect(resolveRunSettings({ bundled: { tta: 'mirror' } }, 3)).toMatchObject({ tta: 'mirror', from: { tta: 'bundled' } });
+    expect(resolveRunSettings({ checkpoint: { tta: 'none' }, bundled: { tta: 'mirror' } }, 3)).toMatchObject({ tta: 'none', from: { tta: 'checkpoint' } });
+    expect(resolveRunSettings({ user: { tta: 'mirror' }, checkpoint: { tta: 'none' } }, 3)).toMatchObject({ tta: 'mirror', from: { tta: 'user' } });
   });
 
   it('says where each setting came from, and names the defaults in the report notes', () => {
     const s = resolveRunSettings({ checkpoint: { size: [128, 128], regions: 'brats' } }, 3);
-    expect(describeRunSettings(s)).toEqual(['input 128×128 from the checkpoint', 'channels flair, t1ce, t2 by default', 'regions brats from the checkpoint']);
+    expect(describeRunSettings(s)).toEqual(['input 128×128 from the checkpoint', 'channels flair, t1ce, t2 by default', 'regions brats from the checkpoint', 'test-time augmentation none (one view) by default']);
+    expect(describeRunSettings(resolveRunSettings({ bundled: { tta: 'mirror' } }, 3))[3]).toBe(
+      "test-time augmentation mirroring: 4 views averaged (as is, flipped left-right, front-back, both) from the bundled model's config.json",
+    );
     expect(runNotes(s)).toEqual(['the checkpoint does not say how it must be run; defaults used: channels flair, t1ce, t2']);
     expect(runNotes(resolveRunSettings({ checkpoint: { size: [128, 128], channels: ['flair'], regions: 'binary' } }, 1))).toEqual([]);
   });
@@ -73,6 +81,12 @@ describe('which setting wins', () => {
   it('metadata round trip, and bad stored values are refused with the problem named', () => {
     const stored = runSettingsFromMetadata(runSettingsMetadata({ size: [128, 96], channels: ['t2'], regions: 'binary' }), fail);
     expect(stored).toEqual({ size: [128, 96], channels: ['t2', 't2', 't2'], regions: 'binary' });
+    // tta is written only when given, and read back
+    const mirrored = runSettingsMetadata({ size: [128, 96], channels: ['t2'], regions: 'binary', tta: 'mirror' });
+    expect(mirrored.test_time_augmentation).toBe('mirror');
+    expect(runSettingsFromMetadata(mirrored, fail).tta).toBe('mirror');
+    expect(runSettingsMetadata({ size: [128, 96], channels: ['t2'], regions: 'binary' })).not.toHaveProperty('test_time_augmentation');
+    expect(() => runSettingsFromMetadata({ test_time_augmentation: 'rotate' }, fail)).toThrow(/metadata: test-time augmentation "rotate" must be "none" or "mirror"/);
     expect(runSettingsFromMetadata({}, fail)).toEqual({});
     expect(() => runSettingsFromMetadata({ input_size: '[100,100]' }, fail)).toThrow(/metadata: input size \[100,100\] must be N or \[height, width\], each a multiple of 32 between 32 and 4096/);
     expect(() => runSettingsFromMetadata({ input_channels: '["a","b"]' }, fail)).toThrow(/input channels \["a","b"\] must be a list of one or three/);
@@ -163,6 +177,7 @@ describe('checkpoints carry their run settings', () => {
       expect(fromFile.inputSize).toEqual([64, 64]);
       expect(fromFile.settings).toMatchObject({ channels: ['t2', 'FLAIR', 't1ce'], regions: 'brats', from: { size: 'checkpoint', channels: 'checkpoint', regions: 'checkpoint' } });
       expect(fromFile.bundled).toBe(false);
+      expect(fromFile.settings).toMatchObject({ tta: 'none', from: { tta: 'default' } });
     } finally {
       await fromFile.dispose();
     }
@@ -189,6 +204,8 @@ describe('checkpoints carry their run settings', () => {
     await writeSafetensors(bad, tensors, { ...metadata, input_size: '[100,100]' });
     await expect(readCheckpoint(bad)).rejects.toThrow(FileError);
     await expect(readStoredRunSettings(bad)).rejects.toThrow(`${bad}: metadata: input size [100,100] must be`);
+    await writeSafetensors(bad, tensors, { ...metadata, test_time_augmentation: 'flip' });
+    await expect(readStoredRunSettings(bad)).rejects.toThrow(`${bad}: metadata: test-time augmentation "flip" must be "none" or "mirror"`);
   });
 
   it('train --checkpoint goes on with the checkpoint\'s settings and says so; flags override them', async () => {
@@ -217,6 +234,14 @@ describe('checkpoints carry their run settings', () => {
       expect(refused.code, option).not.toBe(0);
       expect(refused.stderr).toContain(message);
     }
+    // a checkpoint that runs mirrored hands that on to its fine-tunes
+    const { tensors, metadata } = await readSafetensorsFile(model);
+    const mirrored = join(tmp, 'mirrored.safetensors');
+    await writeSafetensors(mirrored, tensors, { ...metadata, test_time_augmentation: 'mirror' });
+    const inherited = await run('--data', phantom, '--checkpoint', mirrored, '--strategy', 'full', '--steps', '1', '--batch', '2', '--threads', '1', '--validate-every', '0', '--out', join(tmp, 'fine-tuned-mirrored'));
+    expect(inherited.code, inherited.stderr).toBe(0);
+    expect(inherited.stderr).toContain('test-time augmentation mirroring: 4 views averaged (as is, flipped left-right, front-back, both) from the checkpoint');
+    expect((await readStoredRunSettings(join(tmp, 'fine-tuned-mirrored', 'model.safetensors'))).tta).toBe('mirror');
   }, 300_000);
 });
 
@@ -242,5 +267,7 @@ describe('the bundled model', () => {
     await expect(bundledModel(dir)).rejects.toThrow(`${join(dir, 'config.json')}: input size 100 must be N or [height, width]`);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ channels: ['flair', 't2'] }));
     await expect(bundledModel(dir)).rejects.toThrow(/config\.json: input channels \["flair","t2"\] must be a list of one or three/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ tta: true }));
+    await expect(bundledModel(dir)).rejects.toThrow(`${join(dir, 'config.json')}: test-time augmentation true must be "none" or "mirror"`);
   });
 });
