@@ -12,7 +12,6 @@
  */
 
 import { s, type Infer, type Schema } from './schema.ts';
-import { TEST_TIME_AUGMENTATIONS } from './model/run-settings.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -340,6 +339,8 @@ export type TumourView = Infer<typeof TumourView>;
 
 export const MODEL_KINDS = ['bundled', 'file', 'trained'] as const;
 export const RUN_SETTING_SOURCES = ['user', 'checkpoint', 'bundled', 'default'] as const;
+/** test-time augmentation (model/run-settings.ts says what each means) */
+export const TEST_TIME_AUGMENTATIONS = ['none', 'mirror'] as const;
 export type RunSettingSource = (typeof RUN_SETTING_SOURCES)[number];
 const runSettingSource = s.literal(RUN_SETTING_SOURCES);
 
@@ -350,7 +351,7 @@ export const ModelRunInfo = s.object({
   /** the sequence each input channel takes, in channel order */
   channels: s.array(s.string({ max: 64 }), { max: 16 }),
   regions: regionKind,
-  /** test-time augmentation (run-settings.ts TEST_TIME_AUGMENTATIONS) */
+  /** test-time augmentation, one of TEST_TIME_AUGMENTATIONS */
   tta: s.literal(TEST_TIME_AUGMENTATIONS),
   from: s.object({ size: runSettingSource, channels: runSettingSource, regions: runSettingSource, tta: runSettingSource }),
 });

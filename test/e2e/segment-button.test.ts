@@ -102,9 +102,9 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     // how it runs, and which sequence feeds each channel
     expect(await page.getByTestId('model-input-size').textContent()).toMatch(/256 × 256\s+from the checkpoint/);
     expect(await page.getByTestId('model-regions').textContent()).toMatch(/brats\s+from the checkpoint/);
-    // each slice runs four times, mirrored, as the bundled model's run setting says
-    expect(await page.getByTestId('model-tta').getAttribute('data-tta')).toBe('mirror');
-    expect(await page.getByTestId('model-tta').textContent()).toMatch(/mirroring: 4 views averaged .*\s+from the checkpoint/);
+    // one view per slice: neither the file nor config.json asks for test-time mirroring
+    expect(await page.getByTestId('model-tta').getAttribute('data-tta')).toBe('none');
+    expect(await page.getByTestId('model-tta').textContent()).toMatch(/none \(one view\)\s+by default/);
     expect(await page.getByTestId('model-defaults').count()).toBe(0);
     for (const [channel, sequence] of [[1, 'flair'], [2, 't1ce'], [3, 't2']] as const) {
       const row = page.getByTestId(`channel-${channel}`);
@@ -123,7 +123,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     await page.getByTestId('export-report').click();
     await expect.poll(() => existsSync(join(exportDir, 'BraTS20_Training_004_report', 'metrics.json')), { timeout: 60_000 }).toBe(true);
     const settings = JSON.parse(readFileSync(join(exportDir, 'BraTS20_Training_004_report', 'metrics.json'), 'utf8')).settings;
-    expect(settings).toMatchObject({ model: 'bundled default model', checkpoint: bundledCheckpoint, inputSize: 256, testTimeAugmentation: 'mirroring: 4 views averaged (as is, flipped left-right, front-back, both)', notes: [] });
+    expect(settings).toMatchObject({ model: 'bundled default model', checkpoint: bundledCheckpoint, inputSize: 256, testTimeAugmentation: 'none (one view)', notes: [] });
     await page.getByTestId('export-dialog-close').click();
     expect(consoleErrors).toEqual([]);
   });
@@ -137,7 +137,7 @@ describe.skipIf(!haveChromium || !existsSync(bundledCheckpoint))('the Segment bu
     expect((await page.getByTestId('model').locator('option:checked').textContent())?.trim()).toBe('my-model (file)');
     // a plain file, but it says how it must be run
     expect(await page.getByTestId('model-input-size').textContent()).toMatch(/256 × 256\s+from the checkpoint/);
-    expect(await page.getByTestId('model-tta').getAttribute('data-tta')).toBe('mirror');
+    expect(await page.getByTestId('model-tta').getAttribute('data-tta')).toBe('none');
     const app = await segmentAndExport();
     const cli = await cliLabels(study004, join(tmp, 'cli-copy'), '--checkpoint', copy);
     expect(differing(app, cli), 'voxels that differ between the app and sam2unet segment --checkpoint').toBe(0);

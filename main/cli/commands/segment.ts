@@ -27,7 +27,7 @@ export default defineCommand({
     batch: { type: 'string', valueName: 'N', description: 'largest batch of slices per model run (default 1 on CPU, 4 otherwise)' },
     precision: { type: 'string', valueName: 'float32|int8|float16', description: 'the inference graph\'s arithmetic: float32 (default), int8 (CPU integer kernels: per-channel int8 weights, activations quantized per run) or float16 (GPU providers)' },
     size: { type: 'string', valueName: 'N|HxW', description: 'model input size, multiples of 32 (default: what the checkpoint says, else 352)' },
-    tta: { type: 'string', valueName: 'none|mirror', description: "test-time augmentation: mirror runs each slice four times (as is, flipped left-right, front-back, both) and averages the logits, at four times the model time (default: what the checkpoint says, else none; the bundled model says mirror)" },
+    tta: { type: 'string', valueName: 'none|mirror', description: "test-time augmentation: mirror runs each slice four times (as is, flipped left-right, front-back, both) and averages the logits, at four times the model time (default: what the checkpoint says, else none)" },
     'dicom-seg': { type: 'boolean', description: 'also write <case>_pred_seg.dcm (DICOM studies only)' },
     'min-component-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: remove whole-tumour components (26-connected) smaller than this (default ${POSTPROCESS_DEFAULTS.minComponentMl}; 0 keeps all)` },
     'min-et-ml': { type: 'string', valueName: 'ml', description: `3D post-processing: enhancing tumour smaller than this in total becomes necrosis, label 1 (default ${POSTPROCESS_DEFAULTS.minEtMl}; 0 never)` },

@@ -14,6 +14,7 @@
  *
  * Pure and free of Node and DOM imports: the renderer imports it to show the mapping.
  */
+import { TEST_TIME_AUGMENTATIONS } from '../api.ts';
 import { UserError } from '../errors.ts';
 import type { RegionKind } from '../metrics/regions.ts';
 
@@ -40,10 +41,11 @@ export function checkInputSize(size: readonly [number, number]): void {
  * Test-time augmentation. 'mirror' is nnU-Net's mirroring at inference: each slice also goes to
  * the model flipped left-right, front-back and both, and the four logit maps, flipped back, are
  * averaged (jobs/slice-model.ts mirrorAveraged). It costs four model runs per slice, so it is a
- * setting of the model (the bundled one, small and fast, has it on) and not a default for all:
- * a 352×352 hiera_t would take four times its 0.5 s per slice on a CPU.
+ * setting a checkpoint or the user asks for, not a default: a 352×352 hiera_t would take four times
+ * its 0.5 s per slice on a CPU, and the bundled model tried it and stays on one view
+ * (models/README.md, "Run 21 with test-time mirroring").
  */
-export const TEST_TIME_AUGMENTATIONS = ['none', 'mirror'] as const;
+export { TEST_TIME_AUGMENTATIONS };
 export type TestTimeAugmentation = (typeof TEST_TIME_AUGMENTATIONS)[number];
 
 /** "four views averaged (as is, mirrored left-right, front-back, both)": what a report and a panel say. */

@@ -248,14 +248,15 @@ describe('checkpoints carry their run settings', () => {
 describe('the bundled model', () => {
   it('config.json applies to the bundled file however it is named, not to a copy', async () => {
     const bundled = await bundledModel();
-    expect(bundled.run).toMatchObject({ size: [256, 256], channels: ['flair', 't1ce', 't2'], regions: 'brats', tta: 'mirror' });
+    expect(bundled.run).toMatchObject({ size: [256, 256], channels: ['flair', 't1ce', 't2'], regions: 'brats' });
+    expect(bundled.run.tta).toBeUndefined();
     expect((await bundledFor(undefined))?.checkpoint).toBe(bundled.checkpoint);
     expect(await bundledFor(join(DEFAULT_MODEL_DIR, '..', 'default', 'model.safetensors'))).not.toBeNull();
     const copy = join(tmp, 'copy.safetensors');
     copyFileSync(bundled.checkpoint, copy);
     expect(await bundledFor(copy)).toBeNull();
     // the copy still runs the same: the file itself says how
-    expect(await readStoredRunSettings(copy)).toEqual({ size: [256, 256], channels: ['flair', 't1ce', 't2'], regions: 'brats', tta: 'mirror' });
+    expect(await readStoredRunSettings(copy)).toEqual({ size: [256, 256], channels: ['flair', 't1ce', 't2'], regions: 'brats' });
   });
 
   it('a bad config.json value names the file', async () => {
