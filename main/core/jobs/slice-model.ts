@@ -35,6 +35,13 @@ export interface SessionModelOptions {
   outputName?: string;
 }
 
+/** The values n×3×h×w items take; refuses a batch too short for them (every SliceModel's rule). */
+function batchValues(batch: Float32Array, n: number, h: number, w: number): number {
+  const size = n * 3 * h * w;
+  if (batch.length < size) throw new RangeError(`batch holds ${batch.length} values, ${n}×3×${h}×${w} needs ${size}`);
+  return size;
+}
+
 /** A SliceModel over any session that maps named NCHW tensors to named NCHW tensors. */
 export function sliceModelFromSession(session: SessionLike, opts: SessionModelOptions): SliceModel {
   const [h, w] = opts.inputSize;
@@ -47,8 +54,7 @@ export function sliceModelFromSession(session: SessionLike, opts: SessionModelOp
       return session.provider;
     },
     async run(batch, n) {
-      const size = n * 3 * h * w;
-      if (batch.length < size) throw new RangeError(`batch holds ${batch.length} values, ${n}×3×${h}×${w} needs ${size}`);
+      const size = batchValues(batch, n, h, w);
       const outputs = await session.run({ [inputName]: { dims: [n, 3, h, w], data: batch.length === size ? batch : batch.subarray(0, size) } });
       const out = outputs[outputName];
       if (!out) throw new Error(`the model gave no "${outputName}" output (it gave ${Object.keys(outputs).join(', ')})`);
@@ -87,8 +93,7 @@ export function mirrorAveraged(model: SliceModel): SliceModel {
       return model.provider;
     },
     async run(batch, n) {
-      const size = n * 3 * h * w;
-      if (batch.length < size) throw new RangeError(`batch holds ${batch.length} values, ${n}×3×${h}×${w} needs ${size}`);
+      const size = batchValues(batch, n, h, w);
       // every view gets its own copy: the inner model may transfer what it is given
       const inputs = MIRROR_VIEWS.map(([fx, fy]) => {
         const input = batch.slice(0, size);
